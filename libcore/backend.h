@@ -1,0 +1,54 @@
+/*
+ * backend.h - the store backend interface: a small table of functions.
+ *
+ * A backend stores opaque byte values under NUL-terminated keys and
+ * provides the store-wide lock.  Everything a session means (expiry,
+ * versions, users, the per-user index) lives above it in store.c and
+ * session.c, so a second backend (Redis) is one new file and one line in
+ * the table of store.c; the gateway, sessgatectl and the bindings do not
+ * change.
+ *
+ * Contract for every backend:
+ *  - lock() takes the lock in the given mode (SGI_SHARED / SGI_EXCLUSIVE)
+ *    within the store's lock timeout (else SG_ELOCKTIMEOUT), and makes sure
+ *    what the following calls read is current: no read through a view that
+ *    another process's write has made stale.
+ *  - fetch/put/del/keys run only between lock() and unlock(); put and del
+ *    only under SGI_EXCLUSIVE.
+ *  - put returns SG_OK only when the value is in the backend such that the
+ *    death of this process at any later instant cannot lose it.
+ */
+#ifndef SG_BACKEND_H
+#define SG_BACKEND_H
+
+#include "sessgate.h"
+
+/* Called for each key by keys(); a nonzero return stops the walk. */
+typedef int (*sgi_key_fn)(const char *key, size_t len, void *arg);
+
+typedef struct sgi_backend {
+    const char *scheme;   /* "gdbm", "redis" */
+    sg_status (*open)(sg_store *st, const char *location, sg_error *err);
+    void (*close)(sg_store *st);
+    sg_status (*lock)(sg_store *st, int mode, sg_error *err);
+    void (*unlock)(sg_store *st);
+    /* New: *val (malloc'd, NUL-terminated for convenience), *len bytes.
+     * SG_ENOTFOUND when absent. */
+    sg_status (*fetch)(sg_store *st, const char *key, char **val,
+                       size_t *len, sg_error *err);
+    sg_status (*put)(sg_store *st, const char *key, const char *val,
+                     size_t len, sg_error *err);
+    /* SG_ENOTFOUND when absent. */
+    sg_status (*del)(sg_store *st, const char *key, sg_error *err);
+    sg_status (*keys)(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err);
+    /* Structural check and repair (caller holds SGI_EXCLUSIVE). */
+    sg_status (*check)(sg_store *st, int repair, sg_check_report *rep,
+                       sg_error *err);
+    /* File size and write counter, for stats. */
+    void (*info)(sg_store *st, uint64_t *bytes, uint64_t *writes);
+} sgi_backend;
+
+extern const sgi_backend sgi_backend_gdbm;
+extern const sgi_backend sgi_backend_redis;
+
+#endif

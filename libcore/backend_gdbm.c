@@ -1,0 +1,1036 @@
+/*
+ * backend_gdbm.c - the GDBM backend: one GDBM file shared by many
+ * processes, serialised by flock() on a lock file, made crash-safe by a
+ * write-ahead log and a checkpoint of our own.
+ *
+ * Files, for a store at PATH:
+ *   PATH        the GDBM file every read goes to
+ *   PATH.lock   the flock target; its first page is mmap'ed shared and
+ *               holds a write counter and a "dirty" flag
+ *   PATH.wal    every change since the last checkpoint, appended
+ *   PATH.ckpt   a copy of PATH taken while it was known to be clean
+ *
+ * Locking.  GDBM's own locking is exclusive and non-blocking (a second
+ * writer fails at once instead of waiting), so GDBM is opened with
+ * GDBM_NOLOCK and we flock() PATH.lock: shared for reads, exclusive for
+ * writes, polled against a deadline so a stuck holder ends in
+ * SG_ELOCKTIMEOUT instead of a hang.
+ *
+ * Staleness.  A GDBM handle caches the header and buckets and does not see
+ * other processes' writes.  A writer bumps the counter in the lock page
+ * BEFORE it changes anything; a process whose handle was opened at another
+ * counter value reopens before reading.  Opening per operation costs ~50x
+ * a kept handle, so handles are kept while the counter stands still.  The
+ * file's inode is also compared with the handle's (always before a write,
+ * at most once a second before a read) so a file replaced behind our back
+ * (a backup restored with mv) is noticed too.
+ *
+ * Crash safety.  GDBM rewrites buckets in place and splits them in several
+ * writes; a writer killed in the middle tears a bucket, and gdbm_recover
+ * then drops the whole bucket, taking sessions acknowledged long before
+ * with it (measured: tests/store/kill.bats, and libcore-bugs in the issue
+ * notes).  So GDBM is not our source of truth after a crash.  Every change
+ * is first appended to PATH.wal (one write(2), checksummed), with the dirty
+ * flag raised before the append and lowered after GDBM has the change.  A
+ * process killed anywhere in between leaves the flag raised (the lock page
+ * lives in the page cache, which outlives the process), and the next
+ * process to take the lock rebuilds PATH from PATH.ckpt plus the log's
+ * valid prefix.  We do not depend on GDBM noticing its own damage.
+ * When the log outgrows the GDBM file (and 1 MiB), a clean PATH is copied
+ * to PATH.ckpt and the log truncated, which bounds both the log and the
+ * rebuild time; the copy costs about one byte per byte logged.
+ *
+ * Closing a GDBM writer handle always syncs it (msync + fsync: measured
+ * 4.7 ms per close on ext4), and handles go stale every time another
+ * process writes.  Durability is the log's job, not GDBM's, so before
+ * closing a writer we point its descriptor at /dev/null (dup3 keeps the
+ * number, so nothing else can get it) and the sync becomes a no-op.
+ * Writers use GDBM_NOMMAP for that reason (an msync could not be
+ * redirected); readers keep GDBM's mmap, whose close never syncs.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gdbm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOCK_FILE_SIZE 4096
+#define LOCK_MAGIC 0x31304b434c475353ULL   /* "SSGLCK01" */
+#define WAL_MAGIC 0x4c574753u              /* "SGWL" */
+#define WAL_DELETE 0xffffffffu             /* vlen of a delete record */
+#define CKPT_MIN_LOG (1024 * 1024)         /* never checkpoint below this */
+#define READ_INODE_CHECK_MS 1000
+#define WRITER_READS_MAX 8    /* then reopen as an mmap reader */
+
+typedef struct lock_page {
+    uint64_t magic;
+    uint64_t writes;      /* bumped before every change to the GDBM file */
+    uint32_t dirty;       /* raised while a change is in flight */
+} lock_page;
+
+typedef struct wal_rec {
+    uint32_t magic;
+    uint32_t crc;         /* CRC-32 of klen, vlen, key and value */
+    uint32_t klen;
+    uint32_t vlen;        /* WAL_DELETE for a delete */
+} wal_rec;
+
+typedef struct gdbm_be {
+    char *dbpath, *lockpath, *walpath, *ckptpath, *tmppath;  /* Owned */
+    int lockfd;            /* -1 when closed */
+    dev_t lock_dev;
+    ino_t lock_ino;
+    lock_page *page;       /* Owned mapping of the lock file */
+    int walfd;             /* Owned; -1 when closed */
+    int nullfd;            /* Owned /dev/null, for closing writers */
+    GDBM_FILE db;          /* Owned; NULL when closed */
+    int db_writer;         /* db was opened as a writer */
+    dev_t db_dev;
+    ino_t db_ino;
+    int64_t inode_checked; /* monotonic ms of the last db inode check */
+    int64_t lock_checked;  /* monotonic ms of the last lock inode check */
+    int writer_reads;      /* reads served by a writer handle in a row */
+    uint64_t seen;         /* counter value db is current with */
+    int held;              /* SGI_* */
+    int bumped;            /* counter bumped during this exclusive hold */
+    int wrote;             /* a change was made during this hold */
+    int broken;            /* a GDBM call failed: reopen before next use */
+    int damaged;           /* the last open failed on the file's format */
+    int degraded;          /* a rebuild failed for lack of space: read as-is */
+    mode_t mode;
+    sg_store *st;          /* Borrowed: back pointer for options/counters */
+} gdbm_be;
+
+static gdbm_be *be_of(sg_store *st)
+{
+    return st->be_data;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* CRC-32 (IEEE), bytewise; the log is not on the read path. */
+static uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    crc = ~crc;
+    while (len--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
+    }
+    return ~crc;
+}
+
+static uint32_t wal_crc(uint32_t klen, uint32_t vlen, const char *key,
+                        const char *val)
+{
+    uint32_t crc = crc32_update(0, &klen, sizeof klen);
+    crc = crc32_update(crc, &vlen, sizeof vlen);
+    crc = crc32_update(crc, key, klen);
+    if (vlen != WAL_DELETE)
+        crc = crc32_update(crc, val, vlen);
+    return crc;
+}
+
+static sg_status sys_fail(gdbm_be *b, sg_error *err, const char *what,
+                          const char *file, int e)
+{
+    const char *fix = e == ENOSPC || e == EFBIG || e == EDQUOT
+        ? "free disk space, then retry" : e == EACCES || e == EPERM
+        ? "check the files' owner and mode" : "check the disk and the path";
+    return sgi_err(err, SG_ESTORE, e, "store %s: %s %s: %s (%s)", b->dbpath,
+                   what, file, strerror(e), fix);
+}
+
+static sg_status gdbm_fail(gdbm_be *b, sg_error *err, const char *what)
+{
+    int sys = gdbm_check_syserr(gdbm_errno) ? errno : 0;
+    b->broken = 1;
+    if (sys) {
+        const char *fix = sys == ENOSPC || sys == EFBIG || sys == EDQUOT
+            ? "free disk space, then retry" : sys == EACCES || sys == EPERM
+            ? "check the files' owner and mode" : "check the disk";
+        return sgi_err(err, SG_ESTORE, sys, "store %s: %s failed (%s): %s "
+                       "(%s)", b->dbpath, what, gdbm_strerror(gdbm_errno),
+                       strerror(sys), fix);
+    }
+    return sgi_err(err, SG_ESTORE, 0, "store %s: %s failed: %s (run "
+                   "sessgatectl check --repair)", b->dbpath, what,
+                   gdbm_strerror(gdbm_errno));
+}
+
+/* With --group the files must be 0660 whatever the umask (which would
+ * make them 0640 under the usual 022); a file someone else owns is left
+ * as it is. */
+static void fix_mode(gdbm_be *b, int fd)
+{
+    if (b->st->opt.group && !b->st->opt.readonly && fd >= 0)
+        (void)fchmod(fd, b->mode);
+}
+
+/* ------------------------------------------------------------ lock file */
+
+static void close_lockfile(gdbm_be *b)
+{
+    if (b->page)
+        munmap(b->page, LOCK_FILE_SIZE);
+    b->page = NULL;
+    if (b->lockfd >= 0)
+        close(b->lockfd);
+    b->lockfd = -1;
+}
+
+/* Open (creating if needed) and map the lock file. */
+static sg_status open_lockfile(gdbm_be *b, sg_error *err)
+{
+    int ro = b->st->opt.readonly;
+    int fd = open(b->lockpath, (ro ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
+                  b->mode);
+    if (fd < 0)
+        return sgi_err(err, SG_ESTORE, errno,
+                       "store %s: cannot open lock file %s: %s (check the "
+                       "directory exists and is writable)", b->dbpath,
+                       b->lockpath, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) < 0) {
+        int e = errno;
+        close(fd);
+        return sys_fail(b, err, "stat", b->lockpath, e);
+    }
+    /* Growing the file is idempotent, so racing creators are harmless. */
+    if (sb.st_size < LOCK_FILE_SIZE && (ro || ftruncate(fd, LOCK_FILE_SIZE) < 0)) {
+        int e = ro ? EACCES : errno;
+        close(fd);
+        return sys_fail(b, err, "cannot size lock file", b->lockpath, e);
+    }
+    void *p = mmap(NULL, LOCK_FILE_SIZE, ro ? PROT_READ : PROT_READ | PROT_WRITE,
+                   MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return sys_fail(b, err, "cannot map lock file", b->lockpath, e);
+    }
+    fix_mode(b, fd);
+    b->lockfd = fd;
+    b->lock_dev = sb.st_dev;
+    b->lock_ino = sb.st_ino;
+    b->page = p;
+    return SG_OK;
+}
+
+/* flock with a deadline.  flock() cannot time out by itself and a library
+ * must not install signal handlers, so we poll: try, then sleep with a
+ * backoff from 20 us up to 2 ms. */
+static sg_status flock_deadline(gdbm_be *b, int op, sg_error *err)
+{
+    if (flock(b->lockfd, op | LOCK_NB) == 0)
+        return SG_OK;
+    if (errno != EWOULDBLOCK && errno != EINTR)
+        return sys_fail(b, err, "flock", b->lockpath, errno);
+    int timeout = b->st->opt.lock_timeout_ms;
+    int64_t deadline = mono_ms() + timeout;
+    long sleep_ns = 20000;
+    for (;;) {
+        struct timespec ts = { 0, sleep_ns };
+        nanosleep(&ts, NULL);
+        if (flock(b->lockfd, op | LOCK_NB) == 0)
+            return SG_OK;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return sys_fail(b, err, "flock", b->lockpath, errno);
+        if (mono_ms() >= deadline)
+            return sgi_err(err, SG_ELOCKTIMEOUT, 0,
+                           "store %s: lock timeout after %d ms (another "
+                           "process holds %s; raise --lock-timeout)",
+                           b->dbpath, timeout, b->lockpath);
+        if (sleep_ns < 2000000)
+            sleep_ns *= 2;
+    }
+}
+
+/* -------------------------------------------------------------- GDBM file */
+
+/* Close a GDBM handle without the sync gdbm_close does for writers (see
+ * the top of the file for why). */
+static void close_gdbm(gdbm_be *b, GDBM_FILE db, int writer)
+{
+    if (!db)
+        return;
+    if (writer && b->nullfd >= 0)
+        dup3(b->nullfd, gdbm_fdesc(db), O_CLOEXEC);
+    gdbm_close(db);
+}
+
+static void close_db(gdbm_be *b)
+{
+    close_gdbm(b, b->db, b->db_writer);
+    b->db = NULL;
+}
+
+static int file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* Whether a checkpoint or log exists to rebuild PATH from. */
+static int has_history(gdbm_be *b)
+{
+    struct stat sb;
+    return file_exists(b->ckptpath) ||
+           (b->walfd >= 0 && fstat(b->walfd, &sb) == 0 && sb.st_size > 0);
+}
+
+/* Open PATH through a fresh handle: a writer under the exclusive lock, a
+ * reader otherwise.  SG_ENOTFOUND when the file does not exist and may not
+ * be created here. */
+static sg_status open_db(gdbm_be *b, sg_error *err)
+{
+    close_db(b);
+    int writer = b->held == SGI_EXCLUSIVE && !b->st->opt.readonly;
+    /* Never create an empty file where there is history to rebuild. */
+    if (writer && !file_exists(b->dbpath) && has_history(b))
+        return SG_ENOTFOUND;
+    int flags = GDBM_NOLOCK | GDBM_CLOEXEC;
+    flags |= writer ? GDBM_WRCREAT | GDBM_NOMMAP : GDBM_READER;
+    /* Read the counter before opening: a writer slipping in after makes
+     * us reopen next time, never the reverse. */
+    uint64_t now = __atomic_load_n(&b->page->writes, __ATOMIC_ACQUIRE);
+    gdbm_errno = GDBM_NO_ERROR;
+    b->db = gdbm_open(b->dbpath, 0, flags, b->mode, NULL);
+    if (!b->db) {
+        if (gdbm_errno == GDBM_FILE_OPEN_ERROR && errno == ENOENT)
+            return SG_ENOTFOUND;
+        /* A system error (EACCES, EMFILE) is reported; a format error
+         * (bad magic, bad header, truncated) means damage we rebuild. */
+        b->damaged = !gdbm_check_syserr(gdbm_errno) ||
+                     gdbm_errno == GDBM_FILE_EOF;
+        return gdbm_fail(b, err, "open");
+    }
+    b->damaged = 0;
+    if (writer)
+        fix_mode(b, gdbm_fdesc(b->db));
+    struct stat sb;
+    if (fstat(gdbm_fdesc(b->db), &sb) == 0) {
+        b->db_dev = sb.st_dev;
+        b->db_ino = sb.st_ino;
+    }
+    b->inode_checked = mono_ms();
+    b->db_writer = writer;
+    b->writer_reads = 0;
+    b->seen = now;
+    b->broken = 0;
+    return SG_OK;
+}
+
+/* Whether PATH still names the file our handle has open. */
+static int same_inode(gdbm_be *b)
+{
+    struct stat sb;
+    b->inode_checked = mono_ms();
+    return stat(b->dbpath, &sb) == 0 && sb.st_dev == b->db_dev &&
+           sb.st_ino == b->db_ino;
+}
+
+/* ------------------------------------------------------ log and rebuild */
+
+/* Append one change to the log.  On failure the log is cut back to where
+ * it was, so a later append never follows a torn record. */
+static sg_status wal_append(gdbm_be *b, const char *key, const char *val,
+                            size_t vlen, off_t *before_out, sg_error *err)
+{
+    size_t klen = strlen(key);
+    uint32_t v = val ? (uint32_t)vlen : WAL_DELETE;
+    size_t total = sizeof(wal_rec) + klen + (val ? vlen : 0);
+    char *buf = malloc(total);
+    if (!buf)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->dbpath);
+    wal_rec h = { WAL_MAGIC, wal_crc((uint32_t)klen, v, key, val),
+                  (uint32_t)klen, v };
+    memcpy(buf, &h, sizeof h);
+    memcpy(buf + sizeof h, key, klen);
+    if (val)
+        memcpy(buf + sizeof h + klen, val, vlen);
+    off_t before = lseek(b->walfd, 0, SEEK_END);
+    *before_out = before;   /* -1 if lseek failed */
+    ssize_t n = before < 0 ? -1 : write(b->walfd, buf, total);
+    int e = errno;
+    free(buf);
+    if (n != (ssize_t)total) {
+        if (n >= 0)
+            e = ENOSPC;   /* a short write to a regular file: out of space */
+        if (before >= 0 && ftruncate(b->walfd, before) < 0) {
+            /* Cannot cut the torn tail: make the next locker rebuild,
+             * which replays only the valid prefix and cuts it. */
+            __atomic_store_n(&b->page->dirty, 1, __ATOMIC_RELEASE);
+        }
+        return sys_fail(b, err, "cannot append to", b->walpath, e);
+    }
+    if (b->st->opt.sync && fdatasync(b->walfd) < 0)
+        return sys_fail(b, err, "cannot sync", b->walpath, errno);
+    return SG_OK;
+}
+
+/* Apply the log's valid records to db; *valid gets the length of the
+ * valid prefix (a torn tail from a killed writer is ignored). */
+static sg_status wal_replay(gdbm_be *b, GDBM_FILE db, off_t *valid,
+                            sg_error *err)
+{
+    *valid = 0;
+    struct stat sb;
+    if (fstat(b->walfd, &sb) < 0)
+        return sys_fail(b, err, "stat", b->walpath, errno);
+    size_t size = (size_t)sb.st_size;
+    if (size == 0)
+        return SG_OK;
+    char *buf = malloc(size);
+    if (!buf)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory reading "
+                       "the log", b->dbpath);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = pread(b->walfd, buf + got, size - got, (off_t)got);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)n;
+    }
+    size_t off = 0;
+    sg_status rc = SG_OK;
+    while (off + sizeof(wal_rec) <= got) {
+        wal_rec h;
+        memcpy(&h, buf + off, sizeof h);
+        size_t vbytes = h.vlen == WAL_DELETE ? 0 : h.vlen;
+        if (h.magic != WAL_MAGIC || h.klen == 0 ||
+            h.klen > got - off - sizeof h ||
+            vbytes > got - off - sizeof h - h.klen)
+            break;
+        char *key = buf + off + sizeof h;
+        char *val = key + h.klen;
+        if (wal_crc(h.klen, h.vlen, key, val) != h.crc)
+            break;
+        datum k = { key, (int)h.klen };
+        int r;
+        if (h.vlen == WAL_DELETE) {
+            r = gdbm_delete(db, k);
+            if (r != 0 && gdbm_errno == GDBM_ITEM_NOT_FOUND)
+                r = 0;
+        } else {
+            datum v = { val, (int)h.vlen };
+            r = gdbm_store(db, k, v, GDBM_REPLACE);
+        }
+        if (r != 0) {
+            rc = gdbm_fail(b, err, "replay");
+            break;
+        }
+        off += sizeof h + h.klen + vbytes;
+    }
+    free(buf);
+    *valid = (off_t)off;
+    return rc;
+}
+
+/* Copy src to dst (created with the store's mode), syncing with --sync. */
+static sg_status copy_file(gdbm_be *b, const char *src, const char *dst,
+                           sg_error *err)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return sys_fail(b, err, "cannot read", src, errno);
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, b->mode);
+    if (out < 0) {
+        int e = errno;
+        close(in);
+        return sys_fail(b, err, "cannot create", dst, e);
+    }
+    fix_mode(b, out);
+    sg_status rc = SG_OK;
+    for (;;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 20, 0);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EXDEV || errno == ENOSYS || errno == EINVAL) {
+                char buf[65536];
+                ssize_t r;
+                while ((r = read(in, buf, sizeof buf)) > 0)
+                    if (write(out, buf, (size_t)r) != r) {
+                        r = -1;
+                        break;
+                    }
+                if (r < 0)
+                    rc = sys_fail(b, err, "cannot copy to", dst, errno ? errno : ENOSPC);
+                break;
+            }
+            rc = sys_fail(b, err, "cannot copy to", dst, errno);
+            break;
+        }
+    }
+    if (rc == SG_OK && b->st->opt.sync && fsync(out) < 0)
+        rc = sys_fail(b, err, "cannot sync", dst, errno);
+    if (close(out) < 0 && rc == SG_OK)
+        rc = sys_fail(b, err, "cannot write", dst, errno);
+    close(in);
+    if (rc != SG_OK)
+        unlink(dst);
+    return rc;
+}
+
+
+/* Rebuild PATH from PATH.ckpt (or nothing) plus the log, under the
+ * exclusive lock.  Idempotent: a process killed halfway leaves the dirty
+ * flag raised and the next one starts over. */
+static sg_status rebuild(gdbm_be *b, sg_check_report *rep, sg_error *err)
+{
+    close_db(b);
+    __atomic_store_n(&b->page->dirty, 1, __ATOMIC_RELEASE);
+    b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+    b->bumped = 1;
+    sg_status rc = SG_OK;
+    unlink(b->tmppath);
+    if (file_exists(b->ckptpath))
+        rc = copy_file(b, b->ckptpath, b->tmppath, err);
+    if (rc != SG_OK)
+        return rc;
+    gdbm_errno = GDBM_NO_ERROR;
+    GDBM_FILE db = gdbm_open(b->tmppath, 0, GDBM_WRCREAT | GDBM_NOLOCK |
+                             GDBM_NOMMAP | GDBM_CLOEXEC, b->mode, NULL);
+    if (!db) {
+        rc = gdbm_fail(b, err, "rebuild (open checkpoint)");
+        unlink(b->tmppath);
+        return rc;
+    }
+    fix_mode(b, gdbm_fdesc(db));
+    off_t valid;
+    rc = wal_replay(b, db, &valid, err);
+    size_t keys = 0;
+    if (rc == SG_OK) {
+        gdbm_count_t n;
+        if (gdbm_count(db, &n) == 0)
+            keys = (size_t)n;
+    }
+    /* This close may sync: a rebuild is rare and worth making durable. */
+    if (gdbm_close(db) != 0 && rc == SG_OK)
+        rc = gdbm_fail(b, err, "rebuild (close)");
+    if (rc == SG_OK && rename(b->tmppath, b->dbpath) < 0)
+        rc = sys_fail(b, err, "cannot replace", b->dbpath, errno);
+    if (rc != SG_OK) {
+        unlink(b->tmppath);
+        return rc;
+    }
+    /* Cut a torn tail, so that later appends follow valid records. */
+    if (ftruncate(b->walfd, valid) < 0)
+        return sys_fail(b, err, "cannot truncate", b->walpath, errno);
+    __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+    b->st->recoveries++;
+    if (rep) {
+        rep->recovered = 1;
+        rep->recovered_keys += keys;
+    }
+    return open_db(b, err);
+}
+
+/* Copy a clean PATH to PATH.ckpt and empty the log.  Caller holds the
+ * exclusive lock with the dirty flag down.  A kill anywhere is safe: until
+ * the rename the old checkpoint and the full log stand; after it, replaying
+ * the old log onto the new checkpoint only rewrites values it already has. */
+static sg_status checkpoint(gdbm_be *b, sg_error *err)
+{
+    sg_status rc = copy_file(b, b->dbpath, b->tmppath, err);
+    if (rc == SG_OK && rename(b->tmppath, b->ckptpath) < 0) {
+        rc = sys_fail(b, err, "cannot replace", b->ckptpath, errno);
+        unlink(b->tmppath);
+    }
+    if (rc == SG_OK && ftruncate(b->walfd, 0) < 0)
+        rc = sys_fail(b, err, "cannot truncate", b->walpath, errno);
+    return rc;
+}
+
+static void maybe_checkpoint(gdbm_be *b)
+{
+    struct stat wal, db;
+    if (fstat(b->walfd, &wal) < 0 || wal.st_size < CKPT_MIN_LOG)
+        return;
+    if (stat(b->dbpath, &db) < 0 || wal.st_size < db.st_size)
+        return;
+    checkpoint(b, NULL);   /* on failure the log just keeps growing */
+}
+
+/* ------------------------------------------------------------- locking */
+
+/* Make b->db current.  Under the shared lock, returns SG_EEXPIRED
+ * (internal: "needs the exclusive lock") when the store must be created or
+ * rebuilt first. */
+static sg_status refresh(gdbm_be *b, sg_error *err)
+{
+    int excl = b->held == SGI_EXCLUSIVE;
+    int ro = b->st->opt.readonly;
+    if (__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE)) {
+        if (excl && !ro) {
+            sg_status rc = rebuild(b, NULL, err);
+            int e = err ? err->sys_errno : 0;
+            b->degraded = rc != SG_OK &&
+                          (e == ENOSPC || e == EDQUOT || e == EFBIG);
+            return rc;
+        }
+        if (ro)
+            return sgi_err(err, SG_ESTORE, 0, "store %s: a writer died "
+                           "mid-write and this handle is read-only (open the "
+                           "store writable once to recover)", b->dbpath);
+        /* A rebuild already failed for lack of space: serve reads from the
+         * file as it is rather than fail every read until space returns. */
+        if (!b->degraded)
+            return SG_EEXPIRED;
+    } else {
+        b->degraded = 0;
+    }
+    uint64_t now = __atomic_load_n(&b->page->writes, __ATOMIC_ACQUIRE);
+    int fresh = b->db && !b->broken && now == b->seen &&
+                (!excl || b->db_writer);
+    /* A writer handle reads through read(2) (no mmap, see the top of the
+     * file); after a run of reads without a write, a reader is cheaper. */
+    if (fresh && !excl && b->db_writer && ++b->writer_reads > WRITER_READS_MAX)
+        fresh = 0;
+    if (fresh && (excl || mono_ms() - b->inode_checked >= READ_INODE_CHECK_MS))
+        fresh = same_inode(b);
+    if (fresh)
+        return SG_OK;
+    sg_error local = { 0 };
+    sg_status rc = open_db(b, &local);
+    int damaged = rc == SG_ENOTFOUND ||
+                  (rc == SG_OK ? gdbm_needs_recovery(b->db) != 0 : b->damaged);
+    if (!damaged) {
+        if (rc != SG_OK && err && err->code == SG_OK)
+            *err = local;
+        return rc;
+    }
+    /* Missing (with history to rebuild from) or damaged: rebuild from our
+     * own checkpoint and log, under the exclusive lock. */
+    if (ro)
+        return sgi_err(err, SG_ESTORE, 0, "store %s: missing or damaged, "
+                       "and this handle is read-only (run sessgatectl check "
+                       "--repair)", b->dbpath);
+    if (rc != SG_ENOTFOUND && !has_history(b))
+        return sgi_err(err, SG_ESTORE, 0, "store %s: damaged, with no "
+                       "checkpoint or log to rebuild it from: %s (restore a "
+                       "backup, or run sessgatectl check --repair to salvage "
+                       "what GDBM can read)", b->dbpath,
+                       rc == SG_OK ? "needs recovery" : gdbm_strerror(gdbm_errno));
+    if (!excl)
+        return SG_EEXPIRED;
+    return rebuild(b, NULL, err);
+}
+
+static void unlock_fd(gdbm_be *b)
+{
+    flock(b->lockfd, LOCK_UN);
+    b->held = SGI_UNLOCKED;
+    b->bumped = 0;
+    b->wrote = 0;
+}
+
+/* Take the flock and check the lock path still names the locked file. */
+static sg_status take(gdbm_be *b, int mode, sg_error *err)
+{
+    for (int tries = 0; ; tries++) {
+        if (b->lockfd < 0) {
+            sg_status rc = open_lockfile(b, err);
+            if (rc != SG_OK)
+                return rc;
+        }
+        sg_status rc = flock_deadline(b, mode == SGI_EXCLUSIVE ? LOCK_EX
+                                                               : LOCK_SH, err);
+        if (rc != SG_OK)
+            return rc;
+        /* Writers check every time: a write under a lock nobody else takes
+         * could corrupt the file.  Readers check once a second, which saves
+         * a third of a read's syscalls; a reader under a stale lock can at
+         * worst read stale data until then. */
+        int64_t t = mono_ms();
+        if (mode == SGI_SHARED && t - b->lock_checked < READ_INODE_CHECK_MS) {
+            b->held = mode;
+            return SG_OK;
+        }
+        struct stat sb;
+        if (stat(b->lockpath, &sb) == 0 && sb.st_dev == b->lock_dev &&
+            sb.st_ino == b->lock_ino) {
+            b->lock_checked = t;
+            b->held = mode;
+            return SG_OK;
+        }
+        /* Deleted or replaced: exclusion only works if every process
+         * locks the same file, so lock the one the path names now. */
+        flock(b->lockfd, LOCK_UN);
+        close_lockfile(b);
+        close_db(b);
+        if (tries == 5)
+            return sgi_err(err, SG_ESTORE, 0, "store %s: lock file %s keeps "
+                           "changing; is something deleting it?", b->dbpath,
+                           b->lockpath);
+    }
+}
+
+static sg_status g_lock(sg_store *st, int mode, sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    sg_status rc = take(b, mode, err);
+    if (rc != SG_OK)
+        return rc;
+    rc = refresh(b, err);
+    if (rc != SG_EEXPIRED) {
+        if (rc != SG_OK)
+            unlock_fd(b);
+        return rc;
+    }
+    /* Needs the exclusive lock (create, rebuild): take it, do it, then
+     * come back to the mode asked for. */
+    unlock_fd(b);
+    sg_error xerr = { 0 };
+    rc = take(b, SGI_EXCLUSIVE, &xerr);
+    if (rc == SG_OK)
+        rc = refresh(b, &xerr);
+    unlock_fd(b);
+    /* A reader whose rebuild just failed for lack of space goes on and
+     * reads the file as it is (refresh knows: b->degraded). */
+    if (rc != SG_OK && !(mode == SGI_SHARED && b->degraded)) {
+        if (err && err->code == SG_OK)
+            *err = xerr;
+        return rc == SG_EEXPIRED ? sgi_err(err, SG_ESTORE, 0, "store %s: "
+                                           "cannot recover", b->dbpath) : rc;
+    }
+    rc = take(b, mode, err);
+    if (rc == SG_OK)
+        rc = refresh(b, err);
+    if (rc != SG_OK) {
+        unlock_fd(b);
+        if (rc == SG_EEXPIRED)
+            rc = sgi_err(err, SG_ESTORE, 0, "store %s: keeps needing "
+                         "recovery; run sessgatectl check --repair", b->dbpath);
+    }
+    return rc;
+}
+
+static void g_unlock(sg_store *st)
+{
+    gdbm_be *b = be_of(st);
+    if (b->held == SGI_UNLOCKED)
+        return;
+    if (b->wrote && !__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE))
+        maybe_checkpoint(b);
+    unlock_fd(b);
+}
+
+/* ---------------------------------------------------------- operations */
+
+static sg_status g_fetch(sg_store *st, const char *key, char **val,
+                         size_t *len, sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    datum k = { (char *)key, (int)strlen(key) };
+    gdbm_errno = GDBM_NO_ERROR;
+    datum v = gdbm_fetch(b->db, k);
+    if (!v.dptr) {
+        if (gdbm_errno == GDBM_ITEM_NOT_FOUND)
+            return SG_ENOTFOUND;
+        return gdbm_fail(b, err, "fetch");
+    }
+    /* Hand out a NUL-terminated copy: records are text. */
+    char *p = realloc(v.dptr, (size_t)v.dsize + 1);
+    if (!p) {
+        free(v.dptr);
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
+                       b->dbpath);
+    }
+    p[v.dsize] = '\0';
+    *val = p;
+    *len = (size_t)v.dsize;
+    return SG_OK;
+}
+
+/* Log a change, then make it in GDBM, with the dirty flag up in between.
+ * val NULL: delete. */
+static sg_status change(sg_store *st, const char *key, const char *val,
+                        size_t len, sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    if (st->opt.readonly)
+        return sgi_err(err, SG_ESTORE, EROFS, "store %s: opened read-only",
+                       b->dbpath);
+    if (!b->bumped) {
+        b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+        b->bumped = 1;
+    }
+    b->wrote = 1;
+    b->writer_reads = 0;
+    struct stat dbst;
+    if (fstat(gdbm_fdesc(b->db), &dbst) < 0)
+        return sys_fail(b, err, "stat", b->dbpath, errno);
+    __atomic_store_n(&b->page->dirty, 1, __ATOMIC_RELEASE);
+    off_t wal_before = -1;
+    sg_status rc = wal_append(b, key, val, len, &wal_before, err);
+    if (rc != SG_OK) {
+        /* Nothing reached GDBM and the append was cut back: still clean
+         * (wal_append leaves the flag up if it could not cut). */
+        if (err && (err->sys_errno == ENOSPC || err->sys_errno == EFBIG ||
+                    err->sys_errno == EDQUOT))
+            __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+        return rc;
+    }
+    datum k = { (char *)key, (int)strlen(key) };
+    int r;
+    gdbm_errno = GDBM_NO_ERROR;
+    if (val) {
+        datum v = { (char *)val, (int)len };
+        r = gdbm_store(b->db, k, v, GDBM_REPLACE);
+    } else {
+        r = gdbm_delete(b->db, k);
+        if (r != 0 && gdbm_errno == GDBM_ITEM_NOT_FOUND) {
+            __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+            return SG_ENOTFOUND;
+        }
+    }
+    if (r != 0) {
+        sg_error gerr = { 0 };
+        gdbm_fail(b, &gerr, val ? "write" : "delete");
+        int e = gerr.sys_errno;
+        if (e == ENOSPC || e == EFBIG || e == EDQUOT) {
+            /* Out of space happens only while GDBM extends the file, and
+             * GDBM writes new space before it rewrites anything referenced:
+             * cutting the file and the log back to their sizes before this
+             * change restores the last consistent state.  A clean error. */
+            close_db(b);
+            if (truncate(b->dbpath, dbst.st_size) == 0 &&
+                wal_before >= 0 && ftruncate(b->walfd, wal_before) == 0 &&
+                open_db(b, NULL) == SG_OK && !gdbm_needs_recovery(b->db)) {
+                __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+                if (err && err->code == SG_OK)
+                    *err = gerr;
+                return gerr.code;
+            }
+        }
+        /* GDBM may be half-changed.  The change is in the log, so a
+         * rebuild makes the store whole and includes it: then it
+         * succeeded.  If the rebuild fails too, the flag stays up and the
+         * next locker rebuilds; the caller gets the error. */
+        if (rebuild(b, NULL, NULL) == SG_OK)
+            return SG_OK;
+        if (err && err->code == SG_OK)
+            *err = gerr;
+        return gerr.code;
+    }
+    __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+    return SG_OK;
+}
+
+static sg_status g_put(sg_store *st, const char *key, const char *val,
+                       size_t len, sg_error *err)
+{
+    return change(st, key, val, len, err);
+}
+
+static sg_status g_del(sg_store *st, const char *key, sg_error *err)
+{
+    return change(st, key, NULL, 0, err);
+}
+
+/* Walk every key.  The callback must not change the store (GDBM's
+ * iteration order breaks under deletes): collect, then act. */
+static sg_status g_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    gdbm_errno = GDBM_NO_ERROR;
+    datum k = gdbm_firstkey(b->db);
+    while (k.dptr) {
+        char *key = realloc(k.dptr, (size_t)k.dsize + 1);
+        if (!key) {
+            free(k.dptr);
+            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
+                           b->dbpath);
+        }
+        key[k.dsize] = '\0';
+        int stop = fn(key, (size_t)k.dsize, arg);
+        if (stop) {
+            free(key);
+            return SG_OK;
+        }
+        datum cur = { key, k.dsize };
+        k = gdbm_nextkey(b->db, cur);
+        free(key);
+    }
+    if (gdbm_errno != GDBM_ITEM_NOT_FOUND && gdbm_errno != GDBM_NO_ERROR)
+        return gdbm_fail(b, err, "iterate");
+    return SG_OK;
+}
+
+/* Repair: rebuild from checkpoint + log (which also compacts the file),
+ * then take a fresh checkpoint.  Caller holds the exclusive lock. */
+static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
+                         sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    if (!repair)
+        return SG_OK;
+    sg_status rc;
+    if (has_history(b)) {
+        rc = rebuild(b, rep, err);
+    } else {
+        /* No history of our own: salvage what GDBM can still read. */
+        rc = open_db(b, err);
+        gdbm_recovery rcvr;
+        memset(&rcvr, 0, sizeof rcvr);
+        if (rc == SG_OK && gdbm_recover(b->db, &rcvr, GDBM_RCVR_FORCE) != 0)
+            rc = gdbm_fail(b, err, "recover");
+        if (rc == SG_OK) {
+            b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+            b->st->recoveries++;
+            rep->recovered = 1;
+            rep->recovered_keys += rcvr.recovered_keys;
+            rep->failed_keys += rcvr.failed_keys;
+        }
+    }
+    if (rc == SG_OK)
+        rc = checkpoint(b, err);
+    return rc;
+}
+
+static void g_info(sg_store *st, uint64_t *bytes, uint64_t *writes)
+{
+    gdbm_be *b = be_of(st);
+    struct stat sb;
+    *bytes = stat(b->dbpath, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    *writes = b->page ? __atomic_load_n(&b->page->writes, __ATOMIC_ACQUIRE) : 0;
+}
+
+static void g_close(sg_store *st)
+{
+    gdbm_be *b = be_of(st);
+    if (!b)
+        return;
+    close_db(b);
+    close_lockfile(b);
+    if (b->walfd >= 0)
+        close(b->walfd);
+    if (b->nullfd >= 0)
+        close(b->nullfd);
+    free(b->dbpath);
+    free(b->lockpath);
+    free(b->walpath);
+    free(b->ckptpath);
+    free(b->tmppath);
+    free(b);
+    st->be_data = NULL;
+}
+
+static char *suffixed(const char *path, const char *suffix)
+{
+    size_t n = strlen(path), m = strlen(suffix);
+    char *p = malloc(n + m + 1);
+    if (p) {
+        memcpy(p, path, n);
+        memcpy(p + n, suffix, m + 1);
+    }
+    return p;
+}
+
+static sg_status g_open(sg_store *st, const char *location, sg_error *err)
+{
+    if (!*location)
+        return sgi_err(err, SG_EINVAL, 0, "store: empty path (pass --store "
+                       "PATH or set SESSGATE_STORE)");
+    gdbm_be *b = calloc(1, sizeof *b);
+    if (!b)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
+    b->lockfd = b->walfd = b->nullfd = -1;
+    b->st = st;
+    b->mode = st->opt.group ? 0660 : 0600;
+    st->be_data = b;
+    b->dbpath = strdup(location);
+    b->lockpath = suffixed(location, ".lock");
+    b->walpath = suffixed(location, ".wal");
+    b->ckptpath = suffixed(location, ".ckpt");
+    b->tmppath = suffixed(location, ".tmp");
+    if (!b->dbpath || !b->lockpath || !b->walpath || !b->ckptpath || !b->tmppath) {
+        g_close(st);
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
+    }
+    sg_status rc = open_lockfile(b, err);
+    if (rc == SG_OK) {
+        int ro = st->opt.readonly;
+        b->walfd = open(b->walpath, (ro ? O_RDONLY : O_RDWR | O_CREAT | O_APPEND)
+                        | O_CLOEXEC, b->mode);
+        if (b->walfd < 0 && !(ro && errno == ENOENT))
+            rc = sys_fail(b, err, "cannot open", b->walpath, errno);
+        if (!ro) {
+            fix_mode(b, b->walfd);
+            b->nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        }
+    }
+    if (rc == SG_OK && !st->opt.readonly &&
+        __atomic_load_n(&b->page->magic, __ATOMIC_ACQUIRE) != LOCK_MAGIC)
+        __atomic_store_n(&b->page->magic, LOCK_MAGIC, __ATOMIC_RELEASE);
+    /* Open (create, or recover) the GDBM file now so errors show here.  A
+     * store that predates its log gets a checkpoint, or a rebuild would
+     * start from nothing. */
+    if (rc == SG_OK && !st->opt.readonly) {
+        sg_error xerr = { 0 };
+        rc = g_lock(st, SGI_EXCLUSIVE, &xerr);
+        if (rc != SG_OK && (xerr.sys_errno == ENOSPC || xerr.sys_errno == EDQUOT ||
+                            xerr.sys_errno == EFBIG)) {
+            /* A rebuild is due but there is no room for it: open anyway,
+             * reads serve the file as it is, writes fail until space
+             * returns (and then rebuild first). */
+            rc = g_lock(st, SGI_SHARED, err);
+            if (rc == SG_OK)
+                g_unlock(st);
+            goto done;
+        }
+        if (rc != SG_OK && err && err->code == SG_OK)
+            *err = xerr;
+        if (rc == SG_OK) {
+            struct stat wal;
+            if (!file_exists(b->ckptpath) && fstat(b->walfd, &wal) == 0 &&
+                wal.st_size == 0) {
+                gdbm_count_t n = 0;
+                if (gdbm_count(b->db, &n) == 0 && n > 0)
+                    rc = checkpoint(b, err);
+            }
+            g_unlock(st);
+        }
+    } else if (rc == SG_OK) {
+        rc = g_lock(st, SGI_SHARED, err);
+        if (rc == SG_OK)
+            g_unlock(st);
+    }
+done:
+    if (rc != SG_OK)
+        g_close(st);
+    return rc;
+}
+
+const sgi_backend sgi_backend_gdbm = {
+    .scheme = "gdbm",
+    .open = g_open,
+    .close = g_close,
+    .lock = g_lock,
+    .unlock = g_unlock,
+    .fetch = g_fetch,
+    .put = g_put,
+    .del = g_del,
+    .keys = g_keys,
+    .check = g_check,
+    .info = g_info,
+};

@@ -1,0 +1,96 @@
+/*
+ * internal.h - declarations shared inside libcore (prefix sgi_), never
+ * installed.  The store is split in two layers: store.c / session.c know
+ * what a session is (expiry, versions, users) and talk to a backend through
+ * the function table of backend.h, which only stores bytes under keys and
+ * provides the lock.
+ */
+#ifndef SG_INTERNAL_H
+#define SG_INTERNAL_H
+
+#include "sessgate.h"
+#include "backend.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+
+/* Lock modes, in increasing strength. */
+enum { SGI_UNLOCKED = 0, SGI_SHARED = 1, SGI_EXCLUSIVE = 2 };
+
+struct sg_store {
+    const sgi_backend *be;    /* function table of the backend */
+    void *be_data;            /* Owned: the backend's state (be->close frees) */
+    char *path;               /* Owned: location, for messages */
+    sg_options opt;           /* effective options, defaults filled in */
+    int lock_mode;            /* SGI_* held now */
+    int lock_depth;           /* nesting of sgi_lock calls */
+    int begin_depth;          /* nesting of sg_store_begin */
+    unsigned long recoveries; /* recoveries done through this handle */
+};
+
+struct sg_session {
+    char id[SG_ID_LEN + 1];
+    char *user;               /* Owned; NULL = anonymous */
+    int64_t created, accessed, expires, idle;
+    uint64_t version;         /* version this copy was loaded at / saved as */
+    json_t *data;             /* Owned reference: a JSON object */
+    int is_new;
+    size_t max_data;          /* the store's cap, for set/merge */
+};
+
+struct sg_list {
+    size_t n, cap;
+    char (*ids)[SG_ID_LEN + 1]; /* Owned */
+};
+
+/* error.c: record an error unless one is already there (first wins).
+ * Returns code, so `return sgi_err(err, SG_EINVAL, 0, "...")` reads well. */
+sg_status sgi_err(sg_error *err, sg_status code, int sys_errno,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* id.c */
+sg_status sgi_id_new(char out[SG_ID_LEN + 1], sg_error *err);
+
+/* json.c: session records and data. */
+sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
+                         sg_error *err);
+sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
+                           sg_error *err);
+char *sgi_record_dump(const sg_session *s, size_t *len);
+sg_status sgi_user_check(const char *user, sg_error *err);
+char *sgi_dump(const json_t *v, size_t *len);
+sg_session *sgi_session_new(void);
+
+/* store.c: locking with nesting, the clock, liveness. */
+sg_status sgi_lock(sg_store *st, int mode, sg_error *err);
+void sgi_unlock(sg_store *st);
+int64_t sgi_now(const sg_store *st);
+int sgi_live(const sg_session *s, int64_t now);
+
+/* Load a record by id (no liveness check).  New: *out.  A record that
+ * does not parse is SG_ESTORE, with *damaged (may be NULL) set to 1. */
+sg_status sgi_load(sg_store *st, const char *id, sg_session **out,
+                   sg_error *err);
+sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
+                      int *damaged, sg_error *err);
+/* Write a record as it is.  Caller holds the exclusive lock. */
+sg_status sgi_put(sg_store *st, const sg_session *s, sg_error *err);
+
+/* Per-user index: key "user:" + name -> JSON array of ids (a superset of
+ * the user's sessions; readers verify each).  Caller holds the lock. */
+sg_status sgi_index_add(sg_store *st, const char *user, const char *id,
+                        sg_error *err);
+sg_status sgi_index_remove(sg_store *st, const char *user, const char *id,
+                           sg_error *err);
+sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
+                        sg_error *err);
+sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
+                          sg_error *err);
+
+/* list helpers */
+sg_list *sgi_list_new(void);
+int sgi_list_push(sg_list *l, const char *id);
+
+#define SGI_USER_PREFIX "user:"
+
+#endif

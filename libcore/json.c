@@ -1,0 +1,230 @@
+/*
+ * json.c - the session record and its data as JSON (jansson).
+ *
+ * A record is one compact, ASCII-only JSON object:
+ *   {"id":"…","user":"alice"|null,"created":…,"accessed":…,"expires":…,
+ *    "idle":1800,"version":7,"data":{…}}
+ * Input is parsed strictly: duplicate keys are rejected (jansson would
+ * otherwise keep the last one silently), data must be an object, sizes are
+ * capped before parsing.  Output is ASCII with \u escapes so that no byte
+ * of a session can break a header or an environment variable downstream.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII)
+
+/* New: v as compact JSON with every byte printable ASCII.  JSON_ENSURE_ASCII
+ * escapes bytes above 0x7f but lets DEL (0x7f) through, and DEL is a
+ * control character no header value may carry (RFC 9110), so it is written
+ * as \u007f too (found by fuzz/fuzz_record).  *len (may be NULL) gets the
+ * length.  NULL without memory. */
+char *sgi_dump(const json_t *v, size_t *len)
+{
+    char *t = json_dumps(v, DUMP_FLAGS);
+    if (!t)
+        return NULL;
+    size_t n = 0, dels = 0;
+    for (; t[n]; n++)
+        dels += t[n] == 0x7f;
+    if (dels) {
+        char *out = malloc(n + 5 * dels + 1);
+        if (!out) {
+            free(t);
+            return NULL;
+        }
+        char *p = out;
+        for (size_t i = 0; i < n; i++) {
+            if (t[i] == 0x7f) {
+                memcpy(p, "\\u007f", 6);
+                p += 6;
+            } else {
+                *p++ = t[i];
+            }
+        }
+        *p = '\0';
+        free(t);
+        t = out;
+        n = (size_t)(p - out);
+    }
+    if (len)
+        *len = n;
+    return t;
+}
+
+/* New: an empty session object (data = {}), or NULL without memory. */
+sg_session *sgi_session_new(void)
+{
+    sg_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->data = json_object();
+    if (!s->data) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Parse data text into a new JSON object (*out owned by the caller). */
+sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
+                         sg_error *err)
+{
+    *out = NULL;
+    if (!text)
+        return sgi_err(err, SG_EINVAL, 0, "session data: missing JSON");
+    size_t len = strlen(text);
+    if (len > max)
+        return sgi_err(err, SG_ETOOBIG, 0,
+                       "session data: %zu bytes is over the store's cap of "
+                       "%zu (raise max_data / --max-data)", len, max);
+    json_error_t je;
+    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!v)
+        return sgi_err(err, SG_EINVAL, 0,
+                       "session data: invalid JSON at byte %d: %s",
+                       je.position, je.text);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return sgi_err(err, SG_EINVAL, 0,
+                       "session data: must be a JSON object ({...})");
+    }
+    *out = v;
+    return SG_OK;
+}
+
+/* Whether user is an acceptable user name (see sg_session_set_user). */
+sg_status sgi_user_check(const char *user, sg_error *err)
+{
+    size_t len = strlen(user);
+    if (len == 0 || len > SG_MAX_USER)
+        return sgi_err(err, SG_EINVAL, 0,
+                       "user name: must be 1 to %d bytes", SG_MAX_USER);
+    const unsigned char *p = (const unsigned char *)user;
+    while (*p) {
+        unsigned c = *p;
+        if (c < 0x20 || c == 0x7f)
+            return sgi_err(err, SG_EINVAL, 0,
+                           "user name: control character 0x%02x not allowed",
+                           c);
+        int extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1
+                  : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
+        if (extra < 0 || (extra == 1 && c < 0xc2) || (c == 0xf4 && p[1] > 0x8f)
+            || c > 0xf4)
+            return sgi_err(err, SG_EINVAL, 0, "user name: invalid UTF-8");
+        for (int i = 1; i <= extra; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return sgi_err(err, SG_EINVAL, 0, "user name: invalid UTF-8");
+        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xf0 && p[1] < 0x90) ||
+            (c == 0xed && p[1] > 0x9f))
+            return sgi_err(err, SG_EINVAL, 0, "user name: invalid UTF-8");
+        p += 1 + extra;
+    }
+    return SG_OK;
+}
+
+static int get_int(json_t *o, const char *k, int64_t *out)
+{
+    json_t *v = json_object_get(o, k);
+    if (!json_is_integer(v))
+        return -1;
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* Parse a stored record.  New: *out.  SG_EINVAL when it is not a valid
+ * record (the caller decides whether that is damage or bad input). */
+sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
+                           sg_error *err)
+{
+    *out = NULL;
+    json_error_t je;
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!o)
+        return sgi_err(err, SG_EINVAL, 0, "session record: invalid JSON: %s",
+                       je.text);
+    sg_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        json_decref(o);
+        return sgi_err(err, SG_ENOMEM, 0, "session record: out of memory");
+    }
+    sg_status rc = SG_EINVAL;
+    const char *why = "not an object";
+    if (!json_is_object(o))
+        goto fail;
+    why = "bad id";
+    const char *id = json_string_value(json_object_get(o, "id"));
+    if (!id || !sg_id_valid(id))
+        goto fail;
+    memcpy(s->id, id, SG_ID_LEN + 1);
+    why = "bad user";
+    json_t *u = json_object_get(o, "user");
+    if (json_is_string(u)) {
+        if (sgi_user_check(json_string_value(u), NULL) != SG_OK)
+            goto fail;
+        s->user = strdup(json_string_value(u));
+        if (!s->user) {
+            rc = sgi_err(err, SG_ENOMEM, 0, "session record: out of memory");
+            goto fail_set;
+        }
+    } else if (u && !json_is_null(u)) {
+        goto fail;
+    }
+    int64_t version;
+    why = "bad timestamps";
+    if (get_int(o, "created", &s->created) || get_int(o, "accessed", &s->accessed)
+        || get_int(o, "expires", &s->expires) || get_int(o, "idle", &s->idle)
+        || s->idle <= 0)
+        goto fail;
+    why = "bad version";
+    if (get_int(o, "version", &version) || version < 0)
+        goto fail;
+    s->version = (uint64_t)version;
+    why = "bad data";
+    json_t *d = json_object_get(o, "data");
+    if (!json_is_object(d))
+        goto fail;
+    s->data = json_incref(d);
+    json_decref(o);
+    *out = s;
+    return SG_OK;
+fail:
+    rc = sgi_err(err, SG_EINVAL, 0, "session record: %s", why);
+fail_set:
+    json_decref(o);
+    sg_session_free(s);
+    return rc;
+}
+
+/* New: the record as compact ASCII JSON (malloc'd), *len its length;
+ * NULL without memory. */
+char *sgi_record_dump(const sg_session *s, size_t *len)
+{
+    json_t *o = json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:O}",
+                          "id", s->id, "user", s->user,
+                          "created", (json_int_t)s->created,
+                          "accessed", (json_int_t)s->accessed,
+                          "expires", (json_int_t)s->expires,
+                          "idle", (json_int_t)s->idle,
+                          "version", (json_int_t)s->version,
+                          "data", s->data);
+    if (!o)
+        return NULL;
+    char *text = sgi_dump(o, len);
+    json_decref(o);
+    return text;
+}
+
+/* New: the data as compact ASCII JSON; free() it. */
+char *sg_session_data_json(const sg_session *s)
+{
+    return sgi_dump(s->data, NULL);
+}
+
+/* New: the whole record as compact ASCII JSON; free() it. */
+char *sg_session_to_json(const sg_session *s)
+{
+    return sgi_record_dump(s, NULL);
+}

@@ -1,0 +1,275 @@
+/*
+ * sessgate.h - the public API of libsessgate, the only installed header.
+ *
+ * libsessgate keeps web sessions in a store shared by many processes (web
+ * gateway workers, backend apps through the Python and Lua bindings, the
+ * sessgatectl admin tool).  No daemon owns the data: every process opens the
+ * same store and the library serialises access with filesystem locks.
+ *
+ * Conventions (borrowed from jansson and curl):
+ *  - every public name starts with sg_ / SG_;
+ *  - handles are opaque; constructors return an sg_status and fill an out
+ *    parameter (set to NULL on error); _close/_free accept NULL;
+ *  - the last argument of a call that can fail is a caller-owned sg_error,
+ *    which may be NULL; its text names the object, the cause and the fix;
+ *  - "New" return values belong to the caller, "Borrowed" ones to the object
+ *    they came from and live until it changes or is freed;
+ *  - the library never prints, exits or aborts.
+ */
+#ifndef SESSGATE_H
+#define SESSGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SG_VERSION_STRING "0.1.0"
+
+/* Limits.  Every one is also enforced where input arrives. */
+#define SG_ID_LEN          36           /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
+#define SG_MAX_USER        256          /* bytes of a user name */
+#define SG_MAX_DATA        (64 * 1024)  /* default cap on the data JSON, bytes */
+#define SG_MAX_DATA_LIMIT  (16 * 1024 * 1024) /* highest cap a store accepts */
+
+/* Defaults for sg_options fields left at 0. */
+#define SG_DEFAULT_IDLE_TIMEOUT  1800          /* seconds */
+#define SG_DEFAULT_MAX_AGE       (7 * 86400)   /* seconds */
+#define SG_DEFAULT_LOCK_TIMEOUT  5000          /* milliseconds */
+#define SG_MAX_TOUCH_INTERVAL    60            /* seconds, cap on the default */
+
+typedef struct sg_store   sg_store;     /* opaque */
+typedef struct sg_session sg_session;   /* opaque */
+typedef struct sg_list    sg_list;      /* opaque: ids snapshot */
+
+/* Status codes: add new ones last, never renumber. */
+typedef enum sg_status {
+    SG_OK = 0,
+    SG_ENOTFOUND,      /* no such session (also: malformed id on get) */
+    SG_EEXPIRED,       /* the session exists but is past its idle or max age */
+    SG_ECONFLICT,      /* save based on a stale version */
+    SG_EINVAL,         /* bad argument: malformed id, bad JSON, bad user */
+    SG_ELOCKTIMEOUT,   /* the store lock was not obtained in time */
+    SG_ESTORE,         /* I/O or database error; sys_errno says more */
+    SG_ENOMEM,         /* out of memory */
+    SG_ETOOBIG         /* data over the store's size cap */
+} sg_status;
+
+#define SG_ERROR_TEXT 256   /* room for a long store path and its fix */
+
+/* Caller-owned error report.  The first error wins: a call does not
+ * overwrite an error already stored (code != SG_OK); reset with
+ * sg_error_clear(). */
+typedef struct sg_error {
+    sg_status code;
+    int       sys_errno;            /* errno behind an SG_ESTORE, else 0 */
+    char      text[SG_ERROR_TEXT];  /* one line, no trailing newline */
+} sg_error;
+
+/* Clock used for every expiry decision, in Unix seconds. */
+typedef int64_t (*sg_clock_fn)(void *arg);
+
+/* Store options.  Zero (or NULL for the whole struct) means the default;
+ * sg_options_init() fills the defaults explicitly. */
+typedef struct sg_options {
+    int64_t  idle_timeout;     /* s; default SG_DEFAULT_IDLE_TIMEOUT */
+    int64_t  max_age;          /* s; default SG_DEFAULT_MAX_AGE */
+    int64_t  touch_interval;   /* s; default min(idle/10, 60), at least 1 */
+    int      lock_timeout_ms;  /* default SG_DEFAULT_LOCK_TIMEOUT */
+    int      max_per_user;     /* cap on live sessions of one user; 0 = none */
+    size_t   max_data;         /* cap on the data JSON; default SG_MAX_DATA */
+    int      sync;             /* nonzero: fsync after every write */
+    int      group;            /* nonzero: create files 0660, not 0600 */
+    int      readonly;         /* nonzero: never write (no touch, no create) */
+    sg_clock_fn clock;         /* NULL: time(2).  For tests and embedders. */
+    void    *clock_arg;
+} sg_options;
+
+/* Fill *opt with the defaults (all fields explicit). */
+void sg_options_init(sg_options *opt);
+
+/* Borrowed: a static English name for a status ("conflict", "not found"). */
+const char *sg_strerror(sg_status code);
+
+/* Reset an error report to SG_OK / empty. */
+void sg_error_clear(sg_error *err);
+
+/* Borrowed: the library version string. */
+const char *sg_version(void);
+
+/* ---------------------------------------------------------------- store */
+
+/* Open or create the store at uri ("PATH" or "gdbm:PATH").  The GDBM file
+ * is created with mode 0600 (0660 with opt->group) beside PATH.lock.
+ * "redis://HOST:PORT/DB" or "redis+unix:/SOCKET?db=N" (both with optional
+ * "prefix=NAME&timeout_ms=N") use a Redis server instead.
+ * New: *out is released with sg_store_close(). */
+sg_status sg_store_open(const char *uri, const sg_options *opt,
+                        sg_store **out, sg_error *err);
+
+/* Close the store and release its handle.  Accepts NULL. */
+void sg_store_close(sg_store *st);
+
+/* Borrowed: the store's effective options (defaults filled in). */
+const sg_options *sg_store_options(const sg_store *st);
+
+/* Borrowed: the store's path (for messages). */
+const char *sg_store_path(const sg_store *st);
+
+/* Take the store's exclusive lock and keep it: every call on this handle
+ * until sg_store_end() runs under it, so a load, a change and a save form
+ * one atomic step.  Calls nest (each begin needs one end). */
+sg_status sg_store_begin(sg_store *st, sg_error *err);
+
+/* Release one level of sg_store_begin().  Accepts NULL. */
+void sg_store_end(sg_store *st);
+
+/* Count live sessions, all of them (user NULL) or of one user. */
+sg_status sg_store_count(sg_store *st, const char *user, size_t *out,
+                         sg_error *err);
+
+/* Remove expired sessions; *removed (may be NULL) gets how many. */
+sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err);
+
+/* Store figures, for sessgatectl stats. */
+typedef struct sg_stats {
+    size_t   sessions;      /* records in the store, live or not */
+    size_t   live;          /* live sessions */
+    size_t   expired;       /* expired, not yet purged */
+    size_t   users;         /* distinct users among live sessions */
+    size_t   anonymous;     /* live sessions without a user */
+    uint64_t file_bytes;    /* size of the store file */
+    uint64_t writes;        /* write counter kept in the lock file */
+} sg_stats;
+
+/* Fill *out with the store's figures (one full scan). */
+sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err);
+
+/* Result of sg_store_check. */
+typedef struct sg_check_report {
+    size_t records;         /* session records read */
+    size_t bad_records;     /* records that did not parse (removed by repair) */
+    size_t recovered_keys;  /* keys kept by a GDBM recovery */
+    size_t failed_keys;     /* keys a GDBM recovery could not keep */
+    int    recovered;       /* nonzero: a gdbm_recover ran */
+} sg_check_report;
+
+/* Verify every record; with repair nonzero, remove unparsable records and
+ * rebuild the file when GDBM reports damage. */
+sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
+                         sg_error *err);
+
+/* Number of times this handle recovered the store since it was opened
+ * (a killed writer leaves the file needing recovery). */
+unsigned long sg_store_recoveries(const sg_store *st);
+
+/* ------------------------------------------------------------- sessions */
+
+/* Whether text is exactly a 36-char lower-case UUID. */
+int sg_id_valid(const char *text);
+
+/* Create a session with a fresh random id and store it.  user may be NULL
+ * (anonymous); data_json may be NULL (empty object) or a JSON object;
+ * idle_timeout and max_age override the store's when > 0.  With a per-user
+ * cap, the user's oldest sessions beyond it are deleted.
+ * New: *out is released with sg_session_free(). */
+sg_status sg_session_create(sg_store *st, const char *user,
+                            const char *data_json, int64_t idle_timeout,
+                            int64_t max_age, sg_session **out, sg_error *err);
+
+#define SG_GET_NOTOUCH  1u   /* do not extend the idle window */
+
+/* Load a live session.  Strict: a malformed, unknown or expired id gives
+ * SG_ENOTFOUND or SG_EEXPIRED and never a session.  Unless SG_GET_NOTOUCH,
+ * extends the idle window when `accessed` is older than the touch interval
+ * (the only write a get can do).  New: *out, freed with sg_session_free(). */
+sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
+                         sg_session **out, sg_error *err);
+
+/* Save user, data and expiry.  Fails with SG_ECONFLICT when the stored
+ * version is not the one this copy was loaded at (someone saved since);
+ * on success the copy's version is the new one. */
+sg_status sg_session_save(sg_store *st, sg_session *s, sg_error *err);
+
+/* Give the session a new id, keeping its data; the old id stops working at
+ * once.  s is updated to the new id.  Also checks the version. */
+sg_status sg_session_rotate(sg_store *st, sg_session *s, sg_error *err);
+
+/* Delete the session with this id.  SG_ENOTFOUND if there is none,
+ * SG_EINVAL if the id is malformed. */
+sg_status sg_session_delete(sg_store *st, const char *id, sg_error *err);
+
+/* Change function for sg_session_update: edit s and return SG_OK to save,
+ * anything else to abandon (that status is returned). */
+typedef sg_status (*sg_update_fn)(sg_session *s, void *arg, sg_error *err);
+
+/* Atomic read-modify-write: under the exclusive lock, load id, call fn,
+ * save.  No other writer can come between the load and the save. */
+sg_status sg_session_update(sg_store *st, const char *id, sg_update_fn fn,
+                            void *arg, sg_error *err);
+
+/* Release a session copy.  Accepts NULL. */
+void sg_session_free(sg_session *s);
+
+/* Borrowed accessors. */
+const char *sg_session_id(const sg_session *s);
+const char *sg_session_user(const sg_session *s);    /* NULL: anonymous */
+int64_t     sg_session_created(const sg_session *s);
+int64_t     sg_session_accessed(const sg_session *s);
+int64_t     sg_session_expires(const sg_session *s);   /* absolute end */
+int64_t     sg_session_idle_timeout(const sg_session *s);
+uint64_t    sg_session_version(const sg_session *s);
+int         sg_session_is_new(const sg_session *s);  /* made by this create */
+
+/* New: the data as compact ASCII JSON ("{}" when empty); free() it.
+ * NULL only when out of memory. */
+char *sg_session_data_json(const sg_session *s);
+
+/* New: the whole record as compact ASCII JSON; free() it. */
+char *sg_session_to_json(const sg_session *s);
+
+/* Replace the data with a JSON object (text).  SG_EINVAL for invalid JSON,
+ * a non-object or duplicate keys; SG_ETOOBIG over the store's cap.  The
+ * change is kept in s until sg_session_save(). */
+sg_status sg_session_set_data(sg_session *s, const char *json, sg_error *err);
+
+/* Merge a JSON object into the data (top-level keys replace; a null value
+ * deletes the key).  Same errors as sg_session_set_data. */
+sg_status sg_session_merge_data(sg_session *s, const char *json,
+                                sg_error *err);
+
+/* Set or clear (NULL) the user.  SG_EINVAL for an empty name, one over
+ * SG_MAX_USER bytes, invalid UTF-8 or a control character. */
+sg_status sg_session_set_user(sg_session *s, const char *user, sg_error *err);
+
+/* Change the session's lifetimes (seconds; <= 0 keeps the current one).
+ * The absolute end becomes created + max_age. */
+sg_status sg_session_set_timeouts(sg_session *s, int64_t idle_timeout,
+                                  int64_t max_age, sg_error *err);
+
+/* ---------------------------------------------------------------- lists */
+
+/* Snapshot the ids of live sessions, all or of one user, oldest first.
+ * New: *out, freed with sg_list_free(). */
+sg_status sg_store_list(sg_store *st, const char *user, sg_list **out,
+                        sg_error *err);
+
+size_t      sg_list_count(const sg_list *l);
+const char *sg_list_id(const sg_list *l, size_t i);   /* Borrowed; NULL past the end */
+void        sg_list_free(sg_list *l);
+
+/* ------------------------------------------------------ export / import */
+
+/* Import one record as written by sg_session_to_json (sessgatectl import).
+ * The id is kept; an existing session with that id is replaced.  Expired
+ * records are skipped with SG_EEXPIRED. */
+sg_status sg_session_import(sg_store *st, const char *record_json,
+                            sg_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SESSGATE_H */

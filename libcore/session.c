@@ -1,0 +1,449 @@
+/*
+ * session.c - one session: create, get (strict, with touch), save (with a
+ * version check), rotate, delete, atomic update, and the accessors.
+ *
+ * Versions: every save, rotate or user change bumps `version`, and a save
+ * whose copy was loaded at an older version fails with SG_ECONFLICT rather
+ * than silently overwriting a newer write (no lost updates).  Touching
+ * `accessed` is not a change of the session and does not bump the version:
+ * otherwise every reader would make concurrent writers conflict.
+ *
+ * Touch: a get that finds `accessed` older than the touch interval rewrites
+ * it, so a hot read path stays read-only (shared lock, no write) except
+ * once per interval per session.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static sg_status oom(sg_error *err)
+{
+    return sgi_err(err, SG_ENOMEM, 0, "session: out of memory");
+}
+
+static sg_status readonly_err(sg_store *st, sg_error *err)
+{
+    return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only",
+                   st->path);
+}
+
+/* Create and store a new session.  New: *out. */
+sg_status sg_session_create(sg_store *st, const char *user,
+                            const char *data_json, int64_t idle_timeout,
+                            int64_t max_age, sg_session **out, sg_error *err)
+{
+    *out = NULL;
+    if (st->opt.readonly)
+        return readonly_err(st, err);
+    if (user && sgi_user_check(user, err) != SG_OK)
+        return SG_EINVAL;
+    sg_session *s = sgi_session_new();
+    if (!s)
+        return oom(err);
+    s->max_data = st->opt.max_data;
+    sg_status rc = SG_OK;
+    if (data_json) {
+        json_t *d;
+        rc = sgi_data_parse(data_json, st->opt.max_data, &d, err);
+        if (rc != SG_OK)
+            goto fail;
+        json_decref(s->data);
+        s->data = d;
+    }
+    if (user && !(s->user = strdup(user))) {
+        rc = oom(err);
+        goto fail;
+    }
+    int64_t now = sgi_now(st);
+    s->created = s->accessed = now;
+    s->idle = idle_timeout > 0 ? idle_timeout : st->opt.idle_timeout;
+    s->expires = now + (max_age > 0 ? max_age : st->opt.max_age);
+    s->version = 1;
+    s->is_new = 1;
+    rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK)
+        goto fail;
+    /* 128 random bits never collide in practice; checking costs one fetch
+     * and makes "a create never replaces a session" unconditional. */
+    for (int tries = 0; rc == SG_OK; tries++) {
+        rc = sgi_id_new(s->id, err);
+        if (rc != SG_OK)
+            break;
+        char *old;
+        size_t len;
+        sg_status f = st->be->fetch(st, s->id, &old, &len, err);
+        if (f == SG_ENOTFOUND)
+            break;
+        if (f != SG_OK) {
+            rc = f;
+            break;
+        }
+        free(old);
+        if (tries == 3)
+            rc = sgi_err(err, SG_ESTORE, 0, "store %s: id generator keeps "
+                         "repeating ids", st->path);
+    }
+    if (rc == SG_OK && s->user)
+        rc = sgi_index_add(st, s->user, s->id, err);   /* index first */
+    if (rc == SG_OK)
+        rc = sgi_put(st, s, err);
+    if (rc == SG_OK && s->user)
+        rc = sgi_enforce_cap(st, s->user, s->id, err);
+    sgi_unlock(st);
+    if (rc != SG_OK)
+        goto fail;
+    *out = s;
+    return SG_OK;
+fail:
+    sg_session_free(s);
+    return rc;
+}
+
+/* Load a live session (strict).  New: *out. */
+sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
+                         sg_session **out, sg_error *err)
+{
+    *out = NULL;
+    if (!sg_id_valid(id))
+        return sgi_err(err, SG_ENOTFOUND, 0, "session: malformed id");
+    sg_status rc = sgi_lock(st, SGI_SHARED, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_session *s;
+    rc = sgi_load(st, id, &s, err);
+    sgi_unlock(st);
+    if (rc == SG_ENOTFOUND)
+        return sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found", id);
+    if (rc != SG_OK)
+        return rc;
+    int64_t now = sgi_now(st);
+    if (!sgi_live(s, now)) {
+        sg_session_free(s);
+        return sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", id);
+    }
+    if (!(flags & SG_GET_NOTOUCH) && !st->opt.readonly &&
+        now - s->accessed >= st->opt.touch_interval) {
+        /* Touch under the exclusive lock, re-reading first: the copy we
+         * hold may be stale by now.  Inside sg_store_begin this nests.
+         * Best effort: a failed touch still returns the session it read. */
+        if (sgi_lock(st, SGI_EXCLUSIVE, NULL) == SG_OK) {
+            sg_session *fresh;
+            if (sgi_load(st, id, &fresh, NULL) == SG_OK) {
+                now = sgi_now(st);
+                if (sgi_live(fresh, now)) {
+                    if (fresh->accessed < now)
+                        fresh->accessed = now;
+                    if (sgi_put(st, fresh, NULL) == SG_OK) {
+                        sg_session_free(s);
+                        s = fresh;
+                        fresh = NULL;
+                    }
+                }
+                sg_session_free(fresh);
+            }
+            sgi_unlock(st);
+        }
+    }
+    *out = s;
+    return SG_OK;
+}
+
+/* Load the stored copy of s under the exclusive lock and check its version.
+ * New: *cur. */
+static sg_status load_current(sg_store *st, const sg_session *s,
+                              sg_session **cur, sg_error *err)
+{
+    sg_status rc = sgi_load(st, s->id, cur, err);
+    if (rc == SG_ENOTFOUND)
+        return sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found (deleted "
+                       "or rotated since it was loaded)", s->id);
+    if (rc != SG_OK)
+        return rc;
+    if (!sgi_live(*cur, sgi_now(st)))
+        rc = sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", s->id);
+    else if ((*cur)->version != s->version)
+        rc = sgi_err(err, SG_ECONFLICT, 0, "session %s: conflict: stored "
+                     "version %llu, this copy is version %llu (reload and "
+                     "apply the change again)", s->id,
+                     (unsigned long long)(*cur)->version,
+                     (unsigned long long)s->version);
+    if (rc != SG_OK) {
+        sg_session_free(*cur);
+        *cur = NULL;
+    }
+    return rc;
+}
+
+static int same_user(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Write s as version+1 under id new_id (s->id unless rotating), keeping
+ * the index in step.  Caller holds the exclusive lock; cur is the stored
+ * copy. */
+static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
+                            const char *new_id, sg_error *err)
+{
+    sg_session next = *s;
+    memcpy(next.id, new_id, SG_ID_LEN + 1);
+    next.version = cur->version + 1;
+    int64_t now = sgi_now(st);
+    next.accessed = cur->accessed > now ? cur->accessed : now;
+    int rotating = strcmp(new_id, s->id) != 0;
+    sg_status rc = SG_OK;
+    /* Index before record (a superset is safe, a missing entry is not). */
+    if (s->user && (rotating || !same_user(s->user, cur->user)))
+        rc = sgi_index_add(st, s->user, new_id, err);
+    if (rc == SG_OK)
+        rc = sgi_put(st, &next, err);
+    if (rc == SG_OK && rotating) {
+        rc = st->be->del(st, s->id, err);
+        if (rc == SG_ENOTFOUND)
+            rc = SG_OK;
+    }
+    if (rc == SG_OK && cur->user && (rotating || !same_user(s->user, cur->user)))
+        rc = sgi_index_remove(st, cur->user, cur->id, err);
+    if (rc == SG_OK && s->user && !same_user(s->user, cur->user))
+        rc = sgi_enforce_cap(st, s->user, new_id, err);
+    if (rc == SG_OK) {
+        memcpy(s->id, new_id, SG_ID_LEN + 1);
+        s->version = next.version;
+        s->accessed = next.accessed;
+    }
+    return rc;
+}
+
+/* Save s under the exclusive lock after a version check, keeping its id
+ * or (rotate) moving it to a fresh one. */
+static sg_status save_checked(sg_store *st, sg_session *s, int rotate,
+                              sg_error *err)
+{
+    if (st->opt.readonly)
+        return readonly_err(st, err);
+    sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_session *cur;
+    rc = load_current(st, s, &cur, err);
+    if (rc == SG_OK) {
+        char id[SG_ID_LEN + 1];
+        memcpy(id, s->id, sizeof id);
+        if (rotate) {
+            char *old;
+            size_t len;
+            rc = sgi_id_new(id, err);
+            if (rc == SG_OK && st->be->fetch(st, id, &old, &len, NULL) == SG_OK) {
+                free(old);
+                rc = sgi_err(err, SG_ESTORE, 0, "store %s: id collision",
+                             st->path);
+            }
+        }
+        if (rc == SG_OK)
+            rc = write_next(st, s, cur, id, err);
+        sg_session_free(cur);
+    }
+    sgi_unlock(st);
+    return rc;
+}
+
+/* Save with a version check. */
+sg_status sg_session_save(sg_store *st, sg_session *s, sg_error *err)
+{
+    return save_checked(st, s, 0, err);
+}
+
+/* New id for the same session; the old one stops working at once. */
+sg_status sg_session_rotate(sg_store *st, sg_session *s, sg_error *err)
+{
+    return save_checked(st, s, 1, err);
+}
+
+/* Delete by id. */
+sg_status sg_session_delete(sg_store *st, const char *id, sg_error *err)
+{
+    if (!sg_id_valid(id))
+        return sgi_err(err, SG_EINVAL, 0, "session: malformed id");
+    if (st->opt.readonly)
+        return readonly_err(st, err);
+    sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_session *cur = NULL;
+    sg_status lrc = sgi_load(st, id, &cur, NULL);   /* damaged: delete anyway */
+    rc = st->be->del(st, id, err);
+    if (rc == SG_ENOTFOUND)
+        sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found", id);
+    if (rc == SG_OK && lrc == SG_OK && cur->user)
+        rc = sgi_index_remove(st, cur->user, id, err);
+    sg_session_free(cur);
+    sgi_unlock(st);
+    return rc;
+}
+
+/* Atomic read-modify-write under the exclusive lock. */
+sg_status sg_session_update(sg_store *st, const char *id, sg_update_fn fn,
+                            void *arg, sg_error *err)
+{
+    sg_status rc = sg_store_begin(st, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_session *s;
+    rc = sg_session_get(st, id, SG_GET_NOTOUCH, &s, err);
+    if (rc == SG_OK) {
+        rc = fn(s, arg, err);
+        if (rc == SG_OK)
+            rc = sg_session_save(st, s, err);
+        sg_session_free(s);
+    }
+    sg_store_end(st);
+    return rc;
+}
+
+/* Release a copy.  Accepts NULL. */
+void sg_session_free(sg_session *s)
+{
+    if (!s)
+        return;
+    json_decref(s->data);
+    free(s->user);
+    free(s);
+}
+
+const char *sg_session_id(const sg_session *s) { return s->id; }
+const char *sg_session_user(const sg_session *s) { return s->user; }
+int64_t sg_session_created(const sg_session *s) { return s->created; }
+int64_t sg_session_accessed(const sg_session *s) { return s->accessed; }
+int64_t sg_session_expires(const sg_session *s) { return s->expires; }
+int64_t sg_session_idle_timeout(const sg_session *s) { return s->idle; }
+uint64_t sg_session_version(const sg_session *s) { return s->version; }
+int sg_session_is_new(const sg_session *s) { return s->is_new; }
+
+static sg_status check_size(const sg_session *s, json_t *data, sg_error *err)
+{
+    size_t len;
+    char *text = sgi_dump(data, &len);
+    if (!text)
+        return oom(err);
+    free(text);
+    if (len > s->max_data)
+        return sgi_err(err, SG_ETOOBIG, 0, "session data: %zu bytes is over "
+                       "the store's cap of %zu (raise max_data / --max-data)",
+                       len, s->max_data);
+    return SG_OK;
+}
+
+/* Replace the data (kept in s until save). */
+sg_status sg_session_set_data(sg_session *s, const char *json, sg_error *err)
+{
+    json_t *d;
+    sg_status rc = sgi_data_parse(json, s->max_data, &d, err);
+    if (rc != SG_OK)
+        return rc;
+    json_decref(s->data);
+    s->data = d;
+    return SG_OK;
+}
+
+/* Merge an object into the data: keys replace, null deletes. */
+sg_status sg_session_merge_data(sg_session *s, const char *json, sg_error *err)
+{
+    json_t *patch;
+    sg_status rc = sgi_data_parse(json, s->max_data, &patch, err);
+    if (rc != SG_OK)
+        return rc;
+    json_t *next = json_copy(s->data);   /* shallow: values are shared */
+    if (!next) {
+        json_decref(patch);
+        return oom(err);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(patch, k, v) {
+        if (json_is_null(v) ? (json_object_del(next, k), 0)
+                            : json_object_set(next, k, v) != 0) {
+            rc = oom(err);
+            break;
+        }
+    }
+    json_decref(patch);
+    if (rc == SG_OK)
+        rc = check_size(s, next, err);
+    if (rc != SG_OK) {
+        json_decref(next);
+        return rc;
+    }
+    json_decref(s->data);
+    s->data = next;
+    return SG_OK;
+}
+
+/* Set or clear the user (kept in s until save). */
+sg_status sg_session_set_user(sg_session *s, const char *user, sg_error *err)
+{
+    char *copy = NULL;
+    if (user) {
+        sg_status rc = sgi_user_check(user, err);
+        if (rc != SG_OK)
+            return rc;
+        if (!(copy = strdup(user)))
+            return oom(err);
+    }
+    free(s->user);
+    s->user = copy;
+    return SG_OK;
+}
+
+/* Change lifetimes (<= 0 keeps). */
+sg_status sg_session_set_timeouts(sg_session *s, int64_t idle_timeout,
+                                  int64_t max_age, sg_error *err)
+{
+    (void)err;
+    if (idle_timeout > 0)
+        s->idle = idle_timeout;
+    if (max_age > 0)
+        s->expires = s->created + max_age;
+    return SG_OK;
+}
+
+/* Import one exported record, keeping its id. */
+sg_status sg_session_import(sg_store *st, const char *record_json,
+                            sg_error *err)
+{
+    if (st->opt.readonly)
+        return readonly_err(st, err);
+    if (!record_json)
+        return sgi_err(err, SG_EINVAL, 0, "import: missing record");
+    size_t len = strlen(record_json);
+    if (len > st->opt.max_data + 1024)
+        return sgi_err(err, SG_ETOOBIG, 0, "import: record of %zu bytes is "
+                       "over the store's cap", len);
+    sg_session *s;
+    sg_status rc = sgi_record_parse(record_json, len, &s, err);
+    if (rc != SG_OK)
+        return rc;
+    s->max_data = st->opt.max_data;
+    rc = check_size(s, s->data, err);
+    if (rc == SG_OK && !sgi_live(s, sgi_now(st)))
+        rc = sgi_err(err, SG_EEXPIRED, 0, "import: session %s has expired",
+                     s->id);
+    if (rc == SG_OK)
+        rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK) {
+        sg_session_free(s);
+        return rc;
+    }
+    sg_session *cur = NULL;
+    if (sgi_load(st, s->id, &cur, NULL) == SG_OK && cur->user &&
+        !same_user(cur->user, s->user))
+        rc = sgi_index_remove(st, cur->user, s->id, err);
+    if (rc == SG_OK && s->user)
+        rc = sgi_index_add(st, s->user, s->id, err);
+    if (rc == SG_OK)
+        rc = sgi_put(st, s, err);
+    sg_session_free(cur);
+    sgi_unlock(st);
+    sg_session_free(s);
+    return rc;
+}

@@ -1,0 +1,791 @@
+/*
+ * store.c - opening a store, the lock discipline above the backend, and the
+ * whole-store operations: count, list, purge, stats, check, and the
+ * per-user index.
+ *
+ * Locks nest per handle: sg_store_begin() takes the exclusive lock and
+ * every call made before sg_store_end() runs under it instead of taking its
+ * own.  A shared lock is never upgraded in place (two readers upgrading
+ * would deadlock each other); code that finds it must write releases the
+ * shared lock, takes the exclusive one and reads again.
+ *
+ * The per-user index (key "user:NAME" -> JSON array of ids) is kept a
+ * superset of the user's sessions: ids are added before the session is
+ * written and removed after it is deleted, so a process killed between the
+ * two leaves at worst a stale id, which every reader verifies and purge
+ * removes.  GDBM has no multi-key transactions; this ordering is what makes
+ * that safe.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Fill *opt with the defaults. */
+void sg_options_init(sg_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->idle_timeout = SG_DEFAULT_IDLE_TIMEOUT;
+    opt->max_age = SG_DEFAULT_MAX_AGE;
+    opt->touch_interval = SG_DEFAULT_IDLE_TIMEOUT / 10 < SG_MAX_TOUCH_INTERVAL
+                        ? SG_DEFAULT_IDLE_TIMEOUT / 10 : SG_MAX_TOUCH_INTERVAL;
+    opt->lock_timeout_ms = SG_DEFAULT_LOCK_TIMEOUT;
+    opt->max_data = SG_MAX_DATA;
+}
+
+static sg_status fill_options(const sg_options *in, sg_options *o,
+                              sg_error *err)
+{
+    sg_options_init(o);
+    if (!in)
+        return SG_OK;
+    if (in->idle_timeout < 0 || in->max_age < 0 || in->touch_interval < 0 ||
+        in->lock_timeout_ms < 0 || in->max_per_user < 0)
+        return sgi_err(err, SG_EINVAL, 0, "store options: negative timeout "
+                       "or cap");
+    if (in->max_data > SG_MAX_DATA_LIMIT)
+        return sgi_err(err, SG_EINVAL, 0, "store options: max_data %zu is "
+                       "over the limit of %d bytes", in->max_data,
+                       SG_MAX_DATA_LIMIT);
+    if (in->idle_timeout)
+        o->idle_timeout = in->idle_timeout;
+    if (in->max_age)
+        o->max_age = in->max_age;
+    if (in->touch_interval) {
+        o->touch_interval = in->touch_interval;
+    } else {
+        int64_t t = o->idle_timeout / 10;
+        o->touch_interval = t < 1 ? 1 : t > SG_MAX_TOUCH_INTERVAL
+                          ? SG_MAX_TOUCH_INTERVAL : t;
+    }
+    if (in->lock_timeout_ms)
+        o->lock_timeout_ms = in->lock_timeout_ms;
+    if (in->max_data)
+        o->max_data = in->max_data;
+    o->max_per_user = in->max_per_user;
+    o->sync = in->sync;
+    o->group = in->group;
+    o->readonly = in->readonly;
+    o->clock = in->clock;
+    o->clock_arg = in->clock_arg;
+    return SG_OK;
+}
+
+/* Open or create the store at uri.  New: *out. */
+sg_status sg_store_open(const char *uri, const sg_options *opt,
+                        sg_store **out, sg_error *err)
+{
+    *out = NULL;
+    if (!uri)
+        return sgi_err(err, SG_EINVAL, 0, "store: no location given (pass "
+                       "--store PATH or set SESSGATE_STORE)");
+    const sgi_backend *be = &sgi_backend_gdbm;
+    const char *loc = uri;
+    if (strncmp(uri, "gdbm:", 5) == 0) {
+        loc = uri + 5;
+    } else if (strncmp(uri, "redis://", 8) == 0 ||
+               strncmp(uri, "redis+unix:", 11) == 0) {
+        be = &sgi_backend_redis;    /* parses the whole URI itself */
+    } else if (strstr(uri, "://")) {
+        return sgi_err(err, SG_EINVAL, 0, "store %s: unknown store type "
+                       "(use a path, gdbm:PATH, redis://HOST:PORT/DB or "
+                       "redis+unix:/SOCKET)", uri);
+    }
+    sg_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", uri);
+    sg_status rc = fill_options(opt, &st->opt, err);
+    if (rc != SG_OK) {
+        free(st);
+        return rc;
+    }
+    st->be = be;
+    st->path = strdup(loc);
+    if (!st->path) {
+        free(st);
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", uri);
+    }
+    rc = be->open(st, loc, err);
+    if (rc != SG_OK) {
+        free(st->path);
+        free(st);
+        return rc;
+    }
+    *out = st;
+    return SG_OK;
+}
+
+/* Close and free.  Accepts NULL.  Releases any lock still held. */
+void sg_store_close(sg_store *st)
+{
+    if (!st)
+        return;
+    if (st->lock_mode != SGI_UNLOCKED)
+        st->be->unlock(st);
+    st->be->close(st);
+    free(st->path);
+    free(st);
+}
+
+/* Borrowed: effective options. */
+const sg_options *sg_store_options(const sg_store *st)
+{
+    return &st->opt;
+}
+
+/* Borrowed: the store's path. */
+const char *sg_store_path(const sg_store *st)
+{
+    return st->path;
+}
+
+/* Recoveries done through this handle. */
+unsigned long sg_store_recoveries(const sg_store *st)
+{
+    return st->recoveries;
+}
+
+/* Take the lock in mode, or count one more level if already held in a mode
+ * at least as strong. */
+sg_status sgi_lock(sg_store *st, int mode, sg_error *err)
+{
+    if (st->lock_mode >= mode) {
+        st->lock_depth++;
+        return SG_OK;
+    }
+    if (st->lock_mode != SGI_UNLOCKED)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: cannot write while "
+                       "only a read lock is held", st->path);
+    sg_status rc = st->be->lock(st, mode, err);
+    if (rc != SG_OK)
+        return rc;
+    st->lock_mode = mode;
+    st->lock_depth = 1;
+    return SG_OK;
+}
+
+/* Release one level of sgi_lock. */
+void sgi_unlock(sg_store *st)
+{
+    if (st->lock_depth > 0 && --st->lock_depth == 0) {
+        st->be->unlock(st);
+        st->lock_mode = SGI_UNLOCKED;
+    }
+}
+
+/* Take and keep the exclusive lock (nests). */
+sg_status sg_store_begin(sg_store *st, sg_error *err)
+{
+    if (st->opt.readonly)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only",
+                       st->path);
+    sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc == SG_OK)
+        st->begin_depth++;
+    return rc;
+}
+
+/* Release one level of sg_store_begin.  Accepts NULL. */
+void sg_store_end(sg_store *st)
+{
+    if (!st || st->begin_depth == 0)
+        return;
+    st->begin_depth--;
+    sgi_unlock(st);
+}
+
+/* Current time in Unix seconds, through the store's clock. */
+int64_t sgi_now(const sg_store *st)
+{
+    return st->opt.clock ? st->opt.clock(st->opt.clock_arg)
+                         : (int64_t)time(NULL);
+}
+
+/* Whether a session is live at now: before its absolute end and within its
+ * idle window. */
+int sgi_live(const sg_session *s, int64_t now)
+{
+    return now < s->expires && now < s->accessed + s->idle;
+}
+
+/* Load a record (no liveness check).  New: *out.  Caller holds a lock. */
+sg_status sgi_load(sg_store *st, const char *id, sg_session **out,
+                   sg_error *err)
+{
+    return sgi_load_ex(st, id, out, NULL, err);
+}
+
+/* sgi_load, telling a damaged record apart from other store errors. */
+sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
+                      int *damaged, sg_error *err)
+{
+    *out = NULL;
+    if (damaged)
+        *damaged = 0;
+    char *text;
+    size_t len;
+    sg_status rc = st->be->fetch(st, id, &text, &len, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_error perr = { 0 };
+    rc = sgi_record_parse(text, len, out, &perr);
+    free(text);
+    if (rc == SG_EINVAL || (rc == SG_OK && strcmp((*out)->id, id) != 0)) {
+        sg_session_free(*out);
+        *out = NULL;
+        if (damaged)
+            *damaged = 1;
+        return sgi_err(err, SG_ESTORE, 0, "store %s: record %s is damaged "
+                       "(run sessgatectl check --repair)", st->path, id);
+    }
+    if (rc != SG_OK)
+        return sgi_err(err, rc, 0, "%s", perr.text);
+    (*out)->max_data = st->opt.max_data;
+    return SG_OK;
+}
+
+/* Write a record.  Caller holds the exclusive lock. */
+sg_status sgi_put(sg_store *st, const sg_session *s, sg_error *err)
+{
+    size_t len;
+    char *text = sgi_record_dump(s, &len);
+    if (!text)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    sg_status rc = st->be->put(st, s->id, text, len, err);
+    free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------ id lists */
+
+/* New: an empty list, or NULL without memory. */
+sg_list *sgi_list_new(void)
+{
+    return calloc(1, sizeof(sg_list));
+}
+
+/* Append an id; 0 on success, -1 without memory. */
+int sgi_list_push(sg_list *l, const char *id)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        void *p = realloc(l->ids, cap * sizeof l->ids[0]);
+        if (!p)
+            return -1;
+        l->ids = p;
+        l->cap = cap;
+    }
+    memcpy(l->ids[l->n++], id, SG_ID_LEN + 1);
+    return 0;
+}
+
+size_t sg_list_count(const sg_list *l)
+{
+    return l ? l->n : 0;
+}
+
+/* Borrowed: the i-th id, NULL past the end. */
+const char *sg_list_id(const sg_list *l, size_t i)
+{
+    return l && i < l->n ? l->ids[i] : NULL;
+}
+
+void sg_list_free(sg_list *l)
+{
+    if (!l)
+        return;
+    free(l->ids);
+    free(l);
+}
+
+/* ------------------------------------------------------ per-user index */
+
+static char *index_key(const char *user)
+{
+    size_t n = strlen(user);
+    char *k = malloc(sizeof SGI_USER_PREFIX + n);
+    if (k) {
+        memcpy(k, SGI_USER_PREFIX, sizeof SGI_USER_PREFIX - 1);
+        memcpy(k + sizeof SGI_USER_PREFIX - 1, user, n + 1);
+    }
+    return k;
+}
+
+/* The user's indexed ids.  New: *out.  A damaged index reads as empty
+ * (it is only a superset hint; check --repair rebuilds it). */
+sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
+                        sg_error *err)
+{
+    *out = NULL;
+    char *key = index_key(user);
+    sg_list *l = sgi_list_new();
+    if (!key || !l) {
+        free(key);
+        sg_list_free(l);
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    }
+    char *text;
+    size_t len;
+    sg_status rc = st->be->fetch(st, key, &text, &len, err);
+    free(key);
+    if (rc == SG_ENOTFOUND) {
+        *out = l;
+        return SG_OK;
+    }
+    if (rc != SG_OK) {
+        sg_list_free(l);
+        return rc;
+    }
+    json_t *a = json_loadb(text, len, 0, NULL);
+    free(text);
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) {
+        const char *id = json_string_value(v);
+        if (id && sg_id_valid(id) && sgi_list_push(l, id) < 0) {
+            json_decref(a);
+            sg_list_free(l);
+            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
+                           st->path);
+        }
+    }
+    json_decref(a);
+    *out = l;
+    return SG_OK;
+}
+
+/* Write the user's index (deleting the key when empty). */
+static sg_status index_write(sg_store *st, const char *user, const sg_list *l,
+                             sg_error *err)
+{
+    char *key = index_key(user);
+    if (!key)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    sg_status rc;
+    if (l->n == 0) {
+        rc = st->be->del(st, key, err);
+        if (rc == SG_ENOTFOUND)
+            rc = SG_OK;
+        free(key);
+        return rc;
+    }
+    /* ids are fixed-width: "[" + n * ("\"" id "\",") + "]" */
+    size_t cap = 2 + l->n * (SG_ID_LEN + 3);
+    char *text = malloc(cap + 1);
+    if (!text) {
+        free(key);
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    }
+    char *p = text;
+    *p++ = '[';
+    for (size_t i = 0; i < l->n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        memcpy(p, l->ids[i], SG_ID_LEN);
+        p += SG_ID_LEN;
+        *p++ = '"';
+    }
+    *p++ = ']';
+    *p = '\0';
+    rc = st->be->put(st, key, text, (size_t)(p - text), err);
+    free(text);
+    free(key);
+    return rc;
+}
+
+/* Add id to user's index (no-op if there).  Caller holds the exclusive lock. */
+sg_status sgi_index_add(sg_store *st, const char *user, const char *id,
+                        sg_error *err)
+{
+    sg_list *l;
+    sg_status rc = sgi_index_ids(st, user, &l, err);
+    if (rc != SG_OK)
+        return rc;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->ids[i], id) == 0) {
+            sg_list_free(l);
+            return SG_OK;
+        }
+    if (sgi_list_push(l, id) < 0)
+        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    else
+        rc = index_write(st, user, l, err);
+    sg_list_free(l);
+    return rc;
+}
+
+/* Remove id from user's index.  Caller holds the exclusive lock. */
+sg_status sgi_index_remove(sg_store *st, const char *user, const char *id,
+                           sg_error *err)
+{
+    sg_list *l;
+    sg_status rc = sgi_index_ids(st, user, &l, err);
+    if (rc != SG_OK)
+        return rc;
+    size_t j = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->ids[i], id) != 0)
+            memcpy(l->ids[j++], l->ids[i], SG_ID_LEN + 1);
+    if (j != l->n) {
+        l->n = j;
+        rc = index_write(st, user, l, err);
+    }
+    sg_list_free(l);
+    return rc;
+}
+
+typedef struct dated { int64_t created; char id[SG_ID_LEN + 1]; } dated;
+
+static int by_created(const void *a, const void *b)
+{
+    const dated *x = a, *y = b;
+    if (x->created != y->created)
+        return x->created < y->created ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* The live sessions among ids, belonging to user (NULL: any), oldest first.
+ * New: *out (n entries). */
+static sg_status live_sorted(sg_store *st, const sg_list *ids, const char *user,
+                             dated **out, size_t *n, sg_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    dated *d = malloc((ids->n ? ids->n : 1) * sizeof *d);
+    if (!d)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    int64_t now = sgi_now(st);
+    size_t k = 0;
+    for (size_t i = 0; i < ids->n; i++) {
+        sg_session *s;
+        int damaged;
+        sg_error lerr = { 0 };
+        sg_status rc = sgi_load_ex(st, ids->ids[i], &s, &damaged, &lerr);
+        /* A damaged record is check's business (and reported there); it
+         * must not stop an admin listing or exporting everything else. */
+        if (rc == SG_ENOTFOUND || damaged)
+            continue;
+        if (rc != SG_OK) {
+            if (err && err->code == SG_OK)
+                *err = lerr;
+            free(d);
+            return rc;
+        }
+        if (sgi_live(s, now) && (!user || (s->user && strcmp(s->user, user) == 0))) {
+            d[k].created = s->created;
+            memcpy(d[k].id, s->id, SG_ID_LEN + 1);
+            k++;
+        }
+        sg_session_free(s);
+    }
+    qsort(d, k, sizeof *d, by_created);
+    *out = d;
+    *n = k;
+    return SG_OK;
+}
+
+/* Evict the user's oldest live sessions beyond the cap, never `keep` (the
+ * session being created or logged in: timestamps are whole seconds, so it
+ * may tie with older ones), and drop dead ids from the index.  Caller holds
+ * the exclusive lock. */
+sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
+                          sg_error *err)
+{
+    int cap = st->opt.max_per_user;
+    if (cap <= 0 || !user)
+        return SG_OK;
+    sg_list *ids;
+    sg_status rc = sgi_index_ids(st, user, &ids, err);
+    if (rc != SG_OK)
+        return rc;
+    dated *d;
+    size_t n;
+    rc = live_sorted(st, ids, user, &d, &n, err);
+    sg_list_free(ids);
+    if (rc != SG_OK)
+        return rc;
+    size_t excess = n > (size_t)cap ? n - (size_t)cap : 0;
+    sg_list keep_list = { 0, 0, NULL };
+    for (size_t i = 0; i < n && rc == SG_OK; i++) {
+        int is_keep = keep && strcmp(d[i].id, keep) == 0;
+        if (excess > 0 && !is_keep) {
+            rc = st->be->del(st, d[i].id, err);
+            if (rc == SG_ENOTFOUND)
+                rc = SG_OK;
+            excess--;
+        } else if (sgi_list_push(&keep_list, d[i].id) < 0) {
+            rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+        }
+    }
+    if (rc == SG_OK)
+        rc = index_write(st, user, &keep_list, err);
+    free(keep_list.ids);
+    free(d);
+    return rc;
+}
+
+/* ------------------------------------------------------ whole-store ops */
+
+typedef struct key_walk {
+    sg_list *ids;
+    int oom;
+} key_walk;
+
+static int collect_session_key(const char *key, size_t len, void *arg)
+{
+    key_walk *w = arg;
+    if (len == SG_ID_LEN && sg_id_valid(key) && sgi_list_push(w->ids, key) < 0) {
+        w->oom = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Every session key in the store.  New: *out.  Caller holds a lock. */
+static sg_status all_ids(sg_store *st, sg_list **out, sg_error *err)
+{
+    key_walk w = { sgi_list_new(), 0 };
+    *out = NULL;
+    if (!w.ids)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    sg_status rc = st->be->keys(st, collect_session_key, &w, err);
+    if (rc == SG_OK && w.oom)
+        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    if (rc != SG_OK) {
+        sg_list_free(w.ids);
+        return rc;
+    }
+    *out = w.ids;
+    return SG_OK;
+}
+
+/* Live sessions (of user, or all), oldest first.  New: *out. */
+sg_status sg_store_list(sg_store *st, const char *user, sg_list **out,
+                        sg_error *err)
+{
+    *out = NULL;
+    sg_status rc = sgi_lock(st, SGI_SHARED, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_list *ids;
+    rc = user ? sgi_index_ids(st, user, &ids, err) : all_ids(st, &ids, err);
+    dated *d = NULL;
+    size_t n = 0;
+    if (rc == SG_OK) {
+        rc = live_sorted(st, ids, user, &d, &n, err);
+        sg_list_free(ids);
+    }
+    sgi_unlock(st);
+    if (rc != SG_OK)
+        return rc;
+    sg_list *l = sgi_list_new();
+    for (size_t i = 0; l && i < n; i++)
+        if (sgi_list_push(l, d[i].id) < 0) {
+            sg_list_free(l);
+            l = NULL;
+        }
+    free(d);
+    if (!l)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    *out = l;
+    return SG_OK;
+}
+
+/* Count live sessions, all or of one user. */
+sg_status sg_store_count(sg_store *st, const char *user, size_t *out,
+                         sg_error *err)
+{
+    sg_list *l;
+    sg_status rc = sg_store_list(st, user, &l, err);
+    if (rc != SG_OK)
+        return rc;
+    *out = l->n;
+    sg_list_free(l);
+    return SG_OK;
+}
+
+/* Remove expired sessions and stale index entries. */
+sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
+{
+    if (removed)
+        *removed = 0;
+    sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_list *ids;
+    rc = all_ids(st, &ids, err);
+    int64_t now = sgi_now(st);
+    size_t count = 0;
+    for (size_t i = 0; rc == SG_OK && i < ids->n; i++) {
+        sg_session *s;
+        sg_status lrc = sgi_load(st, ids->ids[i], &s, NULL);
+        if (lrc != SG_OK)
+            continue;       /* damaged records are check's business */
+        if (!sgi_live(s, now)) {
+            rc = st->be->del(st, s->id, err);
+            if (rc == SG_ENOTFOUND)
+                rc = SG_OK;
+            if (rc == SG_OK && s->user)
+                rc = sgi_index_remove(st, s->user, s->id, err);
+            if (rc == SG_OK)
+                count++;
+        }
+        sg_session_free(s);
+    }
+    if (ids)
+        sg_list_free(ids);
+    sgi_unlock(st);
+    if (removed)
+        *removed = count;
+    return rc;
+}
+
+typedef struct user_walk {
+    char **users;
+    size_t n, cap;
+    int oom;
+} user_walk;
+
+static int collect_user_key(const char *key, size_t len, void *arg)
+{
+    user_walk *w = arg;
+    size_t plen = sizeof SGI_USER_PREFIX - 1;
+    if (len <= plen || memcmp(key, SGI_USER_PREFIX, plen) != 0)
+        return 0;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        char **p = realloc(w->users, cap * sizeof *p);
+        if (!p) {
+            w->oom = 1;
+            return 1;
+        }
+        w->users = p;
+        w->cap = cap;
+    }
+    if (!(w->users[w->n] = strdup(key + plen))) {
+        w->oom = 1;
+        return 1;
+    }
+    w->n++;
+    return 0;
+}
+
+static void free_users(user_walk *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->users[i]);
+    free(w->users);
+}
+
+/* Store figures (one full scan). */
+sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    sg_status rc = sgi_lock(st, SGI_SHARED, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_list *ids;
+    rc = all_ids(st, &ids, err);
+    int64_t now = sgi_now(st);
+    for (size_t i = 0; rc == SG_OK && i < ids->n; i++) {
+        sg_session *s;
+        if (sgi_load(st, ids->ids[i], &s, NULL) != SG_OK)
+            continue;
+        out->sessions++;
+        if (sgi_live(s, now)) {
+            out->live++;
+            if (!s->user)
+                out->anonymous++;
+        } else {
+            out->expired++;
+        }
+        sg_session_free(s);
+    }
+    if (rc == SG_OK) {
+        user_walk w = { 0 };
+        rc = st->be->keys(st, collect_user_key, &w, err);
+        /* Users with at least one live session. */
+        for (size_t i = 0; rc == SG_OK && i < w.n; i++) {
+            sg_list *uids;
+            rc = sgi_index_ids(st, w.users[i], &uids, err);
+            if (rc != SG_OK)
+                break;
+            dated *d;
+            size_t n;
+            rc = live_sorted(st, uids, w.users[i], &d, &n, err);
+            sg_list_free(uids);
+            if (rc == SG_OK) {
+                out->users += n > 0;
+                free(d);
+            }
+        }
+        if (w.oom && rc == SG_OK)
+            rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+        free_users(&w);
+    }
+    sg_list_free(ids);
+    st->be->info(st, &out->file_bytes, &out->writes);
+    sgi_unlock(st);
+    return rc;
+}
+
+/* Verify every record; with repair, rebuild the file, drop unparsable
+ * records and rebuild the per-user index from the records. */
+sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
+                         sg_error *err)
+{
+    sg_check_report rep;
+    memset(&rep, 0, sizeof rep);
+    if (repair && st->opt.readonly)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only; "
+                       "cannot repair", st->path);
+    sg_status rc = sgi_lock(st, repair ? SGI_EXCLUSIVE : SGI_SHARED, err);
+    if (rc != SG_OK)
+        return rc;
+    if (repair)
+        rc = st->be->check(st, 1, &rep, err);
+    sg_list *ids = NULL;
+    if (rc == SG_OK)
+        rc = all_ids(st, &ids, err);
+    user_walk w = { 0 };
+    if (rc == SG_OK && repair) {
+        rc = st->be->keys(st, collect_user_key, &w, err);
+        if (rc == SG_OK && w.oom)
+            rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+        for (size_t i = 0; rc == SG_OK && i < w.n; i++) {
+            sg_list empty = { 0, 0, NULL };
+            rc = index_write(st, w.users[i], &empty, err);
+        }
+    }
+    for (size_t i = 0; rc == SG_OK && i < ids->n; i++) {
+        sg_session *s;
+        sg_status lrc = sgi_load(st, ids->ids[i], &s, NULL);
+        rep.records++;
+        if (lrc == SG_ENOTFOUND)
+            continue;
+        if (lrc != SG_OK) {
+            rep.bad_records++;
+            if (repair) {
+                rc = st->be->del(st, ids->ids[i], err);
+                if (rc == SG_ENOTFOUND)
+                    rc = SG_OK;
+            }
+            continue;
+        }
+        if (repair && s->user)
+            rc = sgi_index_add(st, s->user, s->id, err);
+        sg_session_free(s);
+    }
+    free_users(&w);
+    sg_list_free(ids);
+    sgi_unlock(st);
+    if (out)
+        *out = rep;
+    if (rc == SG_OK && rep.bad_records && !repair)
+        return sgi_err(err, SG_ESTORE, 0, "store %s: %zu damaged record(s) "
+                       "(run sessgatectl check --repair)", st->path,
+                       rep.bad_records);
+    return rc;
+}
