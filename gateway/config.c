@@ -1,0 +1,312 @@
+/*
+ * config.c - the gateway's options: one table drives getopt_long, --help,
+ * validation and (through a test) the man page docs/sessgate.8.
+ *
+ * Each option names the gw_config field it fills, its type, its range and
+ * its help line, so adding an option is one table row (tmux's
+ * options-table.c).  Numbers go through strtol with a range check; strings
+ * that end up in headers (cookie name, path, domain, login URL) are checked
+ * here once, so the request path never has to.  The CGI root and program
+ * are resolved with realpath(3) at start-up: the request path compares
+ * against the resolved names.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gateway.h"
+
+enum opt_type { OPT_STR, OPT_LONG, OPT_ENUM, OPT_FLAG, OPT_HELP, OPT_VERSION };
+
+typedef struct opt_def {
+    const char   *name;
+    enum opt_type type;
+    size_t        off;         /* field in gw_config */
+    long          min, max;    /* OPT_LONG range */
+    const char   *choices;     /* OPT_ENUM: "a|b|c", index stored */
+    const char   *arg;         /* metavariable for --help */
+    const char   *help;
+} opt_def;
+
+#define F(field) offsetof(gw_config, field)
+
+static const opt_def opt_table[] = {
+    { "mode", OPT_ENUM, F(mode), 0, 0, "auth|cgi", "auth|cgi",
+      "auth: answer with session headers; cgi: run a CGI program (default auth)" },
+    { "store", OPT_STR, F(store_uri), 0, 0, NULL, "URI",
+      "session store, PATH or gdbm:PATH (default: env SESSGATE_STORE)" },
+    { "listen", OPT_STR, F(listen), 0, 0, NULL, "unix:PATH|HOST:PORT",
+      "listen on this socket (default: the FastCGI socket on fd 0)" },
+    { "workers", OPT_LONG, F(workers), 1, GW_MAX_WORKERS, NULL, "N",
+      "pre-forked worker processes, restarted when they die (default 1)" },
+    { "cookie-name", OPT_STR, F(cookie_name), 0, 0, NULL, "NAME",
+      "session cookie name (default sessgate)" },
+    { "cookie-path", OPT_STR, F(cookie_path), 0, 0, NULL, "PATH",
+      "cookie Path attribute (default /)" },
+    { "cookie-domain", OPT_STR, F(cookie_domain), 0, 0, NULL, "DOMAIN",
+      "cookie Domain attribute (default: none)" },
+    { "cookie-secure", OPT_ENUM, F(cookie_secure), 0, 0, "auto|on|off", "auto|on|off",
+      "Secure attribute; auto: when the param HTTPS is on (default auto)" },
+    { "cookie-max-age", OPT_LONG, F(cookie_max_age), 0, 315360000, NULL, "S",
+      "cookie Max-Age; 0: a session cookie (default 0)" },
+    { "idle-timeout", OPT_LONG, F(idle_timeout), 1, 315360000, NULL, "S",
+      "idle timeout of new sessions (default: the store's)" },
+    { "max-age", OPT_LONG, F(max_age), 1, 315360000, NULL, "S",
+      "absolute lifetime of new sessions (default: the store's)" },
+    { "touch-interval", OPT_LONG, F(touch_interval), 1, 86400, NULL, "S",
+      "extend the idle window at most this often (default: the store's)" },
+    { "lock-timeout", OPT_LONG, F(lock_timeout), 1, 600000, NULL, "MS",
+      "wait this long for the store lock, then 503 (default: the store's)" },
+    { "max-per-user", OPT_LONG, F(max_per_user), 0, 1000000, NULL, "N",
+      "cap on live sessions of one user, oldest evicted (default: none)" },
+    { "sync", OPT_FLAG, F(sync), 0, 0, NULL, NULL,
+      "make every store write durable (fsync)" },
+    { "policy", OPT_ENUM, F(policy), 0, 0, "any|session|user", "any|session|user",
+      "any: always 200; session: 401 without a session; user: 401 without a user" },
+    { "anonymous", OPT_FLAG, F(anonymous), 0, 0, NULL, NULL,
+      "create an anonymous session when there is none (responder role, cgi mode)" },
+    { "login-url", OPT_STR, F(login_url), 0, 0, NULL, "URL",
+      "on 401 send X-Session-Login-Url: URL?next=<request URI>" },
+    { "login-redirect", OPT_FLAG, F(login_redirect), 0, 0, NULL, NULL,
+      "authorizer role: answer 302 to the login URL instead of 401" },
+    { "inject", OPT_STR, F(inject_text), 0, 0, NULL, "all|none|keys:a,b",
+      "which data keys go into SESSION_DATA (default all)" },
+    { "inject-max", OPT_LONG, F(inject_max), 0, GW_MAX_INJECT, NULL, "BYTES",
+      "cap on injected data; over it SESSION_DATA_TRUNCATED=1 (default 2048)" },
+    { "cgi-root", OPT_STR, F(cgi_root_arg), 0, 0, NULL, "DIR",
+      "cgi mode: run scripts (SCRIPT_FILENAME) only from inside DIR" },
+    { "cgi-program", OPT_STR, F(cgi_program_arg), 0, 0, NULL, "FILE",
+      "cgi mode: run this one program for every request" },
+    { "cgi-timeout", OPT_LONG, F(cgi_timeout), 1, 86400, NULL, "S",
+      "kill the CGI program's process group after S seconds (default 30)" },
+    { "help", OPT_HELP, 0, 0, 0, NULL, NULL, "print this help and exit" },
+    { "version", OPT_VERSION, 0, 0, 0, NULL, NULL, "print the version and exit" },
+};
+#define NOPTS (sizeof opt_table / sizeof *opt_table)
+
+/* Print --help to stdout, one line per table row. */
+void config_usage(void)
+{
+    size_t i;
+
+    printf("Usage: sessgate [OPTION]...\n"
+           "FastCGI session gateway: answers whether a request has a session\n"
+           "(--mode auth) or runs a CGI program with the session (--mode cgi).\n\n");
+    for (i = 0; i < NOPTS; i++) {
+        char left[64];
+        const opt_def *o = &opt_table[i];
+
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
+        printf("  %-28s %s\n", left, o->help);
+    }
+    printf("\nSee sessgate(8).\n");
+}
+
+static int usage_error(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "sessgate: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\nTry 'sessgate --help'.\n");
+    return 2;
+}
+
+static int set_option(gw_config *cfg, const opt_def *o, const char *arg)
+{
+    char *end;
+    long v;
+    const char *p;
+    size_t idx, len;
+
+    switch (o->type) {
+    case OPT_STR:
+        *(const char **)((char *)cfg + o->off) = arg;
+        return 0;
+    case OPT_FLAG:
+        *(long *)((char *)cfg + o->off) = 1;
+        return 0;
+    case OPT_LONG:
+        errno = 0;
+        v = strtol(arg, &end, 10);
+        if (errno || end == arg || *end || v < o->min || v > o->max) {
+            char range[64];
+            snprintf(range, sizeof range, "%ld..%ld", o->min, o->max);
+            fprintf(stderr, "sessgate: --%s %s: expected a whole number in %s\n",
+                    o->name, arg, range);
+            fprintf(stderr, "Try 'sessgate --help'.\n");
+            return 2;
+        }
+        *(long *)((char *)cfg + o->off) = v;
+        return 0;
+    case OPT_ENUM:
+        len = strlen(arg);
+        for (p = o->choices, idx = 0; *p; idx++) {
+            size_t n = strcspn(p, "|");
+            if (n == len && strncmp(p, arg, n) == 0) {
+                *(long *)((char *)cfg + o->off) = (long)idx;
+                return 0;
+            }
+            p += n;
+            if (*p)
+                p++;
+        }
+        fprintf(stderr, "sessgate: --%s %s: expected one of %s\n", o->name, arg,
+                o->choices);
+        fprintf(stderr, "Try 'sessgate --help'.\n");
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+static int check_chars(const char *s, const char *extra_ok, int alnum)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (alnum && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                       (c >= '0' && c <= '9') || (c && strchr(extra_ok, c))))
+            return -1;
+        if (!alnum && (c <= 0x20 || c >= 0x7f || strchr(extra_ok, c)))
+            return -1;
+    }
+    return 0;
+}
+
+/* Validate what getopt could not, resolve paths, fill store options. */
+static int config_check(gw_config *cfg)
+{
+    char msg[256];
+    struct stat sb;
+
+    if (!cfg->store_uri)
+        cfg->store_uri = getenv("SESSGATE_STORE");
+    if (!cfg->store_uri || !*cfg->store_uri)
+        return usage_error("no store: give --store URI or set SESSGATE_STORE%s%s", "", "");
+    /* Why: these strings go into every Set-Cookie; check them once here. */
+    if (!*cfg->cookie_name || strlen(cfg->cookie_name) > 128 ||
+        check_chars(cfg->cookie_name, "!#$%&'*+-.^_`|~", 1) < 0)
+        return usage_error("--cookie-name %s: use letters, digits and !#$%%&'*+-.^_`|~%s",
+                           cfg->cookie_name, "");
+    if (cfg->cookie_path[0] != '/' || strlen(cfg->cookie_path) > 1024 ||
+        check_chars(cfg->cookie_path, ";,", 0) < 0)
+        return usage_error("--cookie-path %s: must start with / and hold no blank, ';' or ','%s",
+                           cfg->cookie_path, "");
+    if (cfg->cookie_domain && (!*cfg->cookie_domain || strlen(cfg->cookie_domain) > 253 ||
+        check_chars(cfg->cookie_domain, ".-", 1) < 0))
+        return usage_error("--cookie-domain %s: not a domain name%s", cfg->cookie_domain, "");
+    if (cfg->login_url && (!*cfg->login_url || strlen(cfg->login_url) > 2048 ||
+        check_chars(cfg->login_url, "", 0) < 0))
+        return usage_error("--login-url %s: must be a URL without blanks%s", cfg->login_url, "");
+    if (cfg->login_redirect && !cfg->login_url)
+        return usage_error("--login-redirect needs --login-url%s%s", "", "");
+    if (inject_spec_parse(&cfg->inject, cfg->inject_text, msg, sizeof msg) < 0)
+        return usage_error("%s%s", msg, "");
+    cfg->inject.max = (size_t)cfg->inject_max;
+
+    if (cfg->mode == MODE_CGI) {
+        if (!!cfg->cgi_root_arg == !!cfg->cgi_program_arg)
+            return usage_error("--mode cgi needs exactly one of --cgi-root DIR and --cgi-program FILE%s%s", "", "");
+        if (cfg->cgi_root_arg) {
+            cfg->cgi_root = realpath(cfg->cgi_root_arg, NULL);
+            if (!cfg->cgi_root || stat(cfg->cgi_root, &sb) < 0 || !S_ISDIR(sb.st_mode))
+                return usage_error("--cgi-root %s: %s", cfg->cgi_root_arg,
+                                   cfg->cgi_root ? "not a directory" : strerror(errno));
+        } else {
+            cfg->cgi_program = realpath(cfg->cgi_program_arg, NULL);
+            if (!cfg->cgi_program || stat(cfg->cgi_program, &sb) < 0 ||
+                !S_ISREG(sb.st_mode) || access(cfg->cgi_program, X_OK) < 0)
+                return usage_error("--cgi-program %s: %s", cfg->cgi_program_arg,
+                                   cfg->cgi_program ? "not an executable file" : strerror(errno));
+        }
+    } else if (cfg->cgi_root_arg || cfg->cgi_program_arg) {
+        return usage_error("--cgi-root and --cgi-program need --mode cgi%s%s", "", "");
+    }
+
+    sg_options_init(&cfg->store_opt);
+    if (cfg->idle_timeout)
+        cfg->store_opt.idle_timeout = cfg->idle_timeout;
+    if (cfg->max_age)
+        cfg->store_opt.max_age = cfg->max_age;
+    if (cfg->touch_interval)
+        cfg->store_opt.touch_interval = cfg->touch_interval;
+    else if (cfg->idle_timeout) {
+        /* sg_options_init filled the default for the default idle timeout;
+         * recompute it for ours (1/10 of idle, at most 60 s, at least 1). */
+        int64_t t = cfg->idle_timeout / 10;
+        cfg->store_opt.touch_interval = t > SG_MAX_TOUCH_INTERVAL ? SG_MAX_TOUCH_INTERVAL
+                                      : t < 1 ? 1 : t;
+    }
+    if (cfg->lock_timeout)
+        cfg->store_opt.lock_timeout_ms = (int)cfg->lock_timeout;
+    cfg->store_opt.max_per_user = (int)cfg->max_per_user;
+    cfg->store_opt.sync = (int)cfg->sync;
+    return -1;
+}
+
+/* Parse argv into *cfg; see gateway.h. */
+int config_parse(gw_config *cfg, int argc, char **argv)
+{
+    struct option longopts[NOPTS + 1];
+    size_t i;
+    int c, rc;
+
+    memset(cfg, 0, sizeof *cfg);
+    cfg->mode = MODE_AUTH;
+    cfg->workers = 1;
+    cfg->cookie_name = "sessgate";
+    cfg->cookie_path = "/";
+    cfg->cookie_secure = TRI_AUTO;
+    cfg->policy = POLICY_ANY;
+    cfg->inject_text = "all";
+    cfg->inject_max = 2048;
+    cfg->cgi_timeout = 30;
+
+    for (i = 0; i < NOPTS; i++) {
+        longopts[i].name = opt_table[i].name;
+        longopts[i].has_arg = (opt_table[i].type == OPT_FLAG || opt_table[i].type == OPT_HELP ||
+                               opt_table[i].type == OPT_VERSION) ? no_argument : required_argument;
+        longopts[i].flag = NULL;
+        longopts[i].val = 256 + (int)i;
+    }
+    memset(&longopts[NOPTS], 0, sizeof longopts[NOPTS]);
+    opterr = 1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        const opt_def *o;
+
+        if (c < 256 || c >= 256 + (int)NOPTS) {
+            fprintf(stderr, "Try 'sessgate --help'.\n");
+            return 2;
+        }
+        o = &opt_table[c - 256];
+        if (o->type == OPT_HELP) {
+            config_usage();
+            return 0;
+        }
+        if (o->type == OPT_VERSION) {
+            printf("sessgate %s (libsessgate %s)\n", SG_VERSION_STRING, sg_version());
+            return 0;
+        }
+        rc = set_option(cfg, o, optarg);
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'%s", argv[optind], "");
+    return config_check(cfg);
+}
+
+/* Release what config_parse allocated. */
+void config_free(gw_config *cfg)
+{
+    inject_spec_free(&cfg->inject);
+    free(cfg->cgi_root);
+    free(cfg->cgi_program);
+    cfg->cgi_root = cfg->cgi_program = NULL;
+}

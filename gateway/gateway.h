@@ -1,0 +1,251 @@
+/*
+ * gateway.h - the gateway's internal interfaces, one section per file.
+ *
+ * The gateway (gateway/sessgate) is split the way STYLE.md lays out: pure
+ * parsers and builders (buf, cookie, inbound, inject, cgi_reply, respond) that
+ * know nothing of FastCGI, so unit tests and fuzz targets can use them alone,
+ * and the FastCGI side (listen, prefork, request, mode_auth, mode_cgi, proc).
+ * Only the files that talk to libfcgi include <fcgiapp.h>; this header just
+ * names its request struct.  Every limit is a named constant here.
+ */
+#ifndef SESSGATE_GATEWAY_H
+#define SESSGATE_GATEWAY_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "sessgate.h"
+
+/* ---------------------------------------------------------------- limits */
+#define GW_MAX_COOKIE        (64 * 1024)  /* bytes of all HTTP_COOKIE params together */
+#define GW_MAX_COOKIE_PARAMS 64           /* HTTP_COOKIE params looked at */
+#define GW_MAX_REPLY_HEADER  (64 * 1024)  /* bytes of a CGI reply header block */
+#define GW_MAX_REPLY_LINES   200          /* header lines of a CGI reply */
+#define GW_MAX_INJECT        (1024 * 1024)/* highest --inject-max */
+#define GW_MAX_INJECT_KEYS   64           /* keys in --inject keys:a,b */
+#define GW_MAX_ENV           512          /* variables given to a CGI program */
+#define GW_MAX_WORKERS       256
+#define GW_MAX_HEADER_VALUE  (256 * 1024) /* any header value the gateway emits */
+#define GW_IO_CHUNK          (64 * 1024)  /* pipe and stream transfer unit */
+
+/* ------------------------------------------------------------------ buf.c */
+/* A growable byte buffer with a hard cap (after curl's dynbuf).  The bytes
+ * are always NUL-terminated.  Owner: whoever holds the struct; buf_free. */
+typedef struct buf {
+    char  *data;
+    size_t len, alloc, cap;
+    int    failed;          /* an append hit the cap or ENOMEM; sticky */
+} buf;
+
+void buf_init(buf *b, size_t cap);
+void buf_free(buf *b);
+void buf_reset(buf *b);
+int  buf_add(buf *b, const void *p, size_t n);
+int  buf_adds(buf *b, const char *s);
+int  buf_addf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int  buf_addc(buf *b, char c);
+char *buf_steal(buf *b);
+
+/* ------------------------------------------------------------------ log.c */
+void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --------------------------------------------------------------- cookie.c */
+typedef enum cookie_result {
+    COOKIE_NONE = 0,     /* no cookie with that name */
+    COOKIE_ONE,          /* every copy names the same valid id: *id filled */
+    COOKIE_BAD           /* present, but malformed, conflicting or oversized */
+} cookie_result;
+
+/* Look for cookie `name` in the Cookie header values vals[0..n).  Copies of
+ * the name in several values, or several times in one, count only when they
+ * all carry the same valid id.  id must hold SG_ID_LEN + 1 bytes. */
+cookie_result cookie_find(const char *const *vals, const size_t *lens,
+                          size_t n, const char *name, char *id);
+
+/* -------------------------------------------------------------- inbound.c */
+typedef enum inbound_class {
+    INBOUND_DROP = 0,    /* not for a CGI program */
+    INBOUND_CGI,         /* a CGI/1.1 variable from the allow-list */
+    INBOUND_HTTP,        /* a client header (HTTP_*) that may pass */
+    INBOUND_SPOOF        /* looks like an injected name: always dropped */
+} inbound_class;
+
+/* Classify one FastCGI param name for the CGI program's environment. */
+inbound_class inbound_classify(const char *name);
+
+/* ---------------------------------------------------------------- inject.c */
+typedef enum inject_mode { INJECT_ALL = 0, INJECT_NONE, INJECT_KEYS } inject_mode;
+
+typedef struct inject_spec {
+    inject_mode mode;
+    size_t      nkeys;
+    char       *keys[GW_MAX_INJECT_KEYS];   /* owned by the spec: inject_spec_free */
+    size_t      max;                        /* byte cap on SESSION_DATA */
+} inject_spec;
+
+/* Parse "all", "none" or "keys:a,b" into *spec.  0 or -1 (msg filled). */
+int  inject_spec_parse(inject_spec *spec, const char *text, char *msg, size_t msgsz);
+void inject_spec_free(inject_spec *spec);
+
+/* Build SESSION_DATA from the session's data JSON.  New: *out (free()) or
+ * NULL when nothing is injected; *truncated set when over the cap.
+ * Returns 0, or -1 when out of memory or the data is not an object. */
+int inject_data(const inject_spec *spec, const char *data_json,
+                char **out, int *truncated);
+
+/* Percent-encode a user name for a header or variable: bytes outside
+ * 0x21..0x7e and '%' become %XX.  New: free(). NULL on ENOMEM. */
+char *inject_user(const char *user);
+
+/* Whether s is safe as a header value: printable ASCII and space only. */
+int inject_header_safe(const char *s);
+
+/* ------------------------------------------------------------- cgi_reply.c */
+typedef enum reply_state { REPLY_MORE = 0, REPLY_DONE, REPLY_ERROR } reply_state;
+
+typedef enum reply_directive {
+    DIR_NONE = 0, DIR_SET, DIR_REPLACE, DIR_LOGIN, DIR_LOGOUT, DIR_ROTATE,
+    DIR_DROP             /* an unknown X-Session-* header: never passed on */
+} reply_directive;
+
+typedef struct reply_header {
+    char           *name;      /* NUL-terminated, points into reply.block */
+    char           *value;     /* trimmed, NUL-terminated, into reply.block */
+    reply_directive directive; /* DIR_NONE: pass to the client */
+} reply_header;
+
+typedef struct reply {
+    buf          block;        /* the raw header block, then split in place */
+    reply_state  state;
+    unsigned char last, last2; /* the two bytes before the next one fed */
+    size_t       count;        /* bytes fed so far */
+    int          status;       /* 100..599 after DONE */
+    int          has_status, has_location, has_content_type;
+    size_t       nheaders;
+    reply_header headers[GW_MAX_REPLY_LINES];
+    const char  *error;        /* static text after REPLY_ERROR */
+} reply;
+
+void reply_init(reply *r);
+void reply_free(reply *r);
+/* Feed n bytes of the program's stdout.  *used gets how many bytes belong
+ * to the header block; the rest of the input is body.  Once DONE or ERROR
+ * the state sticks. */
+reply_state reply_feed(reply *r, const char *p, size_t n, size_t *used);
+/* Feed end of output: a block without its blank line is an error. */
+reply_state reply_eof(reply *r);
+/* Borrowed: the reason phrase for a status code. */
+const char *reply_reason(int status);
+
+/* --------------------------------------------------------------- config.c */
+typedef enum gw_mode { MODE_AUTH = 0, MODE_CGI } gw_mode;
+typedef enum gw_policy { POLICY_ANY = 0, POLICY_SESSION, POLICY_USER } gw_policy;
+typedef enum gw_tristate { TRI_AUTO = 0, TRI_ON, TRI_OFF } gw_tristate;
+
+typedef struct gw_config {
+    long        mode;            /* gw_mode */
+    const char *store_uri;
+    const char *listen;
+    long        workers;
+    const char *cookie_name, *cookie_path, *cookie_domain;
+    long        cookie_secure;   /* gw_tristate */
+    long        cookie_max_age;
+    long        idle_timeout, max_age, touch_interval, lock_timeout, max_per_user;
+    long        sync;
+    long        policy;          /* gw_policy */
+    long        anonymous;
+    const char *login_url;
+    long        login_redirect;
+    const char *inject_text;
+    inject_spec inject;
+    long        inject_max;
+    const char *cgi_root_arg, *cgi_program_arg;
+    char       *cgi_root;        /* realpath; owned by the config */
+    char       *cgi_program;     /* realpath; owned by the config */
+    long        cgi_timeout;
+    sg_options  store_opt;
+} gw_config;
+
+/* Parse argv into *cfg.  Returns -1 to go on, or an exit status (0 after
+ * --help/--version, 2 after a usage error, message printed). */
+int  config_parse(gw_config *cfg, int argc, char **argv);
+void config_free(gw_config *cfg);
+/* Print --help to stdout. */
+void config_usage(void);
+
+/* ---------------------------------------------------------------- respond.c */
+/* Append "Status: N Reason\r\n". */
+void respond_status(buf *b, int status);
+/* Append "Name: value\r\n"; refuses (returns -1, logs) a value with a byte
+ * outside printable ASCII, so no CR/LF/NUL can ever be emitted. */
+int  respond_header(buf *b, const char *name, const char *value);
+/* Append the session cookie: id set, or id NULL for an expiring one. */
+void respond_cookie(buf *b, const gw_config *cfg, const char *id, int https);
+/* Append the login URL with next=<percent-encoded uri>. New: free(). */
+char *respond_login_url(const char *login_url, const char *request_uri);
+
+/* ---------------------------------------------------------------- proc.c */
+/* Send sig to the process group led by pid (falls back to pid alone). */
+int  proc_kill(pid_t pid, int sig);
+/* Start path in its own process group with stdin/stdout on pipes and the
+ * given environment, in directory dir.  Returns the pid or -1 (errno). */
+pid_t proc_spawn(const char *path, char *const envp[], const char *dir,
+                 int *to_child, int *from_child);
+/* Wait for pid until deadline_ms (monotonic); on expiry kill its group
+ * and reap it.  Returns the wait status, or -1. */
+int  proc_reap(pid_t pid, int64_t deadline_ms);
+/* Monotonic clock in milliseconds. */
+int64_t proc_now_ms(void);
+
+/* ---------------------------------------------------------------- request.c */
+struct FCGX_Request;
+
+typedef enum gw_role { ROLE_RESPONDER = 0, ROLE_AUTHORIZER } gw_role;
+
+/* One request: everything a mode handler needs, nothing global. */
+typedef struct gw_request {
+    const gw_config     *cfg;
+    sg_store            *store;     /* the worker's kept handle (borrowed) */
+    struct FCGX_Request *fcgi;      /* borrowed */
+    char               **envp;      /* the params, borrowed from fcgi */
+    gw_role              role;
+    int                  https;
+    const char          *request_uri;
+    char                 cookie_id[SG_ID_LEN + 1];
+    cookie_result        cookie;
+    sg_session          *session;   /* owned: freed by request_done */
+    int                  created;   /* session made by this request */
+    buf                  head;      /* response header block being built */
+} gw_request;
+
+/* Borrowed: the first value of param name, or NULL. */
+const char *request_param(const gw_request *rq, const char *name);
+/* Look the cookie up and load the session (strict).  0, or -1 on a store
+ * failure (503 already logged). */
+int  request_load_session(gw_request *rq);
+/* Create an anonymous session.  0 or -1 (logged). */
+int  request_create_session(gw_request *rq);
+/* Send the built header block and an optional body; 0 or -1. */
+int  request_send(gw_request *rq, const char *body);
+/* Answer with a plain error page (503, 502, ...). */
+void request_fail(gw_request *rq, int status, const char *text);
+/* Run the accept loop of one worker until told to stop.  Exit status. */
+int  request_loop(const gw_config *cfg, int listen_fd);
+
+/* --------------------------------------------------------- mode_*.c */
+void mode_auth_handle(gw_request *rq);
+void mode_cgi_handle(gw_request *rq);
+
+/* ---------------------------------------------------------------- listen.c */
+/* Open the listening socket of --listen, or check fd 0.  fd or -1. */
+int  listen_open(const gw_config *cfg);
+void listen_close(const gw_config *cfg, int fd);
+
+/* ---------------------------------------------------------------- prefork.c */
+/* Run cfg->workers workers on fd; restart dead ones; SIGTERM stops all. */
+int  prefork_run(const gw_config *cfg, int fd);
+/* Set by the SIGTERM handler in a worker: finish the request and leave. */
+extern volatile sig_atomic_t prefork_stop;
+
+#endif /* SESSGATE_GATEWAY_H */

@@ -1,0 +1,44 @@
+/*
+ * main.c - sessgate, the FastCGI session gateway: wiring only.
+ *
+ * Parse the options (config.c), check once that the store opens so a bad
+ * --store fails at start-up with a clear message rather than as a 503 on
+ * every request, get the listening socket (listen.c), and hand over to the
+ * workers (prefork.c), each of which runs request.c's accept loop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gateway.h"
+
+int main(int argc, char **argv)
+{
+    gw_config cfg;
+    sg_store *st = NULL;
+    sg_error err;
+    int rc, fd;
+
+    rc = config_parse(&cfg, argc, argv);
+    if (rc >= 0) {
+        config_free(&cfg);
+        return rc;
+    }
+    sg_error_clear(&err);
+    if (sg_store_open(cfg.store_uri, &cfg.store_opt, &st, &err) != SG_OK) {
+        fprintf(stderr, "sessgate: %s\n", err.text);
+        config_free(&cfg);
+        return 1;
+    }
+    /* Each worker opens its own handle after fork: a handle (and its lock
+     * file descriptor) must not be shared between processes. */
+    sg_store_close(st);
+    fd = listen_open(&cfg);
+    if (fd < 0) {
+        config_free(&cfg);
+        return 1;
+    }
+    rc = prefork_run(&cfg, fd);
+    listen_close(&cfg, fd);
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,141 @@
+/*
+ * mode_auth.c - --mode auth: tell the web server whether the request has a
+ * session, and which.
+ *
+ * Two audiences (DESIGN 5, web-servers.md 2):
+ *  - AUTHORIZER role (lighttpd, Apache mod_authnz_fcgi / mod_fcgid): a 200
+ *    carries only Variable-SESSION_* headers, which the server turns into
+ *    the backend's environment.  Nothing else: Apache copies every other
+ *    header of a 200 to the browser.  FCGI_STDIN is never read (Apache never
+ *    ends it, lighttpd does not on POST: the read would block).
+ *  - RESPONDER role (nginx auth_request): X-Session-* headers for
+ *    auth_request_set, and Set-Cookie when a session was created here.
+ * A denial is 401 with WWW-Authenticate and X-Session-Login-Url (nginx can
+ * only redirect itself, from error_page 401), or in the authorizer role
+ * optionally a 302 to the login URL.  A store failure is 503, never a 200.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+
+typedef struct names {
+    const char *id, *user, *data, *is_new, *truncated;
+} names;
+
+static const names authorizer_names = {
+    "Variable-SESSION_ID", "Variable-SESSION_USER", "Variable-SESSION_DATA",
+    "Variable-SESSION_NEW", "Variable-SESSION_DATA_TRUNCATED",
+};
+static const names responder_names = {
+    "X-Session-Id", "X-Session-User", "X-Session-Data", "X-Session-New",
+    "X-Session-Data-Truncated",
+};
+
+/* The session as headers under the role's names; empty values are left
+ * out (empty means absent). */
+static void add_session_headers(gw_request *rq, const names *nm)
+{
+    const char *user = sg_session_user(rq->session);
+    char *data_json, *data = NULL, *user_enc = NULL;
+    int truncated = 0;
+
+    respond_header(&rq->head, nm->id, sg_session_id(rq->session));
+    if (user && *user) {
+        user_enc = inject_user(user);       /* owned here, freed below */
+        if (user_enc)
+            respond_header(&rq->head, nm->user, user_enc);
+    }
+    data_json = sg_session_data_json(rq->session);     /* owned here */
+    if (inject_data(&rq->cfg->inject, data_json, &data, &truncated) < 0) {
+        /* Why: the request still goes through; the backend is told the
+         * data is missing rather than getting a 500. */
+        log_msg("session data of %s could not be injected", sg_session_id(rq->session));
+        truncated = 1;
+    }
+    if (data && *data)
+        respond_header(&rq->head, nm->data, data);
+    if (rq->created)
+        respond_header(&rq->head, nm->is_new, "1");
+    if (truncated)
+        respond_header(&rq->head, nm->truncated, "1");
+    free(data);
+    free(data_json);
+    free(user_enc);
+}
+
+static void allow(gw_request *rq)
+{
+    respond_status(&rq->head, 200);
+    if (rq->session)
+        add_session_headers(rq, rq->role == ROLE_AUTHORIZER ? &authorizer_names
+                                                            : &responder_names);
+    if (rq->role == ROLE_RESPONDER) {
+        if (rq->created)
+            respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
+        else if (!rq->session && rq->cookie != COOKIE_NONE)
+            respond_cookie(&rq->head, rq->cfg, NULL, rq->https);
+    }
+    request_send(rq, NULL);
+}
+
+static void deny(gw_request *rq)
+{
+    const gw_config *cfg = rq->cfg;
+    char *login = NULL;
+    const char *body = rq->cfg->policy == POLICY_USER
+                     ? "401 Unauthorized: please log in\n"
+                     : "401 Unauthorized: no session\n";
+
+    if (cfg->login_url)
+        login = respond_login_url(cfg->login_url, rq->request_uri);   /* owned here */
+    if (rq->role == ROLE_AUTHORIZER && cfg->login_redirect && login) {
+        respond_status(&rq->head, 302);
+        respond_header(&rq->head, "Location", login);
+        body = "302 Found: please log in\n";
+    } else {
+        respond_status(&rq->head, 401);
+        respond_header(&rq->head, "WWW-Authenticate", "SessGate realm=\"sessgate\"");
+        if (login)
+            respond_header(&rq->head, "X-Session-Login-Url", login);
+    }
+    /* A cookie that named no live session is expired in the browser. */
+    if (!rq->session && rq->cookie != COOKIE_NONE)
+        respond_cookie(&rq->head, cfg, NULL, rq->https);
+    respond_header(&rq->head, "Content-Type", "text/plain; charset=us-ascii");
+    request_send(rq, rq->head.failed ? NULL : body);
+    free(login);
+}
+
+/* Answer one request in auth mode. */
+void mode_auth_handle(gw_request *rq)
+{
+    const gw_config *cfg = rq->cfg;
+    int ok;
+
+    if (request_load_session(rq) < 0) {
+        request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
+        return;
+    }
+    /* lighttpd drops Set-Cookie on an authorizer 200, so a session made
+     * there would never reach the browser: only the responder role creates. */
+    if (!rq->session && cfg->anonymous && rq->role == ROLE_RESPONDER &&
+        request_create_session(rq) < 0) {
+        request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
+        return;
+    }
+    switch (cfg->policy) {
+    case POLICY_SESSION:
+        ok = rq->session != NULL;
+        break;
+    case POLICY_USER:
+        ok = rq->session && sg_session_user(rq->session);
+        break;
+    default:
+        ok = 1;
+    }
+    if (ok)
+        allow(rq);
+    else
+        deny(rq);
+}

@@ -1,0 +1,638 @@
+/*
+ * mode_cgi.c - --mode cgi: run a CGI program with the session in its
+ * environment, and apply the session changes it asks for.
+ *
+ * Like fcgiwrap, with what fcgiwrap lacks (reliability.md 1.4):
+ *  - only a script that resolves (realpath: symlinks and ".." followed)
+ *    inside --cgi-root, or the one --cgi-program, ever runs; a missing
+ *    script is 404 and one outside the root 403, and nothing is executed;
+ *  - the environment is built from an allow-list (inbound.c), never
+ *    inherited; client headers that imitate session names are dropped and
+ *    SESSION_* is set by the gateway alone;
+ *  - the request body and the reply stream both ways under one poll()
+ *    loop, so a program that writes a lot before reading its input cannot
+ *    deadlock against us (fcgiwrap copies the whole body first);
+ *  - --cgi-timeout kills the program's process group and reaps it.
+ * The reply header block is parsed by cgi_reply.c: X-Session-Set/Replace/
+ * Login/Logout/Rotate are applied under the store lock and stripped, and a
+ * program that fails before any header gives 502 (504 on timeout).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "gateway.h"
+
+/* ------------------------------------------------------------ script */
+
+/* Resolve the script to run.  New: *out (free()).  Returns 0 or the HTTP
+ * status to answer with (403, 404). */
+static int cgi_resolve(gw_request *rq, char **out)
+{
+    const gw_config *cfg = rq->cfg;
+    const char *sf = request_param(rq, "SCRIPT_FILENAME");
+    char *joined = NULL, *real;
+    size_t rootlen;
+    struct stat sb;
+
+    *out = NULL;
+    if (cfg->cgi_program) {
+        *out = strdup(cfg->cgi_program);
+        return *out ? 0 : 500;
+    }
+    if (!sf || !*sf) {
+        const char *root = request_param(rq, "DOCUMENT_ROOT");
+        const char *name = request_param(rq, "SCRIPT_NAME");
+        if (!root || !name || !*name)
+            return 404;
+        if (asprintf(&joined, "%s/%s", root, name) < 0)
+            return 500;
+        sf = joined;
+    }
+    real = realpath(sf, NULL);          /* owned: handed out or freed */
+    if (!real) {
+        int e = errno;
+        log_msg("cgi script %.300s: %s", sf, strerror(e));
+        free(joined);
+        return e == EACCES ? 403 : 404;
+    }
+    free(joined);
+    rootlen = strlen(cfg->cgi_root);
+    /* Why: the resolved path, not the given one, must lie under the root,
+     * or "../" and symlinks would lead anywhere (fcgiwrap runs any path). */
+    if (strncmp(real, cfg->cgi_root, rootlen) != 0 ||
+        (real[rootlen] != '/' && !(rootlen == 1 && cfg->cgi_root[0] == '/'))) {
+        log_msg("cgi script %.300s resolves outside --cgi-root; refused", real);
+        free(real);
+        return 403;
+    }
+    if (stat(real, &sb) < 0 || !S_ISREG(sb.st_mode) || access(real, X_OK) < 0) {
+        log_msg("cgi script %.300s is not an executable file", real);
+        free(real);
+        return 403;
+    }
+    *out = real;
+    return 0;
+}
+
+/* --------------------------------------------------------- environment */
+
+typedef struct cgi_env {
+    char  *vars[GW_MAX_ENV + 1];
+    char  *owned[16];               /* strings made here, freed by env_free */
+    size_t n, nowned;
+} cgi_env;
+
+static int env_has(const cgi_env *env, const char *entry)
+{
+    size_t i, k = strcspn(entry, "=");
+
+    for (i = 0; i < env->n; i++)
+        if (strncmp(env->vars[i], entry, k) == 0 && env->vars[i][k] == '=')
+            return 1;
+    return 0;
+}
+
+static void env_add(cgi_env *env, char *entry)
+{
+    if (env->n < GW_MAX_ENV && !env_has(env, entry))
+        env->vars[env->n++] = entry;
+}
+
+static void env_addf(cgi_env *env, const char *name, const char *value)
+{
+    char *s;
+
+    if (env->nowned == sizeof env->owned / sizeof *env->owned)
+        return;
+    if (asprintf(&s, "%s=%s", name, value) < 0)
+        return;
+    env->owned[env->nowned++] = s;
+    env_add(env, s);
+}
+
+static void env_free(cgi_env *env)
+{
+    size_t i;
+
+    for (i = 0; i < env->nowned; i++)
+        free(env->owned[i]);
+}
+
+/* Build the program's environment: fixed PATH, allowed params, the
+ * session.  *truncated says whether SESSION_DATA was left out. */
+static void cgi_build_env(gw_request *rq, cgi_env *env)
+{
+    char **e;
+    buf cookies;
+    int ncookies = 0, truncated = 0;
+
+    memset(env, 0, sizeof *env);
+    /* The gateway's own variables first: nothing from the request can
+     * shadow them (env_add keeps the first of a name). */
+    env_addf(env, "PATH", "/usr/local/bin:/usr/bin:/bin");
+    /* The gateway's store, so a program using the bindings opens the same
+     * sessions (sessgate.Store() and sg.open() read SESSGATE_STORE). */
+    env_addf(env, "SESSGATE_STORE", rq->cfg->store_uri);
+    if (rq->session) {
+        const char *user = sg_session_user(rq->session);
+        char *data_json, *data = NULL;
+
+        env_addf(env, "SESSION_ID", sg_session_id(rq->session));
+        if (user && *user) {
+            char *enc = inject_user(user);
+            if (enc) {
+                env_addf(env, "SESSION_USER", enc);
+                free(enc);
+            }
+        }
+        data_json = sg_session_data_json(rq->session);
+        if (inject_data(&rq->cfg->inject, data_json, &data, &truncated) < 0) {
+            log_msg("session data of %s could not be injected", sg_session_id(rq->session));
+            truncated = 1;
+        }
+        if (data && *data)
+            env_addf(env, "SESSION_DATA", data);
+        free(data);
+        free(data_json);
+        if (rq->created)
+            env_addf(env, "SESSION_NEW", "1");
+        if (truncated)
+            env_addf(env, "SESSION_DATA_TRUNCATED", "1");
+    }
+    /* Several Cookie params (nginx) become one variable, joined by "; ",
+     * so the program sees them all, not just the last (fcgiwrap). */
+    buf_init(&cookies, GW_MAX_COOKIE + 64);
+    for (e = rq->envp; e && *e; e++)
+        if (strncmp(*e, "HTTP_COOKIE=", 12) == 0) {
+            buf_adds(&cookies, ncookies++ ? "; " : "HTTP_COOKIE=");
+            buf_adds(&cookies, *e + 12);
+        }
+    if (ncookies > 1 && !cookies.failed) {
+        char *c = buf_steal(&cookies);
+        if (c && env->nowned < sizeof env->owned / sizeof *env->owned) {
+            env->owned[env->nowned++] = c;
+            env_add(env, c);
+        } else
+            free(c);
+    }
+    buf_free(&cookies);
+    for (e = rq->envp; e && *e; e++) {
+        char name[128];
+        size_t k = strcspn(*e, "=");
+
+        if (k == 0 || k >= sizeof name || (*e)[k] != '=')
+            continue;
+        memcpy(name, *e, k);
+        name[k] = '\0';
+        switch (inbound_classify(name)) {
+        case INBOUND_CGI:
+        case INBOUND_HTTP:
+            env_add(env, *e);
+            break;
+        default:
+            break;              /* dropped: spoof or not for CGI */
+        }
+    }
+    if (!env_has(env, "GATEWAY_INTERFACE="))
+        env_addf(env, "GATEWAY_INTERFACE", "CGI/1.1");
+    env->vars[env->n] = NULL;
+}
+
+/* ------------------------------------------------------- session edits */
+
+static int directive_on(const char *v)
+{
+    return *v && strcmp(v, "0") != 0;
+}
+
+/* Apply the program's X-Session-* directives.  Appends Set-Cookie to
+ * rq->head as needed.  0, or -1 on a store failure (caller sends 503). */
+static int cgi_apply(gw_request *rq, const reply *r)
+{
+    sg_store *st = rq->store;
+    sg_session *s = NULL;
+    sg_error err;
+    sg_status rc;
+    size_t i;
+    int want = 0, logout = 0, rotate = 0, changed = 0, created = rq->created;
+
+    for (i = 0; i < r->nheaders; i++) {
+        switch (r->headers[i].directive) {
+        case DIR_SET: case DIR_REPLACE: case DIR_LOGIN:
+            want = 1;
+            break;
+        case DIR_LOGOUT:
+            logout |= directive_on(r->headers[i].value);
+            break;
+        case DIR_ROTATE:
+            rotate |= directive_on(r->headers[i].value);
+            break;
+        default:
+            break;
+        }
+    }
+    if (!want && !logout && !rotate) {
+        if (rq->created)
+            respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
+        return 0;
+    }
+    if (!st)
+        return -1;          /* store_handle() logged why, once */
+    sg_error_clear(&err);
+    if (logout) {
+        if (rq->session) {
+            rc = sg_session_delete(st, sg_session_id(rq->session), &err);
+            if (rc != SG_OK && rc != SG_ENOTFOUND) {
+                log_msg("%s", err.text);
+                return -1;
+            }
+        }
+        if (want || rotate)
+            log_msg("X-Session-Logout given: other X-Session directives ignored");
+        respond_cookie(&rq->head, rq->cfg, NULL, rq->https);
+        return 0;
+    }
+    /* Why: the program may have changed the session itself (bindings)
+     * while it ran; reload it under the lock so nothing is lost. */
+    if (sg_store_begin(st, &err) != SG_OK) {
+        log_msg("%s", err.text);
+        return -1;
+    }
+    if (rq->session) {
+        rc = sg_session_get(st, sg_session_id(rq->session), SG_GET_NOTOUCH, &s, &err);
+        if (rc != SG_OK && rc != SG_ENOTFOUND && rc != SG_EEXPIRED)
+            goto store_fail;
+        sg_error_clear(&err);
+    }
+    if (!s && !want) {
+        sg_store_end(st);
+        return 0;                       /* rotate without a session: nothing */
+    }
+    if (!s) {
+        rc = sg_session_create(st, NULL, NULL, 0, 0, &s, &err);
+        if (rc != SG_OK)
+            goto store_fail;
+        created = 1;
+    }
+    for (i = 0; i < r->nheaders; i++) {
+        const reply_header *h = &r->headers[i];
+
+        sg_error_clear(&err);
+        switch (h->directive) {
+        case DIR_SET:
+            rc = sg_session_merge_data(s, h->value, &err);
+            break;
+        case DIR_REPLACE:
+            rc = sg_session_set_data(s, h->value, &err);
+            break;
+        case DIR_LOGIN:
+            rc = sg_session_set_user(s, h->value, &err);
+            if (rc == SG_OK)
+                rotate = 1;
+            break;
+        default:
+            continue;
+        }
+        if (rc == SG_OK)
+            changed = 1;
+        else
+            /* Why: a bad change is the program's bug; the response still
+             * goes out, without that change. */
+            log_msg("%s from the program not applied: %s", h->name, err.text);
+    }
+    sg_error_clear(&err);
+    if (changed && sg_session_save(st, s, &err) != SG_OK)
+        goto store_fail;
+    if (rotate && !created) {
+        if (sg_session_rotate(st, s, &err) != SG_OK)
+            goto store_fail;
+    }
+    sg_store_end(st);
+    if (created || rotate)
+        respond_cookie(&rq->head, rq->cfg, sg_session_id(s), rq->https);
+    sg_session_free(s);
+    return 0;
+store_fail:
+    sg_store_end(st);
+    log_msg("%s", err.text);
+    sg_session_free(s);
+    return -1;
+}
+
+/* ----------------------------------------------------------- streaming */
+
+typedef struct cgi_io {
+    gw_request *rq;
+    pid_t   pid;
+    int     to_child, from_child;
+    char   *inbuf;                  /* body bytes on their way to the program */
+    size_t  in_len, in_off;
+    int     body_eof;
+    reply   r;
+    int     sent;                   /* the header block has gone out */
+    int     failed;                 /* an error answer went out */
+} cgi_io;
+
+/* Bytes libfcgi already holds for FCGI_STDIN (readable without blocking). */
+static size_t fcgi_buffered(const FCGX_Stream *in)
+{
+    if (!in || in->isClosed || in->stop < in->rdNext)
+        return 0;
+    return (size_t)(in->stop - in->rdNext);
+}
+
+/*
+ * libfcgi reads the socket in 8 KB gulps that can hold several records,
+ * but a stream shows only the current record (rdNext..stop).  When the
+ * rest of the body (or its end record) already sits in that buffer, the
+ * socket never polls readable again, and waiting for it would stall until
+ * the timeout.  So we look at the reader's private buffer end.  This mirrors
+ * FCGX_Stream_Data of fcgiapp.c, unchanged from libfcgi 2.4.0 to 2.4.6;
+ * the checks below make a different layout answer "maybe" (1), and a
+ * "maybe" read is bounded by the request deadline (SIGALRM).
+ */
+struct fcgi_stream_data_mirror {
+    unsigned char *buff;
+    int bufflen;
+    unsigned char *mBuff;
+    unsigned char *buffStop;
+    int type, eorStop, skip, contentLen, paddingLen, isAnythingWritten, rawWrite;
+    FCGX_Request *reqDataPtr;
+};
+
+static int fcgi_more_buffered(const FCGX_Request *fr)
+{
+    const FCGX_Stream *in = fr->in;
+    const struct fcgi_stream_data_mirror *d;
+
+    if (!in || in->isClosed)
+        return 0;
+    d = in->data;
+    if (!d || d->reqDataPtr != fr || d->bufflen <= 0 || d->bufflen > (1 << 24) ||
+        d->buff > in->rdNext || in->rdNext > d->buffStop ||
+        d->buffStop > d->buff + d->bufflen)
+        return 1;                       /* unknown layout: maybe */
+    return d->buffStop > in->rdNext;
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;                          /* only interrupts a blocking read */
+}
+
+/* Take more body from FCGI_STDIN.  Called when libfcgi holds bytes or the
+ * socket polled readable; a read that would still block ends at the
+ * deadline (SIGALRM without SA_RESTART makes read() fail with EINTR). */
+static void cgi_read_body(cgi_io *io, int64_t deadline)
+{
+    FCGX_Stream *in = io->rq->fcgi->in;
+    size_t avail = fcgi_buffered(in);
+    int n;
+
+    io->in_off = io->in_len = 0;
+    if (avail == 0) {
+        struct sigaction sa;
+        struct itimerval it, off;
+        int64_t left = deadline - proc_now_ms();
+
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm;
+        sigaction(SIGALRM, &sa, NULL);
+        memset(&it, 0, sizeof it);
+        memset(&off, 0, sizeof off);
+        if (left < 1)
+            left = 1;
+        it.it_value.tv_sec = left / 1000;
+        it.it_value.tv_usec = (left % 1000) * 1000;
+        setitimer(ITIMER_REAL, &it, NULL);
+        n = FCGX_GetStr(io->inbuf, 1, in);  /* refills libfcgi's buffer */
+        setitimer(ITIMER_REAL, &off, NULL);
+        if (n <= 0) {
+            io->body_eof = 1;
+            return;
+        }
+        io->in_len = 1;
+        avail = fcgi_buffered(in);
+    }
+    if (avail > GW_IO_CHUNK - io->in_len)
+        avail = GW_IO_CHUNK - io->in_len;
+    if (avail) {
+        n = FCGX_GetStr(io->inbuf + io->in_len, (int)avail, in);
+        if (n > 0)
+            io->in_len += (size_t)n;
+    }
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Emit the reply's header block, with the session changes applied. */
+static int cgi_send_headers(cgi_io *io)
+{
+    gw_request *rq = io->rq;
+    const reply *r = &io->r;
+    size_t i;
+
+    buf_reset(&rq->head);
+    respond_status(&rq->head, r->status);
+    for (i = 0; i < r->nheaders; i++)
+        if (r->headers[i].directive == DIR_NONE)
+            buf_addf(&rq->head, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);
+    if (cgi_apply(rq, r) < 0) {
+        request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
+        io->failed = 1;
+        return -1;
+    }
+    io->sent = 1;
+    return request_send(rq, NULL);
+}
+
+/* Handle bytes from the program's stdout.  -1 to stop. */
+static int cgi_output(cgi_io *io, const char *p, size_t n)
+{
+    FCGX_Stream *out = io->rq->fcgi->out;
+    size_t used = 0;
+
+    if (!io->sent) {
+        switch (reply_feed(&io->r, p, n, &used)) {
+        case REPLY_MORE:
+            return 0;
+        case REPLY_ERROR:
+            log_msg("cgi program sent a bad reply header block (%s); 502", io->r.error);
+            request_fail(io->rq, 502, "502 Bad Gateway: the program's reply was malformed\n");
+            io->failed = 1;
+            return -1;
+        case REPLY_DONE:
+            if (cgi_send_headers(io) < 0)
+                return -1;
+            p += used;
+            n -= used;
+            break;
+        }
+    }
+    if (n && FCGX_PutStr(p, (int)n, out) < 0)
+        return -1;                      /* the web server went away */
+    return 0;
+}
+
+/* Run the poll loop until the program's stdout ends or time runs out.
+ * Returns 1 on timeout, 0 otherwise. */
+static int cgi_pump(cgi_io *io, int64_t deadline)
+{
+    char *chunk = malloc(GW_IO_CHUNK);      /* owned here, freed below */
+    int ipc = io->rq->fcgi->ipcFd, timed_out = 0;
+
+    if (!chunk) {
+        log_msg("out of memory in cgi mode");
+        return 0;
+    }
+    while (io->from_child >= 0) {
+        struct pollfd pf[3];
+        int np = 0, i_out = -1, i_in = -1, i_ipc = -1, left;
+        int64_t now = proc_now_ms();
+
+        /* Refill from what libfcgi already buffered: no poll needed. */
+        if (io->to_child >= 0 && io->in_off == io->in_len && !io->body_eof &&
+            (fcgi_buffered(io->rq->fcgi->in) > 0 || fcgi_more_buffered(io->rq->fcgi)))
+            cgi_read_body(io, deadline);
+        if (io->to_child >= 0 && io->in_off == io->in_len && io->body_eof)
+            close_fd(&io->to_child);    /* the program sees end of input */
+        if (now >= deadline) {
+            timed_out = 1;
+            break;
+        }
+        left = (int)(deadline - now);
+        pf[np].fd = io->from_child;
+        pf[np].events = POLLIN;
+        i_out = np++;
+        if (io->to_child >= 0 && io->in_off < io->in_len) {
+            pf[np].fd = io->to_child;
+            pf[np].events = POLLOUT;
+            i_in = np++;
+        } else if (io->to_child >= 0 && !io->body_eof) {
+            pf[np].fd = ipc;
+            pf[np].events = POLLIN;
+            i_ipc = np++;
+        }
+        if (poll(pf, (nfds_t)np, left) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_msg("poll: %s", strerror(errno));
+            break;
+        }
+        if (i_in >= 0 && pf[i_in].revents) {
+            ssize_t w = write(io->to_child, io->inbuf + io->in_off, io->in_len - io->in_off);
+            if (w > 0)
+                io->in_off += (size_t)w;
+            else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                /* The program closed its stdin: it wants no more body. */
+                close_fd(&io->to_child);
+            }
+        }
+        if (i_ipc >= 0 && pf[i_ipc].revents)
+            cgi_read_body(io, deadline);
+        if (pf[i_out].revents) {
+            ssize_t n = read(io->from_child, chunk, GW_IO_CHUNK);
+            if (n > 0) {
+                if (cgi_output(io, chunk, (size_t)n) < 0)
+                    break;
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                close_fd(&io->from_child);
+        }
+    }
+    free(chunk);
+    return timed_out;
+}
+
+/* Answer one request in cgi mode. */
+void mode_cgi_handle(gw_request *rq)
+{
+    const gw_config *cfg = rq->cfg;
+    char *script = NULL, *dir, *slash;
+    cgi_env env;
+    cgi_io io;
+    int status, timed_out, broke, code;
+    int64_t deadline = proc_now_ms() + cfg->cgi_timeout * 1000;
+
+    code = cgi_resolve(rq, &script);
+    if (code) {
+        request_fail(rq, code, code == 404 ? "404 Not Found\n" :
+                               code == 403 ? "403 Forbidden\n" : "500 Internal Server Error\n");
+        return;
+    }
+    if (request_load_session(rq) < 0 ||
+        (!rq->session && cfg->anonymous && request_create_session(rq) < 0)) {
+        request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
+        free(script);
+        return;
+    }
+    cgi_build_env(rq, &env);
+    dir = strdup(script);
+    slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+
+    memset(&io, 0, sizeof io);
+    io.rq = rq;
+    io.to_child = io.from_child = -1;
+    reply_init(&io.r);
+    io.inbuf = malloc(GW_IO_CHUNK);        /* owned here, freed below */
+    io.pid = io.inbuf ? proc_spawn(script, env.vars, dir, &io.to_child, &io.from_child) : -1;
+    env_free(&env);
+    free(dir);
+    if (io.pid < 0) {
+        log_msg("cannot start %.300s: %s", script, strerror(errno));
+        request_fail(rq, 502, "502 Bad Gateway: the program could not be started\n");
+        goto out;
+    }
+    fcntl(io.to_child, F_SETFL, O_NONBLOCK);
+    fcntl(io.from_child, F_SETFL, O_NONBLOCK);
+    /* In the responder role the web server always ends FCGI_STDIN; an
+     * authorizer (misconfigured) never does, so never read it there. */
+    io.body_eof = rq->role == ROLE_AUTHORIZER;
+
+    timed_out = cgi_pump(&io, deadline);
+    broke = io.from_child >= 0;         /* stopped before the output ended */
+    close_fd(&io.to_child);
+    close_fd(&io.from_child);
+    if (timed_out)
+        log_msg("cgi program %.300s killed after %ld s (--cgi-timeout)", script, cfg->cgi_timeout);
+    if (timed_out || broke)
+        proc_kill(io.pid, SIGKILL);
+    status = proc_reap(io.pid, (timed_out || broke) ? proc_now_ms() : deadline);
+    if (!io.sent && !io.failed) {
+        if (timed_out)
+            request_fail(rq, 504, "504 Gateway Timeout: the program took too long\n");
+        else {
+            reply_eof(&io.r);
+            if (status != -1 && WIFSIGNALED(status))
+                log_msg("cgi program %.300s died of signal %d before any header; 502",
+                        script, WTERMSIG(status));
+            else
+                log_msg("cgi program %.300s exited (status %d) before its header block "
+                        "ended; 502", script, status != -1 && WIFEXITED(status)
+                        ? WEXITSTATUS(status) : -1);
+            request_fail(rq, 502, "502 Bad Gateway: the program sent no reply\n");
+        }
+    }
+out:
+    reply_free(&io.r);
+    free(io.inbuf);
+    free(script);
+}

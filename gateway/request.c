@@ -1,0 +1,242 @@
+/*
+ * request.c - one worker's accept loop and the per-request context.
+ *
+ * Each worker opens the store once and keeps the handle (libcore reopens
+ * it internally when another process has written): opening GDBM per
+ * request costs ~50x a kept handle (DESIGN 4).  Each accepted request gets
+ * one gw_request on the stack that carries everything a mode needs; there
+ * are no per-request globals.  The role comes from the protocol (the
+ * BEGIN_REQUEST record) and from FCGI_ROLE params: if either says
+ * AUTHORIZER, it is the authorizer role (Apache sends FCGI_ROLE twice).
+ * The session cookie is read from every HTTP_COOKIE param: nginx sends one
+ * per Cookie header and FCGX_GetParam would return only the first, so the
+ * envp array is walked here.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fastcgi.h>
+#include <fcgiapp.h>
+
+#include "gateway.h"
+
+static volatile sig_atomic_t worker_busy;
+
+/* Why: an idle worker sits in accept() inside libfcgi and can leave at
+ * once; a busy one finishes its request (the loop checks prefork_stop). */
+static void on_worker_term(int sig)
+{
+    (void)sig;
+    if (!worker_busy)
+        _exit(0);
+    prefork_stop = 1;
+}
+
+/* Borrowed: the first value of param name, or NULL. */
+const char *request_param(const gw_request *rq, const char *name)
+{
+    size_t n = strlen(name);
+    char **e;
+
+    for (e = rq->envp; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+static sg_store *store_handle(const gw_config *cfg, sg_store **st)
+{
+    sg_error err;
+
+    if (*st)
+        return *st;
+    sg_error_clear(&err);
+    if (sg_store_open(cfg->store_uri, &cfg->store_opt, st, &err) != SG_OK) {
+        log_msg("%s", err.text);
+        *st = NULL;
+    }
+    return *st;
+}
+
+/* Look the cookie up and load the session; see gateway.h. */
+int request_load_session(gw_request *rq)
+{
+    const char *vals[GW_MAX_COOKIE_PARAMS + 1];
+    size_t lens[GW_MAX_COOKIE_PARAMS + 1], n = 0;
+    char **e;
+    sg_error err;
+    sg_status rc;
+
+    for (e = rq->envp; e && *e && n <= GW_MAX_COOKIE_PARAMS; e++)
+        if (strncmp(*e, "HTTP_COOKIE=", 12) == 0) {
+            vals[n] = *e + 12;
+            lens[n] = strlen(vals[n]);
+            n++;
+        }
+    rq->cookie = cookie_find(vals, lens, n, rq->cfg->cookie_name, rq->cookie_id);
+    if (rq->cookie == COOKIE_BAD)
+        log_msg("ignoring a malformed, oversized or ambiguous %s cookie (uri %.200s)",
+                rq->cfg->cookie_name, rq->request_uri ? rq->request_uri : "-");
+    if (rq->cookie != COOKIE_ONE)
+        return 0;
+    if (!rq->store)
+        return -1;          /* store_handle() logged why, once */
+    sg_error_clear(&err);
+    rc = sg_session_get(rq->store, rq->cookie_id, 0, &rq->session, &err);
+    switch (rc) {
+    case SG_OK:
+        return 0;
+    case SG_ENOTFOUND:
+    case SG_EEXPIRED:
+    case SG_EINVAL:
+        rq->session = NULL;
+        return 0;
+    default:
+        rq->session = NULL;
+        log_msg("%s", err.text);
+        return -1;
+    }
+}
+
+/* Create an anonymous session for this request; see gateway.h. */
+int request_create_session(gw_request *rq)
+{
+    sg_error err;
+
+    if (!rq->store)
+        return -1;          /* store_handle() logged why, once */
+    sg_error_clear(&err);
+    if (sg_session_create(rq->store, NULL, NULL, 0, 0, &rq->session, &err) != SG_OK) {
+        log_msg("%s", err.text);
+        return -1;
+    }
+    rq->created = 1;
+    return 0;
+}
+
+/* Send the header block, the blank line and body (may be NULL). */
+int request_send(gw_request *rq, const char *body)
+{
+    FCGX_Stream *out = rq->fcgi->out;
+
+    if (rq->head.failed) {
+        log_msg("response header block over its cap; sending 500");
+        buf_reset(&rq->head);
+        respond_status(&rq->head, 500);
+        body = "500 Internal Server Error\n";
+    }
+    if (FCGX_PutStr(rq->head.data ? rq->head.data : "", (int)rq->head.len, out) < 0 ||
+        FCGX_PutS("\r\n", out) < 0 ||
+        (body && FCGX_PutS(body, out) < 0))
+        return -1;
+    return 0;
+}
+
+/* Answer with a small plain-text error page. */
+void request_fail(gw_request *rq, int status, const char *text)
+{
+    buf_reset(&rq->head);
+    respond_status(&rq->head, status);
+    respond_header(&rq->head, "Content-Type", "text/plain; charset=us-ascii");
+    request_send(rq, text);
+}
+
+static gw_role request_role(const FCGX_Request *fr)
+{
+    char **e;
+
+    if (fr->role == FCGI_AUTHORIZER)
+        return ROLE_AUTHORIZER;
+    for (e = fr->envp; e && *e; e++)
+        if (strcmp(*e, "FCGI_ROLE=AUTHORIZER") == 0)
+            return ROLE_AUTHORIZER;
+    return ROLE_RESPONDER;
+}
+
+static const struct {
+    gw_mode mode;
+    void  (*handle)(gw_request *rq);
+} modes[] = {
+    { MODE_AUTH, mode_auth_handle },
+    { MODE_CGI,  mode_cgi_handle },
+};
+
+static void request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
+{
+    gw_request rq;
+    const char *https;
+    size_t i;
+
+    memset(&rq, 0, sizeof rq);
+    rq.cfg = cfg;
+    rq.store = st;
+    rq.fcgi = fr;
+    rq.envp = fr->envp;
+    rq.role = request_role(fr);
+    https = request_param(&rq, "HTTPS");
+    rq.https = https && strcasecmp(https, "on") == 0;
+    rq.request_uri = request_param(&rq, "REQUEST_URI");
+    buf_init(&rq.head, GW_MAX_REPLY_HEADER + 4 * GW_MAX_HEADER_VALUE);
+    for (i = 0; i < sizeof modes / sizeof *modes; i++)
+        if (modes[i].mode == (gw_mode)cfg->mode)
+            modes[i].handle(&rq);
+    sg_session_free(rq.session);
+    buf_free(&rq.head);
+}
+
+/* Run one worker's accept loop; see gateway.h. */
+int request_loop(const gw_config *cfg, int listen_fd)
+{
+    FCGX_Request fr;
+    sg_store *st = NULL;
+    struct sigaction sa;
+    int errors = 0;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_worker_term;     /* no SA_RESTART: accept() returns */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    /* A web server that hangs up must not kill the worker: writes fail
+     * with EPIPE instead.  CGI children get SIG_DFL back before exec. */
+    signal(SIGPIPE, SIG_IGN);
+    if (FCGX_InitRequest(&fr, listen_fd, 0) != 0) {
+        log_msg("cannot set up a FastCGI request");
+        return 1;
+    }
+    store_handle(cfg, &st);
+    while (!prefork_stop) {
+        worker_busy = 0;
+        if (prefork_stop)
+            break;
+        if (FCGX_Accept_r(&fr) < 0) {
+            worker_busy = 1;
+            if (prefork_stop)
+                break;
+            /* Why: a bad connection is the client's problem, but a
+             * listening socket that keeps failing will not heal. */
+            if (++errors > 100) {
+                log_msg("accept keeps failing; worker exits");
+                FCGX_Free(&fr, 1);
+                sg_store_close(st);
+                return 1;
+            }
+            {
+                struct timespec ts = { 0, 10000000L };
+                nanosleep(&ts, NULL);
+            }
+            continue;
+        }
+        worker_busy = 1;
+        errors = 0;
+        request_handle(cfg, store_handle(cfg, &st), &fr);
+        FCGX_Finish_r(&fr);
+    }
+    FCGX_Free(&fr, 1);
+    sg_store_close(st);
+    return 0;
+}
