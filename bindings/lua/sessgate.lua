@@ -1,0 +1,618 @@
+--[[
+sessgate.lua - web sessions shared with the sessgate gateway, in Lua 5.4.
+
+    local sg = require "sessgate"
+    local store = assert(sg.open("sessions.db", {idle_timeout = 1800}))
+    local s = assert(store:create{user = "alice", data = {cart = sg.array{}}})
+    s = store:get(id)                      -- nil, message, code when absent
+    s.data.cart[#s.data.cart + 1] = 42
+    local ok, err, code = s:save()         -- code == sg.CONFLICT when stale
+    store:update(id, function(s) s.data.n = (s.data.n or 0) + 1 end)
+
+The store is the GDBM file that the gateway, sessgatectl and the Python
+binding use; processes coordinate through file locks.  This layer is
+written by hand over the raw SWIG module sessgate_core (generated from
+bindings/sessgate.i), which already returns nil, message, code for every C
+error and frees C objects from __gc.  Every function here follows the same
+rule: a failure returns nil, message, code (the SG_* numbers, also
+available as sg.NOTFOUND, sg.CONFLICT, ...).  Programming errors (wrong
+argument types) raise.
+
+Session data crosses the boundary as compact ASCII JSON, encoded whole at
+save time.  JSON maps onto Lua without losing types: integers stay
+integers and floats stay floats (1.0 is written "1.0"), null is the
+sentinel sg.null, and decoded arrays and objects carry metatables so that
+empty ones survive a round trip.  For tables you build, an empty table is
+an object unless made with sg.array{}; sg.object{} marks the other case.
+A table with keys 1..n is an array; holes must be filled with sg.null.
+]]
+
+local core = require "sessgate_core"
+
+local M = {}
+
+M._VERSION = core.version()
+
+-- Status codes, as integers (SWIG's constants are Lua floats).
+M.OK = math.tointeger(core.SG_OK)
+M.NOTFOUND = math.tointeger(core.SG_ENOTFOUND)
+M.EXPIRED = math.tointeger(core.SG_EEXPIRED)
+M.CONFLICT = math.tointeger(core.SG_ECONFLICT)
+M.INVALID = math.tointeger(core.SG_EINVAL)
+M.LOCKTIMEOUT = math.tointeger(core.SG_ELOCKTIMEOUT)
+M.STORE = math.tointeger(core.SG_ESTORE)
+M.NOMEM = math.tointeger(core.SG_ENOMEM)
+M.TOOBIG = math.tointeger(core.SG_ETOOBIG)
+
+local GET_NOTOUCH = math.tointeger(core.SG_GET_NOTOUCH)
+
+--------------------------------------------------------------------- JSON
+
+local null = setmetatable({}, {
+  __name = "sessgate.null",
+  __tostring = function() return "sg.null" end,
+  __newindex = function() error("sg.null is read-only", 2) end,
+})
+M.null = null
+
+local array_mt = { __name = "sessgate.array" }
+local object_mt = { __name = "sessgate.object" }
+
+--- Mark t (or a new table) as a JSON array; returns it.
+function M.array(t) return setmetatable(t or {}, array_mt) end
+--- Mark t (or a new table) as a JSON object; returns it.
+function M.object(t) return setmetatable(t or {}, object_mt) end
+--- Whether t was marked (or decoded) as an array.
+function M.is_array(t) return getmetatable(t) == array_mt end
+
+local MAX_DEPTH = 512
+local fmt, byte, char, concat = string.format, string.byte, string.char, table.concat
+
+local short_escapes = {
+  [0x22] = '\\"', [0x5c] = "\\\\", [0x08] = "\\b", [0x0c] = "\\f",
+  [0x0a] = "\\n", [0x0d] = "\\r", [0x09] = "\\t",
+}
+
+local function encode_string(s, out)
+  -- Fast path: printable ASCII without quote or backslash.
+  if not s:find('[%z\1-\31"\\\127-\255]') then
+    out[#out + 1] = '"' .. s .. '"'
+    return
+  end
+  if not utf8.len(s) then error("string is not valid UTF-8", 0) end
+  local buf = { '"' }
+  for _, c in utf8.codes(s) do
+    local e = short_escapes[c]
+    if e then
+      buf[#buf + 1] = e
+    elseif c < 0x20 or c == 0x7f then
+      buf[#buf + 1] = fmt("\\u%04x", c)
+    elseif c < 0x80 then
+      buf[#buf + 1] = char(c)
+    elseif c < 0x10000 then
+      buf[#buf + 1] = fmt("\\u%04x", c)
+    else
+      c = c - 0x10000
+      buf[#buf + 1] = fmt("\\u%04x\\u%04x", 0xd800 | (c >> 10), 0xdc00 | (c & 0x3ff))
+    end
+  end
+  buf[#buf + 1] = '"'
+  out[#out + 1] = concat(buf)
+end
+
+local function encode_number(v, out)
+  if math.type(v) == "integer" then
+    out[#out + 1] = fmt("%d", v)
+    return
+  end
+  if v ~= v or v == math.huge or v == -math.huge then
+    error("cannot encode " .. tostring(v) .. " in JSON", 0)
+  end
+  local s
+  for p = 15, 17 do          -- shortest text that reads back the same
+    s = fmt("%." .. p .. "g", v)
+    if tonumber(s) == v then break end
+  end
+  if not s:find("[.eEn]") then s = s .. ".0" end   -- stays a float
+  out[#out + 1] = s
+end
+
+local encode_value
+
+-- "array" or "object" for a table, or an error for mixed/sparse keys.
+local function table_kind(t)
+  local mt = getmetatable(t)
+  if mt == array_mt then return "array" end
+  if mt == object_mt then return "object" end
+  if mt ~= nil then error("cannot encode a table with a foreign metatable", 0) end
+  local n, max, strings = 0, 0, false
+  for k in pairs(t) do
+    if type(k) == "string" then
+      strings = true
+    elseif math.type(k) == "integer" and k > 0 then
+      n = n + 1
+      if k > max then max = k end
+    else
+      error("cannot encode a table key of type " .. (math.type(k) or type(k)), 0)
+    end
+    if strings and n > 0 then error("table mixes array and object keys", 0) end
+  end
+  if n > 0 then
+    if max ~= n then error("array has holes (use sg.null)", 0) end
+    return "array"
+  end
+  return "object"
+end
+
+function encode_value(v, out, depth)
+  local tv = type(v)
+  if tv == "string" then
+    encode_string(v, out)
+  elseif tv == "number" then
+    encode_number(v, out)
+  elseif tv == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  elseif v == null then
+    out[#out + 1] = "null"
+  elseif tv == "table" then
+    if depth > MAX_DEPTH then error("nesting too deep (a cycle?)", 0) end
+    if table_kind(v) == "array" then
+      out[#out + 1] = "["
+      for i = 1, #v do
+        if i > 1 then out[#out + 1] = "," end
+        encode_value(v[i], out, depth + 1)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do
+        if type(k) ~= "string" then error("object key is not a string", 0) end
+        keys[#keys + 1] = k
+      end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        encode_string(k, out)
+        out[#out + 1] = ":"
+        encode_value(v[k], out, depth + 1)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    error("cannot encode a " .. tv .. " in JSON", 0)
+  end
+end
+
+--- Encode v as compact ASCII JSON.  Returns the text, or nil, message.
+function M.encode(v)
+  local out = {}
+  local ok, err = pcall(encode_value, v, out, 0)
+  if not ok then return nil, "JSON encode: " .. tostring(err) end
+  return concat(out)
+end
+
+-- Decoder: strict RFC 8259, one value, nothing after it.
+local decode_value
+
+local function derr(s, pos, what)
+  error(fmt("JSON decode: %s at byte %d", what, pos), 0)
+end
+
+local function skip_ws(s, pos)
+  return s:find("[^ \t\r\n]", pos) or #s + 1
+end
+
+local unescape = { [0x22] = '"', [0x5c] = "\\", [0x2f] = "/", [0x62] = "\b",
+                   [0x66] = "\f", [0x6e] = "\n", [0x72] = "\r", [0x74] = "\t" }
+
+local function decode_string(s, pos)      -- pos at the opening quote
+  local buf, i = {}, pos + 1
+  while true do
+    local j = s:find('["\\%z\1-\31]', i)
+    if not j then derr(s, pos, "unterminated string") end
+    if j > i then buf[#buf + 1] = s:sub(i, j - 1) end
+    local c = byte(s, j)
+    if c == 0x22 then
+      local str = concat(buf)
+      if not utf8.len(str) then derr(s, pos, "invalid UTF-8 in string") end
+      return str, j + 1
+    elseif c == 0x5c then
+      local e = byte(s, j + 1)
+      if e == 0x75 then
+        local hex = s:match("^%x%x%x%x", j + 2)
+        if not hex then derr(s, j, "bad \\u escape") end
+        local cp = tonumber(hex, 16)
+        i = j + 6
+        if cp >= 0xd800 and cp <= 0xdbff then
+          local lo = s:match("^\\u(%x%x%x%x)", i)
+          lo = lo and tonumber(lo, 16)
+          if not lo or lo < 0xdc00 or lo > 0xdfff then derr(s, j, "lone surrogate") end
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00)
+          i = i + 6
+        elseif cp >= 0xdc00 and cp <= 0xdfff then
+          derr(s, j, "lone surrogate")
+        end
+        buf[#buf + 1] = utf8.char(cp)
+      else
+        local u = e and unescape[e]
+        if not u then derr(s, j, "bad escape") end
+        buf[#buf + 1] = u
+        i = j + 2
+      end
+    else
+      derr(s, j, "control character in string")
+    end
+  end
+end
+
+local function decode_number(s, pos)
+  local int = s:match("^-?0", pos) or s:match("^-?[1-9]%d*", pos)
+  if not int then derr(s, pos, "unexpected character") end
+  local e = pos + #int
+  local frac = s:match("^%.%d+", e)
+  if frac then e = e + #frac end
+  local exp = s:match("^[eE][+-]?%d+", e)
+  if exp then e = e + #exp end
+  if s:find("^[%.eE]", e) then derr(s, e, "bad number") end
+  local text = s:sub(pos, e - 1)
+  local v
+  if frac or exp then
+    v = tonumber(text) + 0.0
+  else
+    v = math.tointeger(tonumber(text)) or tonumber(text)   -- beyond int64: float
+  end
+  return v, e
+end
+
+function decode_value(s, pos, depth)
+  pos = skip_ws(s, pos)
+  local c = byte(s, pos)
+  if c == 0x7b then                                   -- {
+    if depth > MAX_DEPTH then derr(s, pos, "nesting too deep") end
+    local obj = setmetatable({}, object_mt)
+    pos = skip_ws(s, pos + 1)
+    if byte(s, pos) == 0x7d then return obj, pos + 1 end
+    while true do
+      if byte(s, pos) ~= 0x22 then derr(s, pos, "expected a key") end
+      local k
+      k, pos = decode_string(s, pos)
+      if rawget(obj, k) ~= nil then derr(s, pos, "duplicate key " .. fmt("%q", k)) end
+      pos = skip_ws(s, pos)
+      if byte(s, pos) ~= 0x3a then derr(s, pos, "expected ':'") end
+      obj[k], pos = decode_value(s, pos + 1, depth + 1)
+      pos = skip_ws(s, pos)
+      c = byte(s, pos)
+      if c == 0x7d then return obj, pos + 1 end
+      if c ~= 0x2c then derr(s, pos, "expected ',' or '}'") end
+      pos = skip_ws(s, pos + 1)
+    end
+  elseif c == 0x5b then                               -- [
+    if depth > MAX_DEPTH then derr(s, pos, "nesting too deep") end
+    local arr, n = setmetatable({}, array_mt), 0
+    pos = skip_ws(s, pos + 1)
+    if byte(s, pos) == 0x5d then return arr, pos + 1 end
+    while true do
+      n = n + 1
+      arr[n], pos = decode_value(s, pos, depth + 1)
+      pos = skip_ws(s, pos)
+      c = byte(s, pos)
+      if c == 0x5d then return arr, pos + 1 end
+      if c ~= 0x2c then derr(s, pos, "expected ',' or ']'") end
+      pos = pos + 1
+    end
+  elseif c == 0x22 then
+    return decode_string(s, pos)
+  elseif c == 0x74 and s:sub(pos, pos + 3) == "true" then
+    return true, pos + 4
+  elseif c == 0x66 and s:sub(pos, pos + 4) == "false" then
+    return false, pos + 5
+  elseif c == 0x6e and s:sub(pos, pos + 3) == "null" then
+    return null, pos + 4
+  elseif c == nil then
+    derr(s, pos, "unexpected end")
+  end
+  return decode_number(s, pos)
+end
+
+--- Decode JSON text.  Returns the value, or nil, message.
+function M.decode(s)
+  if type(s) ~= "string" then return nil, "JSON decode: not a string" end
+  local ok, v, pos = pcall(decode_value, s, 1, 0)
+  if not ok then return nil, v end
+  if skip_ws(s, pos) <= #s then return nil, fmt("JSON decode: trailing data at byte %d", pos) end
+  return v
+end
+
+------------------------------------------------------------------ sessions
+
+local Session = {}
+local session_mt = { __name = "sessgate.session" }
+
+-- Fields of a session table, refreshed from the C copy after each call.
+local function refresh(s)
+  local raw = rawget(s, "_raw")
+  rawset(s, "id", core.session_id(raw))
+  rawset(s, "user", core.session_user(raw))
+  rawset(s, "_user", rawget(s, "user"))
+  rawset(s, "created", core.session_created(raw))
+  rawset(s, "accessed", core.session_accessed(raw))
+  rawset(s, "expires", core.session_expires(raw))
+  rawset(s, "idle_timeout", core.session_idle_timeout(raw))
+  rawset(s, "version", core.session_version(raw))
+  rawset(s, "is_new", core.session_is_new(raw) ~= 0)
+  return s
+end
+
+local function new_session(store, raw)
+  return refresh(setmetatable({ _raw = raw, _store = store }, session_mt))
+end
+
+session_mt.__index = function(s, k)
+  local m = Session[k]
+  if m ~= nil then return m end
+  if k == "data" then          -- decoded on first use
+    local text = core.session_data_json(rawget(s, "_raw"))
+    local d, err = M.decode(text or "")
+    if d == nil then error("session data: " .. tostring(err), 2) end
+    rawset(s, "data", d)
+    return d
+  end
+end
+
+session_mt.__tostring = function(s)
+  return fmt("sessgate.session %s (user %s, version %d)", s.id,
+             tostring(s.user), s.version)
+end
+
+-- Copy the table's user and data into the C copy before a write.
+local function push(s)
+  local raw = rawget(s, "_raw")
+  local user = rawget(s, "user")
+  if user ~= rawget(s, "_user") then
+    if user ~= nil and type(user) ~= "string" then
+      return nil, "session user must be a string or nil", M.INVALID
+    end
+    local ok, msg, code = core.session_set_user(raw, user)
+    if not ok then return nil, msg, code end
+    rawset(s, "_user", user)
+  end
+  local data = rawget(s, "data")
+  if data ~= nil then
+    if type(data) ~= "table" or table_kind(data) ~= "object" then
+      return nil, "session data must be a table (a JSON object)", M.INVALID
+    end
+    local text, err = M.encode(data)
+    if not text then return nil, err, M.INVALID end
+    local ok, msg, code = core.session_set_data(raw, text)
+    if not ok then return nil, msg, code end
+  end
+  return true
+end
+
+local function store_handle(store)
+  local st = rawget(store, "_st")
+  if st == nil then return nil, "the store is closed", M.INVALID end
+  return st
+end
+
+--- Store data and user.  Returns true, or nil, message, code
+--- (code sg.CONFLICT when someone saved since this copy was loaded).
+function Session:save()
+  local st, msg, code = store_handle(self._store)
+  if not st then return nil, msg, code end
+  local ok
+  ok, msg, code = push(self)
+  if not ok then return nil, msg, code end
+  ok, msg, code = core.session_save(st, self._raw)
+  if not ok then return nil, msg, code end
+  refresh(self)
+  return true
+end
+
+--- New id for the session (the old one stops working); pending changes
+--- are saved with it.  Returns the new id.
+function Session:rotate()
+  local st, msg, code = store_handle(self._store)
+  if not st then return nil, msg, code end
+  local ok
+  ok, msg, code = push(self)
+  if not ok then return nil, msg, code end
+  ok, msg, code = core.session_rotate(st, self._raw)
+  if not ok then return nil, msg, code end
+  refresh(self)
+  return self.id
+end
+
+--- Set the user, save, rotate the id.  Returns the new id.
+function Session:login(user)
+  if type(user) ~= "string" then error("login: user must be a string", 2) end
+  rawset(self, "user", user)
+  local ok, msg, code = self:save()
+  if not ok then return nil, msg, code end
+  return self:rotate()
+end
+
+--- Delete the session from the store.
+function Session:delete()
+  return self._store:delete(self.id)
+end
+
+--- Change the idle timeout and/or max age (seconds; 0 keeps); saved by save().
+function Session:set_timeouts(idle_timeout, max_age)
+  return core.session_set_timeouts(self._raw, idle_timeout or 0, max_age or 0)
+end
+
+--- The whole stored record as JSON text (unsaved changes not included).
+function Session:to_json()
+  return core.session_to_json(self._raw)
+end
+
+--------------------------------------------------------------------- store
+
+local Store = {}
+Store.__index = Store
+Store.__name = "sessgate.store"
+
+local option_names = {
+  idle_timeout = "number", max_age = "number", touch_interval = "number",
+  lock_timeout_ms = "number", max_per_user = "number", max_data = "number",
+  sync = "boolean", group = "boolean", readonly = "boolean",
+}
+
+--- Open (or create) the store at path ($SESSGATE_STORE when nil).
+--- opts: idle_timeout, max_age, touch_interval, lock_timeout_ms,
+--- max_per_user, max_data, sync, group, readonly (0/nil = default).
+function M.open(path, opts)
+  path = path or os.getenv("SESSGATE_STORE")
+  if type(path) ~= "string" or path == "" then
+    return nil, "no store path given and SESSGATE_STORE is not set", M.INVALID
+  end
+  local o = core.options()
+  for k, v in pairs(opts or {}) do
+    local want = option_names[k]
+    if not want then return nil, "unknown store option " .. tostring(k), M.INVALID end
+    if want == "boolean" then
+      o[k] = v and 1 or 0
+    elseif math.type(v) ~= "integer" or v < 0 then
+      return nil, "store option " .. k .. " must be a non-negative integer", M.INVALID
+    else
+      o[k] = v
+    end
+  end
+  local st, msg, code = core.store_open(path, o)
+  if not st then return nil, msg, code end
+  return setmetatable({ _st = st, path = path }, Store)
+end
+
+--- Close the store (idempotent).  Also runs for `local store <close>`.
+function Store:close()
+  local st = rawget(self, "_st")
+  self._st = nil
+  if st ~= nil then core.store_close(st) end
+  return true
+end
+Store.__close = Store.close
+
+--- Create a session: {user=, data=, idle_timeout=, max_age=}.
+function Store:create(args)
+  args = args or {}
+  local st, msg, code = store_handle(self)
+  if not st then return nil, msg, code end
+  local text
+  if args.data ~= nil then
+    if type(args.data) ~= "table" or table_kind(args.data) ~= "object" then
+      return nil, "session data must be a table (a JSON object)", M.INVALID
+    end
+    text, msg = M.encode(args.data)
+    if not text then return nil, msg, M.INVALID end
+  end
+  local raw
+  raw, msg, code = core.session_create(st, args.user, text,
+                                       args.idle_timeout or 0, args.max_age or 0)
+  if not raw then return nil, msg, code end
+  return new_session(self, raw)
+end
+
+--- The live session with this id, or nil, message, code (sg.NOTFOUND for
+--- an unknown or malformed id, sg.EXPIRED).  opts.touch=false: no write.
+function Store:get(id, opts)
+  local st, msg, code = store_handle(self)
+  if not st then return nil, msg, code end
+  if type(id) ~= "string" then return nil, "session id must be a string", M.NOTFOUND end
+  local flags = (opts and opts.touch == false) and GET_NOTOUCH or 0
+  local raw
+  raw, msg, code = core.session_get(st, id, flags)
+  if not raw then return nil, msg, code end
+  return new_session(self, raw)
+end
+
+--- Delete the session with this id: true, or nil, message, code.
+function Store:delete(id)
+  local st, msg, code = store_handle(self)
+  if not st then return nil, msg, code end
+  if type(id) ~= "string" then return nil, "session id must be a string", M.INVALID end
+  return core.session_delete(st, id)
+end
+
+--- Atomic read-modify-write: under the store's exclusive lock, load id,
+--- call fn(session), save.  fn returning false abandons the change (the
+--- call then returns false); an error in fn abandons it and is re-raised
+--- after the lock is released.  Returns true, or nil, message, code.
+function Store:update(id, fn)
+  local st, msg, code = store_handle(self)
+  if not st then return nil, msg, code end
+  local ok
+  ok, msg, code = core.store_begin(st)
+  if not ok then return nil, msg, code end
+  local s
+  s, msg, code = self:get(id)
+  if not s then
+    core.store_end(st)
+    return nil, msg, code
+  end
+  local pok, r = pcall(fn, s)
+  if not pok then
+    core.store_end(st)
+    error(r, 0)
+  end
+  if r == false then
+    core.store_end(st)
+    return false
+  end
+  ok, msg, code = s:save()
+  core.store_end(st)
+  if not ok then return nil, msg, code end
+  return true
+end
+
+local function user_arg(arg)
+  if type(arg) == "table" then return arg.user end
+  return arg
+end
+
+--- Ids of live sessions ({user=} or a user name), oldest first.
+function Store:ids(arg)
+  local st, msg, code = store_handle(self)
+  if not st then return nil, msg, code end
+  return core.store_list(st, user_arg(arg))
+end
+
+--- Live sessions ({user=} or a user name), oldest first, as an array.
+--- Loading them does not extend their idle window.
+function Store:sessions(arg)
+  local ids, msg, code = self:ids(arg)
+  if not ids then return nil, msg, code end
+  local out = {}
+  for _, id in ipairs(ids) do
+    local s = self:get(id, { touch = false })
+    if s then out[#out + 1] = s end     -- gone meanwhile: skipped
+  end
+  return out
+end
+
+--- Number of live sessions ({user=} or a user name).
+function Store:count(arg)
+  local st, msg, code = store_handle(self)
+  if not st then return nil, msg, code end
+  return core.store_count(st, user_arg(arg))
+end
+
+--- Remove expired sessions; returns how many.
+function Store:purge()
+  local st, msg, code = store_handle(self)
+  if not st then return nil, msg, code end
+  return core.store_purge(st)
+end
+
+--- Whether text has the shape of a session id.
+function M.id_valid(text)
+  return type(text) == "string" and core.id_valid(text) ~= 0
+end
+
+--- A static English name for a status code.
+function M.strerror(code)
+  return core.strerror(code)
+end
+
+return M

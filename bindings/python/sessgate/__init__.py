@@ -1,0 +1,445 @@
+"""sessgate - web sessions shared with the sessgate gateway, in Python.
+
+The store is the same GDBM file the FastCGI gateway, ``sessgatectl`` and the
+Lua binding use; every process coordinates through file locks, so a session
+written here is seen at once by the others.  ::
+
+    import sessgate
+    store = sessgate.Store("sessions.db", idle_timeout=1800)
+    s = store.create(user="alice", data={"cart": []})
+    s = store.get(sid)               # None when unknown, expired or malformed
+    s["cart"].append(42); s.save()   # raises sessgate.Conflict on a stale copy
+    with store.update(sid) as s:     # atomic read-modify-write under the lock
+        s["n"] = s.get("n", 0) + 1
+
+This layer is written by hand over the raw SWIG module ``sessgate_core``
+(generated from bindings/sessgate.i), which already turns C errors into the
+exceptions of :mod:`sessgate.errors` and frees C objects with their Python
+proxies.  Data crosses the boundary as compact ASCII JSON, serialised in
+full at save time so that changes to nested values are never lost.
+
+Threads: the C calls release the GIL (a call may wait up to the lock
+timeout for another process), and each Store serialises its own calls with
+a lock, so one Store may be shared by the threads of a server; an update()
+block holds that lock throughout, so it stays atomic against the other
+threads too.  A Session object should stay with one thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from typing import (Any, Dict, Iterator, Mapping, MutableMapping, Optional,
+                    Union)
+
+from . import sessgate_core as _core
+from . import _sessgate_core as _c   # flat C functions, one call less
+from .errors import (Conflict, Error, Expired, InvalidArgument, InvalidId,
+                     LockTimeout, NotFound, OutOfMemory, StoreError, TooBig)
+
+__all__ = [
+    "Store", "Session", "Error", "NotFound", "Expired", "Conflict",
+    "InvalidArgument", "InvalidId", "LockTimeout", "StoreError",
+    "OutOfMemory", "TooBig", "id_valid", "version", "__version__",
+]
+
+__version__: str = _c.version()
+
+JSONValue = Any
+_GET_NOTOUCH: int = _core.SG_GET_NOTOUCH
+
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True,
+                            allow_nan=False)
+_dumps = _encoder.encode
+_loads = json.loads
+
+_session_get = _c.session_get
+_session_save = _c.session_save
+_session_set_data = _c.session_set_data
+_session_data_json = _c.session_data_json
+
+
+def version() -> str:
+    """The version of the C library underneath."""
+    return _c.version()
+
+
+def id_valid(sid: Any) -> bool:
+    """Whether sid has the shape of a session id (36-char lower-case UUID).
+    Says nothing about whether such a session exists."""
+    return isinstance(sid, str) and bool(_c.id_valid(sid))
+
+
+def _check_user(user: Optional[str]) -> None:
+    if user is not None and (not isinstance(user, str) or "\0" in user):
+        raise InvalidArgument("user must be a str without NUL characters",
+                              _core.SG_EINVAL)
+
+
+def _dump_data(data: Mapping[str, JSONValue]) -> str:
+    if not isinstance(data, Mapping):
+        raise InvalidArgument("session data must be a mapping (a JSON object),"
+                              f" not {type(data).__name__}", _core.SG_EINVAL)
+    try:
+        return _dumps(data)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument(f"session data is not JSON: {e}",
+                              _core.SG_EINVAL) from e
+
+
+class Session(MutableMapping[str, JSONValue]):
+    """One session: a mutable mapping over its JSON data, plus metadata.
+
+    Changes (items, ``user``) stay in this copy until :meth:`save`.  The
+    data is decoded on first use and serialised whole at save time, so
+    ``s["cart"].append(42); s.save()`` keeps the append.
+    """
+
+    __slots__ = ("_store", "_raw", "_data", "_text")
+
+    def __init__(self, store: "Store", raw: Any) -> None:
+        self._store = store
+        self._raw = raw            # owned sg_session proxy; freed with it
+        self._data: Optional[Dict[str, JSONValue]] = None
+        self._text: Optional[str] = None   # JSON the data was decoded from
+
+    # ---------------------------------------------------------- metadata
+    @property
+    def id(self) -> str:
+        """The session id (changes on :meth:`rotate`)."""
+        return _c.session_id(self._raw)
+
+    @property
+    def user(self) -> Optional[str]:
+        """The logged-in user, or None for an anonymous session.
+        Assigning validates at once and is stored by :meth:`save`."""
+        return _c.session_user(self._raw)
+
+    @user.setter
+    def user(self, user: Optional[str]) -> None:
+        _check_user(user)
+        _c.session_set_user(self._raw, user)
+
+    @property
+    def created(self) -> int:
+        """Creation time, Unix seconds."""
+        return _c.session_created(self._raw)
+
+    @property
+    def accessed(self) -> int:
+        """Last use recorded in the store, Unix seconds."""
+        return _c.session_accessed(self._raw)
+
+    @property
+    def expires(self) -> int:
+        """Absolute end of the session (created + max age), Unix seconds."""
+        return _c.session_expires(self._raw)
+
+    @property
+    def idle_timeout(self) -> int:
+        """Seconds of inactivity after which the session expires."""
+        return _c.session_idle_timeout(self._raw)
+
+    @property
+    def version(self) -> int:
+        """Bumped by every save; a save from an older copy conflicts."""
+        return _c.session_version(self._raw)
+
+    @property
+    def is_new(self) -> bool:
+        """True when this copy was made by :meth:`Store.create`."""
+        return bool(_c.session_is_new(self._raw))
+
+    @property
+    def store(self) -> "Store":
+        """The store this session was loaded from."""
+        return self._store
+
+    # -------------------------------------------------------------- data
+    @property
+    def data(self) -> Dict[str, JSONValue]:
+        """The session data as a dict (decoded on first use)."""
+        d = self._data
+        if d is None:
+            text = _session_data_json(self._raw)
+            if text is None:
+                raise OutOfMemory("out of memory reading session data",
+                                  _core.SG_ENOMEM)
+            d = self._data = _loads(text)
+            self._text = text
+        return d
+
+    @data.setter
+    def data(self, value: Mapping[str, JSONValue]) -> None:
+        _dump_data(value)   # fail now, not at save time
+        self._data = dict(value)
+        if self._text is None:
+            self._text = _session_data_json(self._raw)
+
+    @property
+    def changed(self) -> bool:
+        """Whether the data differs from what was loaded or last saved
+        (compared by value, nested changes included)."""
+        if self._data is None:
+            return False
+        return _dump_data(self._data) != _dumps(_loads(self._text or "{}"))
+
+    def __getitem__(self, key: str) -> JSONValue:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: JSONValue) -> None:
+        self.data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def get(self, key: str, default: JSONValue = None) -> JSONValue:
+        return self.data.get(key, default)
+
+    def __repr__(self) -> str:
+        return (f"<sessgate.Session {self.id} user={self.user!r} "
+                f"version={self.version}>")
+
+    def to_json(self) -> str:
+        """The whole stored record (as sessgatectl get prints it); unsaved
+        data changes are not included."""
+        text = _c.session_to_json(self._raw)
+        if text is None:
+            raise OutOfMemory("out of memory", _core.SG_ENOMEM)
+        return text
+
+    # ----------------------------------------------------------- actions
+    def _push_data(self) -> None:
+        if self._data is not None:
+            text = _dump_data(self._data)
+            _session_set_data(self._raw, text)
+            self._text = text
+
+    def save(self) -> None:
+        """Store data, user and lifetimes.  Raises :class:`Conflict` when
+        the stored version moved since this copy was loaded or saved,
+        :class:`TooBig` over the store's data cap."""
+        self._push_data()
+        store = self._store
+        with store._mutex:
+            _session_save(store._handle(), self._raw)
+
+    def rotate(self) -> str:
+        """Give the session a new id (the old one stops working at once);
+        pending changes are saved with it.  Returns the new id."""
+        self._push_data()
+        store = self._store
+        with store._mutex:
+            _c.session_rotate(store._handle(), self._raw)
+        return self.id
+
+    def login(self, user: str) -> str:
+        """Set the user, save, and rotate the id (no session fixation).
+        Returns the new id."""
+        self.user = user
+        self.save()
+        return self.rotate()
+
+    def delete(self) -> None:
+        """Delete the session from the store.  Raises :class:`NotFound`
+        when it is already gone."""
+        store = self._store
+        with store._mutex:
+            _c.session_delete(store._handle(), self.id)
+
+    def set_timeouts(self, idle_timeout: int = 0, max_age: int = 0) -> None:
+        """Change this session's idle timeout and/or max age (seconds;
+        0 keeps the current one).  Stored by :meth:`save`."""
+        _c.session_set_timeouts(self._raw, int(idle_timeout), int(max_age))
+
+
+class Store:
+    """An open session store (a GDBM file shared with every other process).
+
+    Keyword options are those of the C ``sg_options``; 0 means the default:
+    ``idle_timeout`` (s, 1800), ``max_age`` (s, 7 days), ``touch_interval``
+    (s), ``lock_timeout_ms`` (5000), ``max_per_user`` (0 = no cap),
+    ``max_data`` (bytes of data JSON, 64 KiB), ``sync``, ``group``,
+    ``readonly``.  With no path, ``$SESSGATE_STORE`` is used.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike, None] = None, *,
+                 idle_timeout: int = 0, max_age: int = 0,
+                 touch_interval: int = 0, lock_timeout_ms: int = 0,
+                 max_per_user: int = 0, max_data: int = 0,
+                 sync: bool = False, group: bool = False,
+                 readonly: bool = False) -> None:
+        if path is None:
+            path = os.environ.get("SESSGATE_STORE")
+            if not path:
+                raise InvalidArgument("no store path given and SESSGATE_STORE"
+                                      " is not set", _core.SG_EINVAL)
+        self._st: Any = None
+        # Serialises this handle's C calls between threads (re-entrant:
+        # update() holds it around get and save).
+        self._mutex = threading.RLock()
+        numbers = {"idle_timeout": idle_timeout, "max_age": max_age,
+                   "touch_interval": touch_interval,
+                   "lock_timeout_ms": lock_timeout_ms,
+                   "max_per_user": max_per_user, "max_data": max_data}
+        for name, value in numbers.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidArgument(f"store option {name} must be an int >= 0,"
+                                      f" not {value!r}", _core.SG_EINVAL)
+        opt = _core.options()
+        for name, value in numbers.items():
+            setattr(opt, name, value)
+        opt.sync = int(bool(sync))
+        opt.group = int(bool(group))
+        opt.readonly = int(bool(readonly))
+        self._st = _c.store_open(os.fspath(path), opt)   # owned proxy
+
+    def _handle(self) -> Any:
+        st = self._st
+        if st is None:
+            raise InvalidArgument("the store is closed", _core.SG_EINVAL)
+        return st
+
+    @property
+    def path(self) -> str:
+        """The store's path."""
+        with self._mutex:
+            return _c.store_path(self._handle())
+
+    @property
+    def closed(self) -> bool:
+        return self._st is None
+
+    def close(self) -> None:
+        """Close the store (idempotent).  Sessions loaded from it stay
+        readable but can no longer be saved."""
+        with self._mutex:
+            st, self._st = self._st, None
+            if st is not None:
+                _c.store_close(st)
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._st is None else repr(self.path)
+        return f"<sessgate.Store {state}>"
+
+    # ----------------------------------------------------------- sessions
+    def create(self, user: Optional[str] = None,
+               data: Optional[Mapping[str, JSONValue]] = None, *,
+               idle_timeout: int = 0, max_age: int = 0) -> Session:
+        """Create and store a session with a fresh random id.  With a
+        per-user cap, the user's oldest sessions beyond it are deleted."""
+        _check_user(user)
+        text = None if data is None else _dump_data(data)
+        with self._mutex:
+            raw = _c.session_create(self._handle(), user, text,
+                                    int(idle_timeout), int(max_age))
+        return Session(self, raw)
+
+    def get(self, sid: Optional[str], *, touch: bool = True) -> Optional[Session]:
+        """The live session with this id, or None when the id is unknown,
+        expired, malformed or None.  ``touch=False`` leaves the idle window
+        alone (the read then never writes)."""
+        # The hot path of every request: kept to one lock and one C call.
+        if sid is None:
+            return None
+        if type(sid) is not str and not isinstance(sid, str):
+            raise TypeError(f"session id must be str, not {type(sid).__name__}")
+        with self._mutex:
+            st = self._st
+            if st is None:
+                self._handle()            # raises "the store is closed"
+            try:
+                raw = _session_get(st, sid, 0 if touch else _GET_NOTOUCH)
+            except NotFound:              # Expired too
+                return None
+        return Session(self, raw)
+
+    def delete(self, sid: str) -> None:
+        """Delete the session with this id.  Raises :class:`InvalidId` for
+        a malformed id and :class:`NotFound` when there is no such session."""
+        if not id_valid(sid):
+            raise InvalidId(f"session id {sid!r}: not a session id",
+                            _core.SG_EINVAL)
+        with self._mutex:
+            _c.session_delete(self._handle(), sid)
+
+    @contextlib.contextmanager
+    def update(self, sid: str) -> Iterator[Session]:
+        """Atomic read-modify-write: hold the store's exclusive lock, load
+        the session, let the block change it, save.  No other writer (any
+        process, any language) comes between the load and the save.  If
+        the block raises, nothing is saved.  Raises :class:`NotFound` when
+        the session does not exist or has expired."""
+        with self._mutex:
+            st = self._handle()
+            _c.store_begin(st)
+            try:
+                s = self.get(sid)
+                if s is None:
+                    raise NotFound(f"session {sid}: not found or expired",
+                                   _core.SG_ENOTFOUND)
+                yield s
+                s.save()
+            finally:
+                _c.store_end(st)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator["Store"]:
+        """Hold the store's exclusive lock across the block (nests); other
+        threads using this Store wait for the block to end."""
+        with self._mutex:
+            st = self._handle()
+            _c.store_begin(st)
+            try:
+                yield self
+            finally:
+                _c.store_end(st)
+
+    def ids(self, user: Optional[str] = None) -> list:
+        """Snapshot of the ids of live sessions (of one user), oldest first."""
+        _check_user(user)
+        with self._mutex:
+            return _c.store_list(self._handle(), user)
+
+    def sessions(self, user: Optional[str] = None) -> Iterator[Session]:
+        """Iterate over live sessions (of one user), oldest first, from a
+        snapshot of ids; sessions gone meanwhile are skipped.  Reading them
+        does not extend their idle window."""
+        for sid in self.ids(user):
+            s = self.get(sid, touch=False)
+            if s is not None:
+                yield s
+
+    def count(self, user: Optional[str] = None) -> int:
+        """Number of live sessions (of one user)."""
+        _check_user(user)
+        with self._mutex:
+            return _c.store_count(self._handle(), user)
+
+    def purge(self) -> int:
+        """Remove expired sessions; returns how many were removed."""
+        with self._mutex:
+            return _c.store_purge(self._handle())
+
+    def __iter__(self) -> Iterator[Session]:
+        return self.sessions()
+
+    def __contains__(self, sid: object) -> bool:
+        return isinstance(sid, str) and self.get(sid, touch=False) is not None
