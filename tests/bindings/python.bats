@@ -1,0 +1,558 @@
+#!/usr/bin/env bats
+# tests/bindings/python.bats - the Python package `sessgate` (SWIG module
+# sessgate_core underneath, Pythonic layer on top): every method and every
+# error path, against a real store in the test's tmpdir.
+
+load ../helpers/common
+load bindings
+
+setup() {
+  require_bindings
+  setup_store
+  export SG_PY_PRELUDE
+}
+
+teardown() {
+  stop_all
+}
+
+@test "import sessgate works from the build tree without installing" {
+  cd "$SG_BUILDDIR"
+  run env PYTHONPATH=bindings/python "$SG_PYTHON" -c 'import sessgate, sessgate.wsgi; print(sessgate.version())'
+  assert_success
+  assert_output --regexp '^[0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "a created session reads back with every JSON type intact" {
+  run py '
+data = {"s": "caf\u00e9 \u2603 \U0001F600 \"q\" \\ \n\t\u0001", "i": 42, "neg": -7,
+        "big": 2**62, "f": 1.5, "one": 1.0, "tiny": 1e-300, "t": True, "fa": False,
+        "none": None, "arr": [1, "two", 3.0, None, [], {}], "obj": {"a": {"b": [True]}},
+        "empty_arr": [], "empty_obj": {}, "": "empty key"}
+st = sessgate.Store(STORE)
+sid = st.create(data=data).id
+back = sessgate.Store(STORE).get(sid).data
+assert back == data, back
+assert type(back["one"]) is float and type(back["i"]) is int
+print("ok", len(back))'
+  assert_success
+  assert_output "ok 15"
+}
+
+@test "session attributes describe the stored record" {
+  run py '
+st = sessgate.Store(STORE, idle_timeout=600, max_age=3600)
+t0 = int(time.time())
+s = st.create(user="alice", data={"k": 1})
+assert sessgate.id_valid(s.id), s.id
+assert s.user == "alice" and s.is_new is True
+assert t0 <= s.created <= t0 + 2 and s.accessed >= s.created
+assert s.expires == s.created + 3600, (s.expires, s.created)
+assert s.idle_timeout == 600
+g = st.get(s.id)
+assert g.is_new is False and g.version == s.version and g.id == s.id
+rec = json.loads(g.to_json())
+assert rec["id"] == s.id and rec["user"] == "alice" and rec["data"] == {"k": 1}
+v = g.version; g["k"] = 2; g.save()
+assert g.version > v
+print("ok")'
+  assert_success
+  assert_output "ok"
+}
+
+@test "get returns None for an unknown, malformed, None or empty id" {
+  run py '
+st = sessgate.Store(STORE)
+st.create()
+for sid in ["00000000-0000-4000-8000-000000000000", "nope", "", None,
+            "00000000-0000-4000-8000-00000000000G", "../../etc/passwd",
+            "00000000-0000-4000-8000-000000000000\u00e9"]:
+    assert st.get(sid) is None, sid
+try:
+    st.get(b"bytes")
+except TypeError:
+    print("ok")'
+  assert_success
+  assert_output "ok"
+}
+
+@test "expired sessions are invisible to get, count and sessions, and purge removes them" {
+  run py '
+st = sessgate.Store(STORE)
+short = st.create(user="u", idle_timeout=1).id
+live = st.create(user="u").id
+assert st.count() == 2
+time.sleep(2.1)
+assert st.get(short) is None
+assert st.count() == 1 and st.count("u") == 1
+assert [s.id for s in st.sessions()] == [live]
+print(st.purge(), st.purge())'
+  assert_success
+  assert_output "1 0"
+}
+
+@test "a mutation of a nested value is saved by save()" {
+  run py '
+st = sessgate.Store(STORE)
+s = st.create(data={"cart": [], "prefs": {"lang": "en"}})
+s["cart"].append(42)
+s["prefs"]["lang"] = "de"
+s.save()
+print(json.dumps(st.get(s.id).data, sort_keys=True))'
+  assert_success
+  assert_output '{"cart": [42], "prefs": {"lang": "de"}}'
+}
+
+@test "a session is a mapping: [], get, in, keys, items, len, del, update" {
+  run py '
+st = sessgate.Store(STORE)
+s = st.create(data={"a": 1, "b": [2]})
+assert s["a"] == 1 and s.get("zz", 7) == 7 and s.get("zz") is None
+assert "a" in s and "zz" not in s and len(s) == 2
+assert sorted(s.keys()) == ["a", "b"] and dict(s.items()) == {"a": 1, "b": [2]}
+del s["a"]; s.update(c=3); s.setdefault("d", {})
+try:
+    s["missing"]
+except KeyError:
+    pass
+s.save()
+print(json.dumps(dict(st.get(s.id)), sort_keys=True))'
+  assert_success
+  assert_output '{"b": [2], "c": 3, "d": {}}'
+}
+
+@test "a stale save raises Conflict, an Error carrying code SG_ECONFLICT" {
+  run py '
+from sessgate import sessgate_core as core
+st = sessgate.Store(STORE)
+sid = st.create(data={"n": 0}).id
+a, b = st.get(sid), st.get(sid)
+a["n"] = 1; a.save()
+b["n"] = 2
+try:
+    b.save()
+except sessgate.Conflict as e:
+    assert isinstance(e, sessgate.Error) and e.code == core.SG_ECONFLICT == 3
+    assert "conflict" in str(e), str(e)
+    print("conflict")
+print(st.get(sid)["n"])'
+  assert_success
+  assert_output $'conflict\n1'
+}
+
+@test "update() is an atomic read-modify-write that saves on exit" {
+  run py '
+st = sessgate.Store(STORE)
+sid = st.create(data={"n": 0}).id
+for _ in range(5):
+    with st.update(sid) as s:
+        s["n"] = s.get("n", 0) + 1
+other = sessgate.Store(STORE, lock_timeout_ms=200)
+with st.update(sid) as s:
+    try:
+        other.create()
+        print("other writer got in")
+    except sessgate.LockTimeout as e:
+        print("locked out:", e.code)
+    s["n"] += 1
+print(st.get(sid)["n"])'
+  assert_success
+  assert_output $'locked out: 5\n6'
+}
+
+@test "update() saves nothing when the block raises, and releases the lock" {
+  run py '
+st = sessgate.Store(STORE)
+sid = st.create(data={"n": 0}).id
+try:
+    with st.update(sid) as s:
+        s["n"] = 99
+        raise RuntimeError("abandon")
+except RuntimeError:
+    pass
+sessgate.Store(STORE, lock_timeout_ms=200).create()
+print(st.get(sid)["n"])'
+  assert_success
+  assert_output "0"
+}
+
+@test "update() of an unknown or malformed id raises NotFound and releases the lock" {
+  run py '
+st = sessgate.Store(STORE)
+for sid in ["00000000-0000-4000-8000-000000000000", "junk"]:
+    try:
+        with st.update(sid) as s:
+            print("entered")
+    except sessgate.NotFound as e:
+        print("NotFound", e.code)
+sessgate.Store(STORE, lock_timeout_ms=200).create()'
+  assert_success
+  assert_output $'NotFound 1\nNotFound 1'
+}
+
+@test "delete removes a session; again raises NotFound; a malformed id raises InvalidId" {
+  run py '
+st = sessgate.Store(STORE)
+a, b = st.create(), st.create()
+st.delete(a.id)
+assert st.get(a.id) is None
+try:
+    st.delete(a.id)
+except sessgate.NotFound as e:
+    print("NotFound", e.code)
+try:
+    st.delete("not-an-id")
+except sessgate.InvalidId as e:
+    assert isinstance(e, sessgate.InvalidArgument) and isinstance(e, ValueError)
+    print("InvalidId", e.code)
+b.delete()
+print(st.count())'
+  assert_success
+  assert_output $'NotFound 1\nInvalidId 4\n0'
+}
+
+@test "rotate gives a new id with the same data and pending changes; the old id stops working" {
+  run py '
+st = sessgate.Store(STORE)
+s = st.create(user="alice", data={"k": "v"})
+old = s.id
+s["pending"] = 1
+new = s.rotate()
+assert new != old and new == s.id and sessgate.id_valid(new)
+assert st.get(old) is None
+g = st.get(new)
+print(g.user, json.dumps(g.data, sort_keys=True))'
+  assert_success
+  assert_output 'alice {"k": "v", "pending": 1}'
+}
+
+@test "login sets the user, saves and rotates the id" {
+  run py '
+st = sessgate.Store(STORE)
+s = st.create(data={"cart": [1]})
+old = s.id
+new = s.login("bob")
+assert new != old and st.get(old) is None
+g = st.get(new)
+print(g.user, g["cart"], st.count("bob"))'
+  assert_success
+  assert_output 'bob [1] 1'
+}
+
+@test "user can be set and cleared and is stored by save" {
+  run py '
+st = sessgate.Store(STORE)
+s = st.create()
+assert s.user is None
+s.user = "carol"; s.save()
+assert st.get(s.id).user == "carol"
+s.user = None; s.save()
+print(st.get(s.id).user)'
+  assert_success
+  assert_output "None"
+}
+
+@test "sessions(user) and count(user) cover the live sessions of a user" {
+  run py '
+st = sessgate.Store(STORE)
+a1 = st.create(user="alice").id
+b1 = st.create(user="bob").id
+a2 = st.create(user="alice").id
+anon = st.create().id
+assert st.count() == 4 and st.count("alice") == 2 and st.count(user="nobody") == 0
+assert sorted(s.id for s in st.sessions(user="alice")) == sorted([a1, a2])
+assert sorted(s.id for s in st.sessions()) == sorted([a1, b1, a2, anon])
+assert st.ids("bob") == [b1]
+assert a1 in st and "junk" not in st
+print("ok")'
+  assert_success
+  assert_output "ok"
+}
+
+@test "data that JSON cannot carry raises InvalidArgument and stores nothing" {
+  run py '
+st = sessgate.Store(STORE)
+for bad in [{"s": {1, 2}}, {"f": float("nan")}, {"o": object()}, ["not", "a", "mapping"], "text"]:
+    try:
+        st.create(data=bad)
+        print("accepted", bad)
+    except sessgate.InvalidArgument as e:
+        assert e.code == 4
+s = st.create(data={"ok": 1})
+s["bad"] = float("inf")
+try:
+    s.save()
+except sessgate.InvalidArgument:
+    print("refused")
+del s["bad"]
+print(st.count(), st.get(s.id).data)'
+  assert_success
+  assert_output $'refused\n1 {\'ok\': 1}'
+}
+
+@test "a bad user name raises InvalidArgument" {
+  run py '
+st = sessgate.Store(STORE)
+for bad in ["", "a\nb", "nul\0byte", "x" * 300, 42]:
+    try:
+        st.create(user=bad)
+        print("accepted", repr(bad))
+    except sessgate.InvalidArgument:
+        pass
+s = st.create()
+try:
+    s.user = "tab\there"
+    print("accepted tab")
+except sessgate.InvalidArgument:
+    pass
+print(st.count())'
+  assert_success
+  assert_output "1"
+}
+
+@test "data over the store's max_data raises TooBig" {
+  run py '
+st = sessgate.Store(STORE, max_data=1024)
+try:
+    st.create(data={"x": "y" * 2000})
+except sessgate.TooBig as e:
+    print("TooBig", e.code)
+s = st.create(data={"x": "small"})
+s["x"] = "y" * 2000
+try:
+    s.save()
+except sessgate.TooBig:
+    print("TooBig on save")
+print(st.get(s.id)["x"])'
+  assert_success
+  assert_output $'TooBig 8\nTooBig on save\nsmall'
+}
+
+@test "max_per_user evicts the user's oldest sessions" {
+  run py '
+st = sessgate.Store(STORE, max_per_user=2)
+ids = []
+for _ in range(3):          # whole seconds apart: "oldest" is by created time
+    ids.append(st.create(user="dave").id)
+    time.sleep(1.05)
+other = st.create(user="erin").id
+print(st.count("dave"), st.get(ids[0]) is None, st.get(ids[2]) is not None, st.count("erin"))'
+  assert_success
+  assert_output "2 True True 1"
+}
+
+@test "a store lock held by another process gives LockTimeout after lock_timeout_ms" {
+  py 'sessgate.Store(STORE).create()'
+  start_bg "$SG_PYTHON" -c "$SG_PY_PRELUDE"'
+with sessgate.Store(STORE).locked():
+    open(STORE + ".held", "w").close()
+    time.sleep(30)' >/dev/null
+  for _ in $(seq 100); do [ -e "$STORE.held" ] && break; sleep 0.05; done
+  [ -e "$STORE.held" ]
+  run py '
+t0 = time.monotonic()
+try:
+    sessgate.Store(STORE, lock_timeout_ms=300).create()
+except sessgate.LockTimeout as e:
+    assert isinstance(e, TimeoutError) and e.code == 5
+    print("LockTimeout after", "short" if time.monotonic() - t0 < 3 else "long")
+    print(str(e))'
+  assert_success
+  assert_line --index 0 "LockTimeout after short"
+  assert_line --index 1 --partial "lock"
+}
+
+@test "opening a store in a missing directory raises StoreError with errno" {
+  run py '
+try:
+    sessgate.Store(STORE + ".d/missing/sessions.db")
+except sessgate.StoreError as e:
+    import errno
+    print(e.code, e.errno == errno.ENOENT, bool(str(e)))'
+  assert_success
+  assert_output "6 True True"
+}
+
+@test "Store is a context manager; a closed store refuses calls and close is idempotent" {
+  run py '
+with sessgate.Store(STORE) as st:
+    s = st.create(data={"a": 1})
+assert st.closed
+st.close()
+try:
+    st.get(s.id)
+except sessgate.InvalidArgument as e:
+    print("closed:", e)
+try:
+    s.save()
+except sessgate.Error:
+    print("save refused")
+print(s["a"])'
+  assert_success
+  assert_output $'closed: the store is closed\nsave refused\n1'
+}
+
+@test "Store() without a path opens \$SESSGATE_STORE" {
+  run env SESSGATE_STORE="$STORE" "$SG_PYTHON" -c "$SG_PY_PRELUDE"'
+sid = sessgate.Store().create().id
+print(sessgate.Store(STORE).get(sid) is not None)'
+  assert_success
+  assert_output "True"
+  run py 'sessgate.Store()'
+  assert_failure
+  assert_output --partial "SESSGATE_STORE"
+}
+
+@test "a readonly store reads but refuses to write" {
+  py 'sessgate.Store(STORE).create(data={"a": 1})'
+  run py '
+st = sessgate.Store(STORE, readonly=True)
+assert st.count() == 1
+s = next(st.sessions())
+assert s["a"] == 1
+try:
+    st.create()
+    print("created")
+except sessgate.Error as e:
+    print("refused")
+print(st.count())'
+  assert_success
+  assert_output $'refused\n1'
+}
+
+@test "get(touch=False) leaves the idle window alone; get() extends it" {
+  run py '
+st = sessgate.Store(STORE, touch_interval=1)
+s = st.create()
+time.sleep(1.6)
+a = st.get(s.id, touch=False).accessed
+b = st.get(s.id).accessed
+print(a == s.accessed, b > s.accessed, st.get(s.id).version == s.version)'
+  assert_success
+  assert_output "True True True"
+}
+
+@test "set_timeouts changes a session's lifetimes when saved" {
+  run py '
+st = sessgate.Store(STORE)
+s = st.create()
+s.set_timeouts(idle_timeout=50, max_age=100)
+s.save()
+g = st.get(s.id)
+print(g.idle_timeout, g.expires - g.created)'
+  assert_success
+  assert_output "50 100"
+}
+
+@test "every C status maps to its exception class" {
+  run py '
+from sessgate import sessgate_core as core, errors
+expect = {"SG_ENOTFOUND": "NotFound", "SG_EEXPIRED": "Expired", "SG_ECONFLICT": "Conflict",
+          "SG_EINVAL": "InvalidArgument", "SG_ELOCKTIMEOUT": "LockTimeout",
+          "SG_ESTORE": "StoreError", "SG_ENOMEM": "OutOfMemory", "SG_ETOOBIG": "TooBig"}
+for name, cls in expect.items():
+    e = errors._from_core(getattr(core, name), "t", 0)
+    assert type(e).__name__ == cls and e.code == getattr(core, name), (name, e)
+    assert type(e) is getattr(sessgate, cls)
+assert issubclass(sessgate.Expired, sessgate.NotFound)
+assert type(errors._from_core(99, "t", 0)) is sessgate.Error
+print("ok")'
+  assert_success
+  assert_output "ok"
+}
+
+@test "sessions and stores are freed with their Python objects" {
+  skip_under_asan
+  run py '
+import gc, resource
+st = sessgate.Store(STORE)
+sid = st.create(data={"pad": "x" * 4000}).id
+def rss():
+    return int(open("/proc/self/statm").read().split()[1])
+for _ in range(2000): st.get(sid).data
+before = rss()
+for _ in range(20000): st.get(sid).data
+for _ in range(200): sessgate.Store(STORE).close(); sessgate.Store(STORE)
+gc.collect()
+grow_kb = (rss() - before) * 4
+print("grew", grow_kb, "KiB")
+assert grow_kb < 2048, grow_kb'
+  assert_success
+}
+
+@test "one Store shared by threads: updates stay atomic and a lock wait releases the GIL" {
+  run py '
+import threading
+st = sessgate.Store(STORE, lock_timeout_ms=20000)
+sid = st.create(data={"n": 0}).id
+def work():
+    for _ in range(100):
+        with st.update(sid) as s:
+            s["n"] += 1
+        st.get(sid)
+ts = [threading.Thread(target=work) for _ in range(8)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(st.get(sid)["n"])
+# A thread waiting for a lock held by another process must not stop the others.
+import subprocess
+holder = subprocess.Popen([sys.executable, "-c", os.environ["SG_PY_PRELUDE"] +
+    "\nwith sessgate.Store(STORE).locked():\n    print(1, flush=True)\n    time.sleep(1.5)"],
+    stdout=subprocess.PIPE)
+holder.stdout.readline()
+gap, last = 0.0, time.monotonic()
+done = threading.Event()
+def waiter():
+    try:
+        sessgate.Store(STORE, lock_timeout_ms=1000).create()
+    except sessgate.LockTimeout:
+        pass
+    done.set()
+t = threading.Thread(target=waiter); t.start()
+while not done.is_set():      # the longest stall of this thread
+    now = time.monotonic()
+    gap, last = max(gap, now - last), now
+t.join(); holder.wait()
+print("others ran" if gap < 0.5 else f"others starved for {gap:.2f} s")'
+  assert_success
+  assert_output $'800\nothers ran'
+}
+
+@test "bad store options raise InvalidArgument before anything is opened" {
+  run py '
+for bad in [{"idle_timeout": -1}, {"max_data": "x"}, {"lock_timeout_ms": 1.5}, {"max_per_user": True}]:
+    try:
+        sessgate.Store(STORE, **bad)
+        print("accepted", bad)
+    except sessgate.InvalidArgument as e:
+        assert e.code == 4
+try:
+    sessgate.Store(STORE, idle_timeot=5)
+except TypeError:
+    print("TypeError for an unknown option")
+print(os.path.exists(STORE))'
+  assert_success
+  assert_output $'TypeError for an unknown option\nFalse'
+}
+
+@test "assigning data replaces it whole; changed tracks value changes, nested included" {
+  run py '
+st = sessgate.Store(STORE)
+s = st.create(data={"a": 1, "b": {"c": [1]}})
+g = st.get(s.id)
+assert g.changed is False
+g["b"]["c"].append(2)
+assert g.changed is True
+g.save()
+assert g.changed is False
+g.data = {"only": True}
+assert g.changed is True
+g.save()
+try:
+    g.data = ["not", "a", "mapping"]
+except sessgate.InvalidArgument:
+    print("refused a list")
+print(json.dumps(st.get(s.id).data))'
+  assert_success
+  assert_output $'refused a list\n{"only": true}'
+}

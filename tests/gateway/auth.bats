@@ -1,0 +1,288 @@
+#!/usr/bin/env bats
+# sessgate --mode auth, driven over FastCGI without a web server: both
+# roles, every kind of cookie, the policies, login URLs, injection limits,
+# hostile data and store failure.
+load ../helpers/common
+load gateway
+
+setup() { gw_setup; }
+teardown() { gw_teardown; }
+
+A=(-p REQUEST_METHOD=GET -p REQUEST_URI=/app/page)
+
+@test "responder role: a valid cookie gives 200 with X-Session-Id, -User and -Data" {
+  id=$(new_session --user alice --data '{"cart":[1,2],"k":"a b"}')
+  gw_start
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=x=1; sessgate=$id"
+  assert_line "Status: 200 OK"
+  assert_line "X-Session-Id: $id"
+  assert_line "X-Session-User: alice"
+  assert_line 'X-Session-Data: {"cart":[1,2],"k":"a b"}'
+  refute_line --partial "Set-Cookie"
+  refute_line --partial "Variable-"
+}
+
+@test "authorizer role: a 200 carries only Status and Variable-SESSION_* headers" {
+  id=$(new_session --user alice --data '{"k":1}')
+  gw_start
+  run -0 gw_req -r authorizer "${A[@]}" -p FCGI_ROLE=AUTHORIZER -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Variable-SESSION_ID: $id"
+  assert_line "Variable-SESSION_USER: alice"
+  assert_line 'Variable-SESSION_DATA: {"k":1}'
+  run -0 headers_only
+  assert_line --index 0 "Status: 200 OK"
+  # nothing else: Apache copies any other header of a 200 to the browser
+  run bash -c "tr -d '\r' < '$BATS_TEST_TMPDIR/raw' | sed -n '/^\$/q; p' | grep -v -e '^Status: ' -e '^Variable-SESSION_'"
+  assert_output ""
+}
+
+@test "an FCGI_ROLE=AUTHORIZER param (Apache sends it twice) selects the authorizer role" {
+  id=$(new_session)
+  gw_start
+  run -0 gw_req "${A[@]}" -p FCGI_ROLE=AUTHORIZER -p FCGI_ROLE=AUTHORIZER -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Variable-SESSION_ID: $id"
+  refute_line --partial "X-Session-"
+}
+
+@test "authorizer role never reads FCGI_STDIN: a POST whose body never ends is answered at once" {
+  id=$(new_session --user bob)
+  gw_start
+  # -n: no end of FCGI_STDIN, as Apache (always) and lighttpd (POST) do
+  run -0 gw_req -t 3 -n -r authorizer -p REQUEST_METHOD=POST -p REQUEST_URI=/app/form \
+    -p HTTP_CONTENT_LENGTH=7 -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Variable-SESSION_USER: bob"
+}
+
+@test "no cookie under --policy any: 200 without session headers" {
+  gw_start
+  run -0 gw_req "${A[@]}"
+  assert_line "Status: 200 OK"
+  refute_line --partial "X-Session-"
+  refute_line --partial "Set-Cookie"
+}
+
+@test "--policy session: 401 with WWW-Authenticate without a session, 200 with one" {
+  id=$(new_session)
+  gw_start --policy session
+  run -0 gw_req "${A[@]}"
+  assert_line "Status: 401 Unauthorized"
+  assert_line 'WWW-Authenticate: SessGate realm="sessgate"'
+  assert_line --partial "401 Unauthorized"
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 200 OK"
+  assert_line "X-Session-Id: $id"
+}
+
+@test "--policy user: an anonymous session gets 401, a logged-in one 200" {
+  anon=$(new_session)
+  user=$(new_session --user carol)
+  gw_start --policy user
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$anon"
+  assert_line "Status: 401 Unauthorized"
+  run -0 gw_req -r authorizer "${A[@]}" -p "HTTP_COOKIE=sessgate=$anon"
+  assert_line "Status: 401 Unauthorized"
+  run -0 gw_req -r authorizer "${A[@]}" -p "HTTP_COOKIE=sessgate=$user"
+  assert_line "Status: 200 OK"
+  assert_line "Variable-SESSION_USER: carol"
+}
+
+@test "a malformed cookie selects no session, is logged and expired in the browser" {
+  gw_start --policy session
+  run -0 gw_req "${A[@]}" -p 'HTTP_COOKIE=sessgate=../../etc/passwd'
+  assert_line "Status: 401 Unauthorized"
+  assert_line "Set-Cookie: sessgate=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+  run grep -c "ignoring a malformed" "$GW_ERR"
+  assert_output 1
+}
+
+@test "a forged cookie (well-formed, unknown id) selects no session" {
+  gw_start --policy session
+  run -0 gw_req -r authorizer "${A[@]}" -p 'HTTP_COOKIE=sessgate=11111111-2222-4333-8444-555555555555'
+  assert_line "Status: 401 Unauthorized"
+  refute_line --partial "Variable-SESSION_ID"
+  [ "$(ctl count)" = 0 ]
+}
+
+@test "an expired session is refused and its cookie expired" {
+  id=$(new_session --user dave --ttl 2)
+  gw_start --policy session
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "X-Session-Id: $id"
+  sleep 2.1
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 401 Unauthorized"
+  assert_line --partial "Max-Age=0"
+}
+
+@test "--login-url: the 401 names the login page with the original URI percent-encoded" {
+  gw_start --policy user --login-url /login
+  run -0 gw_req -p REQUEST_URI='/n/a b/x?q=1&r=2' -p QUERY_STRING=
+  assert_line "X-Session-Login-Url: /login?next=%2Fn%2Fa%20b%2Fx%3Fq%3D1%26r%3D2"
+}
+
+@test "--login-url with a query string appends &next=" {
+  gw_start --policy user --login-url '/login?app=shop'
+  run -0 gw_req -p REQUEST_URI=/cart
+  assert_line "X-Session-Login-Url: /login?app=shop&next=%2Fcart"
+}
+
+@test "--login-redirect: 302 with Location in the authorizer role, still 401 in the responder role" {
+  gw_start --policy user --login-url /login --login-redirect
+  run -0 gw_req -r authorizer -p REQUEST_URI=/app/x
+  assert_line "Status: 302 Found"
+  assert_line "Location: /login?next=%2Fapp%2Fx"
+  assert_line "302 Found: please log in"
+  refute_line --partial "401"
+  # nginx auth_request turns any 3xx into a 500: never send it there
+  run -0 gw_req -p REQUEST_URI=/app/x
+  assert_line "Status: 401 Unauthorized"
+  refute_line --partial "Location:"
+}
+
+@test "--anonymous in the responder role creates a session and sets its cookie" {
+  gw_start --anonymous --policy session
+  run -0 gw_req "${A[@]}" -p HTTPS=on
+  assert_line "Status: 200 OK"
+  assert_line "X-Session-New: 1"
+  id=$(header X-Session-Id)
+  assert_line "Set-Cookie: sessgate=$id; Path=/; HttpOnly; SameSite=Lax; Secure"
+  run -0 ctl get "$id"
+  assert_output --partial "\"id\":\"$id\""
+}
+
+@test "--anonymous in the authorizer role creates nothing (lighttpd would drop the cookie)" {
+  gw_start --anonymous
+  run -0 gw_req -r authorizer "${A[@]}"
+  assert_line "Status: 200 OK"
+  refute_line --partial "SESSION_ID"
+  [ "$(ctl count)" = 0 ]
+}
+
+@test "cookie options shape the Set-Cookie of a new session" {
+  gw_start --anonymous --cookie-name sid --cookie-path /app --cookie-domain example.org \
+    --cookie-secure on --cookie-max-age 600
+  run -0 gw_req "${A[@]}"
+  id=$(header X-Session-Id)
+  assert_line "Set-Cookie: sid=$id; Path=/app; HttpOnly; SameSite=Lax; Secure; Max-Age=600; Domain=example.org"
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sid=$id"
+  assert_line "X-Session-Id: $id"
+  refute_line --partial "Set-Cookie"
+}
+
+@test "--inject keys: only the named keys are injected" {
+  id=$(new_session --data '{"a":1,"b":{"c":2},"secret":"s"}')
+  gw_start --inject keys:b,a
+  run -0 gw_req -r authorizer "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line 'Variable-SESSION_DATA: {"b":{"c":2},"a":1}'
+  refute_output --partial secret
+}
+
+@test "--inject none: no data header and no truncation flag" {
+  id=$(new_session --data '{"a":1}')
+  gw_start --inject none
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "X-Session-Id: $id"
+  refute_line --partial "X-Session-Data"
+}
+
+@test "data over --inject-max is left out and flagged, never a 500" {
+  id=$(new_session --data '{"big":"0123456789012345678901234567890123456789"}')
+  gw_start --inject-max 20
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 200 OK"
+  assert_line "X-Session-Data-Truncated: 1"
+  refute_line --partial "X-Session-Data:"
+  run -0 gw_req -r authorizer "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Variable-SESSION_DATA_TRUNCATED: 1"
+  refute_line --partial "Variable-SESSION_DATA:"
+}
+
+@test "CR, LF, control and non-ASCII bytes in data and user never reach a header raw" {
+  id=$(new_session --user 'josé %x' --data '{"x":"a\r\nSet-Cookie: evil=1","u":"é\u2028\u0001\u007f"}')
+  gw_start
+  for role in responder authorizer; do
+    run -0 gw_req -r $role "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+    run -0 raw_header_bytes_clean
+    run -0 headers_only
+    refute_line --regexp '^Set-Cookie: evil'
+    assert_line --regexp '^(X-Session-User|Variable-SESSION_USER): jos%C3%A9%20%25x$'
+    assert_line --regexp '^(X-Session-Data|Variable-SESSION_DATA): \{"x":"a\\r\\nSet-Cookie: evil=1","u":"\\u00[Ee]9\\u2028\\u0001\\u007[Ff]"\}$'
+  done
+}
+
+@test "two cookies naming different sessions never pick a winner, in any form" {
+  a=$(new_session --user alice)
+  b=$(new_session --user mallory)
+  gw_start --policy session
+  # nginx: one HTTP_COOKIE param per Cookie header
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$a" -p "HTTP_COOKIE=sessgate=$b"
+  assert_line "Status: 401 Unauthorized"
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$b" -p "HTTP_COOKIE=x=1; sessgate=$a"
+  assert_line "Status: 401 Unauthorized"
+  # Apache joins Cookie headers with a comma, lighttpd with "; "
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$a, sessgate=$b"
+  assert_line "Status: 401 Unauthorized"
+  run -0 gw_req -r authorizer "${A[@]}" -p "HTTP_COOKIE=sessgate=$a; sessgate=$b"
+  assert_line "Status: 401 Unauthorized"
+  # the same id twice is fine
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$a" -p "HTTP_COOKIE=sessgate=$a"
+  assert_line "X-Session-User: alice"
+}
+
+@test "1,000 cookies and a 64 KB cookie header do not crash the gateway" {
+  id=$(new_session --user erin)
+  gw_start
+  many=$(for i in $(seq 1000); do printf 'c%d=v%d; ' "$i" "$i"; done)
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=${many}sessgate=$id"
+  assert_line "X-Session-User: erin"
+  huge="sessgate=$id; pad=$(head -c 65536 /dev/zero | tr '\0' 'a')"
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=$huge"
+  assert_line "Status: 200 OK"
+  refute_line --partial "X-Session-User"
+  # still alive and well
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "X-Session-User: erin"
+  kill -0 "$GW_PID"
+}
+
+@test "a store that cannot be locked in time gives 503 and one log line, never a 200" {
+  require_tool flock
+  id=$(new_session --user frank)
+  gw_start --lock-timeout 200
+  start_bg flock -x "$STORE.lock" sleep 3 > "$BATS_TEST_TMPDIR/holder.pid"
+  for i in $(seq 100); do flock -n -x "$STORE.lock" true || break; sleep 0.02; done
+  run -0 gw_req -r authorizer "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 503 Service Unavailable"
+  refute_line --partial "Variable-SESSION"
+  run grep -c "lock timeout" "$GW_ERR"
+  assert_output 1
+}
+
+@test "cgi-fcgi (libfcgi-bin) works against the gateway in the responder role" {
+  require_tool cgi-fcgi
+  id=$(new_session --user gina)
+  gw_start
+  run -0 env -i REQUEST_METHOD=GET REQUEST_URI=/ HTTP_COOKIE="sessgate=$id" \
+    cgi-fcgi -bind -connect "$GW_SOCK"
+  assert_line --partial "X-Session-User: gina"
+}
+
+@test "a worker opens the store once and keeps it open across requests" {
+  id=$(new_session --user hank)
+  gw_start
+  worker=$(ps -o pid= --ppid "$GW_PID" | tr -d ' ')
+  [ -n "$worker" ]
+  store_fds() {
+    local fd
+    for fd in /proc/"$worker"/fd/*; do
+      [ "$(readlink "$fd")" = "$STORE" ] && echo "${fd##*/} $(stat -L -c %i "$fd")"
+    done
+  }
+  before=$(store_fds)
+  [ -n "$before" ] || fail "worker $worker does not hold $STORE open"
+  for i in $(seq 5); do
+    run -0 gw_req -p "HTTP_COOKIE=sessgate=$id"
+    assert_line "X-Session-User: hank"
+  done
+  assert_equal "$(store_fds)" "$before"
+}

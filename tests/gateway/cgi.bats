@@ -1,0 +1,338 @@
+#!/usr/bin/env bats
+# sessgate --mode cgi, driven over FastCGI without a web server: which
+# programs may run, the environment they get, the session directives in
+# their replies, failures (crash, garbage, hang) and streaming both ways.
+load ../helpers/common
+load gateway
+
+setup() {
+  gw_setup
+  ROOT="$BATS_TEST_TMPDIR/cgi-bin"
+  OUT="$BATS_TEST_TMPDIR/outside"
+  mkdir -p "$ROOT/sub" "$OUT"
+  script env.cgi <<'SH'
+printf 'Content-Type: text/plain\r\n\r\n'
+env | LC_ALL=C sort
+SH
+  script act.cgi <<'SH'
+case "$QUERY_STRING" in
+set) printf 'X-Session-Set: {"n":1,"s":"x"}\r\n' ;;
+replace) printf 'X-Session-Replace: {"only":true}\r\n' ;;
+login) printf 'X-Session-Login: alice\r\nX-Session-Set: {"role":"admin"}\r\n' ;;
+logout) printf 'X-Session-Logout: 1\r\n' ;;
+rotate) printf 'X-Session-Rotate: 1\r\n' ;;
+badjson) printf 'X-Session-Set: {nope\r\n' ;;
+leak) printf 'X-Session-Id: leaked\r\nX-Session-Data: leaked\r\n' ;;
+esac
+printf 'Set-Cookie: app=1; Path=/\r\nContent-Type: text/plain\r\n\r\n'
+printf 'id=%s user=%s new=%s data=%s\n' "$SESSION_ID" "$SESSION_USER" "$SESSION_NEW" "$SESSION_DATA"
+SH
+  script crash.cgi <<'SH'
+kill -SEGV $$
+SH
+  script garbage.cgi <<'SH'
+printf 'this is not a header\r\n\r\nbody\n'
+SH
+  script hang.cgi <<'SH'
+sleep 60 &
+echo $! > "$(dirname "$0")/../grandchild.pid"
+echo $$ > "$(dirname "$0")/../child.pid"
+sleep 60
+SH
+  script hang_after_header.cgi <<'SH'
+printf 'Content-Type: text/plain\r\n\r\npartial\n'
+sleep 60
+SH
+  script sha.cgi <<'SH'
+printf 'Content-Type: text/plain\r\n\r\n'
+sha256sum | cut -d' ' -f1
+SH
+  script chatty.cgi <<'SH'
+printf 'Content-Type: text/plain\r\n\r\n'
+head -c 1048576 /dev/zero | tr '\0' x
+echo
+sha256sum | cut -d' ' -f1
+SH
+  script location.cgi <<'SH'
+printf 'Location: /elsewhere\r\n\r\n'
+SH
+  printf '#!/bin/sh\ntouch "%s/ran"\nprintf "Content-Type: text/plain\\r\\n\\r\\nescaped\\n"\n' "$OUT" > "$OUT/evil.cgi"
+  chmod +x "$OUT/evil.cgi"
+  ln -s "$OUT/evil.cgi" "$ROOT/link.cgi"
+  printf '#!/bin/sh\necho no\n' > "$ROOT/noexec.cgi"
+}
+teardown() { gw_teardown; }
+
+# script NAME: write stdin as an executable /bin/sh script under $ROOT
+script() {
+  { echo '#!/bin/sh'; cat; } > "$ROOT/$1"
+  chmod +x "$ROOT/$1"
+}
+
+# req SCRIPT [ARGS...]: a RESPONDER request for $ROOT/SCRIPT
+req() {
+  local s=$1; shift
+  gw_req -p REQUEST_METHOD=GET -p "REQUEST_URI=/cgi/$s" -p "SCRIPT_NAME=/cgi/$s" \
+    -p "SCRIPT_FILENAME=$ROOT/$s" "$@"
+}
+
+@test "the program gets the allow-listed CGI variables, fixed PATH and the session" {
+  id=$(new_session --user alice --data '{"cart":[1]}')
+  SECRET_GATEWAY_ENV=1 gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req env.cgi -p QUERY_STRING=a=1 -p SERVER_NAME=example.org -p HTTP_USER_AGENT=curl \
+    -p "HTTP_COOKIE=sessgate=$id" -p REMOTE_ADDR=127.0.0.1
+  assert_line "Status: 200 OK"
+  assert_line "SESSION_ID=$id"
+  assert_line "SESSION_USER=alice"
+  assert_line 'SESSION_DATA={"cart":[1]}'
+  assert_line "QUERY_STRING=a=1"
+  assert_line "SERVER_NAME=example.org"
+  assert_line "HTTP_USER_AGENT=curl"
+  assert_line "GATEWAY_INTERFACE=CGI/1.1"
+  assert_line "PATH=/usr/local/bin:/usr/bin:/bin"
+  # the gateway's own store, so a program using the bindings opens it
+  assert_line "SESSGATE_STORE=$STORE"
+  refute_line --partial "SECRET_GATEWAY_ENV"
+  refute_line --partial "SESSION_NEW"
+}
+
+@test "the spoof set never reaches the program; other client headers do" {
+  id=$(new_session --user alice)
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req env.cgi -p "HTTP_COOKIE=sessgate=$id" \
+    -p HTTP_X_SESSION_ID=forged-xsid -p HTTP_X_SESSION_USER=forged-xuser \
+    -p HTTP_SESSION_ID=forged-sid -p HTTP_VARIABLE_SESSION_ID=forged-var \
+    -p SESSION_ID=forged-underscore -p SESSION_USER=forged-user -p HTTP_X_SESSION_DATA=forged \
+    -p 'http_x-session_user=forged-lower' -p HTTP_X_INJECTED=from-client \
+    -p HTTP_PROXY=http://evil -p LD_PRELOAD=/tmp/evil.so -p PATH=/evil -p FCGI_ROLE=RESPONDER
+  refute_output --partial forged
+  assert_line "SESSION_ID=$id"
+  assert_line "SESSION_USER=alice"
+  assert_line "HTTP_X_INJECTED=from-client"
+  refute_line --partial "HTTP_PROXY"
+  refute_line --partial "LD_PRELOAD"
+  refute_line --partial "/evil"
+  refute_line --partial "FCGI_ROLE"
+}
+
+@test "several Cookie params reach the program as one HTTP_COOKIE" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req env.cgi -p 'HTTP_COOKIE=a=1' -p 'HTTP_COOKIE=b=2'
+  assert_line "HTTP_COOKIE=a=1; b=2"
+}
+
+@test "X-Session-Set with no session creates one, sets its cookie and is stripped" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=set
+  assert_line "Status: 200 OK"
+  assert_line "Set-Cookie: app=1; Path=/"
+  cookie=$(grep '^Set-Cookie: sessgate=' <<<"$output")
+  id=$(sed -E 's/^Set-Cookie: sessgate=([^;]*);.*/\1/' <<<"$cookie")
+  assert_equal "$cookie" "Set-Cookie: sessgate=$id; Path=/; HttpOnly; SameSite=Lax"
+  refute_line --partial "X-Session-"
+  run -0 ctl get "$id"
+  assert_output --partial '"data":{"n":1,"s":"x"}'
+}
+
+@test "X-Session-Set merges and X-Session-Replace replaces the data of the session" {
+  id=$(new_session --data '{"keep":1}')
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=set -p "HTTP_COOKIE=sessgate=$id"
+  refute_line --partial "sessgate="
+  run -0 ctl get "$id"
+  assert_output --partial '"data":{"keep":1,"n":1,"s":"x"}'
+  run -0 req act.cgi -p QUERY_STRING=replace -p "HTTP_COOKIE=sessgate=$id"
+  run -0 ctl get "$id"
+  assert_output --partial '"data":{"only":true}'
+}
+
+@test "X-Session-Login sets the user and rotates the id; the old id stops working" {
+  old=$(new_session --data '{"cart":[7]}')
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=login -p "HTTP_COOKIE=sessgate=$old"
+  new=$(sed -nE 's/^Set-Cookie: sessgate=([^;]*);.*/\1/p' <<<"$output")
+  [ -n "$new" ] && [ "$new" != "$old" ]
+  run -1 ctl get "$old"
+  run -0 ctl get "$new"
+  assert_output --partial '"user":"alice"'
+  assert_output --partial '"cart":[7]'
+  assert_output --partial '"role":"admin"'
+}
+
+@test "X-Session-Rotate gives a new id and cookie for the same data" {
+  old=$(new_session --user bob --data '{"x":1}')
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=rotate -p "HTTP_COOKIE=sessgate=$old"
+  new=$(sed -nE 's/^Set-Cookie: sessgate=([^;]*);.*/\1/p' <<<"$output")
+  [ -n "$new" ] && [ "$new" != "$old" ]
+  run -1 ctl get "$old"
+  run -0 ctl get "$new"
+  assert_output --partial '"user":"bob"'
+}
+
+@test "X-Session-Logout deletes the session and expires the cookie" {
+  id=$(new_session --user carol)
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=logout -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Set-Cookie: sessgate=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+  refute_line --partial "X-Session-Logout"
+  run -1 ctl get "$id"
+}
+
+@test "invalid JSON in X-Session-Set is logged and not applied; the response still goes out" {
+  id=$(new_session --data '{"keep":1}')
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=badjson -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 200 OK"
+  assert_line --partial "id=$id"
+  run -0 ctl get "$id"
+  assert_output --partial '"data":{"keep":1}'
+  run grep -c "X-Session-Set from the program not applied" "$GW_ERR"
+  assert_output 1
+}
+
+@test "any other X-Session-* header of the program is stripped" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=leak
+  refute_output --partial leaked
+}
+
+@test "--anonymous in cgi mode creates a session: SESSION_NEW=1 and Set-Cookie" {
+  gw_start --mode cgi --cgi-root "$ROOT" --anonymous
+  run -0 req act.cgi
+  id=$(sed -nE 's/^Set-Cookie: sessgate=([^;]*);.*/\1/p' <<<"$output")
+  [ -n "$id" ]
+  assert_line --partial "id=$id user= new=1 data={}"
+}
+
+@test "Location without Status becomes a 302" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req location.cgi
+  assert_line "Status: 302 Found"
+  assert_line "Location: /elsewhere"
+}
+
+@test "a script outside the root, by path or by symlink, is refused and never run" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 gw_req -p "SCRIPT_FILENAME=$ROOT/../outside/evil.cgi"
+  assert_line "Status: 403 Forbidden"
+  run -0 gw_req -p "SCRIPT_FILENAME=$ROOT/link.cgi"
+  assert_line "Status: 403 Forbidden"
+  run -0 gw_req -p "SCRIPT_FILENAME=$OUT/evil.cgi"
+  assert_line "Status: 403 Forbidden"
+  [ ! -e "$OUT/ran" ]
+  run grep -c "outside --cgi-root" "$GW_ERR"
+  assert_output 3
+}
+
+@test "a missing script is 404, a non-executable one 403, no script named 404" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 gw_req -p "SCRIPT_FILENAME=$ROOT/nope.cgi"
+  assert_line "Status: 404 Not Found"
+  run -0 gw_req -p "SCRIPT_FILENAME=$ROOT/noexec.cgi"
+  assert_line "Status: 403 Forbidden"
+  run -0 gw_req -p "SCRIPT_FILENAME=$ROOT/sub"
+  assert_line "Status: 403 Forbidden"
+  run -0 gw_req -p REQUEST_URI=/
+  assert_line "Status: 404 Not Found"
+}
+
+@test "without SCRIPT_FILENAME the script is DOCUMENT_ROOT + SCRIPT_NAME" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 gw_req -p "DOCUMENT_ROOT=$ROOT" -p SCRIPT_NAME=/env.cgi
+  assert_line "SCRIPT_NAME=/env.cgi"
+  run -0 gw_req -p "DOCUMENT_ROOT=$ROOT" -p SCRIPT_NAME=/../outside/evil.cgi
+  assert_line "Status: 403 Forbidden"
+}
+
+@test "--cgi-program runs that one program whatever SCRIPT_FILENAME says" {
+  gw_start --mode cgi --cgi-program "$ROOT/act.cgi"
+  run -0 gw_req -p "SCRIPT_FILENAME=$OUT/evil.cgi"
+  assert_line --partial "id= user="
+  [ ! -e "$OUT/ran" ]
+}
+
+@test "a program that crashes before any header gives 502 and a log line" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req crash.cgi
+  assert_line "Status: 502 Bad Gateway"
+  run grep -c "died of signal 11" "$GW_ERR"
+  assert_output 1
+}
+
+@test "garbage reply headers give 502" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req garbage.cgi
+  assert_line "Status: 502 Bad Gateway"
+  refute_output --partial "body"
+  run grep -c "bad reply header block" "$GW_ERR"
+  assert_output 1
+}
+
+@test "a hanging program is killed with its process group after --cgi-timeout and reaped" {
+  gw_start --mode cgi --cgi-root "$ROOT" --cgi-timeout 1
+  t0=$(date +%s%N)
+  run -0 req hang.cgi
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  assert_line "Status: 504 Gateway Timeout"
+  [ "$ms" -ge 900 ] && [ "$ms" -lt 4000 ] || fail "answered after $ms ms"
+  child=$(cat "$BATS_TEST_TMPDIR/child.pid")
+  grandchild=$(cat "$BATS_TEST_TMPDIR/grandchild.pid")
+  # gone, not zombies: the gateway reaped its child; the grandchild was
+  # killed with the group (and reaped by init)
+  for i in $(seq 40); do [ -e "/proc/$grandchild" ] || break; sleep 0.05; done
+  [ ! -e "/proc/$child" ] || fail "child $child still in /proc: $(cat /proc/$child/stat)"
+  [ ! -e "/proc/$grandchild" ] || fail "grandchild $grandchild still in /proc"
+  worker=$(ps -o pid= --ppid "$GW_PID" | tr -d ' ')
+  run ps -o stat= --ppid "$worker"
+  refute_output --partial Z
+  run grep -c "killed after 1 s" "$GW_ERR"
+  assert_output 1
+}
+
+@test "a program that hangs after its header is cut off at the timeout" {
+  gw_start --mode cgi --cgi-root "$ROOT" --cgi-timeout 1
+  run -0 req hang_after_header.cgi
+  assert_line "Status: 200 OK"
+  assert_line "partial"
+}
+
+@test "a 10 MB POST body reaches the program intact" {
+  head -c 10485760 /dev/urandom > "$BATS_TEST_TMPDIR/body"
+  want=$(sha256sum < "$BATS_TEST_TMPDIR/body" | cut -d' ' -f1)
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req sha.cgi -p REQUEST_METHOD=POST -p CONTENT_LENGTH=10485760 -b "$BATS_TEST_TMPDIR/body"
+  assert_line "$want"
+}
+
+@test "a program that writes 1 MB before reading a 4 MB body does not deadlock" {
+  head -c 4194304 /dev/urandom > "$BATS_TEST_TMPDIR/body"
+  want=$(sha256sum < "$BATS_TEST_TMPDIR/body" | cut -d' ' -f1)
+  gw_start --mode cgi --cgi-root "$ROOT"
+  GW_REQ_TIMEOUT=20 run -0 req chatty.cgi -p REQUEST_METHOD=POST -b "$BATS_TEST_TMPDIR/body"
+  assert_line "$want"
+  [ "$(grep -c x <<<"$output")" -ge 1 ]
+  [ "$(tail -c +1 "$BATS_TEST_TMPDIR/raw" | wc -c)" -gt 1048576 ]
+}
+
+@test "a small POST body arrives at once (no stall waiting for the socket)" {
+  printf 'a=1&b=2' > "$BATS_TEST_TMPDIR/body"
+  # a stall would last until the 10 s timeout
+  gw_start --mode cgi --cgi-root "$ROOT" --cgi-timeout 10
+  t0=$(date +%s%N)
+  run -0 req sha.cgi -p REQUEST_METHOD=POST -p CONTENT_LENGTH=7 -b "$BATS_TEST_TMPDIR/body"
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  assert_line "$(printf 'a=1&b=2' | sha256sum | cut -d' ' -f1)"
+  [ "$ms" -lt 5000 ] || fail "took $ms ms"
+}
+
+@test "a store failure while applying X-Session-* gives 503, never the program's 200" {
+  require_tool flock
+  id=$(new_session)
+  gw_start --mode cgi --cgi-root "$ROOT" --lock-timeout 300
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$id"
+  start_bg flock -x "$STORE.lock" sleep 3 > "$BATS_TEST_TMPDIR/holder.pid"
+  for i in $(seq 100); do flock -n -x "$STORE.lock" true || break; sleep 0.02; done
+  run -0 req act.cgi -p QUERY_STRING=set -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 503 Service Unavailable"
+}

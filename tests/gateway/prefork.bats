@@ -1,0 +1,77 @@
+#!/usr/bin/env bats
+# sessgate --workers: N pre-forked workers share the socket, a killed worker
+# is replaced, SIGTERM stops everything with exit 0, and a worker busy with
+# a request finishes it before leaving.
+load ../helpers/common
+load gateway
+
+setup() { gw_setup; }
+teardown() { gw_teardown; }
+
+workers_of() { ps -o pid= --ppid "$1" | tr -d ' ' | sort -n; }
+
+@test "--workers 3 starts three workers that all answer" {
+  id=$(new_session --user alice)
+  gw_start --workers 3
+  for i in $(seq 50); do [ "$(workers_of "$GW_PID" | wc -l)" = 3 ] && break; sleep 0.05; done
+  [ "$(workers_of "$GW_PID" | wc -l)" = 3 ]
+  for i in $(seq 10); do
+    run -0 gw_req -p "HTTP_COOKIE=sessgate=$id"
+    assert_line "X-Session-User: alice"
+  done
+}
+
+@test "a killed worker is restarted and the gateway keeps answering" {
+  gw_start --workers 2
+  for i in $(seq 50); do [ "$(workers_of "$GW_PID" | wc -l)" = 2 ] && break; sleep 0.05; done
+  victim=$(workers_of "$GW_PID" | head -1)
+  kill -KILL "$victim"
+  for i in $(seq 100); do
+    now=$(workers_of "$GW_PID")
+    [ "$(wc -l <<<"$now")" = 2 ] && ! grep -qx "$victim" <<<"$now" && break
+    sleep 0.05
+  done
+  [ "$(wc -l <<<"$now")" = 2 ] || fail "workers now: $now"
+  ! grep -qx "$victim" <<<"$now"
+  run -0 gw_req -p REQUEST_URI=/
+  assert_line "Status: 200 OK"
+  run grep -c "killed by signal 9; restarting" "$GW_ERR"
+  assert_output 1
+}
+
+@test "SIGTERM stops the master and every worker, exit 0, socket removed" {
+  "$SG_GATEWAY" --store "$STORE" --listen "unix:$GW_SOCK" --workers 3 2>>"$GW_ERR" 3>&- &
+  pid=$!
+  echo "$pid" >> "$(sg_pidfile)"     # stop_all cleans up if the test fails
+  wait_for_socket "$GW_SOCK" 5
+  for i in $(seq 50); do [ "$(workers_of "$pid" | wc -l)" = 3 ] && break; sleep 0.05; done
+  ws=$(workers_of "$pid")
+  kill -TERM "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" = 0 ] || fail "exit status $rc"
+  for w in $ws; do [ ! -e "/proc/$w" ] || fail "worker $w still there"; done
+  [ ! -e "$GW_SOCK" ]
+}
+
+@test "a worker busy with a request finishes it before SIGTERM stops it" {
+  root="$BATS_TEST_TMPDIR/root"
+  mkdir -p "$root"
+  printf '#!/bin/sh\nsleep 1\nprintf "Content-Type: text/plain\\r\\n\\r\\nfinished\\n"\n' > "$root/slow.cgi"
+  chmod +x "$root/slow.cgi"
+  "$SG_GATEWAY" --store "$STORE" --listen "unix:$GW_SOCK" --mode cgi --cgi-root "$root" \
+    2>>"$GW_ERR" 3>&- &
+  pid=$!
+  echo "$pid" >> "$(sg_pidfile)"     # stop_all cleans up if the test fails
+  wait_for_socket "$GW_SOCK" 5
+  gw_req -p "SCRIPT_FILENAME=$root/slow.cgi" > "$BATS_TEST_TMPDIR/reply" &
+  client=$!
+  sleep 0.4
+  kill -TERM "$pid"
+  wait "$client"
+  run cat "$BATS_TEST_TMPDIR/reply"
+  assert_line "finished"
+  rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" = 0 ]
+}

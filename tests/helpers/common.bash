@@ -1,0 +1,109 @@
+# tests/helpers/common.bash - the sealed environment every suite loads.
+#
+#   load ../helpers/common
+#
+# Offers: sessgatectl (the built tool, under valgrind when SG_VALGRIND=1),
+# make_store, free_port, start_bg (background process, PID recorded),
+# stop_all (stop everything start_bg started, by PID), wait_for_socket,
+# wait_for_port, require_tool.  Everything lives under BATS_*_TMPDIR.
+bats_require_minimum_version 1.5.0
+load /usr/lib/bats/bats-support/load.bash
+load /usr/lib/bats/bats-assert/load.bash
+
+: "${SG_SRCDIR:?run the suites through make check or tests/run}"
+: "${SG_BUILDDIR:=$SG_SRCDIR}"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME="${BATS_FILE_TMPDIR:-${BATS_TEST_TMPDIR:-/tmp}}"
+export LC_ALL=C.UTF-8
+unset SESSGATE_STORE
+SG_CTL="$SG_BUILDDIR/cli/sessgatectl"
+SG_GATEWAY="$SG_BUILDDIR/gateway/sessgate"
+: "${SG_PYTHON:=python3}" "${SG_LUA:=lua5.4}"
+
+# Under SG_VALGRIND=1 every C program of ours runs under valgrind and a
+# memory error or a definite leak fails the command (exit 99).
+sg_valgrind=()
+if [ "${SG_VALGRIND:-0}" = 1 ]; then
+  sg_valgrind=(valgrind -q --error-exitcode=99 --leak-check=full
+               --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+fi
+
+sessgatectl() { "${sg_valgrind[@]}" "$SG_CTL" "$@"; }
+
+# make_store [NAME]: print the path of a fresh store in the test's tmpdir.
+make_store() {
+  local p="$BATS_TEST_TMPDIR/${1:-sessions}.db"
+  rm -f "$p" "$p.lock"
+  printf '%s\n' "$p"
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+  "$SG_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+sg_pidfile() { printf '%s\n' "${BATS_FILE_TMPDIR:-$BATS_TEST_TMPDIR}/bg.pids"; }
+
+# start_bg CMD...: start CMD in the background (fd 3 closed, or bats
+# hangs), record its PID for stop_all, print the PID.
+start_bg() {
+  "$@" 3>&- </dev/null &
+  local pid=$!
+  echo "$pid" >> "$(sg_pidfile)"
+  printf '%s\n' "$pid"
+}
+
+# stop_pid PID: TERM, wait up to 5 s, then KILL.
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# stop_all: stop every process start_bg started in this file or test.
+stop_all() {
+  local f pid
+  f=$(sg_pidfile)
+  [ -f "$f" ] || return 0
+  while read -r pid; do stop_pid "$pid"; done < "$f"
+  rm -f "$f"
+}
+
+# wait_for_socket PATH [SECONDS]: until a unix socket exists (bounded).
+wait_for_socket() {
+  local i
+  for i in $(seq $(( ${2:-10} * 20 ))); do
+    [ -S "$1" ] && return 0
+    sleep 0.05
+  done
+  echo "socket $1 did not appear" >&2
+  return 1
+}
+
+# wait_for_port PORT [SECONDS]: until 127.0.0.1:PORT accepts (bounded).
+wait_for_port() {
+  local i
+  for i in $(seq $(( ${2:-10} * 20 ))); do
+    (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 did not open" >&2
+  return 1
+}
+
+# require_tool NAME...: skip the test when a tool is missing, or fail
+# under SESSGATE_REQUIRE_ALL=1 (CI) so a missing tool cannot hide a suite.
+require_tool() {
+  local t
+  for t in "$@"; do
+    command -v "$t" >/dev/null 2>&1 && continue
+    if [ "${SESSGATE_REQUIRE_ALL:-0}" = 1 ]; then
+      fail "$t is required (SESSGATE_REQUIRE_ALL=1) but not installed"
+    fi
+    skip "$t is not installed"
+  done
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env bats
+# tests/servers/apache.bats - sessgate behind a real Apache httpd 2.4,
+# configured exactly as examples/apache/sessgate.conf.in: mod_authnz_fcgi on
+# the check_authn hook guards mod_cgi (/app/, /private/) and mod_proxy_http
+# (/papp/); cgi mode runs through mod_proxy_fcgi (/cgi/).  The gateways run
+# on TCP (mod_authnz_fcgi supports nothing else).  One Apache for the file.
+load ../helpers/common
+load ../helpers/servers
+load ../helpers/server_checks
+
+setup_file() {
+  require_tool curl
+  [ -x /usr/sbin/apache2 ] || skip "apache2 is not installed"
+  [ -x "$SG_GATEWAY" ] || skip "gateway/sessgate is not built"
+  srv_init "$BATS_FILE_TMPDIR/run" "$BATS_FILE_TMPDIR/sessions.db"
+  srv_start apache || srv_failed
+  export SRV_RUNDIR SRV_STORE SRV_PORT
+  make_expired
+}
+
+teardown_file() {
+  srv_stop_all
+}
+
+@test "apache cgi mode: ?login= sets a session cookie and the next request carries the user" {
+  chk_cgi_login /cgi/counter.py
+}
+
+@test "apache cgi mode: the counter increments across requests and is stored" {
+  chk_counter /cgi/counter.sh
+}
+
+@test "apache cgi mode: logout expires the cookie and the old id stops working" {
+  chk_logout /cgi/counter.py
+}
+
+@test "apache cgi mode: login rotates the id, keeps the data and kills the old id" {
+  chk_rotation /cgi/counter.sh
+}
+
+@test "apache cgi mode: forged, malformed, unknown and expired ids are never adopted" {
+  chk_strict_cgi /cgi/counter.sh
+}
+
+@test "apache check_authn: the CGI backend sees the stored session as SESSION_*" {
+  chk_auth_session /app/whoami.cgi
+  [ "$(body_var REMOTE_USER)" = alice ] || fail "REMOTE_USER: $BODY"
+}
+
+@test "apache check_authn: without a cookie the CGI backend sees no session" {
+  chk_auth_none /app/whoami.cgi
+  [ "$(body_var REMOTE_USER)" = -anonymous- ] || fail "REMOTE_USER: $BODY"
+}
+
+@test "apache check_authn: the HTTP backend gets the gateway's X-Session-* headers" {
+  local id
+  id=$(new_session --user alice --data '{"k":"v"}')
+  req "$(srv_url /papp/x)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  printf '%s\n' "$BODY" | grep -qx "X-Session-Id: $id" || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -qx "X-Session-User: alice" || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -qx 'X-Session-Data: {"k":"v"}' || fail "$BODY"
+  # and the gateway's answer does not leak to the browser
+  if printf '%s\n' "$HDRS" | grep -i -e '^x-session-' -e '^variable-'; then fail "leak"; fi
+}
+
+@test "apache check_authn: a logged-in user reaches /private/" {
+  local id
+  id=$(new_session --user alice)
+  req "$(srv_url /private/whoami.cgi)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
+@test "apache check_authn: no user on /private/ gets the gateway's 302 to the login page" {
+  local anon
+  anon=$(new_session)
+  req "$(srv_url '/private/whoami.cgi?q=1&r=a%20b')" -H "Cookie: sessgate=$anon"
+  expect_status 302
+  expect_login_location /cgi/counter.sh '/private/whoami.cgi?q=1&r=a%20b'
+  if printf '%s\n' "$BODY" | grep -q '^whoami'; then fail "backend ran"; fi
+}
+
+@test "apache check_authn: forged, malformed, unknown and expired ids never pass /private/" {
+  chk_strict_user /private/whoami.cgi 302
+}
+
+@test "apache check_authn: a POST is authorized without waiting and its body reaches the backend" {
+  chk_auth_post /app/whoami.cgi
+}
+
+@test "apache: the spoof set never reaches the CGI, HTTP or cgi-mode backends" {
+  local id
+  id=$(new_session --user alice)
+  chk_spoof /app/whoami.cgi
+  chk_spoof /app/whoami.cgi "$id"
+  chk_spoof /private/whoami.cgi "$id"
+  chk_spoof /papp/x
+  chk_spoof /papp/x "$id"
+  chk_spoof /cgi/whoami.cgi
+  chk_spoof /cgi/whoami.cgi "$id"
+}
+
+@test "apache: duplicate and comma-joined session cookies never choose a session" {
+  local a b
+  a=$(new_session --user alice)
+  b=$(new_session --user mallory)
+  chk_cookie_copies /app/whoami.cgi "$a" "$b"
+  chk_cookie_copies /cgi/whoami.cgi "$a" "$b"
+}
+
+@test "apache: CR, LF, NUL and non-ASCII in session values never break a header" {
+  chk_hostile_values /app/whoami.cgi
+  chk_hostile_values /papp/x
+  chk_hostile_values /cgi/whoami.cgi
+}
+
+@test "apache: a 16 KB cookie and 1,000 cookies are handled without an error" {
+  # mod_authnz_fcgi and mod_proxy_fcgi cannot encode a param over 16 KB and
+  # leave it out (AH02499, AH02536).
+  chk_big_cookies /app/whoami.cgi drops-big-params
+  chk_big_cookies /cgi/whoami.cgi drops-big-params
+}
+
+@test "apache: session data over the inject cap is left out and flagged, never a 500" {
+  chk_truncated /app/whoami.cgi
+  chk_truncated /cgi/whoami.cgi
+}
+
+@test "apache cgi mode: a 10 MB POST body reaches the app intact" {
+  chk_post_body /cgi/whoami.cgi
+}
+
+@test "apache: a check_authn provider whose gateway is not running fails closed" {
+  local id
+  id=$(new_session --user alice)
+  req "$(srv_url /down/whoami.cgi)" -H "Cookie: sessgate=$id"
+  expect_closed
+}
+
+# Keep last: it stops the shared gateways.
+@test "apache: with the real gateways stopped, Apache fails closed" {
+  local id
+  id=$(new_session --user alice)
+  srv_stop gw-any
+  srv_stop gw-cgi
+  req "$(srv_url /app/whoami.cgi)" -H "Cookie: sessgate=$id"
+  expect_closed
+  req "$(srv_url /papp/x)" -H "Cookie: sessgate=$id"
+  expect_closed
+  if printf '%s\n' "$BODY" | grep -q '^echo'; then fail "HTTP backend ran"; fi
+  req "$(srv_url /cgi/whoami.cgi)"
+  expect_closed
+}
+
+# Last: after every other test (and the gateways stopped above) has run.
+@test "apache: no sanitizer report or crash in any gateway or server log" {
+  chk_logs_clean
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env bats
+# tests/servers/nginx.bats - sessgate behind a real nginx, configured exactly
+# as examples/nginx/sessgate.conf.in: cgi mode (/cgi/), auth_request in front
+# of a FastCGI backend (/app/, /anon/, /private/) and of an HTTP backend
+# (/papp/, /private-http/).  One nginx for the whole file.
+load ../helpers/common
+load ../helpers/servers
+load ../helpers/server_checks
+
+setup_file() {
+  require_tool nginx fcgiwrap curl
+  [ -x "$SG_GATEWAY" ] || skip "gateway/sessgate is not built"
+  srv_init "$BATS_FILE_TMPDIR/run" "$BATS_FILE_TMPDIR/sessions.db"
+  srv_start nginx || srv_failed
+  export SRV_RUNDIR SRV_STORE SRV_PORT
+  make_expired
+}
+
+teardown_file() {
+  srv_stop_all
+}
+
+@test "nginx cgi mode: ?login= sets a session cookie and the next request carries the user" {
+  chk_cgi_login /cgi/counter.sh
+}
+
+@test "nginx cgi mode: the Python app logs in the same way" {
+  chk_cgi_login /cgi/counter.py
+}
+
+@test "nginx cgi mode: the counter increments across requests and is stored" {
+  chk_counter /cgi/counter.sh
+}
+
+@test "nginx cgi mode: logout expires the cookie and the old id stops working" {
+  chk_logout /cgi/counter.sh
+}
+
+@test "nginx cgi mode: login rotates the id, keeps the data and kills the old id" {
+  chk_rotation /cgi/counter.py
+}
+
+@test "nginx cgi mode: forged, malformed, unknown and expired ids are never adopted" {
+  chk_strict_cgi /cgi/counter.sh
+}
+
+@test "nginx cgi mode: the example apps refuse a user name that could split a header" {
+  local app
+  for app in counter.sh counter.py; do
+    req "$(srv_url "/cgi/$app?login=eve%0d%0aX-Evil:%201")"
+    expect_status 400
+    if printf '%s\n' "$HDRS" | grep -i '^x-evil'; then fail "$app: header split"; fi
+    [ -z "$(set_cookie_id)" ] || fail "$app: a session was made for a refused name"
+  done
+}
+
+@test "nginx cgi mode: no URL runs a program outside the app directory" {
+  local p
+  for p in '/cgi/..%2f..%2f..%2f..%2f..%2fusr%2fbin%2fid' '/cgi/%2e%2e/%2e%2e/%2e%2e/%2e%2e/usr/bin/id' \
+           '/cgi/..%252f..%252f..%252fusr%252fbin%252fid' '/cgi/nonexistent.cgi'; do
+    req "$(srv_url "$p")" --path-as-is
+    [ "$STATUS" != 200 ] || fail "$p: HTTP 200: $BODY"
+    if printf '%s\n' "$BODY" | grep -q 'uid='; then fail "$p ran id"; fi
+  done
+}
+
+@test "nginx auth_request: the FastCGI backend sees the stored session" {
+  chk_auth_session /app/
+}
+
+@test "nginx auth_request: without a cookie the FastCGI backend sees no session" {
+  chk_auth_none /app/
+}
+
+@test "nginx auth_request: the HTTP backend gets the gateway's X-Session-* headers" {
+  local id
+  id=$(new_session --user alice --data '{"k":"v"}')
+  req "$(srv_url /papp/x)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  printf '%s\n' "$BODY" | grep -qx "X-Session-Id: $id" || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -qx "X-Session-User: alice" || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -qx 'X-Session-Data: {"k":"v"}' || fail "$BODY"
+}
+
+@test "nginx auth_request: an anonymous session is created and its cookie sent via add_header" {
+  local id
+  req "$(srv_url /anon/)"
+  expect_status 200
+  id=$(set_cookie_id)
+  [[ $id =~ ^$ID_RE$ ]] || fail "no cookie: $HDRS"
+  header Set-Cookie | grep -qx "sessgate=$id; Path=/; HttpOnly; SameSite=Lax" ||
+    fail "cookie attributes: $(header Set-Cookie)"
+  [ "$(body_var SESSION_ID)" = "$id" ] || fail "$BODY"
+  [ "$(body_var SESSION_NEW)" = 1 ] || fail "$BODY"
+  req "$(srv_url /anon/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_ID)" = "$id" ] || fail "$BODY"
+  [ -z "$(body_var SESSION_NEW)" ] || fail "$BODY"
+  [ -z "$(set_cookie_id)" ] || fail "a second cookie for a live session: $HDRS"
+}
+
+@test "nginx auth_request: a logged-in user reaches /private/" {
+  local id
+  id=$(new_session --user alice)
+  req "$(srv_url /private/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
+@test "nginx auth_request: no user on /private/ redirects to the login URL with next=" {
+  local anon
+  anon=$(new_session)
+  req "$(srv_url '/private/a%20b?q=1&r=2')" -H "Cookie: sessgate=$anon"
+  expect_status 302
+  expect_login_location /cgi/counter.sh '/private/a%20b?q=1&r=2'
+  if printf '%s\n' "$BODY" | grep -q '^whoami'; then fail "backend ran"; fi
+  req "$(srv_url /private-http/x)"
+  expect_status 302
+}
+
+@test "nginx auth_request: forged, malformed, unknown and expired ids never pass /private/" {
+  chk_strict_user /private/ 302
+}
+
+@test "nginx auth_request: without a user /api/ answers 401 with the gateway's WWW-Authenticate" {
+  chk_strict_user /api/ 401
+  req "$(srv_url /api/x)"
+  expect_status 401
+  header WWW-Authenticate | grep -q '^SessGate realm="sessgate"' || fail "$HDRS"
+  local id
+  id=$(new_session --user alice)
+  req "$(srv_url /api/x)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
+@test "nginx auth_request: forged ids are not adopted as anonymous sessions either" {
+  local label val
+  while read -r label val; do
+    req "$(srv_url /anon/)" -H "Cookie: sessgate=$val"
+    expect_status 200
+    [ "$(body_var SESSION_ID)" != "$val" ] || fail "$label id adopted"
+    [ "$(set_cookie_id)" != "$val" ] || fail "$label id sent back"
+  done < <(strict_ids)
+}
+
+@test "nginx auth_request: a POST is authorized without waiting and its body reaches the backend" {
+  chk_auth_post /app/
+}
+
+@test "nginx: the spoof set never reaches the FastCGI, HTTP or cgi-mode backends" {
+  local id
+  id=$(new_session --user alice)
+  chk_spoof /app/
+  chk_spoof /app/ "$id"
+  chk_spoof /anon/
+  chk_spoof /private/ "$id"
+  chk_spoof /papp/x
+  chk_spoof /papp/x "$id"
+  chk_spoof /private-http/x "$id"
+  chk_spoof /cgi/whoami.cgi
+  chk_spoof /cgi/whoami.cgi "$id"
+}
+
+@test "nginx: duplicate and comma-joined session cookies never choose a session" {
+  local a b
+  a=$(new_session --user alice)
+  b=$(new_session --user mallory)
+  chk_cookie_copies /app/ "$a" "$b"
+  chk_cookie_copies /cgi/whoami.cgi "$a" "$b"
+}
+
+@test "nginx: CR, LF, NUL and non-ASCII in session values never break a header" {
+  chk_hostile_values /app/
+  chk_hostile_values /papp/x
+  chk_hostile_values /cgi/whoami.cgi
+}
+
+@test "nginx: a 16 KB cookie and 1,000 cookies are handled without an error" {
+  chk_big_cookies /app/
+  chk_big_cookies /cgi/whoami.cgi
+}
+
+@test "nginx: session data over the inject cap is left out and flagged, never a 500" {
+  chk_truncated /app/
+  chk_truncated /cgi/whoami.cgi
+}
+
+@test "nginx cgi mode: a 10 MB POST body reaches the app intact" {
+  chk_post_body /cgi/whoami.cgi
+}
+
+# Keep these last: they stop gateways of the shared nginx.
+@test "nginx: with the auth gateway down, nginx fails closed" {
+  local id
+  id=$(new_session --user alice)
+  srv_stop gw-any
+  srv_stop gw-user
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
+  expect_closed
+  req "$(srv_url /papp/x)" -H "Cookie: sessgate=$id"
+  expect_closed
+  if printf '%s\n' "$BODY" | grep -q '^echo'; then fail "HTTP backend ran"; fi
+  req "$(srv_url /private/)" -H "Cookie: sessgate=$id"
+  expect_closed
+}
+
+@test "nginx: with the cgi-mode gateway down, nginx answers 502" {
+  srv_stop gw-cgi
+  req "$(srv_url /cgi/whoami.cgi)"
+  expect_status 502
+}
+
+# Last: after every other test (and the gateways stopped above) has run.
+@test "nginx: no sanitizer report or crash in any gateway or server log" {
+  chk_logs_clean
+}
