@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""bench/bindings_py.py - Python binding throughput beside a plain baseline.
+
+  bindings_py.py DIR [SESSIONS] [OPS]
+
+Creates SESSIONS sessions (default 1000) with ~200 bytes of data in a fresh
+sessgate store under DIR, and the same records in a dbm.gnu file opened
+once, then times, in this one process:
+
+  get        store.get(id)                      vs  json.loads(db[id])
+  get+data   store.get(id) then a data read     vs  json.loads(db[id]), a read
+  save       s["n"] = i; s.save()               vs  rec["data"]["n"] = i;
+                                                    db[id] = json.dumps(rec)
+  update     with store.update(id) as s: n+=1   vs  loads, +1, dumps, store
+
+and prints one line per row: "name ours_ops_s baseline_ops_s ratio".
+The baseline has no locking, no expiry check and no cross-process
+visibility (a kept GDBM handle does not see other writers); it is the
+floor of what any Python session store over GDBM + JSON can cost.
+"""
+
+import dbm.gnu
+import json
+import os
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.environ.get("SG_BUILDDIR", TOP), "bindings", "python"))
+import sessgate  # noqa: E402
+
+DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
+def rate(fn, ops):
+    t0 = time.perf_counter()
+    fn(ops)
+    return ops / (time.perf_counter() - t0)
+
+
+def main(argv):
+    d = argv[0]
+    nsess = int(argv[1]) if len(argv) > 1 else 1000
+    ops = int(argv[2]) if len(argv) > 2 else 100000
+    data = {"cart": [101, 202, 303], "n": 0, "theme": "dark",
+            "prefs": {"lang": "en", "tz": "Europe/Berlin", "beta": False},
+            "csrf": "0123456789abcdef0123456789abcdef", "ratio": 0.25}
+    store = sessgate.Store(os.path.join(d, "bench.db"), idle_timeout=3600)
+    db = dbm.gnu.open(os.path.join(d, "baseline.gdbm"), "nf")
+    ids = []
+    for i in range(nsess):
+        s = store.create(user=f"user{i % 50}", data=data)
+        ids.append(s.id)
+        db[s.id] = s.to_json()
+    db.sync()
+    keys = [k.encode() for k in ids]
+
+    def ours_get(n):
+        get = store.get
+        for i in range(n):
+            get(ids[i % nsess])
+
+    def base_get(n):
+        loads = json.loads
+        for i in range(n):
+            loads(db[keys[i % nsess]])
+
+    def ours_get_data(n):
+        get = store.get
+        for i in range(n):
+            get(ids[i % nsess])["n"]
+
+    def base_get_data(n):
+        loads = json.loads
+        for i in range(n):
+            loads(db[keys[i % nsess]])["data"]["n"]
+
+    sessions = [store.get(sid) for sid in ids]
+    records = [json.loads(db[k]) for k in keys]
+
+    def ours_save(n):
+        for i in range(n):
+            s = sessions[i % nsess]
+            s["n"] = i
+            s.save()
+
+    def base_save(n):
+        for i in range(n):
+            rec = records[i % nsess]
+            rec["data"]["n"] = i
+            db[keys[i % nsess]] = DUMPS(rec)
+
+    def ours_update(n):
+        upd = store.update
+        for i in range(n):
+            with upd(ids[i % nsess]) as s:
+                s["n"] = s["n"] + 1
+
+    def base_update(n):
+        for i in range(n):
+            k = keys[i % nsess]
+            rec = json.loads(db[k])
+            rec["data"]["n"] += 1
+            db[k] = DUMPS(rec)
+
+    rows = [("get", ours_get, base_get, ops),
+            ("get+data", ours_get_data, base_get_data, ops),
+            ("save", ours_save, base_save, ops // 4),
+            ("update", ours_update, base_update, ops // 4)]
+    for name, ours, base, n in rows:
+        base(min(n, 2000))          # warm both paths
+        ours(min(n, 2000))
+        b = rate(base, n)
+        o = rate(ours, n)
+        print(f"{name} {o:.0f} {b:.0f} {o / b:.2f}")
+    db.close()
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
