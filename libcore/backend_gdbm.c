@@ -491,6 +491,42 @@ static sg_status copy_file(gdbm_be *b, const char *src, const char *dst,
 }
 
 
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? sb.st_size : 0;
+}
+
+/* Reserve, before GDBM sees it, the room the rebuilt file will need: about
+ * the size of the file it replaces plus the log.  Why: on a full disk,
+ * gdbm_open of a new file fails while writing its header and libgdbm 1.23
+ * leaks that header (4 KiB, measured with LeakSanitizer), so a worker that
+ * retried a rebuild on every write would leak without bound; and a rebuild
+ * that runs out of room halfway has done all its work for nothing.  With
+ * FALLOC_FL_KEEP_SIZE the file's size stays as it was (GDBM still sees an
+ * empty or a checkpoint file) while its blocks are allocated.  Filesystems
+ * without fallocate simply go on unreserved. */
+static sg_status reserve_rebuild(gdbm_be *b, sg_error *err)
+{
+    off_t want = file_size(b->dbpath);
+    off_t have = file_size(b->tmppath);
+    if (have > want)
+        want = have;
+    want += file_size(b->walpath) + 4 * 4096;
+    int fd = open(b->tmppath, O_WRONLY | O_CREAT | O_CLOEXEC, b->mode);
+    if (fd < 0)
+        return sys_fail(b, err, "cannot create", b->tmppath, errno);
+    int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, want);
+    int e = errno;
+    close(fd);
+    if (rc < 0 && e != EOPNOTSUPP && e != ENOSYS && e != EINTR) {
+        unlink(b->tmppath);
+        return sys_fail(b, err, "cannot reserve room to rebuild from",
+                        b->walpath, e);
+    }
+    return SG_OK;
+}
+
 /* Rebuild PATH from PATH.ckpt (or nothing) plus the log, under the
  * exclusive lock.  Idempotent: a process killed halfway leaves the dirty
  * flag raised and the next one starts over. */
@@ -504,6 +540,8 @@ static sg_status rebuild(gdbm_be *b, sg_check_report *rep, sg_error *err)
     unlink(b->tmppath);
     if (file_exists(b->ckptpath))
         rc = copy_file(b, b->ckptpath, b->tmppath, err);
+    if (rc == SG_OK)
+        rc = reserve_rebuild(b, err);
     if (rc != SG_OK)
         return rc;
     gdbm_errno = GDBM_NO_ERROR;
