@@ -11,6 +11,9 @@
 # a lease key, and a restarted server is picked up by a handle kept open.
 load ../helpers/common
 load store
+# The binding test below runs the real interpreters: bindings.bash sets
+# their module paths and, under SANITIZE=address, the ASan preload wrapper.
+load ../bindings/bindings
 
 REDIS_SOCK="$BATS_FILE_TMPDIR/redis.sock"
 REDIS_PIDFILE="$BATS_FILE_TMPDIR/redis.pid"
@@ -271,8 +274,6 @@ hold() {
 }
 
 @test "the Python and Lua bindings open a redis+unix: URI and update() is atomic across processes" {
-  export PYTHONPATH="$SG_BUILDDIR/bindings/python" PYTHONDONTWRITEBYTECODE=1
-  export LUA_PATH="$SG_SRCDIR/bindings/lua/?.lua;;" LUA_CPATH="$SG_BUILDDIR/bindings/lua/?.so;;"
   export STORE
   run -0 "$SG_PYTHON" -c '
 import os, sessgate
