@@ -640,8 +640,9 @@ static sg_status r_put(sg_store *st, const char *key, const char *val,
         sg_error perr = { 0 };
         if (sgi_record_parse(val, len, &s, &perr) == SG_OK) {
             int64_t end = s->expires;
-            if (s->accessed + s->idle < end)
-                end = s->accessed + s->idle;
+            int64_t idle_end = sgi_add_sat(s->accessed, s->idle);
+            if (idle_end < end)
+                end = idle_end;
             sg_session_free(s);
             if (end > 0 && end < INT64_MAX / 1000)
                 snprintf(at, sizeof at, "%lld", (long long)end * 1000);

@@ -67,6 +67,20 @@ void sgi_unlock(sg_store *st);
 int64_t sgi_now(const sg_store *st);
 int sgi_live(const sg_session *s, int64_t now);
 
+/* a + b, saturated at the int64 limits.  Why: timestamps and lifetimes come
+ * from stored and imported records, so accessed + idle or created + max_age
+ * can exceed INT64_MAX, and signed overflow is undefined behaviour (an
+ * import line with "accessed":9223372036854775807 hit it in sgi_live;
+ * confirmed with fuzz/fuzz_import).  Saturating keeps the comparisons
+ * right: such a session ends "never", not in 1970. */
+static inline int64_t sgi_add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 /* Load a record by id (no liveness check).  New: *out.  A record that
  * does not parse is SG_ESTORE, with *damaged (may be NULL) set to 1. */
 sg_status sgi_load(sg_store *st, const char *id, sg_session **out,

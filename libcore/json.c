@@ -11,10 +11,75 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII)
+#define DUMP_STACK 4096   /* records and small data dump without a 2nd pass */
+
+/* Out of memory inside jansson (2.14; tests/unit/test_allocfail.c).  Its
+ * parser does not always notice a failed allocation: when the lexer cannot
+ * grow the buffer of the token it is reading it drops the byte and goes on
+ * (jansson issue #362), so a parse can "succeed" with a string a character
+ * short, and the failures it does notice come back as syntax errors, like
+ * bad input.  A record read that way would be handed out or saved back
+ * with wrong data, or called damaged (and removed by check --repair); an
+ * id would fall out of a list.  So jansson allocates through
+ * counting_malloc, which counts failures per thread, and a parse during
+ * which one failed is out of memory, whatever jansson made of it.  The
+ * functions installed before ours (malloc, or the application's own) do
+ * the work, and are put back if the library is unloaded.  An application
+ * that installs its own after our first parse replaces ours: then parses
+ * are as jansson makes them.  (Dumps need none of this: see sgi_dump.) */
+static json_malloc_t next_malloc;
+static json_free_t next_free;
+static _Thread_local unsigned long failed_allocs;
+static pthread_once_t counting_once = PTHREAD_ONCE_INIT;
+
+static void *counting_malloc(size_t n)
+{
+    json_malloc_t m = __atomic_load_n(&next_malloc, __ATOMIC_ACQUIRE);
+    void *p = (m ? m : malloc)(n);
+    if (!p)
+        failed_allocs++;
+    return p;
+}
+
+static void counting_install(void)
+{
+    json_malloc_t m;
+    json_free_t f;
+    json_get_alloc_funcs(&m, &f);
+    next_free = f;
+    __atomic_store_n(&next_malloc, m, __ATOMIC_RELEASE);
+    json_set_alloc_funcs(counting_malloc, f);
+}
+
+__attribute__((destructor)) static void counting_remove(void)
+{
+    json_malloc_t m;
+    json_free_t f;
+    json_get_alloc_funcs(&m, &f);
+    if (m == counting_malloc)
+        json_set_alloc_funcs(next_malloc, next_free);
+}
+
+/* json_loadb, but NULL with *oom set when an allocation failed during it.
+ * New: the value. */
+static json_t *load(const char *text, size_t len, size_t flags,
+                    json_error_t *je, int *oom)
+{
+    pthread_once(&counting_once, counting_install);
+    unsigned long before = failed_allocs;
+    json_t *v = json_loadb(text, len, flags, je);
+    *oom = failed_allocs != before;
+    if (*oom) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
+}
 
 /* New: v as compact JSON with every byte printable ASCII.  JSON_ENSURE_ASCII
  * escapes bytes above 0x7f but lets DEL (0x7f) through, and DEL is a
@@ -23,12 +88,28 @@
  * length.  NULL without memory. */
 char *sgi_dump(const json_t *v, size_t *len)
 {
-    char *t = json_dumps(v, DUMP_FLAGS);
+    /* Not json_dumps: jansson 2.14 ignores a failed write of an object key
+     * to its growing buffer, so under memory pressure json_dumps can return
+     * a record with a key missing (invalid JSON, stored as damage).
+     * json_dumpb writes through a callback that cannot fail and gives the
+     * size needed; what can still fail (its loop check) it reports. */
+    char stack[DUMP_STACK];
+    size_t n = json_dumpb(v, stack, sizeof stack, DUMP_FLAGS);
+    if (n == 0)
+        return NULL;
+    char *t = malloc(n + 1);
     if (!t)
         return NULL;
-    size_t n = 0, dels = 0;
-    for (; t[n]; n++)
-        dels += t[n] == 0x7f;
+    if (n <= sizeof stack)
+        memcpy(t, stack, n);
+    else if (json_dumpb(v, t, n, DUMP_FLAGS) != n) {
+        free(t);
+        return NULL;
+    }
+    t[n] = '\0';
+    size_t dels = 0;
+    for (size_t i = 0; i < n; i++)
+        dels += t[i] == 0x7f;
     if (dels) {
         char *out = malloc(n + 5 * dels + 1);
         if (!out) {
@@ -81,7 +162,10 @@ sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
                        "session data: %zu bytes is over the store's cap of "
                        "%zu (raise max_data / --max-data)", len, max);
     json_error_t je;
-    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    int oom;
+    json_t *v = load(text, len, JSON_REJECT_DUPLICATES, &je, &oom);
+    if (oom)
+        return sgi_err(err, SG_ENOMEM, 0, "session data: out of memory");
     if (!v)
         return sgi_err(err, SG_EINVAL, 0,
                        "session data: invalid JSON at byte %d: %s",
@@ -141,7 +225,10 @@ sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
 {
     *out = NULL;
     json_error_t je;
-    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    int oom;
+    json_t *o = load(text, len, JSON_REJECT_DUPLICATES, &je, &oom);
+    if (oom)    /* not SG_EINVAL: that would make a sound record "damaged" */
+        return sgi_err(err, SG_ENOMEM, 0, "session record: out of memory");
     if (!o)
         return sgi_err(err, SG_EINVAL, 0, "session record: invalid JSON: %s",
                        je.text);

@@ -10,7 +10,14 @@
  *
  * Touch: a get that finds `accessed` older than the touch interval rewrites
  * it, so a hot read path stays read-only (shared lock, no write) except
- * once per interval per session.
+ * once per interval per session.  `accessed` only ever moves forward.
+ *
+ * Clock jumps: liveness is judged on the clock's reading, and the library
+ * cannot tell a wrong reading from a right one.  What it can do is make an
+ * expiry that was seen final: a get that may write (no SG_GET_NOTOUCH) or
+ * a save that finds a session expired marks the record ended (see
+ * mark_ended), so a clock that then jumps back, or returns from a jump
+ * forward, cannot bring it back.  (tests/unit/test_clock.c)
  */
 #include "internal.h"
 
@@ -27,6 +34,32 @@ static sg_status readonly_err(sg_store *st, sg_error *err)
     return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only",
                    st->path);
 }
+
+/* The `expires` of a session whose expiry was seen: one second after the
+ * epoch, below every reading a real clock gives, so `now < expires` stays
+ * false whichever way the clock jumps later.  (For Redis it is also an
+ * expiry time in the past, so the server drops the record at once.) */
+#define SESSION_ENDED 1
+
+/* Mark the stored session id ended if it is still expired by a fresh
+ * reading.  Best effort, like a touch: on failure the session is merely
+ * expired (by this reading) instead of ended for good. */
+static void mark_ended(sg_store *st, const char *id)
+{
+    if (st->opt.readonly || sgi_lock(st, SGI_EXCLUSIVE, NULL) != SG_OK)
+        return;
+    sg_session *cur;
+    if (sgi_load(st, id, &cur, NULL) == SG_OK) {
+        if (!sgi_live(cur, sgi_now(st)) && cur->expires != SESSION_ENDED) {
+            cur->expires = SESSION_ENDED;
+            sgi_put(st, cur, NULL);
+        }
+        sg_session_free(cur);
+    }
+    sgi_unlock(st);
+}
+
+static sg_status check_size(const sg_session *s, json_t *data, sg_error *err);
 
 /* Create and store a new session.  New: *out. */
 sg_status sg_session_create(sg_store *st, const char *user,
@@ -50,6 +83,9 @@ sg_status sg_session_create(sg_store *st, const char *user,
             goto fail;
         json_decref(s->data);
         s->data = d;
+        rc = check_size(s, d, err);     /* the stored form: see set_data */
+        if (rc != SG_OK)
+            goto fail;
     }
     if (user && !(s->user = strdup(user))) {
         rc = oom(err);
@@ -86,10 +122,20 @@ sg_status sg_session_create(sg_store *st, const char *user,
     }
     if (rc == SG_OK && s->user)
         rc = sgi_index_add(st, s->user, s->id, err);   /* index first */
-    if (rc == SG_OK)
+    int written = 0;
+    if (rc == SG_OK) {
         rc = sgi_put(st, s, err);
+        written = rc == SG_OK;
+    }
     if (rc == SG_OK && s->user)
         rc = sgi_enforce_cap(st, s->user, s->id, err);
+    /* The cap could not be enforced (out of memory, say): take the new
+     * session back out, so a create that fails leaves none behind; an
+     * orphan whose id nobody holds would still count against the cap.
+     * Its index entry stays (a superset is safe); sessions the cap had
+     * evicted by then stay evicted. */
+    if (rc != SG_OK && written)
+        (void)st->be->del(st, s->id, NULL);
     sgi_unlock(st);
     if (rc != SG_OK)
         goto fail;
@@ -119,6 +165,11 @@ sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
         return rc;
     int64_t now = sgi_now(st);
     if (!sgi_live(s, now)) {
+        /* A get that may write is a use of the session: the user saw it
+         * expire, and a backward clock jump must not revive it.  A no-touch
+         * get (an admin looking) leaves the store as it is. */
+        if (!(flags & SG_GET_NOTOUCH) && s->expires != SESSION_ENDED)
+            mark_ended(st, id);
         sg_session_free(s);
         return sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", id);
     }
@@ -160,8 +211,12 @@ static sg_status load_current(sg_store *st, const sg_session *s,
                        "or rotated since it was loaded)", s->id);
     if (rc != SG_OK)
         return rc;
-    if (!sgi_live(*cur, sgi_now(st)))
+    if (!sgi_live(*cur, sgi_now(st))) {
+        /* Seen expired by a writer: ended for good (see mark_ended). */
+        if ((*cur)->expires != SESSION_ENDED)
+            mark_ended(st, s->id);
         rc = sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", s->id);
+    }
     else if ((*cur)->version != s->version)
         rc = sgi_err(err, SG_ECONFLICT, 0, "session %s: conflict: stored "
                      "version %llu, this copy is version %llu (reload and "
@@ -192,21 +247,40 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
     int64_t now = sgi_now(st);
     next.accessed = cur->accessed > now ? cur->accessed : now;
     int rotating = strcmp(new_id, s->id) != 0;
+    int login = !same_user(s->user, cur->user);
     sg_status rc = SG_OK;
     /* Index before record (a superset is safe, a missing entry is not). */
-    if (s->user && (rotating || !same_user(s->user, cur->user)))
+    if (s->user && (rotating || login))
         rc = sgi_index_add(st, s->user, new_id, err);
-    if (rc == SG_OK)
+    int written = 0;
+    if (rc == SG_OK) {
         rc = sgi_put(st, &next, err);
+        written = rc == SG_OK;
+    }
+    /* The cap before the old id goes: once it has gone, nothing may fail
+     * (the caller would hold a dead id and not know the new one). */
+    if (rc == SG_OK && s->user && login)
+        rc = sgi_enforce_cap(st, s->user, new_id, err);
     if (rc == SG_OK && rotating) {
         rc = st->be->del(st, s->id, err);
         if (rc == SG_ENOTFOUND)
             rc = SG_OK;
     }
-    if (rc == SG_OK && cur->user && (rotating || !same_user(s->user, cur->user)))
-        rc = sgi_index_remove(st, cur->user, cur->id, err);
-    if (rc == SG_OK && s->user && !same_user(s->user, cur->user))
-        rc = sgi_enforce_cap(st, s->user, new_id, err);
+    /* Failed after the record was written: undo, best effort, so that an
+     * error leaves the session as it was under the id the caller holds
+     * (the index keeps a stale entry: safe).  Sessions the cap evicted by
+     * then stay evicted. */
+    if (rc != SG_OK && written) {
+        if (rotating)
+            (void)st->be->del(st, new_id, NULL);
+        else
+            (void)sgi_put(st, cur, NULL);
+    }
+    /* Cleanup once the change is made: an entry left behind is stale,
+     * which readers verify and purge removes, so its failure must not fail
+     * a save or rotate that has happened. */
+    if (rc == SG_OK && cur->user && (rotating || login))
+        (void)sgi_index_remove(st, cur->user, cur->id, NULL);
     if (rc == SG_OK) {
         memcpy(s->id, new_id, SG_ID_LEN + 1);
         s->version = next.version;
@@ -275,8 +349,9 @@ sg_status sg_session_delete(sg_store *st, const char *id, sg_error *err)
     rc = st->be->del(st, id, err);
     if (rc == SG_ENOTFOUND)
         sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found", id);
+    /* After the delete, like write_next: a stale entry is safe. */
     if (rc == SG_OK && lrc == SG_OK && cur->user)
-        rc = sgi_index_remove(st, cur->user, id, err);
+        (void)sgi_index_remove(st, cur->user, id, NULL);
     sg_session_free(cur);
     sgi_unlock(st);
     return rc;
@@ -341,6 +416,16 @@ sg_status sg_session_set_data(sg_session *s, const char *json, sg_error *err)
     sg_status rc = sgi_data_parse(json, s->max_data, &d, err);
     if (rc != SG_OK)
         return rc;
+    /* Why: the cap holds for the data as stored and handed out (compact
+     * ASCII JSON with \u escapes), as merge and import check it, not only
+     * for the text given: raw UTF-8 or DEL grows up to 6x when escaped,
+     * and data stored over the cap would be refused by import, so its
+     * export could not be restored (caught by fuzz/fuzz_data's cap check). */
+    rc = check_size(s, d, err);
+    if (rc != SG_OK) {
+        json_decref(d);
+        return rc;
+    }
     json_decref(s->data);
     s->data = d;
     return SG_OK;
@@ -353,8 +438,12 @@ sg_status sg_session_merge_data(sg_session *s, const char *json, sg_error *err)
     sg_status rc = sgi_data_parse(json, s->max_data, &patch, err);
     if (rc != SG_OK)
         return rc;
-    json_t *next = json_copy(s->data);   /* shallow: values are shared */
-    if (!next) {
+    /* A shallow copy (values are shared), by json_object_update: jansson's
+     * json_copy ignores a failed insert and returns the copy with a key
+     * missing, which would then be saved as the data. */
+    json_t *next = json_object();
+    if (!next || json_object_update(next, s->data) != 0) {
+        json_decref(next);
         json_decref(patch);
         return oom(err);
     }
@@ -403,7 +492,7 @@ sg_status sg_session_set_timeouts(sg_session *s, int64_t idle_timeout,
     if (idle_timeout > 0)
         s->idle = idle_timeout;
     if (max_age > 0)
-        s->expires = s->created + max_age;
+        s->expires = sgi_add_sat(s->created, max_age);   /* see sgi_add_sat */
     return SG_OK;
 }
 
@@ -434,14 +523,17 @@ sg_status sg_session_import(sg_store *st, const char *record_json,
         sg_session_free(s);
         return rc;
     }
-    sg_session *cur = NULL;
-    if (sgi_load(st, s->id, &cur, NULL) == SG_OK && cur->user &&
-        !same_user(cur->user, s->user))
-        rc = sgi_index_remove(st, cur->user, s->id, err);
+    /* Index before record, the replaced owner's entry removed after (best
+     * effort, as in write_next): removing it first left the session out of
+     * its owner's index when the import then failed. */
+    sg_session *cur;        /* the record replaced; NULL if none (or unreadable) */
+    (void)sgi_load(st, s->id, &cur, NULL);
     if (rc == SG_OK && s->user)
         rc = sgi_index_add(st, s->user, s->id, err);
     if (rc == SG_OK)
         rc = sgi_put(st, s, err);
+    if (rc == SG_OK && cur && cur->user && !same_user(cur->user, s->user))
+        (void)sgi_index_remove(st, cur->user, s->id, NULL);
     sg_session_free(cur);
     sgi_unlock(st);
     sg_session_free(s);

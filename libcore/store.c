@@ -206,7 +206,7 @@ int64_t sgi_now(const sg_store *st)
  * idle window. */
 int sgi_live(const sg_session *s, int64_t now)
 {
-    return now < s->expires && now < s->accessed + s->idle;
+    return now < s->expires && now < sgi_add_sat(s->accessed, s->idle);
 }
 
 /* Load a record (no liveness check).  New: *out.  Caller holds a lock. */
@@ -312,6 +312,52 @@ static char *index_key(const char *user)
     return k;
 }
 
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Append to l the ids in index text: a JSON array of strings, as
+ * index_write writes it (whitespace allowed); strings that are not ids are
+ * skipped.  0; 1 when the text is not such an array; -1 without memory.
+ * Parsed here rather than by jansson, which under memory pressure can drop
+ * a byte of an id without noticing (see json.c): the id would fall out of
+ * the index, and the next index_add would write the index back without
+ * it, so its session would no longer count against the user's cap. */
+static int index_parse(const char *p, const char *end, sg_list *l)
+{
+    p = skip_space(p, end);
+    if (p == end || *p++ != '[')
+        return 1;
+    p = skip_space(p, end);
+    if (p < end && *p == ']')
+        return skip_space(p + 1, end) == end ? 0 : 1;
+    for (;;) {
+        p = skip_space(p, end);
+        if (p == end || *p != '"')
+            return 1;
+        const char *start = ++p;
+        while (p < end && *p != '"')
+            p += *p == '\\' && p + 1 < end ? 2 : 1;
+        if (p >= end)
+            return 1;
+        if (p - start == SG_ID_LEN) {
+            char id[SG_ID_LEN + 1];
+            memcpy(id, start, SG_ID_LEN);
+            id[SG_ID_LEN] = '\0';
+            if (sg_id_valid(id) && sgi_list_push(l, id) < 0)
+                return -1;
+        }
+        p = skip_space(p + 1, end);
+        if (p < end && *p == ']')
+            return skip_space(p + 1, end) == end ? 0 : 1;
+        if (p == end || *p++ != ',')
+            return 1;
+    }
+}
+
 /* The user's indexed ids.  New: *out.  A damaged index reads as empty
  * (it is only a superset hint; check --repair rebuilds it). */
 sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
@@ -337,20 +383,14 @@ sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
         sg_list_free(l);
         return rc;
     }
-    json_t *a = json_loadb(text, len, 0, NULL);
+    int r = index_parse(text, text + len, l);
     free(text);
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v) {
-        const char *id = json_string_value(v);
-        if (id && sg_id_valid(id) && sgi_list_push(l, id) < 0) {
-            json_decref(a);
-            sg_list_free(l);
-            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                           st->path);
-        }
+    if (r < 0) {
+        sg_list_free(l);
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
     }
-    json_decref(a);
+    if (r > 0)
+        l->n = 0;       /* damaged: reads as empty */
     *out = l;
     return SG_OK;
 }
@@ -606,6 +646,27 @@ sg_status sg_store_count(sg_store *st, const char *user, size_t *out,
     return SG_OK;
 }
 
+/* Load a record for a whole-store walk.  SG_ENOTFOUND (skip it) for one
+ * that is gone or damaged, *damaged (may be NULL) telling which: damage is
+ * check's business and reported there, not an error of the walk.  Any
+ * other failure (out of memory, I/O) is the walk's error: skipping the
+ * record would give a false count, or check --repair would delete a sound
+ * record. */
+static sg_status walk_load(sg_store *st, const char *id, sg_session **s,
+                           int *damaged, sg_error *err)
+{
+    int d;
+    sg_error lerr = { 0 };
+    sg_status rc = sgi_load_ex(st, id, s, &d, &lerr);
+    if (damaged)
+        *damaged = d;
+    if (rc == SG_ENOTFOUND || d)
+        return SG_ENOTFOUND;
+    if (rc != SG_OK && err && err->code == SG_OK)
+        *err = lerr;
+    return rc;
+}
+
 /* Remove expired sessions and stale index entries. */
 sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
 {
@@ -620,9 +681,13 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
     size_t count = 0;
     for (size_t i = 0; rc == SG_OK && i < ids->n; i++) {
         sg_session *s;
-        sg_status lrc = sgi_load(st, ids->ids[i], &s, NULL);
-        if (lrc != SG_OK)
-            continue;       /* damaged records are check's business */
+        sg_status lrc = walk_load(st, ids->ids[i], &s, NULL, err);
+        if (lrc == SG_ENOTFOUND)
+            continue;
+        if (lrc != SG_OK) {
+            rc = lrc;
+            break;
+        }
         if (!sgi_live(s, now)) {
             rc = st->be->del(st, s->id, err);
             if (rc == SG_ENOTFOUND)
@@ -691,8 +756,13 @@ sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err)
     int64_t now = sgi_now(st);
     for (size_t i = 0; rc == SG_OK && i < ids->n; i++) {
         sg_session *s;
-        if (sgi_load(st, ids->ids[i], &s, NULL) != SG_OK)
+        sg_status lrc = walk_load(st, ids->ids[i], &s, NULL, err);
+        if (lrc == SG_ENOTFOUND)
             continue;
+        if (lrc != SG_OK) {
+            rc = lrc;
+            break;
+        }
         out->sessions++;
         if (sgi_live(s, now)) {
             out->live++;
@@ -731,6 +801,41 @@ sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err)
     return rc;
 }
 
+/* Position of user in w (w->n if absent). */
+static size_t user_index(const user_walk *w, const char *user)
+{
+    size_t i = 0;
+    while (i < w->n && strcmp(w->users[i], user) != 0)
+        i++;
+    return i;
+}
+
+/* Position of user in owners, added with an empty list in (*lists)[] if
+ * new; -1 without memory. */
+static long owner_slot(user_walk *owners, sg_list **lists, const char *user)
+{
+    size_t u = user_index(owners, user);
+    if (u < owners->n)
+        return (long)u;
+    if (owners->n == owners->cap) {
+        size_t cap = owners->cap ? owners->cap * 2 : 16;
+        sg_list *nl = realloc(*lists, cap * sizeof *nl);
+        if (!nl)
+            return -1;
+        *lists = nl;
+        char **nu = realloc(owners->users, cap * sizeof *nu);
+        if (!nu)
+            return -1;
+        owners->users = nu;
+        owners->cap = cap;
+    }
+    if (!(owners->users[u] = strdup(user)))
+        return -1;
+    (*lists)[u] = (sg_list){ 0, 0, NULL };
+    owners->n++;
+    return (long)u;
+}
+
 /* Verify every record; with repair, rebuild the file, drop unparsable
  * records and rebuild the per-user index from the records. */
 sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
@@ -754,18 +859,18 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
         rc = st->be->keys(st, collect_user_key, &w, err);
         if (rc == SG_OK && w.oom)
             rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-        for (size_t i = 0; rc == SG_OK && i < w.n; i++) {
-            sg_list empty = { 0, 0, NULL };
-            rc = index_write(st, w.users[i], &empty, err);
-        }
     }
+    /* The new indexes are built in memory from every record and written
+     * only then, each replacing the old one whole: a failure on the way
+     * leaves every index as it was or rebuilt, never emptied. */
+    user_walk owners = { 0 };       /* user i owns the sessions in lists[i] */
+    sg_list *lists = NULL;
     for (size_t i = 0; rc == SG_OK && i < ids->n; i++) {
         sg_session *s;
-        sg_status lrc = sgi_load(st, ids->ids[i], &s, NULL);
+        int damaged;
+        sg_status lrc = walk_load(st, ids->ids[i], &s, &damaged, err);
         rep.records++;
-        if (lrc == SG_ENOTFOUND)
-            continue;
-        if (lrc != SG_OK) {
+        if (lrc == SG_ENOTFOUND && damaged) {
             rep.bad_records++;
             if (repair) {
                 rc = st->be->del(st, ids->ids[i], err);
@@ -774,10 +879,31 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
             }
             continue;
         }
-        if (repair && s->user)
-            rc = sgi_index_add(st, s->user, s->id, err);
+        if (lrc == SG_ENOTFOUND)
+            continue;
+        if (lrc != SG_OK) {
+            rc = lrc;
+            break;
+        }
+        if (repair && s->user) {
+            long u = owner_slot(&owners, &lists, s->user);
+            if (u < 0 || sgi_list_push(&lists[u], s->id) < 0)
+                rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
+                             st->path);
+        }
         sg_session_free(s);
     }
+    for (size_t u = 0; rc == SG_OK && repair && u < owners.n; u++)
+        rc = index_write(st, owners.users[u], &lists[u], err);
+    for (size_t i = 0; rc == SG_OK && repair && i < w.n; i++)
+        if (user_index(&owners, w.users[i]) == owners.n) {
+            sg_list empty = { 0, 0, NULL };   /* a user with no session */
+            rc = index_write(st, w.users[i], &empty, err);
+        }
+    for (size_t u = 0; u < owners.n; u++)
+        free(lists[u].ids);
+    free(lists);
+    free_users(&owners);
     free_users(&w);
     sg_list_free(ids);
     sgi_unlock(st);
