@@ -15,7 +15,9 @@
  *  - --cgi-timeout kills the program's process group and reaps it.
  * The reply header block is parsed by cgi_reply.c: X-Session-Set/Replace/
  * Login/Logout/Rotate are applied under the store lock and stripped, and a
- * program that fails before any header gives 502 (504 on timeout).
+ * program that fails before any header gives 502 (504 on timeout).  A
+ * Set/Replace whose keys another request changed while the program ran
+ * gives 409 and is not applied (no lost updates, cgi_stale below).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #include <fcgiapp.h>
+#include <jansson.h>
 
 #include "gateway.h"
 
@@ -217,8 +220,74 @@ static int directive_on(const char *v)
     return *v && strcmp(v, "0") != 0;
 }
 
+/* Whether json values a and b (either may be NULL: key absent) are equal. */
+static int json_same(json_t *a, json_t *b)
+{
+    return (!a && !b) || (a && b && json_equal(a, b));
+}
+
+/*
+ * Why (DESIGN 3, no lost updates): the program computed its X-Session-Set
+ * and X-Session-Replace values from the SESSION_DATA it was given (a
+ * counter: n+1).  If another request saved the session while it ran, the
+ * copy reloaded under the lock is newer, and merging into it would silently
+ * overwrite that request's write: two concurrent increments would count as
+ * one (measured: up to half of concurrent increments lost).  So a change is
+ * stale when a key it sets (Set), or the data it replaces (Replace), no
+ * longer holds what the program was given.  Keys it did not name may have
+ * changed freely, e.g. by the program itself through the bindings, which is
+ * why the reload stays.  1 stale (or unreadable: fail safe), 0 not.
+ */
+static int cgi_stale(const sg_session *seen, const sg_session *cur, const reply *r)
+{
+    char *seen_text, *cur_text;
+    json_t *seen_data, *cur_data;
+    int stale = 0;
+    size_t i;
+
+    if (!seen || !cur || sg_session_version(seen) == sg_session_version(cur))
+        return 0;
+    for (i = 0; i < r->nheaders; i++)
+        if (r->headers[i].directive == DIR_SET || r->headers[i].directive == DIR_REPLACE)
+            break;
+    if (i == r->nheaders)
+        return 0;                       /* no Set/Replace: nothing to overwrite */
+    seen_text = sg_session_data_json(seen);     /* owned here, freed below */
+    cur_text = sg_session_data_json(cur);       /* owned here, freed below */
+    seen_data = seen_text ? json_loads(seen_text, 0, NULL) : NULL;
+    cur_data = cur_text ? json_loads(cur_text, 0, NULL) : NULL;
+    if (!json_is_object(seen_data) || !json_is_object(cur_data))
+        stale = 1;
+    for (i = 0; i < r->nheaders && !stale; i++) {
+        const reply_header *h = &r->headers[i];
+        json_t *change, *v;
+        const char *key;
+
+        if (h->directive == DIR_REPLACE)
+            stale = !json_equal(seen_data, cur_data);
+        else if (h->directive == DIR_SET) {
+            change = json_loads(h->value, 0, NULL);
+            /* Not an object: not applied below either (logged there). */
+            if (json_is_object(change))
+                json_object_foreach(change, key, v)
+                    if (!json_same(json_object_get(seen_data, key),
+                                   json_object_get(cur_data, key))) {
+                        stale = 1;
+                        break;
+                    }
+            json_decref(change);
+        }
+    }
+    json_decref(seen_data);
+    json_decref(cur_data);
+    free(seen_text);
+    free(cur_text);
+    return stale;
+}
+
 /* Apply the program's X-Session-* directives.  Appends Set-Cookie to
- * rq->head as needed.  0, or -1 on a store failure (caller sends 503). */
+ * rq->head as needed.  0; 1 when they are stale (cgi_stale: nothing was
+ * applied, caller sends 409); -1 on a store failure (caller sends 503). */
 static int cgi_apply(gw_request *rq, const reply *r)
 {
     sg_store *st = rq->store;
@@ -279,6 +348,13 @@ static int cgi_apply(gw_request *rq, const reply *r)
     if (!s && !want) {
         sg_store_end(st);
         return 0;                       /* rotate without a session: nothing */
+    }
+    if (want && cgi_stale(rq->session, s, r)) {
+        sg_store_end(st);
+        log_msg("session %s changed while the program ran; its X-Session-Set/Replace "
+                "would overwrite that change: not applied, 409", sg_session_id(s));
+        sg_session_free(s);
+        return 1;
     }
     if (!s) {
         rc = sg_session_create(st, NULL, NULL, 0, 0, &s, &err);
@@ -454,7 +530,15 @@ static int cgi_send_headers(cgi_io *io)
     for (i = 0; i < r->nheaders; i++)
         if (r->headers[i].directive == DIR_NONE)
             buf_addf(&rq->head, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);
-    if (cgi_apply(rq, r) < 0) {
+    switch (cgi_apply(rq, r)) {
+    case 0:
+        break;
+    case 1:
+        request_fail(rq, 409, "409 Conflict: the session changed while the program ran; "
+                              "nothing was applied (retry)\n");
+        io->failed = 1;
+        return -1;
+    default:
         request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
         io->failed = 1;
         return -1;

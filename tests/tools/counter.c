@@ -3,7 +3,10 @@
  * processes, for the store's lost-update tests (tests/store/concurrency.bats).
  *
  *   counter init  STORE          create a session with data {"n":0}; print id
- *   counter incr  STORE ID N     N atomic increments with sg_session_update
+ *   counter incr  STORE ID N [MS]  N atomic increments with sg_session_update;
+ *                                with MS, each holds the lock MS ms between
+ *                                the load and the save (a slow writer, for
+ *                                tests/store/lockfile.bats)
  *   counter cas   STORE ID N     N successful load / +1 / save loops; print
  *                                "saves=N conflicts=C" (conflicts are retried)
  *   counter stale STORE ID       load two copies at the same version, save
@@ -22,10 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(void)
 {
-    fputs("usage: counter init|incr|cas|stale|get STORE [ID] [N]\n", stderr);
+    fputs("usage: counter init|incr|cas|stale|get STORE [ID] [N] [MS]\n", stderr);
     exit(2);
 }
 
@@ -76,12 +80,17 @@ static sg_status set_n(sg_session *s, long long v, sg_error *err)
     return sg_session_merge_data(s, buf, err);
 }
 
-/* sg_session_update callback: n += 1. */
+/* sg_session_update callback: n += 1, after sleeping *(long *)arg ms
+ * (arg NULL: no sleep) with the lock held. */
 static sg_status incr_fn(sg_session *s, void *arg, sg_error *err)
 {
     long long n = session_n(s);
 
-    (void)arg;
+    if (arg && *(long *)arg > 0) {
+        long ms = *(long *)arg;
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
     if (n < 0) {
         fprintf(stderr, "counter: session has no integer n\n");
         return SG_EINVAL;
@@ -124,11 +133,15 @@ int main(int argc, char **argv)
     id = argv[3];
 
     if (strcmp(mode, "incr") == 0) {
-        if (argc != 5)
+        long hold = 0;
+
+        if (argc != 5 && argc != 6)
             usage();
         count = arg_long(argv[4], 0, 100000000);
+        if (argc == 6)
+            hold = arg_long(argv[5], 0, 10000);
         for (i = 0; i < count; i++) {
-            rc = sg_session_update(st, id, incr_fn, NULL, &err);
+            rc = sg_session_update(st, id, incr_fn, hold ? &hold : NULL, &err);
             if (rc != SG_OK)
                 fail("update", rc, &err);
         }
