@@ -34,7 +34,7 @@ fi
 
 # skip_under_asan: for RSS measurements, meaningless under ASan.
 skip_under_asan() {
-  [[ "${SG_SANITIZE:-}" != *address* ]] || skip "RSS growth is not a leak signal under ASan (quarantine)"
+  [[ "${SG_SANITIZE:-}" != *address* ]] || skip "n/a under ASan: RSS growth is not a leak signal (quarantine)"
 }
 
 # Python prelude: the module, the store path, a Store opened on it.

@@ -42,6 +42,16 @@ assert_error_line() {
   [[ "$stderr" =~ $1 ]] || fail "stderr does not match /$1/: $stderr"
 }
 
+# store_re: $STORE as an extended regular expression matching itself
+# (a redis+unix: URI holds '?' and '.').
+store_re() { sed 's/[][\\.*^$?+(){}|]/\\&/g' <<<"$STORE"; }
+
+# EXPIRED: how get words an expired session, as a regex.  GDBM keeps the
+# record until purge and says "expired"; Redis deletes it at the end of
+# its life (PEXPIREAT), after which it is "not found" (or still "expired"
+# if Redis's clock is a little behind ours).  Both are exit 1.
+if on_redis; then EXPIRED='(expired|not found)'; else EXPIRED=expired; fi
+
 # now_ms: monotonic-enough wall time in milliseconds.
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 

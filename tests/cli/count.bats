@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # sessgatectl count: live sessions, all or per user.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # sessgatectl create: ids, user, data, lifetimes, input checking, and the
 # mode of a store it creates.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 
@@ -126,12 +127,14 @@ assert_store_modes() {
   [ "$n" -ge 2 ] || fail "expected the store and its lock file, found $n file(s)"
 }
 
+# bats test_tags=gdbm-only
 @test "a new store and the files beside it are mode 0600" {
   umask 022
   ctl create >/dev/null
   assert_store_modes 600
 }
 
+# bats test_tags=gdbm-only
 @test "with --group a new store and the files beside it are mode 0660, even under umask 022" {
   umask 022
   ctl --group create >/dev/null

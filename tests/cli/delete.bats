@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # sessgatectl delete: the id stops working at once; other sessions stay.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 

@@ -2,6 +2,7 @@
 # Lifetimes seen through sessgatectl: idle timeout, absolute lifetime,
 # the touch interval, and the per-user cap.  Short timeouts (1-3 s) keep
 # the waits short; every wait is bounded.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 
@@ -24,7 +25,7 @@ wait_until() {
   run -0 ctl get "$id"
   sleep "$idle.1"
   run -1 --separate-stderr ctl get "$id"
-  assert_error_line "session $id: expired"
+  assert_error_line "session $id: $EXPIRED"
   [ -z "$output" ]
 }
 
@@ -45,7 +46,7 @@ wait_until() {
   done
   wait_until "$end"
   run -1 --separate-stderr ctl --touch-interval 1 get --touch "$id"
-  assert_error_line "session $id: expired"
+  assert_error_line "session $id: $EXPIRED"
 }
 
 @test "an expired session is gone for every command" {
@@ -75,7 +76,7 @@ wait_until() {
   done
   run -0 ctl get "$touched"
   run -1 --separate-stderr ctl get "$looked"
-  assert_error_line 'expired'
+  assert_error_line "$EXPIRED"
 }
 
 @test "a touch within the touch interval writes nothing; after it, accessed moves and version does not" {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # sessgatectl export and import: JSON lines out, JSON lines in, ids and
 # everything else kept; bad lines reported by number without stopping.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 

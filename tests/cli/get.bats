@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # sessgatectl get: the record, strict lookups (malformed, unknown and
 # random ids are never found), and reading without touching.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 

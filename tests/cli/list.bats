@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # sessgatectl list: fixed columns for people, JSON lines for scripts,
 # live sessions only, oldest first.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 

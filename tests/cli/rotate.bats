@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # sessgatectl rotate: same session, new id; the old id dies at once.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 

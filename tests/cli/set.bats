@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # sessgatectl set: merging into the data, atomically, with strict ids and
 # checked JSON.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 

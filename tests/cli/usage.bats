@@ -2,9 +2,11 @@
 # sessgatectl's command line itself: help, version, unknown words, the
 # store requirement, number parsing, and the man page kept in step with
 # --help.
+# backends: gdbm redis
 load ../helpers/common
 load cli
 
+# bats test_tags=no-store
 @test "--help lists every command and option and exits 0 without a store" {
   run -0 --separate-stderr sessgatectl --help
   for c in create get set delete rotate list count purge stats export import check; do
@@ -18,16 +20,19 @@ load cli
   [ -z "$stderr" ]
 }
 
+# bats test_tags=no-store
 @test "-h is --help" {
   run -0 sessgatectl -h
   assert_line --partial "Usage: sessgatectl [OPTIONS] COMMAND [ARGS]"
 }
 
+# bats test_tags=no-store
 @test "--version prints the library version" {
   run -0 sessgatectl --version
   assert_output --regexp '^sessgatectl [0-9]+\.[0-9]+\.[0-9]+$'
 }
 
+# bats test_tags=no-store
 @test "COMMAND --help describes each command, exit 0, no store needed" {
   for c in create get set delete rotate list count purge stats export import check; do
     run -0 --separate-stderr sessgatectl "$c" --help
@@ -36,22 +41,26 @@ load cli
   done
 }
 
+# bats test_tags=no-store
 @test "no command is a usage error" {
   run -2 --separate-stderr sessgatectl --store "$STORE"
   assert_error_line 'no command given \(see sessgatectl --help\)'
   [ -z "$output" ]
 }
 
+# bats test_tags=no-store
 @test "an unknown command is a usage error naming it" {
   run -2 --separate-stderr ctl frobnicate
   assert_error_line "unknown command 'frobnicate'"
 }
 
+# bats test_tags=no-store
 @test "a hostile command name is shown escaped, on one line" {
   run -2 --separate-stderr ctl $'evil\ncmd\e[31m'
   assert_error_line "unknown command 'evil\\\\x0acmd\\\\x1b\\[31m'"
 }
 
+# bats test_tags=no-store
 @test "unknown global options, short or long, are usage errors" {
   run -2 --separate-stderr sessgatectl --bogus count
   assert_error_line 'unknown option --bogus'
@@ -59,11 +68,13 @@ load cli
   assert_error_line 'unknown option -x'
 }
 
+# bats test_tags=no-store
 @test "an unknown command option is a usage error naming the command" {
   run -2 --separate-stderr ctl count --bogus
   assert_error_line 'count: unknown option --bogus \(see sessgatectl count --help\)'
 }
 
+# bats test_tags=no-store
 @test "an option without its value is a usage error" {
   run -2 --separate-stderr sessgatectl --store
   assert_error_line 'option --store needs a value'
@@ -71,6 +82,7 @@ load cli
   assert_error_line 'create: option --user needs a value'
 }
 
+# bats test_tags=no-store
 @test "extra arguments are usage errors" {
   run -2 --separate-stderr ctl count extra
   assert_error_line 'count: takes no arguments'
@@ -78,6 +90,7 @@ load cli
   assert_error_line 'purge: takes no arguments'
 }
 
+# bats test_tags=no-store
 @test "without --store or SESSGATE_STORE a command says how to name the store" {
   run -2 --separate-stderr sessgatectl count
   assert_error_line 'no store given: pass --store PATH or set SESSGATE_STORE'
@@ -97,12 +110,14 @@ load cli
   SESSGATE_STORE="$other" run -1 sessgatectl get "$id"
 }
 
+# bats test_tags=gdbm-only
 @test "the gdbm: prefix names the same store" {
   id=$(ctl create --user pfx)
   run -0 sessgatectl --store "gdbm:$STORE" get "$id"
   assert_output --partial '"user":"pfx"'
 }
 
+# bats test_tags=no-store
 @test "global numbers must be whole numbers in range" {
   for bad in abc 1h 12abc '' ' 5' +5 -1 0 99999999999999999999999; do
     run -2 --separate-stderr ctl --lock-timeout "$bad" count
@@ -120,6 +135,7 @@ load cli
   assert_error_line '--max-data: .1. is not a whole number from 2 to 16777216'
 }
 
+# bats test_tags=gdbm-only
 @test "a read-only command on a missing store fails with exit 3 and creates nothing" {
   for c in list count stats export; do
     run -3 --separate-stderr ctl "$c"
@@ -130,6 +146,7 @@ load cli
   [ ! -e "$STORE" ] && [ ! -e "$STORE.lock" ]
 }
 
+# bats test_tags=no-store
 @test "a store in a directory that does not exist is a store error naming it" {
   run -3 --separate-stderr sessgatectl --store "$BATS_TEST_TMPDIR/no/such/dir/s.db" create
   assert_error_line 'no/such/dir/s\.db'
@@ -158,6 +175,7 @@ man_words() {
     awk 'prev == ".TP" { sub(/^\.B /, ""); print $1 } { prev = $0 }' | sort -u
 }
 
+# bats test_tags=no-store
 @test "every command and option in --help is in the man page" {
   help=$(help_words | sort -u)
   man=$(man_words | sort -u)
@@ -165,6 +183,7 @@ man_words() {
   [ -z "$missing" ] || fail "in --help but not in docs/sessgatectl.1: $missing"
 }
 
+# bats test_tags=no-store
 @test "every command and option in the man page is in --help" {
   help=$(help_words | sort -u)
   man=$(man_words | sort -u)
@@ -172,6 +191,7 @@ man_words() {
   [ -z "$extra" ] || fail "in docs/sessgatectl.1 but not in --help: $extra"
 }
 
+# bats test_tags=no-store
 @test "the man page formats without warnings" {
   require_tool groff
   run -0 --separate-stderr groff -man -Tutf8 -ww -z "$SG_SRCDIR/docs/sessgatectl.1"

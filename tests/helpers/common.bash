@@ -30,12 +30,26 @@ fi
 
 sessgatectl() { "${sg_valgrind[@]}" "$SG_CTL" "$@"; }
 
-# make_store [NAME]: print the path of a fresh store in the test's tmpdir.
+# make_store [NAME]: print the URI of a fresh, empty store: a path in the
+# test's tmpdir, or in the Redis pass of tests/run (SG_STORE_BACKEND=redis)
+# a redis+unix: URI on the run's server with a key prefix of its own.
+# The prefix is unique per call (test number, name, the subshell's PID,
+# the clock), so no test sees another's keys and none needs a FLUSHDB;
+# it holds no ':' before the last byte, so no prefix starts another.
 make_store() {
+  if [ "${SG_STORE_BACKEND:-gdbm}" = redis ]; then
+    : "${SG_TEST_REDIS_SOCK:?SG_STORE_BACKEND=redis needs SG_TEST_REDIS_SOCK (run through tests/run)}"
+    printf 'redis+unix:%s?prefix=t%s.%s.%s.%s:\n' "$SG_TEST_REDIS_SOCK" \
+      "${BATS_SUITE_TEST_NUMBER:-0}" "${1:-sessions}" "$BASHPID" "$(date +%s%N)"
+    return
+  fi
   local p="$BATS_TEST_TMPDIR/${1:-sessions}.db"
   rm -f "$p" "$p.lock"
   printf '%s\n' "$p"
 }
+
+# on_redis: true in the Redis pass of tests/run.
+on_redis() { [ "${SG_STORE_BACKEND:-gdbm}" = redis ]; }
 
 # free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
 free_port() {
