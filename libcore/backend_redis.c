@@ -31,6 +31,7 @@
 #include <hiredis.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -54,6 +55,9 @@
 #define RD_LEASE_MS           30000
 #define RD_SCAN_COUNT         "1000"
 #define RD_TOKEN_BYTES        16
+/* Length of a Redis run_id (INFO server), 40 hex digits, new at every
+ * start of the server: lease tokens begin with it (see r_lock). */
+#define RD_RUNID_LEN          40
 
 typedef struct redis_be {
     char *uri;                /* Owned: the URI as given, for messages */
@@ -71,7 +75,9 @@ typedef struct redis_be {
                                * be NULL, or hold an earlier error) */
     int held;                 /* SGI_* held now */
     pid_t pid;                /* process that opened c */
-    char token[2 * RD_TOKEN_BYTES + 1]; /* our lease token while held */
+    char run_id[RD_RUNID_LEN + 1];  /* the server's run_id, "" if unknown */
+    /* our lease token while held: RUN_ID "." 32 random hex digits */
+    char token[RD_RUNID_LEN + 1 + 2 * RD_TOKEN_BYTES + 1];
 } redis_be;
 
 static redis_be *be_of(sg_store *st)
@@ -328,6 +334,18 @@ static sg_status conn_up(redis_be *b, sg_error *err)
         redisFree(c);
         return rc;
     }
+    /* Close-on-exec, like every descriptor of the GDBM backend: a program
+     * the app runs (os.execute, a CGI) must not inherit the connection,
+     * which would bypass the socket's file permissions and could write
+     * into our command stream.  hiredis 0.14 has no option for it. */
+    int fdflags = fcntl(c->fd, F_GETFD);
+    if (fdflags < 0 || fcntl(c->fd, F_SETFD, fdflags | FD_CLOEXEC) < 0) {
+        sg_status rc = sgi_err(err, SG_ESTORE, errno, "store %s: cannot set "
+                               "close-on-exec on the Redis connection: %s",
+                               b->uri, strerror(errno));
+        redisFree(c);
+        return rc;
+    }
     /* Commands get the same bound as connecting: a server that stops
      * answering becomes an error, never a hung request. */
     if (redisSetTimeout(c, tv) != REDIS_OK) {
@@ -347,6 +365,23 @@ static sg_status conn_up(redis_be *b, sg_error *err)
         }
         freeReplyObject(r);
     }
+    /* The run_id tells a lease taken before a restart of the server from
+     * a live one (r_lock).  A server that hides it (INFO renamed away, a
+     * Redis look-alike) only loses that: leases then just run out. */
+    b->run_id[0] = '\0';
+    redisReply *r = quiet(c, "INFO server");
+    if (!r) {
+        sg_status rc = cmd_fail(b, r, "INFO", err);
+        drop_conn(b);
+        return rc;
+    }
+    const char *id = r->type == REDIS_REPLY_STRING ? strstr(r->str, "run_id:")
+                                                   : NULL;
+    if (id && strspn(id + 7, "0123456789abcdef") == RD_RUNID_LEN) {
+        memcpy(b->run_id, id + 7, RD_RUNID_LEN);
+        b->run_id[RD_RUNID_LEN] = '\0';
+    }
+    freeReplyObject(r);
     return SG_OK;
 }
 
@@ -442,7 +477,49 @@ static int try_lease(redis_be *b, sg_error *err)
  * random token makes sure only the holder releases it, and every write
  * checks it (WRITE_SCRIPT), so a holder whose lease ran out cannot
  * overwrite the next holder's work.
+ *
+ * A server with persistence keeps the lease key across its own restart
+ * (the AOF holds SET ... PXAT), but not its holder: that process lost its
+ * connection and could not release it, or exited on the error.  Without
+ * more, every writer would then wait out the rest of the lease, up to
+ * RD_LEASE_MS, after the server is back.  So a token starts with the
+ * server's run_id, which is new at every start, and a waiter that finds a
+ * lease of an earlier run breaks it (compare-and-delete).  That is safe:
+ * the old holder's connection died with that run, and any write it still
+ * sends carries the old token, which WRITE_SCRIPT refuses.
  */
+
+/* A fresh token for the current connection: RUN_ID "." random hex. */
+static sg_status make_token(redis_be *b, sg_error *err)
+{
+    unsigned char raw[RD_TOKEN_BYTES];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return sgi_err(err, SG_ESTORE, errno, "store %s: cannot get random "
+                       "bytes for the lock token: %s", b->uri, strerror(errno));
+    size_t n = strlen(b->run_id);
+    memcpy(b->token, b->run_id, n);
+    b->token[n++] = '.';
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(b->token + n + 2 * i, 3, "%02x", raw[i]);
+    return SG_OK;
+}
+
+/* 1 when lease value v was taken on an earlier run of this server (it
+ * starts with another run_id).  Values of unknown form never are. */
+static int lease_stale(const redis_be *b, const char *v)
+{
+    return b->run_id[0] && strlen(v) > RD_RUNID_LEN && v[RD_RUNID_LEN] == '.' &&
+           strspn(v, "0123456789abcdef") == RD_RUNID_LEN &&
+           memcmp(v, b->run_id, RD_RUNID_LEN) != 0;
+}
+
+/* Compare-and-delete: release the lease only if it is still ours (after a
+ * lease ran out, the key may belong to the next holder).  Also breaks a
+ * lease of an earlier run of the server (r_lock). */
+static const char UNLOCK_SCRIPT[] =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) else return 0 end";
+
 static sg_status r_lock(sg_store *st, int mode, sg_error *err)
 {
     redis_be *b = be_of(st);
@@ -453,16 +530,13 @@ static sg_status r_lock(sg_store *st, int mode, sg_error *err)
         b->held = mode;
         return SG_OK;
     }
-    unsigned char raw[RD_TOKEN_BYTES];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return sgi_err(err, SG_ESTORE, errno, "store %s: cannot get random "
-                       "bytes for the lock token: %s", b->uri, strerror(errno));
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(b->token + 2 * i, 3, "%02x", raw[i]);
+    rc = make_token(b, err);
+    if (rc != SG_OK)
+        return rc;
     int timeout = st->opt.lock_timeout_ms;
     int64_t deadline = mono_ms() + timeout;
     long sleep_ns = 500000;
-    int retried = 0, check_token = 0;
+    int retried = 0, check_token = 0, looked = 0;
     for (;;) {
         sg_error lerr = { 0 };
         int t = try_lease(b, &lerr);
@@ -470,11 +544,20 @@ static sg_status r_lock(sg_store *st, int mode, sg_error *err)
             /* The kept connection died since the last command (a Redis
              * restart): reconnect once before reporting anything.  If the
              * lost reply was our SET succeeding, the key holds our token,
-             * which the check below recognises. */
+             * which the check below recognises; on a new run of the
+             * server that token is stale, so take the lease anew. */
+            char old_run[sizeof b->run_id];
+            memcpy(old_run, b->run_id, sizeof old_run);
             retried = check_token = 1;
+            looked = 0;
             rc = conn_up(b, err);
             if (rc != SG_OK)
                 return rc;
+            if (strcmp(old_run, b->run_id) != 0) {
+                check_token = 0;
+                if ((rc = make_token(b, err)) != SG_OK)
+                    return rc;
+            }
             continue;
         }
         if (t < 0) {
@@ -482,13 +565,28 @@ static sg_status r_lock(sg_store *st, int mode, sg_error *err)
                 *err = lerr;
             return lerr.code;
         }
-        if (t == 0 && check_token) {
+        /* Held: once per wait (and after a reconnect), look at the value:
+         * our own lost SET, or a lease of an earlier run to break. */
+        if (t == 0 && (check_token || !looked)) {
             redisReply *r = cmd(b, "GET (lock)", err, "GET %s", b->lock_key);
             if (!r)
                 return b->last;
-            t = r->type == REDIS_REPLY_STRING && strcmp(r->str, b->token) == 0;
+            if (r->type == REDIS_REPLY_STRING && check_token &&
+                strcmp(r->str, b->token) == 0) {
+                t = 1;
+            } else if (r->type == REDIS_REPLY_STRING && lease_stale(b, r->str)) {
+                redisReply *d = EVAL(b, "EVAL (break stale lock)", err,
+                                     UNLOCK_SCRIPT, "1 %s %s", b->lock_key,
+                                     r->str);
+                freeReplyObject(r);
+                if (!d)
+                    return b->last;
+                freeReplyObject(d);
+                continue;       /* take it now; look again if beaten */
+            }
             freeReplyObject(r);
             check_token = 0;
+            looked = 1;
         }
         if (t == 1) {
             b->held = SGI_EXCLUSIVE;
@@ -505,12 +603,6 @@ static sg_status r_lock(sg_store *st, int mode, sg_error *err)
             sleep_ns *= 2;
     }
 }
-
-/* Compare-and-delete: release the lease only if it is still ours (after a
- * lease ran out, the key may belong to the next holder). */
-static const char UNLOCK_SCRIPT[] =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('del', KEYS[1]) else return 0 end";
 
 static void r_unlock(sg_store *st)
 {
@@ -610,9 +702,9 @@ static sg_status write_check(sg_store *st, redis_be *b, sg_error *err)
 static sg_status script_fail(redis_be *b, sg_error *err, sg_error *serr)
 {
     if (strstr(serr->text, "SESSGATE lock lease lost"))
-        return sgi_err(err, SG_ESTORE, 0, "store %s: write refused: the lock "
-                       "lease (%d ms) ran out while this process held it "
-                       "(a step under the lock took too long)", b->uri,
+        return sgi_err(err, SG_ESTORE, 0, "store %s: write refused: this "
+                       "process lost the lock lease (a step under the lock "
+                       "took over %d ms, or Redis restarted)", b->uri,
                        RD_LEASE_MS);
     if (err && err->code == SG_OK)
         *err = *serr;

@@ -52,6 +52,17 @@ setup_store() {
   export STORE
 }
 
+# unreachable_store: a store that cannot be opened, on this pass's backend:
+# a file in a missing directory (GDBM), a socket in a missing directory
+# that no server listens on (Redis).
+unreachable_store() {
+  if on_redis; then
+    printf 'redis+unix:%s/missing/redis.sock?prefix=t:\n' "$BATS_TEST_TMPDIR"
+  else
+    printf '%s.d/missing/sessions.db\n' "$STORE"
+  fi
+}
+
 require_bindings() {
   [ -f "$SG_BUILDDIR/bindings/lua/sessgate_core.so" ] ||
     fail "the Lua module is not built (make bindings)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # tests/bindings/lua.bats - the Lua module `sessgate` (SWIG module
 # sessgate_core underneath, idiomatic layer and JSON codec on top): every
-# method, every error path (nil, message, code) and the JSON type mapping.
+# method, every error path (nil, message, code) and the JSON type mapping,
+# against a GDBM file and, in the Redis pass of tests/run, a Redis store.
+# backends: gdbm redis
 
 load ../helpers/common
 load bindings
@@ -116,7 +118,8 @@ local all = st:sessions()
 assert(#all == 1 and all[1].id == live)
 print(st:purge(), st:purge())'
   assert_success
-  assert_output "1	0"
+  # Redis deleted the expired record itself (PEXPIREAT): purge finds none.
+  if on_redis; then assert_output "0	0"; else assert_output "1	0"; fi
 }
 
 @test "a mutation of a nested table is saved by save()" {
@@ -260,9 +263,11 @@ print(st:count(), st:get(s.id).data.x)'
 }
 
 @test "open reports a missing directory, a bad option and a missing path as nil, message, code" {
+  MISSING=$(unreachable_store)
+  export MISSING
   run lua_run '
-local st, msg, code = sg.open(STORE .. ".d/missing/sessions.db")
-print(st, code == sg.STORE, #msg > 0)
+local st, msg, code = sg.open(os.getenv("MISSING"))
+print(st, code == sg.STORE, msg:find(os.getenv("MISSING"), 1, true) ~= nil)
 print(select(3, sg.open(STORE, {idle_timeot = 5})) == sg.INVALID)
 print(select(3, sg.open(STORE, {idle_timeout = -5})) == sg.INVALID)
 print(select(3, sg.open(nil)) == sg.INVALID)'
@@ -271,12 +276,13 @@ print(select(3, sg.open(nil)) == sg.INVALID)'
 }
 
 @test "a store lock held by another process gives sg.LOCKTIMEOUT" {
+  export HELD="$BATS_TEST_TMPDIR/held"
   start_bg "$SG_PYTHON" -c "$SG_PY_PRELUDE"'
 with sessgate.Store(STORE).locked():
-    open(STORE + ".held", "w").close()
+    open(os.environ["HELD"], "w").close()
     time.sleep(30)' >/dev/null
-  for _ in $(seq 100); do [ -e "$STORE.held" ] && break; sleep 0.05; done
-  [ -e "$STORE.held" ]
+  for _ in $(seq 100); do [ -e "$HELD" ] && break; sleep 0.05; done
+  [ -e "$HELD" ]
   run lua_run '
 local st, msg, code = sg.open(STORE, {lock_timeout_ms = 300})
 if st then st, msg, code = st:create{} end

@@ -3,7 +3,9 @@
 # examples/apps/wsgi_counter.py under a real wsgiref server on a free port
 # driven by curl, the same app as a CGI program (wsgiref CGIHandler) with the
 # gateway's SESSION_ID, the middleware's edge cases called directly, and the
-# other example apps (counter.lua as CGI, logout_everywhere.py).
+# other example apps (counter.lua as CGI, logout_everywhere.py).  Against a
+# GDBM file and, in the Redis pass of tests/run, a Redis store.
+# backends: gdbm redis
 
 load ../helpers/common
 load bindings
@@ -12,7 +14,10 @@ APPS="$SG_SRCDIR/examples/apps"
 
 setup_file() {
   require_tool curl
-  export STORE="$BATS_FILE_TMPDIR/wsgi.db"
+  # make_store needs BATS_TEST_TMPDIR for a GDBM path, which setup_file
+  # has not got: the file's own dir there, make_store's URI on Redis.
+  if on_redis; then STORE=$(make_store wsgi); else STORE="$BATS_FILE_TMPDIR/wsgi.db"; fi
+  export STORE
   PORT=$(free_port)
   export PORT
   start_bg "$SG_PYTHON" "$APPS/wsgi_counter.py" --serve "$PORT" --store "$STORE" \
@@ -229,7 +234,8 @@ print(cookie(SessionMiddleware(app, st, "sid", secure=False), HTTPS="on"))'
 }
 
 @test "logout_everywhere.py deletes every session of one user and no other" {
-  export STORE="$BATS_TEST_TMPDIR/le.db"
+  STORE=$(make_store le)
+  export STORE
   py '
 st = sessgate.Store(STORE)
 for _ in range(3): st.create(user="mallory")
@@ -275,7 +281,8 @@ gw_get() {
 
 @test "behind sessgate --mode cgi the app uses the gateway's session and its own cookie on login" {
   [ -x "$SG_GATEWAY" ] || skip "the gateway is not built"
-  export STORE="$BATS_TEST_TMPDIR/gw.db"
+  STORE=$(make_store gw)
+  export STORE
   gw_app --anonymous
   gw_get /
   [[ "$REPLY" == *"n=1 user=-"* ]] || fail "first reply: $REPLY"
@@ -298,7 +305,8 @@ gw_get() {
 
 @test "behind sessgate --mode cgi without --anonymous the app creates the session on first write" {
   [ -x "$SG_GATEWAY" ] || skip "the gateway is not built"
-  export STORE="$BATS_TEST_TMPDIR/gw.db"
+  STORE=$(make_store gw)
+  export STORE
   gw_app
   gw_get /peek
   [[ "$REPLY" == *"n=0 user=-"* ]] && [ -z "$SETCOOKIES" ]

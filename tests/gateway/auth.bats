@@ -2,6 +2,7 @@
 # sessgate --mode auth, driven over FastCGI without a web server: both
 # roles, every kind of cookie, the policies, login URLs, injection limits,
 # hostile data and store failure.
+# backends: gdbm redis
 load ../helpers/common
 load gateway
 
@@ -245,17 +246,78 @@ A=(-p REQUEST_METHOD=GET -p REQUEST_URI=/app/page)
   kill -0 "$GW_PID"
 }
 
-@test "a store that cannot be locked in time gives 503 and one log line, never a 200" {
-  require_tool flock
+# A read waits for GDBM's shared lock; Redis readers take no lock (a held
+# lease never delays a read), so there the store fails by not answering.
+@test "a store that fails a read gives 503 and one log line, never a 200" {
   id=$(new_session --user frank)
-  gw_start --lock-timeout 200
-  start_bg flock -x "$STORE.lock" sleep 3 > "$BATS_TEST_TMPDIR/holder.pid"
-  for i in $(seq 100); do flock -n -x "$STORE.lock" true || break; sleep 0.02; done
+  if on_redis; then
+    # The server stops answering (as redis.bats does with SIGSTOP, but to
+    # a proxy of our own, not the pass's shared server): the kernel still
+    # accepts connections, nothing answers, so each GET runs into
+    # timeout_ms (and is retried once on a fresh connection).
+    proxy_sock="$BATS_TEST_TMPDIR/proxy.sock"
+    start_bg "$SG_PYTHON" -c '
+import socket, sys, threading
+up, path = sys.argv[1], sys.argv[2]
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for x in (a, b):
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(16)
+while True:
+    c = s.accept()[0]
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(up)
+    for a, b in ((c, u), (u, c)):
+        threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+' "$SG_TEST_REDIS_SOCK" "$proxy_sock" > "$BATS_TEST_TMPDIR/proxy.pid"
+    proxy=$(cat "$BATS_TEST_TMPDIR/proxy.pid")
+    wait_for_socket "$proxy_sock" 5
+    STORE="redis+unix:$proxy_sock?${STORE#*\?}&timeout_ms=200"
+    gw_start
+    run -0 gw_req -r authorizer "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+    assert_line "Variable-SESSION_USER: frank"    # through the proxy
+    kill -STOP "$proxy"
+    want="Redis [A-Z]+ failed"
+  else
+    gw_start --lock-timeout 200
+    hold_store_lock 3
+    want="lock timeout"
+  fi
+  t0=$(date +%s%N)
   run -0 gw_req -r authorizer "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  if on_redis; then kill -CONT "$proxy"; fi
   assert_line "Status: 503 Service Unavailable"
   refute_line --partial "Variable-SESSION"
+  [ "$ms" -lt 3000 ] || fail "answered after $ms ms"
+  run grep -cE "$want" "$GW_ERR"
+  assert_output 1
+}
+
+@test "a session that cannot be created for a held write lock gives 503, never a cookie" {
+  gw_start --anonymous --lock-timeout 200
+  hold_store_lock 3
+  run -0 gw_req "${A[@]}"
+  assert_line "Status: 503 Service Unavailable"
+  refute_line --partial "Set-Cookie"
+  refute_line --partial "X-Session-"
   run grep -c "lock timeout" "$GW_ERR"
   assert_output 1
+  stop_all
+  [ "$(ctl count)" = 0 ]
 }
 
 @test "cgi-fcgi (libfcgi-bin) works against the gateway in the responder role" {
@@ -272,6 +334,29 @@ A=(-p REQUEST_METHOD=GET -p REQUEST_URI=/app/page)
   gw_start
   worker=$(ps -o pid= --ppid "$GW_PID" | tr -d ' ')
   [ -n "$worker" ]
+  if on_redis; then
+    # One connection, opened by the worker and kept: the server's only
+    # client besides redis-cli itself, with the same id before and after.
+    require_tool redis-cli
+    clients() {
+      redis-cli -s "$SG_TEST_REDIS_SOCK" CLIENT LIST | grep -v 'cmd=client' |
+        sed -E 's/^id=([0-9]+) .* cmd=([^ ]*).*/\1 \2/'
+    }
+    run -0 gw_req -p "HTTP_COOKIE=sessgate=$id"
+    before=$(clients)
+    [ "$(wc -l <<<"$before")" = 1 ] || fail "clients of the server: $before"
+    [[ "$before" == *" get" ]] || fail "the worker's connection did not serve the GET: $before"
+    conns=$(redis-cli -s "$SG_TEST_REDIS_SOCK" INFO stats | sed -n 's/^total_connections_received://p' | tr -d '\r')
+    for i in $(seq 5); do
+      run -0 gw_req -p "HTTP_COOKIE=sessgate=$id"
+      assert_line "X-Session-User: hank"
+    done
+    assert_equal "$(clients)" "$before"
+    # the only new connection since is redis-cli's own CLIENT LIST
+    now=$(redis-cli -s "$SG_TEST_REDIS_SOCK" INFO stats | sed -n 's/^total_connections_received://p' | tr -d '\r')
+    [ "$now" -eq $((conns + 2)) ] || fail "$((now - conns - 2)) connections opened by 5 requests"
+    return
+  fi
   store_fds() {
     local fd
     for fd in /proc/"$worker"/fd/*; do

@@ -2,6 +2,7 @@
 # sessgate --mode cgi, driven over FastCGI without a web server: which
 # programs may run, the environment they get, the session directives in
 # their replies, failures (crash, garbage, hang) and streaming both ways.
+# backends: gdbm redis
 load ../helpers/common
 load gateway
 
@@ -52,6 +53,10 @@ printf 'Content-Type: text/plain\r\n\r\n'
 head -c 1048576 /dev/zero | tr '\0' x
 echo
 sha256sum | cut -d' ' -f1
+SH
+  script fds.cgi <<'SH'
+printf 'Content-Type: text/plain\r\n\r\n'
+for f in /proc/$$/fd/*; do echo "fd ${f##*/} $(readlink "$f")"; done
 SH
   script location.cgi <<'SH'
 printf 'Location: /elsewhere\r\n\r\n'
@@ -113,6 +118,20 @@ req() {
   refute_line --partial "LD_PRELOAD"
   refute_line --partial "/evil"
   refute_line --partial "FCGI_ROLE"
+}
+
+@test "the program inherits no descriptor of the gateway: no socket, no store file" {
+  id=$(new_session --user alice)
+  gw_start --mode cgi --cgi-root "$ROOT"
+  # a session lookup first, so the worker's store handle is in use
+  run -0 req fds.cgi -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 200 OK"
+  assert_line --regexp '^fd 0 pipe:'
+  assert_line --regexp '^fd 1 pipe:'
+  # neither the listening socket, the FastCGI connection, nor the Redis
+  # connection; no GDBM file or lock file
+  refute_line --partial "socket:"
+  refute_line --partial "$STORE"
 }
 
 @test "several Cookie params reach the program as one HTTP_COOKIE" {
@@ -327,12 +346,18 @@ req() {
 }
 
 @test "a store failure while applying X-Session-* gives 503, never the program's 200" {
-  require_tool flock
   id=$(new_session)
   gw_start --mode cgi --cgi-root "$ROOT" --lock-timeout 300
   run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$id"
-  start_bg flock -x "$STORE.lock" sleep 3 > "$BATS_TEST_TMPDIR/holder.pid"
-  for i in $(seq 100); do flock -n -x "$STORE.lock" true || break; sleep 0.02; done
+  hold_store_lock 3
   run -0 req act.cgi -p QUERY_STRING=set -p "HTTP_COOKIE=sessgate=$id"
   assert_line "Status: 503 Service Unavailable"
+  refute_line --partial "id=$id"
+  refute_line --partial "Set-Cookie"
+  run grep -c "lock timeout" "$GW_ERR"
+  assert_output 1
+  # nothing of the refused change reached the store
+  stop_all
+  run -0 ctl get "$id"
+  assert_output --partial '"data":{}'
 }

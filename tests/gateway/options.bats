@@ -3,6 +3,7 @@
 # (both come from config.c's table), numbers are range-checked, bad
 # combinations are usage errors (exit 2) and a bad store or socket fails at
 # start-up (exit 1) rather than on every request.
+# backends: gdbm redis
 load ../helpers/common
 load gateway
 
@@ -73,8 +74,16 @@ teardown() { gw_teardown; }
 }
 
 @test "a store that cannot be opened fails at start-up with exit 1 and the library's message" {
-  run -1 --separate-stderr "$SG_GATEWAY" --store "$BATS_TEST_TMPDIR/no/such/dir/s.db" --listen "unix:$GW_SOCK"
-  assert_regex "$stderr" "^sessgate: .*s\.db"
+  if on_redis; then
+    # a server that is down: the socket does not exist
+    bad="redis+unix:$BATS_TEST_TMPDIR/no/such/dir/s.sock?prefix=x:"
+    want="^sessgate: store redis\+unix:.*/s\.sock\?prefix=x:: cannot connect to Redis: "
+  else
+    bad="$BATS_TEST_TMPDIR/no/such/dir/s.db"
+    want="^sessgate: .*s\.db"
+  fi
+  run -1 --separate-stderr "$SG_GATEWAY" --store "$bad" --listen "unix:$GW_SOCK"
+  assert_regex "$stderr" "$want"
   [ ! -e "$GW_SOCK" ]
 }
 

@@ -2,6 +2,7 @@
 # sessgate --workers: N pre-forked workers share the socket, a killed worker
 # is replaced, SIGTERM stops everything with exit 0, and a worker busy with
 # a request finishes it before leaving.
+# backends: gdbm redis
 load ../helpers/common
 load gateway
 

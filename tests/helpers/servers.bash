@@ -32,11 +32,16 @@ SRV_SESSGATE=$(cd "$SG_BUILDDIR" && pwd)/gateway/sessgate
 SRV_APPS=$SRV_ROOT/examples/apps
 SRV_LAST_PID=
 
-# srv_init RUNDIR STORE: create the run directory (and its temp dirs).
+# srv_init RUNDIR STORE: create the run directory (and its temp dirs, and
+# the directory of a GDBM store; a redis:// or redis+unix: URI has none).
 srv_init() {
   SRV_RUNDIR=$1
   SRV_STORE=$2
-  mkdir -p "$SRV_RUNDIR/tmp" "$(dirname "$SRV_STORE")"
+  mkdir -p "$SRV_RUNDIR/tmp"
+  case $SRV_STORE in
+    redis://*|redis+unix:*) ;;
+    *) mkdir -p "$(dirname "$SRV_STORE")" ;;
+  esac
   : >> "$SRV_RUNDIR/pids"
   # Root: let nginx workers keep root so they reach the sockets in RUNDIR
   # (a bats tmpdir is 0700); Apache refuses root workers, so it gets the

@@ -4,6 +4,7 @@
 # the check_authn hook guards mod_cgi (/app/, /private/) and mod_proxy_http
 # (/papp/); cgi mode runs through mod_proxy_fcgi (/cgi/).  The gateways run
 # on TCP (mod_authnz_fcgi supports nothing else).  One Apache for the file.
+# backends: gdbm redis
 load ../helpers/common
 load ../helpers/servers
 load ../helpers/server_checks
@@ -12,7 +13,8 @@ setup_file() {
   require_tool curl
   [ -x /usr/sbin/apache2 ] || skip "apache2 is not installed"
   [ -x "$SG_GATEWAY" ] || skip "gateway/sessgate is not built"
-  srv_init "$BATS_FILE_TMPDIR/run" "$BATS_FILE_TMPDIR/sessions.db"
+  # the file's one store: $BATS_FILE_TMPDIR/sessions.db, or a Redis prefix
+  srv_init "$BATS_FILE_TMPDIR/run" "$(BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR make_store)"
   srv_start apache || srv_failed
   export SRV_RUNDIR SRV_STORE SRV_PORT
   make_expired

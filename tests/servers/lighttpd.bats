@@ -5,6 +5,7 @@
 # and cgi mode runs through mod_fastcgi (/cgi/).  One lighttpd for the file.
 # (lighttpd cannot hand the session to a mod_proxy HTTP backend without
 # mod_magnet, see shared/reference/web-servers.md §3.5, so no HTTP case.)
+# backends: gdbm redis
 load ../helpers/common
 load ../helpers/servers
 load ../helpers/server_checks
@@ -12,7 +13,8 @@ load ../helpers/server_checks
 setup_file() {
   require_tool lighttpd curl
   [ -x "$SG_GATEWAY" ] || skip "gateway/sessgate is not built"
-  srv_init "$BATS_FILE_TMPDIR/run" "$BATS_FILE_TMPDIR/sessions.db"
+  # the file's one store: $BATS_FILE_TMPDIR/sessions.db, or a Redis prefix
+  srv_init "$BATS_FILE_TMPDIR/run" "$(BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR make_store)"
   srv_start lighttpd || srv_failed
   export SRV_RUNDIR SRV_STORE SRV_PORT
   make_expired

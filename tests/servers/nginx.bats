@@ -3,6 +3,7 @@
 # as examples/nginx/sessgate.conf.in: cgi mode (/cgi/), auth_request in front
 # of a FastCGI backend (/app/, /anon/, /private/) and of an HTTP backend
 # (/papp/, /private-http/).  One nginx for the whole file.
+# backends: gdbm redis
 load ../helpers/common
 load ../helpers/servers
 load ../helpers/server_checks
@@ -10,7 +11,8 @@ load ../helpers/server_checks
 setup_file() {
   require_tool nginx fcgiwrap curl
   [ -x "$SG_GATEWAY" ] || skip "gateway/sessgate is not built"
-  srv_init "$BATS_FILE_TMPDIR/run" "$BATS_FILE_TMPDIR/sessions.db"
+  # the file's one store: $BATS_FILE_TMPDIR/sessions.db, or a Redis prefix
+  srv_init "$BATS_FILE_TMPDIR/run" "$(BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR make_store)"
   srv_start nginx || srv_failed
   export SRV_RUNDIR SRV_STORE SRV_PORT
   make_expired

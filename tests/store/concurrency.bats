@@ -2,10 +2,12 @@
 # tests/store/concurrency.bats - many processes on one store: no lost
 # updates, stale saves refused, readers and writers stay consistent.
 #
-# The store has no daemon; every process serialises through the lock file.
+# Every process serialises its writes through the store's lock (GDBM: the
+# lock file, no daemon; Redis: the lease key, the server being shared).
 # These tests drive the library from several processes at full speed with
 # the helper programs of tests/tools (counter, mixed, verify) and then check
 # totals that any lost or doubled write would break.
+# backends: gdbm redis
 load ../helpers/common
 load store
 

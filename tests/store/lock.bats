@@ -1,12 +1,14 @@
 #!/usr/bin/env bats
 # tests/store/lock.bats - a held lock ends in SG_ELOCKTIMEOUT, never a hang.
 #
-# The store serialises with flock() on PATH.lock and waits with a deadline
+# The store serialises writers (GDBM: flock() on PATH.lock; Redis: the
+# lease key PREFIXlock) and waits with a deadline
 # (DESIGN §4): a process stuck while holding the lock (here hold_lock, which
 # keeps an sg_store_begin open) must make others fail with a clear lock
 # timeout after the configured time, and a waiter must get in as soon as
 # the holder lets go.  lock_probe prints "status=NAME ms=ELAPSED" and exits
 # with the sg_status code (SG_ELOCKTIMEOUT is 5, never renumbered).
+# backends: gdbm redis
 load ../helpers/common
 load store
 
@@ -50,6 +52,9 @@ elapsed_between() {
   assert_line --index 1 --partial lock
 }
 
+# Redis readers take no lock (redis.bats checks that a get answers at once
+# under a held lease).
+# bats test_tags=gdbm-only
 @test "a reader also gives up after its lock timeout instead of hanging" {
   hold 10000
   run -5 "$TOOLS/lock_probe" "$STORE" 300 get "$ID"
@@ -72,7 +77,22 @@ elapsed_between() {
   wait_pids 5 "$HOLDER"
 }
 
-@test "an administrator's flock on the lock file is honoured by the library" {
+@test "an administrator's lock taken outside the library is honoured by it" {
+  if on_redis; then
+    # The lease is a plain key (README "Choosing a store"): one set with
+    # redis-cli, as an administrator would for maintenance, stops writers.
+    require_tool redis-cli
+    lock_key="${STORE##*prefix=}lock"
+    run -0 redis-cli -s "$SG_TEST_REDIS_SOCK" SET "$lock_key" admin NX PX 10000
+    assert_output OK
+    run -5 "$TOOLS/lock_probe" "$STORE" 300 create
+    elapsed_between 250 2000
+    # ... and is left alone: the library never releases someone else's lease
+    [ "$(redis-cli -s "$SG_TEST_REDIS_SOCK" GET "$lock_key")" = admin ]
+    redis-cli -s "$SG_TEST_REDIS_SOCK" DEL "$lock_key" > /dev/null
+    run -0 "$TOOLS/lock_probe" "$STORE" 300 create
+    return
+  fi
   require_tool flock
   # flock -o: the lock lives in the flock process, not in sleep.
   spawn "$BATS_TEST_TMPDIR/flock.out" flock -o -x "$STORE.lock" \
