@@ -46,6 +46,12 @@ typedef struct sgi_backend {
                        sg_error *err);
     /* File size and write counter, for stats. */
     void (*info)(sg_store *st, uint64_t *bytes, uint64_t *writes);
+    /* Optional (NULL: nothing to do).  Make room for about `bytes` of
+     * puts and dels that must not stop halfway for lack of space (a
+     * rotation that wrote the new id and could not delete the old one
+     * would leave both working: its undo needs room too), or fail as the
+     * first of them would have.  Caller holds SGI_EXCLUSIVE. */
+    sg_status (*reserve)(sg_store *st, size_t bytes, sg_error *err);
 } sgi_backend;
 
 extern const sgi_backend sgi_backend_gdbm;

@@ -64,6 +64,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +81,9 @@ typedef struct lock_page {
     uint64_t magic;
     uint64_t writes;      /* bumped before every change to the GDBM file */
     uint32_t dirty;       /* raised while a change is in flight */
+    uint32_t starved;     /* with dirty: a rebuild failed for lack of
+                           * space, so read-only handles read the file as
+                           * it is, as writers do (see refresh) */
 } lock_page;
 
 typedef struct wal_rec {
@@ -571,7 +575,7 @@ static sg_status wal_replay(gdbm_be *b, GDBM_FILE db, off_t *valid,
             r = gdbm_store(db, k, v, GDBM_REPLACE);
         }
         if (r != 0) {
-            rc = gdbm_fail(b, err, "replay");
+            rc = gdbm_fail(b, err, "rebuild (replaying the log)");
             break;
         }
         off += sizeof h + h.klen + vbytes;
@@ -711,6 +715,7 @@ static sg_status rebuild(gdbm_be *b, sg_check_report *rep, sg_error *err)
     if (ftruncate(b->walfd, valid) < 0)
         return sys_fail(b, err, "cannot truncate", b->walpath, errno);
     __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->page->starved, 0, __ATOMIC_RELEASE);
     b->st->recoveries++;
     if (rep) {
         rep->recovered = 1;
@@ -765,22 +770,34 @@ static sg_status refresh(gdbm_be *b, sg_error *err)
     int ro = b->st->opt.readonly;
     if (__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE)) {
         if (excl && !ro) {
-            sg_status rc = rebuild(b, NULL, err);
-            int e = err ? err->sys_errno : 0;
+            sg_error rerr = { 0 };    /* err may be NULL, or hold one */
+            sg_status rc = rebuild(b, NULL, &rerr);
+            int e = rerr.sys_errno;
+            if (rc != SG_OK && err && err->code == SG_OK)
+                *err = rerr;
             b->degraded = rc != SG_OK &&
                           (e == ENOSPC || e == EDQUOT || e == EFBIG);
+            if (b->degraded)
+                __atomic_store_n(&b->page->starved, 1, __ATOMIC_RELEASE);
             return rc;
         }
-        if (ro)
+        /* A read-only handle cannot rebuild.  Once a writer has tried and
+         * found no room, it reads the file as it is, like that writer:
+         * refusing sent sessgatectl get/list/export to "open the store
+         * writable", which fails the same way until there is room. */
+        if (ro && !__atomic_load_n(&b->page->starved, __ATOMIC_ACQUIRE))
             return sgi_err(err, SG_ESTORE, 0, "store %s: a writer died "
                            "mid-write and this handle is read-only (open the "
                            "store writable once to recover)", b->dbpath);
         /* A rebuild already failed for lack of space: serve reads from the
          * file as it is rather than fail every read until space returns. */
-        if (!b->degraded)
+        if (!ro && !b->degraded)
             return SG_EEXPIRED;
     } else {
         b->degraded = 0;
+        /* Never left over for the next writer killed mid-change. */
+        if (excl && !ro && __atomic_load_n(&b->page->starved, __ATOMIC_ACQUIRE))
+            __atomic_store_n(&b->page->starved, 0, __ATOMIC_RELEASE);
     }
     uint64_t now = __atomic_load_n(&b->page->writes, __ATOMIC_ACQUIRE);
     int fresh = b->db && !b->broken && now == b->seen &&
@@ -971,6 +988,21 @@ static sg_status g_fetch(sg_store *st, const char *key, char **val,
     return SG_OK;
 }
 
+/* Whether b->db holds the change: key has val (len bytes), or is gone
+ * (val NULL). */
+static int change_landed(gdbm_be *b, const char *key, const char *val,
+                         size_t len)
+{
+    datum k = { (char *)key, (int)strlen(key) };
+    gdbm_errno = GDBM_NO_ERROR;
+    datum v = gdbm_fetch(b->db, k);
+    if (!v.dptr)
+        return !val && gdbm_errno == GDBM_ITEM_NOT_FOUND;
+    int same = val && (size_t)v.dsize == len && memcmp(v.dptr, val, len) == 0;
+    free(v.dptr);
+    return same;
+}
+
 /* Log a change, then make it in GDBM, with the dirty flag up in between.
  * val NULL: delete. */
 static sg_status change(sg_store *st, const char *key, const char *val,
@@ -997,13 +1029,22 @@ static sg_status change(sg_store *st, const char *key, const char *val,
         return sys_fail(b, err, "stat", b->dbpath, errno);
     __atomic_store_n(&b->page->dirty, 1, __ATOMIC_RELEASE);
     off_t wal_before = -1;
-    sg_status rc = wal_append(b, key, val, len, &wal_before, err);
+    /* A local error: best-effort callers pass err NULL (the undo of a
+     * rotation, index cleanup), and deciding on *err left the flag up
+     * after a clean failure, so every read-only handle then refused to
+     * read ("a writer died mid-write") and the next writer had a rebuild
+     * to do first, on a disk with no room for one. */
+    sg_error werr = { 0 };
+    sg_status rc = wal_append(b, key, val, len, &wal_before, &werr);
     if (rc != SG_OK) {
-        /* Nothing reached GDBM and the append was cut back: still clean
-         * (wal_append leaves the flag up if it could not cut). */
-        if (err && (err->sys_errno == ENOSPC || err->sys_errno == EFBIG ||
-                    err->sys_errno == EDQUOT))
+        /* Nothing reached GDBM: if the log is back at its old length (a
+         * failed cut leaves it longer), the store is still clean. */
+        struct stat ws;
+        if (wal_before >= 0 && fstat(b->walfd, &ws) == 0 &&
+            ws.st_size == wal_before)
             __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+        if (err && err->code == SG_OK)
+            *err = werr;
         return rc;
     }
     datum k = { (char *)key, (int)strlen(key) };
@@ -1025,9 +1066,24 @@ static sg_status change(sg_store *st, const char *key, const char *val,
         int e = gerr.sys_errno;
         if (e == ENOSPC || e == EFBIG || e == EDQUOT) {
             /* Out of space happens only while GDBM extends the file, and
-             * GDBM writes new space before it rewrites anything referenced:
-             * cutting the file and the log back to their sizes before this
-             * change restores the last consistent state.  A clean error. */
+             * GDBM writes new space before it rewrites anything referenced
+             * (buckets, directory, header)... except the last write of
+             * all: 1.23 pads the file out to its last block after writing
+             * the header.  That write fails past a file size limit that is
+             * not a multiple of the block size (ulimit -f counts KiB), and
+             * then the change is whole: cutting the file back cut off the
+             * record the bucket and header now point to, and every later
+             * read failed ("Malformed hash table").  So first look: a
+             * fresh handle that sees the change means it is made. */
+            close_db(b);
+            if (open_db(b, NULL) == SG_OK && !gdbm_needs_recovery(b->db) &&
+                change_landed(b, key, val, len)) {
+                __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+                return SG_OK;
+            }
+            /* Otherwise nothing referenced changed: cutting the file and
+             * the log back to their sizes before this change restores the
+             * last consistent state.  A clean error. */
             close_db(b);
             if (truncate(b->dbpath, dbst.st_size) == 0 &&
                 wal_before >= 0 && ftruncate(b->walfd, wal_before) == 0 &&
@@ -1157,6 +1213,41 @@ static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
     if (rc == SG_OK)
         rc = checkpoint(b, err);
     return rc;
+}
+
+/* Room for `bytes` of changes in the log and in PATH, allocated now
+ * (fallocate with FALLOC_FL_KEEP_SIZE: the sizes stay, the blocks past
+ * the end are ours, so the appends and GDBM's extensions that follow
+ * cannot meet ENOSPC), and checked against a file size limit (which
+ * fallocate does not apply: ulimit -f would give EFBIG halfway).  PATH
+ * gets more, for GDBM's bucket splits and blocks.  A bound, not a
+ * promise: a directory doubling in a huge store may need more, and then
+ * the change that needs it fails whole, as without a reservation. */
+static sg_status g_reserve(sg_store *st, size_t bytes, sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    struct rlimit rl;
+    int limited = getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+                  rl.rlim_cur != RLIM_INFINITY;
+    struct { int fd; const char *path; off_t room; } f[2] = {
+        { b->walfd, b->walpath, (off_t)bytes },
+        { b->db ? gdbm_fdesc(b->db) : -1, b->dbpath,
+          (off_t)bytes + 6 * 4096 },
+    };
+    for (int i = 0; i < 2; i++) {
+        struct stat sb;
+        if (f[i].fd < 0 || fstat(f[i].fd, &sb) < 0)
+            continue;
+        if (limited && (rlim_t)(sb.st_size + f[i].room) > rl.rlim_cur)
+            return sys_fail(b, err, "no room for the change in", f[i].path,
+                            EFBIG);
+        if (fallocate(f[i].fd, FALLOC_FL_KEEP_SIZE, sb.st_size,
+                      f[i].room) < 0 &&
+            errno != EOPNOTSUPP && errno != ENOSYS && errno != EINTR)
+            return sys_fail(b, err, "no room for the change in", f[i].path,
+                            errno);
+    }
+    return SG_OK;
 }
 
 static void g_info(sg_store *st, uint64_t *bytes, uint64_t *writes)
@@ -1292,4 +1383,5 @@ const sgi_backend sgi_backend_gdbm = {
     .keys = g_keys,
     .check = g_check,
     .info = g_info,
+    .reserve = g_reserve,
 };

@@ -7,6 +7,7 @@
 # ignored, so writes fail with EFBIG; works for anyone).  tests/tools/fill
 # creates 1 KB sessions until a call fails, acknowledging each SG_OK in a
 # file on another filesystem; verify then finds every acknowledged session.
+# Write errors during set, rotate, purge and recovery: ioerror.bats.
 load ../helpers/common
 load store
 
