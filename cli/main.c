@@ -38,7 +38,9 @@ static const struct gopt_def {
     const char *help;
     int id;
 } gopt_table[] = {
-    { "store", "PATH", "the session store, PATH or gdbm:PATH (default: $SESSGATE_STORE)", GOPT_STORE },
+    { "store", "URI",
+      "the session store: PATH, gdbm:PATH, redis://HOST:PORT/DB or "
+      "redis+unix:/SOCKET (default: $SESSGATE_STORE)", GOPT_STORE },
     { "lock-timeout", "MS", "give up waiting for the store lock after MS milliseconds (default 5000)", GOPT_LOCK_TIMEOUT },
     { "idle-timeout", "S", "store default idle timeout in seconds (default 1800)", GOPT_IDLE_TIMEOUT },
     { "max-age", "S", "store default absolute lifetime in seconds (default 604800)", GOPT_MAX_AGE },
