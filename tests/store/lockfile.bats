@@ -12,6 +12,7 @@
 # no one here: a directory stands in for an unusable lock file, and the
 # permission cases run as nobody (setpriv).
 load ../helpers/common
+load ../helpers/storesh
 load store
 
 setup() {
@@ -37,29 +38,6 @@ hold() {
   fail "hold_lock never took the lock: $(cat "$BATS_TEST_TMPDIR/hold.out.err")"
 }
 
-# a_start / a CMD: a long-running storesh (one kept handle) fed through a
-# fifo, as in stale_handle.bats; the answer to CMD lands in $A.
-a_start() {
-  A_OUT="$BATS_TEST_TMPDIR/a.out"
-  mkfifo "$BATS_TEST_TMPDIR/a.in"
-  : > "$A_OUT"
-  "$TOOLS/storesh" "$STORE" <"$BATS_TEST_TMPDIR/a.in" >"$A_OUT" \
-    2>"$A_OUT.err" 3>&- &
-  echo "$!" >> "$(sg_pidfile)"
-  exec 5>"$BATS_TEST_TMPDIR/a.in"
-}
-a() {
-  local before i
-  before=$(wc -l < "$A_OUT")
-  echo "$*" >&5
-  for ((i = 0; i < 200; i++)); do
-    [ "$(wc -l < "$A_OUT")" -gt "$before" ] && break
-    sleep 0.025
-  done
-  [ "$(wc -l < "$A_OUT")" -gt "$before" ] ||
-    fail "storesh did not answer '$*' (crashed?): $(cat "$A_OUT.err")"
-  A=$(tail -n 1 "$A_OUT")
-}
 
 # one_line_naming PATH: after run --separate-stderr, stderr is one
 # "sessgatectl: store ..." line that names PATH.

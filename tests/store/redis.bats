@@ -10,6 +10,7 @@
 # redis-cli: sessions expire inside Redis (no purge), the exclusive lock is
 # a lease key, and a restarted server is picked up by a handle kept open.
 load ../helpers/common
+load ../helpers/storesh
 load store
 # The binding test below runs the real interpreters: bindings.bash sets
 # their module paths and, under SANITIZE=address, the ASan preload wrapper.
@@ -319,28 +320,7 @@ end'
   run -0 ctl get "$id"
 }
 
-# storesh A on the store, commands through fd 5 (as in stale_handle.bats).
-a_start() {
-  A_OUT="$BATS_TEST_TMPDIR/a.out"
-  mkfifo "$BATS_TEST_TMPDIR/a.in"
-  : > "$A_OUT"
-  "$TOOLS/storesh" "$STORE" <"$BATS_TEST_TMPDIR/a.in" >"$A_OUT" \
-    2>"$A_OUT.err" 3>&- &
-  echo "$!" >> "$(sg_pidfile)"
-  exec 5>"$BATS_TEST_TMPDIR/a.in"
-}
 
-a() {
-  local before i
-  before=$(wc -l < "$A_OUT")
-  echo "$*" >&5
-  for ((i = 0; i < 200; i++)); do
-    [ "$(wc -l < "$A_OUT")" -gt "$before" ] && break
-    sleep 0.025
-  done
-  [ "$(wc -l < "$A_OUT")" -gt "$before" ] || fail "A did not answer '$*'"
-  A=$(tail -n 1 "$A_OUT")
-}
 
 # Last in the file: it stops and restarts the server the others share.
 @test "with Redis killed every command fails naming the URI; after a restart a kept handle works again" {
