@@ -3,10 +3,21 @@
  * bench/run): operations per second of the store, each beside raw GDBM
  * baselines measured in the same run on the same data.
  *
- *   core [--dir DIR] [--seconds S]     full run; leaves DIR/bench.db
+ *   core [--dir DIR] [--seconds S] [--rounds N] [--store URI]...
+ *                                      full run; leaves DIR/bench.db
  *   core --get-loop STORE N            N gets and nothing else (bench/run
  *                                      runs this under strace -c to count
  *                                      the syscalls of one get)
+ *
+ * With --store URI (a redis:// or redis+unix: store; bench/run passes the
+ * throw-away redis-server it starts), a second table compares the stores:
+ * the same sessgate operations through the same code paths on a fresh
+ * GDBM file DIR/cmp.db and on each URI, from 1 and from 8 processes, with
+ * the ratio store / gdbm, taken round-robin N times (default 2) keeping
+ * each figure's best.  A Redis store also gets its floor: one kept hiredis
+ * connection doing GET + json_loads (and GET + json + SET) with no lease
+ * lock.  Give it a scratch Redis database: the run leaves its sessions
+ * there.
  *
  * Why these baselines: DESIGN §4 keeps one GDBM handle per process open
  * and reopens only when another process wrote, because opening GDBM per
@@ -20,7 +31,8 @@
  * get >= 10x the open-per-op baseline and >= 25% of the kept-open floor.
  *
  * Each figure is a time-boxed loop (S seconds, default 1) on the same
- * sessions, so the whole run stays well under a minute.  The figures are
+ * sessions, so the whole run stays well under a minute (about a minute
+ * more for the store comparison with two --store).  The figures are
  * wall-clock rates: on a busy machine (bench/run prints the load average)
  * they move by tens of percent between runs; compare ratios, which are
  * measured in the same run.  Note that the open-per-op baseline gets
@@ -32,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gdbm.h>
+#include <hiredis.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +58,8 @@
 #define MAX_SESSIONS 20000   /* cap on the sessions the create phase makes */
 #define MIN_SESSIONS 1000    /* the create phase makes at least this many */
 #define LONG_TIME    100000000LL   /* s: idle/max age that never expire */
+#define MAX_STORES   4       /* --store URIs compared with GDBM */
+#define PAR_PROCS    8       /* processes of the "8 procs" comparison rows */
 
 static double seconds = 1.0;          /* length of each timed loop */
 static char (*ids)[SG_ID_LEN + 1];    /* Owned: the sessions under test */
@@ -194,26 +209,32 @@ static int64_t fast_clock(void *arg)
 }
 
 /* Load a random session, change its data, save it: the optimistic
- * read-modify-write an app does (the raw baseline does the same). */
+ * read-modify-write an app does (the raw baseline does the same).  From
+ * several processes two can pick the same session: the later save gets a
+ * conflict, and like an app it reloads and tries again (one op). */
 static void op_save(void *arg)
 {
     sg_store *st = arg;
-    sg_session *s = NULL;
-    char data[512];
-    sg_error err;
+    const char *id = ids[rnd() % nids];
     sg_status rc;
 
-    sg_error_clear(&err);
-    rc = sg_session_get(st, ids[rnd() % nids], SG_GET_NOTOUCH, &s, &err);
-    if (rc == SG_OK) {
-        make_data(data, sizeof data, rnd());
-        rc = sg_session_set_data(s, data, &err);
-    }
-    if (rc == SG_OK)
-        rc = sg_session_save(st, s, &err);
-    if (rc != SG_OK)
-        die("save", rc, &err);
-    sg_session_free(s);
+    do {
+        sg_session *s = NULL;
+        char data[512];
+        sg_error err;
+
+        sg_error_clear(&err);
+        rc = sg_session_get(st, id, SG_GET_NOTOUCH, &s, &err);
+        if (rc == SG_OK) {
+            make_data(data, sizeof data, rnd());
+            rc = sg_session_set_data(s, data, &err);
+        }
+        if (rc == SG_OK)
+            rc = sg_session_save(st, s, &err);
+        sg_session_free(s);
+        if (rc != SG_OK && rc != SG_ECONFLICT)
+            die("save", rc, &err);
+    } while (rc == SG_ECONFLICT);
 }
 
 static sg_status bump_fn(sg_session *s, void *arg, sg_error *err)
@@ -415,17 +436,63 @@ static void load_raw_keys(const char *path)
 
 /* ------------------------------------------------------- multi-process */
 
-enum { PAR_SG_UPDATE, PAR_RAW_SAVE };
+enum { PAR_SG_UPDATE, PAR_SG_GET, PAR_SG_SAVE, PAR_SG_CREATE, PAR_RAW_SAVE };
 
-/* Run `what` in nproc processes at once for `seconds`; total ops/s. */
+/* Wait until the parent closes the "go" pipe (a start barrier). */
+static void wait_go(int ready_fd, int go_fd)
+{
+    char c = 'r';
+
+    if (write(ready_fd, &c, 1) != 1)
+        _exit(1);
+    close(ready_fd);   /* so a sibling dying before this cannot hang the parent */
+    while (read(go_fd, &c, 1) > 0)
+        ;
+}
+
+/* One worker of run_parallel: open its own handle, wait for the start,
+ * run `what` for `seconds`; ops/s. */
+static double par_worker(int what, const char *path, const char *rawpath,
+                         const char *lockpath, int ready_fd, int go_fd)
+{
+    double r;
+
+    if (what == PAR_RAW_SAVE) {
+        struct raw_w w = { NULL, rawpath, open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600), 0 };
+        if (w.lockfd < 0)
+            _exit(1);
+        wait_go(ready_fd, go_fd);
+        return run_for(op_raw_save_open, &w);
+    }
+    sg_store *st = open_store(path, LONG_TIME, NULL);
+    if (what == PAR_SG_UPDATE) {
+        struct upd_ctx c = { st, 0 };
+        wait_go(ready_fd, go_fd);
+        r = run_for(op_update, &c);
+    } else {
+        wait_go(ready_fd, go_fd);
+        r = run_for(what == PAR_SG_GET ? op_get : what == PAR_SG_SAVE ? op_save
+                    : op_create, st);
+    }
+    sg_store_close(st);
+    return r;
+}
+
+/* Run `what` in nproc processes at once for `seconds`; total ops/s.  The
+ * caller holds no store open: each child opens its own handle (and its own
+ * Redis connection), as separate gateway workers or apps would.  All
+ * children start timing together (after every one has opened its store),
+ * so their windows overlap and the sum of their rates is the aggregate
+ * rate: without the barrier, children that fork and open late run in
+ * windows of their own and the sum overstates it (we measured 2x). */
 static double run_parallel(int what, int nproc, const char *path,
                            const char *rawpath, const char *lockpath)
 {
-    int fds[2];
+    int fds[2], ready[2], go[2];
     pid_t pids[64];
     double total = 0;
 
-    if (pipe(fds) != 0)
+    if (nproc > 64 || pipe(fds) != 0 || pipe(ready) != 0 || pipe(go) != 0)
         exit(1);
     fflush(NULL);
     for (int p = 0; p < nproc; p++) {
@@ -436,23 +503,26 @@ static double run_parallel(int what, int nproc, const char *path,
             double r;
 
             close(fds[0]);
+            close(ready[0]);
+            close(go[1]);
             rng_state ^= (uint64_t)getpid() << 17;
-            if (what == PAR_SG_UPDATE) {
-                struct upd_ctx c = { open_store(path, LONG_TIME, NULL), 0 };
-                r = run_for(op_update, &c);
-                sg_store_close(c.st);
-            } else {
-                struct raw_w w = { NULL, rawpath, open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600), 0 };
-                if (w.lockfd < 0)
-                    _exit(1);
-                r = run_for(op_raw_save_open, &w);
-            }
+            r = par_worker(what, path, rawpath, lockpath, ready[1], go[0]);
             if (write(fds[1], &r, sizeof r) != sizeof r)
                 _exit(1);
             _exit(0);
         }
     }
     close(fds[1]);
+    close(ready[1]);
+    close(go[0]);
+    for (int p = 0; p < nproc; p++) {
+        char c;
+
+        if (read(ready[0], &c, 1) != 1)
+            break;   /* a child died before the start: reported below */
+    }
+    close(go[1]);    /* go */
+    close(ready[0]);
     for (int p = 0; p < nproc; p++) {
         double r;
 
@@ -470,6 +540,342 @@ static double run_parallel(int what, int nproc, const char *path,
     }
     close(fds[0]);
     return total;
+}
+
+/* ---------------------------------------------- stores side by side */
+
+/*
+ * The comparison runs the same operations, through the same code paths, on
+ * a fresh GDBM store and on every --store, each store with CMP_SESSIONS
+ * sessions of its own to start with.  The figures are taken round-robin
+ * (operation by operation, store by store) `rounds` times and each keeps
+ * its best, so a burst of load from elsewhere on a shared machine hits all
+ * stores alike instead of deciding a ratio.
+ */
+#define CMP_SESSIONS 5000
+
+/* In the order they are measured and printed: each floor right after the
+ * figure it bounds, so both see the same load; creates last (they grow the
+ * stores). */
+enum {
+    C_GET1, C_FLOOR_GET, C_GET8, C_TOUCH1, C_SAVE1, C_FLOOR_SAVE, C_SAVE8,
+    C_UPD1, C_UPD2, C_UPD8, C_CREATE1, C_CREATE8, C_NOPS
+};
+static const struct { const char *name; int procs; } cmp_ops[C_NOPS] = {
+    [C_GET1] = { "get (no touch due)", 1 },
+    [C_GET8] = { "get (no touch due)", PAR_PROCS },
+    [C_TOUCH1] = { "get + touch (writes)", 1 },
+    [C_SAVE1] = { "load + change + save", 1 },
+    [C_SAVE8] = { "load + change + save", PAR_PROCS },
+    [C_UPD1] = { "atomic update", 1 },
+    [C_UPD2] = { "atomic update", 2 },
+    [C_UPD8] = { "atomic update", PAR_PROCS },
+    [C_CREATE1] = { "create", 1 },
+    [C_CREATE8] = { "create", PAR_PROCS },
+    [C_FLOOR_GET] = { "floor: GET + json_loads", 1 },
+    [C_FLOOR_SAVE] = { "floor: GET + SET", 1 },
+};
+
+/* One store of the comparison: its sessions and its best figures. */
+struct cmp_store {
+    const char *uri;
+    const char *label;
+    char (*ids)[SG_ID_LEN + 1];   /* Owned: its sessions */
+    size_t nids;
+    double best[C_NOPS];          /* ops/s; 0: not measured */
+    int64_t fake_now;             /* the touch figure's clock, kept across
+                                   * rounds: `accessed` stays where it left it */
+    uint64_t touches;             /* store writes of the last touch figure */
+    unsigned long touch_ops;      /* gets of the last touch figure */
+};
+
+/* The floor of a Redis store (defined below). */
+static double raw_redis_figure(const char *uri, int save);
+
+/* Make the store's first CMP_SESSIONS sessions. */
+static void cmp_prepare(struct cmp_store *c)
+{
+    sg_store *st = open_store(c->uri, LONG_TIME, NULL);
+
+    c->ids = malloc(MAX_SESSIONS * sizeof *c->ids);
+    if (!c->ids)
+        exit(1);
+    ids = c->ids;
+    nids = 0;
+    while (nids < CMP_SESSIONS)
+        op_create(st);
+    c->nids = nids;
+    c->fake_now = (int64_t)time(NULL);
+    sg_store_close(st);
+}
+
+/* Measure operation `op` once on store c; keep it if it is the best. */
+static void cmp_measure(struct cmp_store *c, int op)
+{
+    double r = 0;
+    sg_store *st;
+
+    ids = c->ids;
+    nids = c->nids;
+    switch (op) {
+    case C_GET1:
+    case C_SAVE1:
+    case C_CREATE1:
+        st = open_store(c->uri, LONG_TIME, NULL);
+        r = run_for(op == C_GET1 ? op_get : op == C_SAVE1 ? op_save : op_create, st);
+        sg_store_close(st);
+        c->nids = nids;   /* create appends (up to MAX_SESSIONS) */
+        break;
+    case C_UPD1: {
+        struct upd_ctx u = { open_store(c->uri, LONG_TIME, NULL), 0 };
+        r = run_for(op_update, &u);
+        sg_store_close(u.st);
+        break;
+    }
+    case C_TOUCH1: {
+        /* Gets that all write `accessed` (a clock 2 s later at every call,
+         * a 1 s touch interval). */
+        sg_options opt;
+        sg_error err;
+        sg_status rc;
+
+        sg_options_init(&opt);
+        opt.idle_timeout = LONG_TIME;
+        opt.max_age = LONG_TIME;
+        opt.touch_interval = 1;
+        opt.lock_timeout_ms = 60000;
+        opt.clock = fast_clock;
+        opt.clock_arg = &c->fake_now;
+        sg_error_clear(&err);
+        rc = sg_store_open(c->uri, &opt, &st, &err);
+        if (rc != SG_OK)
+            die("open", rc, &err);
+        uint64_t w0 = store_writes(st);
+        r = run_for(op_get, st);
+        c->touches = store_writes(st) - w0;
+        c->touch_ops = last_ops;
+        sg_store_close(st);
+        break;
+    }
+    case C_GET8:
+        r = run_parallel(PAR_SG_GET, PAR_PROCS, c->uri, NULL, NULL);
+        break;
+    case C_SAVE8:
+        r = run_parallel(PAR_SG_SAVE, PAR_PROCS, c->uri, NULL, NULL);
+        break;
+    case C_UPD2:
+    case C_UPD8:
+        r = run_parallel(PAR_SG_UPDATE, op == C_UPD2 ? 2 : PAR_PROCS, c->uri,
+                         NULL, NULL);
+        break;
+    case C_CREATE8:
+        r = run_parallel(PAR_SG_CREATE, PAR_PROCS, c->uri, NULL, NULL);
+        break;
+    case C_FLOOR_GET:
+    case C_FLOOR_SAVE:
+        if (strncmp(c->uri, "redis", 5) == 0)
+            r = raw_redis_figure(c->uri, op == C_FLOOR_SAVE);
+        break;
+    }
+    if (r > c->best[op])
+        c->best[op] = r;
+}
+
+/* Store labels for the comparison table: "redis unix", "redis tcp". */
+static const char *store_label(const char *uri)
+{
+    if (strncmp(uri, "redis+unix:", 11) == 0)
+        return "redis unix";
+    if (strncmp(uri, "redis://", 8) == 0)
+        return "redis tcp";
+    return "gdbm";
+}
+
+/* Run the comparison of cs[0] (GDBM) with cs[1..n-1] and print it. */
+static void compare_stores(struct cmp_store *cs, int n, int rounds)
+{
+    for (int k = 0; k < n; k++)
+        cmp_prepare(&cs[k]);
+    for (int round = 0; round < rounds; round++)
+        for (int op = 0; op < C_NOPS; op++)
+            for (int k = 0; k < n; k++)
+                cmp_measure(&cs[k], op);
+
+    printf("\nstores side by side: sessgate ops/s, best of %d interleaved rounds, "
+           "%.1f s each;\n  the same operations and code paths on each store, "
+           "%d sessions to start; ratio = store / gdbm\n", rounds, seconds,
+           CMP_SESSIONS);
+    for (int k = 0; k < n; k++)
+        printf("  %-10s = %s\n", cs[k].label, cs[k].uri);
+    printf("%-24s %5s %11s", "operation", "procs", "gdbm");
+    for (int k = 1; k < n; k++)
+        printf(" %11s %7s", cs[k].label, "ratio");
+    putchar('\n');
+    for (int op = 0; op < C_NOPS; op++) {
+        int any = 0;
+
+        for (int k = 0; k < n; k++)
+            any |= cs[k].best[op] > 0;
+        if (!any)
+            continue;
+        printf("%-24s %5d", cmp_ops[op].name, cmp_ops[op].procs);
+        if (cs[0].best[op] > 0)
+            printf(" %11.0f", cs[0].best[op]);
+        else
+            printf(" %11s", "-");
+        for (int k = 1; k < n; k++) {
+            if (cs[k].best[op] <= 0)
+                printf(" %11s %7s", "-", "");
+            else if (cs[0].best[op] > 0)
+                printf(" %11.0f %6.2fx", cs[k].best[op], cs[k].best[op] / cs[0].best[op]);
+            else
+                printf(" %11.0f %7s", cs[k].best[op], "");
+        }
+        putchar('\n');
+    }
+    for (int k = 0; k < n; k++) {
+        if (cs[k].best[C_FLOOR_GET] > 0)
+            printf("%s: get is %.0f%% of its floor, load + change + save %.0f%%\n",
+                   cs[k].label, 100 * cs[k].best[C_GET1] / cs[k].best[C_FLOOR_GET],
+                   100 * cs[k].best[C_SAVE1] / cs[k].best[C_FLOOR_SAVE]);
+        if (cs[k].touches != cs[k].touch_ops)
+            printf("warning: %s: get + touch wrote %llu times for %lu gets\n",
+                   cs[k].label, (unsigned long long)cs[k].touches, cs[k].touch_ops);
+    }
+    printf("floor = one kept hiredis connection, no lease lock, no expiry (GDBM's\n"
+           "  floor is \"raw kept\" in the table above).  %d processes on %ld CPUs:\n"
+           "  those rows measure contention (GDBM: flock on PATH.lock; Redis: one\n"
+           "  lease key per store) and round trips, not a parallel speed-up.\n",
+           PAR_PROCS, sysconf(_SC_NPROCESSORS_ONLN));
+    for (int k = 0; k < n; k++)
+        free(cs[k].ids);
+}
+
+/* ---------------------------------------------------- raw Redis floor */
+
+/* The floor a Redis store is held to: one kept hiredis connection, GET +
+ * json_loads per get, GET + json + SET per save, no lease lock and no
+ * expiry (unsafe across processes, but the least any design can cost).
+ * Parses just enough of the store URI (socket or host:port, db, prefix). */
+struct raw_redis {
+    redisContext *c;
+    char prefix[160];
+    unsigned long n;
+};
+
+static int raw_redis_connect(const char *uri, struct raw_redis *r)
+{
+    char buf[1024], *q, *v;
+    long db = 0;
+    struct timeval tv = { 5, 0 };
+
+    snprintf(r->prefix, sizeof r->prefix, "sessgate:");
+    if (strncmp(uri, "redis+unix:", 11) == 0)
+        snprintf(buf, sizeof buf, "%s", uri + 11);
+    else if (strncmp(uri, "redis://", 8) == 0)
+        snprintf(buf, sizeof buf, "%s", uri + 8);
+    else
+        return -1;
+    q = strchr(buf, '?');
+    if (q) {
+        *q++ = '\0';
+        for (char *kv = strtok(q, "&"); kv; kv = strtok(NULL, "&")) {
+            if (strncmp(kv, "prefix=", 7) == 0)
+                snprintf(r->prefix, sizeof r->prefix, "%s", kv + 7);
+            else if (strncmp(kv, "db=", 3) == 0)
+                db = strtol(kv + 3, NULL, 10);
+        }
+    }
+    if (uri[5] == '+') {
+        r->c = redisConnectUnixWithTimeout(buf, tv);
+    } else {
+        char *slash = strchr(buf, '/');
+        int port = 6379;
+
+        if (slash) {
+            *slash = '\0';
+            db = strtol(slash + 1, NULL, 10);
+        }
+        v = strrchr(buf, ':');
+        if (v) {
+            *v = '\0';
+            port = (int)strtol(v + 1, NULL, 10);
+        }
+        r->c = redisConnectWithTimeout(buf, port, tv);
+    }
+    if (!r->c || r->c->err)
+        return -1;
+    if (db) {
+        redisReply *rep = redisCommand(r->c, "SELECT %ld", db);
+        if (!rep)
+            return -1;
+        freeReplyObject(rep);
+    }
+    return 0;
+}
+
+static void op_raw_redis_get(void *arg)
+{
+    struct raw_redis *r = arg;
+    redisReply *rep = redisCommand(r->c, "GET %s%s", r->prefix, ids[rnd() % nids]);
+    json_t *j;
+
+    if (!rep || rep->type != REDIS_REPLY_STRING) {
+        fputs("bench/core: raw Redis GET failed\n", stderr);
+        exit(1);
+    }
+    j = json_loadb(rep->str, rep->len, 0, NULL);
+    if (!j)
+        exit(1);
+    json_decref(j);
+    freeReplyObject(rep);
+}
+
+static void op_raw_redis_save(void *arg)
+{
+    struct raw_redis *r = arg;
+    const char *id = ids[rnd() % nids];
+    redisReply *rep = redisCommand(r->c, "GET %s%s", r->prefix, id);
+    json_t *j;
+    char *out;
+
+    if (!rep || rep->type != REDIS_REPLY_STRING) {
+        fputs("bench/core: raw Redis GET failed\n", stderr);
+        exit(1);
+    }
+    j = json_loadb(rep->str, rep->len, 0, NULL);
+    freeReplyObject(rep);
+    if (!j)
+        exit(1);
+    json_object_set_new(j, "version", json_integer((json_int_t)++r->n));
+    out = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!out)
+        exit(1);
+    rep = redisCommand(r->c, "SET %s%s %s", r->prefix, id, out);
+    free(out);
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        fputs("bench/core: raw Redis SET failed\n", stderr);
+        exit(1);
+    }
+    freeReplyObject(rep);
+}
+
+/* The floor of a Redis store, from one process: GET + json_loads (save:
+ * GET + json + SET) on a kept connection; ops/s. */
+static double raw_redis_figure(const char *uri, int save)
+{
+    struct raw_redis r = { NULL, "", 0 };
+    double fig;
+
+    if (raw_redis_connect(uri, &r) != 0) {
+        fprintf(stderr, "bench/core: %s: raw hiredis connection failed: %s\n",
+                uri, r.c ? r.c->errstr : "out of memory");
+        exit(1);
+    }
+    fig = run_for(save ? op_raw_redis_save : op_raw_redis_get, &r);
+    redisFree(r.c);
+    return fig;
 }
 
 /* ----------------------------------------------------------- printing */
@@ -533,12 +939,14 @@ int main(int argc, char **argv)
 {
     const char *dir = NULL;
     const char *made_dir = NULL;   /* our mkdtemp directory, removed at the end */
-    char path[4096], rawpath[4096], lockpath[4096];
+    char path[4096], rawpath[4096], lockpath[4096], cmppath[4096];
     double c_sg, c_kept, c_open, g_sg, g_kept, g_open, t_sg, s_sg, s_kept,
            s_open, u2, u8, r2, r8;
     int64_t fake_now;
     uint64_t touches = 0;
     unsigned long last_touch_ops = 0;
+    struct cmp_store cs[MAX_STORES + 1];
+    int ncs = 1, rounds = 2;
 
     if (argc == 4 && strcmp(argv[1], "--get-loop") == 0)
         return get_loop(argv[2], argv[3]);
@@ -552,9 +960,26 @@ int main(int argc, char **argv)
                 fputs("bench/core: --seconds must be 0.05..60\n", stderr);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 20) {
+                fputs("bench/core: --rounds must be 1..20\n", stderr);
+                return 2;
+            }
+            rounds = (int)n;
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            if (ncs == MAX_STORES + 1) {
+                fprintf(stderr, "bench/core: at most %d --store\n", MAX_STORES);
+                return 2;
+            }
+            memset(&cs[ncs], 0, sizeof cs[ncs]);
+            cs[ncs].uri = argv[++i];
+            cs[ncs].label = store_label(cs[ncs].uri);
+            ncs++;
         } else {
-            fputs("usage: core [--dir DIR] [--seconds S] | core --get-loop STORE N\n",
-                  stderr);
+            fputs("usage: core [--dir DIR] [--seconds S] [--rounds N] [--store URI]...\n"
+                  "       core --get-loop STORE N\n", stderr);
             return 2;
         }
     }
@@ -570,6 +995,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/bench.db", dir);
     snprintf(rawpath, sizeof rawpath, "%s/raw.db", dir);
     snprintf(lockpath, sizeof lockpath, "%s/raw.db.lock", dir);
+    snprintf(cmppath, sizeof cmppath, "%s/cmp.db", dir);
     unlink(path);
     ids = malloc(MAX_SESSIONS * sizeof *ids);
     if (!ids)
@@ -685,6 +1111,20 @@ int main(int argc, char **argv)
            g_sg / g_open, g_sg >= 10 * g_open ? "MET" : "MISSED");
     printf("target: get >= 25%% of kept-open fetch + json_loads: %.0f%%  %s\n",
            100 * g_sg / g_kept, g_sg >= 0.25 * g_kept ? "MET" : "MISSED");
+
+    /* GDBM beside the other stores, on a fresh GDBM file of its own (the
+     * raw baselines above keep bench.db's size; get-loop reads bench.db). */
+    if (ncs > 1) {
+        char (*keep)[SG_ID_LEN + 1] = ids;
+
+        fflush(stdout);
+        unlink(cmppath);
+        memset(&cs[0], 0, sizeof cs[0]);
+        cs[0].uri = cmppath;
+        cs[0].label = "gdbm";
+        compare_stores(cs, ncs, rounds);
+        ids = keep;
+    }
 
     for (size_t i = 0; i < nraw; i++)
         free(raw_keys[i]);

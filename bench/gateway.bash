@@ -8,6 +8,11 @@
 # (-t$BENCH_THREADS -c$BENCH_CONNS -d$BENCH_SECONDS, --latency):
 #   ceiling   auth_request to bench/fcgi_min, a FastCGI responder doing nothing
 #   auth      auth_request to `sessgate --mode auth`, with a live session cookie
+#   auth-redis      the same gateway on a Redis store: redis+unix: socket
+#   auth-redis-tcp  the same on the same Redis over 127.0.0.1 TCP (as a web
+#             host reaching a shared Redis would); both rows only when
+#             BENCH_REDIS_URI names a redis+unix: store (bench/run starts a
+#             throw-away redis-server and sets it), else skipped with a line
 #   php       php-cgi running session_start() on the "files" handler (the
 #             usual way a PHP app gets its session), with its session cookie
 #   cgi       `sessgate --mode cgi` running bench/cgi/hello.cgi
@@ -16,7 +21,8 @@
 # interleaved $BENCH_ROUNDS times after a short warm-up and each keeps its
 # best round, so a burst of load from elsewhere does not decide a ratio.  It prints req/s and p99
 # latency per case, then the ratios against the targets: auth >= 70% of the
-# ceiling and >= 3x PHP; cgi within 10% of fcgiwrap.  Exit status 0 even when
+# ceiling and >= 3x PHP; cgi within 10% of fcgiwrap; and (no target) each
+# Redis auth row against the GDBM one.  Exit status 0 even when
 # a target is missed (the table says so); 1 when a case could not run.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +33,7 @@ export SG_SRCDIR SG_BUILDDIR SG_PYTHON
 . "$SG_SRCDIR/tests/helpers/servers.bash"
 
 : "${BENCH_THREADS:=2}" "${BENCH_CONNS:=32}" "${BENCH_SECONDS:=5}" "${BENCH_WORKERS:=2}"
-: "${BENCH_ROUNDS:=2}"
+: "${BENCH_ROUNDS:=2}" "${BENCH_REDIS_URI:=}"
 
 die() { echo "bench/gateway: $*" >&2; exit 1; }
 ctl=$SG_BUILDDIR/cli/sessgatectl
@@ -45,6 +51,23 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 srv_init "$tmp/run" "$tmp/sessions.db"
 run=$SRV_RUNDIR
+
+# The Redis cases: the same store reached over the unix socket and over
+# TCP (redis-server listens on both when bench/run started it).
+redis_cases=() redis_unix='' redis_tcp='' redis_skip=''
+if [ -n "$BENCH_REDIS_URI" ]; then
+  redis_unix=$BENCH_REDIS_URI
+  rsock=${redis_unix#redis+unix:}; rsock=${rsock%%\?*}
+  rprefix=$(printf '%s\n' "$redis_unix" | sed -n 's/.*[?&]prefix=\([^&]*\).*/\1/p')
+  rport=$(redis-cli -s "$rsock" CONFIG GET port 2>/dev/null | sed -n 2p)
+  redis_cases=(auth-redis)
+  if [ -n "$rport" ] && [ "$rport" != 0 ]; then
+    redis_tcp="redis://127.0.0.1:$rport/0?prefix=${rprefix:-sessgate:}"
+    redis_cases+=(auth-redis-tcp)
+  fi
+else
+  redis_skip="auth-redis: skipped (no BENCH_REDIS_URI: run through bench/run with redis-server installed)"
+fi
 echo ok > "$run/ok.txt"
 mkdir -p "$run/phpsess"
 
@@ -53,6 +76,12 @@ start_all() {
   srv_wait_socket "$run/fcgi_min.sock" &&
   srv_gateway gw-auth "unix:$run/gw-auth.sock" --mode auth --policy user \
     --workers "$BENCH_WORKERS" &&
+  { [ -z "$redis_unix" ] ||
+    SRV_STORE=$redis_unix srv_gateway gw-auth-redis "unix:$run/gw-auth-redis.sock" \
+      --mode auth --policy user --workers "$BENCH_WORKERS"; } &&
+  { [ -z "$redis_tcp" ] ||
+    SRV_STORE=$redis_tcp srv_gateway gw-auth-redis-tcp "unix:$run/gw-auth-redis-tcp.sock" \
+      --mode auth --policy user --workers "$BENCH_WORKERS"; } &&
   srv_gateway gw-cgi "unix:$run/gw-cgi.sock" --mode cgi \
     --cgi-root "$SRV_ROOT/bench/cgi" --workers "$BENCH_WORKERS" &&
   srv_fcgiwrap "$BENCH_WORKERS" &&
@@ -69,6 +98,10 @@ sid=$("$ctl" --store "$SRV_STORE" create --user alice) || die "sessgatectl creat
 phpsid=$(curl -sS --max-time 10 -D - -o /dev/null "$(url php)" |
          tr -d '\r' | sed -n 's/^Set-Cookie: PHPSESSID=\([^;]*\).*/\1/Ip')
 [ -n "$phpsid" ] || die "php-cgi gave no session cookie"
+rsid=
+if [ -n "$redis_unix" ]; then
+  rsid=$("$ctl" --store "$redis_unix" create --user alice) || die "sessgatectl create on $redis_unix failed"
+fi
 
 # Each case must really do its work before it is timed.
 check() {  # check PATH WANT-IN-RESPONSE [curl args]
@@ -79,6 +112,12 @@ check() {  # check PATH WANT-IN-RESPONSE [curl args]
 }
 check ceiling '^ok'
 check auth '^X-User: alice' -H "Cookie: sessgate=$sid"
+for c in "${redis_cases[@]}"; do
+  check "$c" '^X-User: alice' -H "Cookie: sessgate=$rsid"
+  # A GDBM session is unknown to the Redis store: proves which store answers.
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -H "Cookie: sessgate=$sid" "$(url "$c")")
+  [ "$code" = 401 ] || die "/$c with a GDBM-only session answered $code, not 401"
+done
 check php '^ok alice' -H "Cookie: PHPSESSID=$phpsid"
 check cgi '^ok'
 check fcgiwrap '^ok'
@@ -105,6 +144,7 @@ wrk -t1 -c4 -d1s "$(url ceiling)" >/dev/null 2>&1   # warm-up: nginx, caches
 for round in $(seq "$BENCH_ROUNDS"); do
   bench ceiling ceiling
   bench auth auth -H "Cookie: sessgate=$sid"
+  for c in "${redis_cases[@]}"; do bench "$c" "$c" -H "Cookie: sessgate=$rsid"; done
   bench php php -H "Cookie: PHPSESSID=$phpsid"
   bench cgi cgi
   bench fcgiwrap fcgiwrap
@@ -113,10 +153,11 @@ done
 echo "gateway benchmark: nginx on loopback, wrk -t$BENCH_THREADS -c$BENCH_CONNS" \
      "-d${BENCH_SECONDS}s, best of $BENCH_ROUNDS, $BENCH_WORKERS worker processes per responder," \
      "$(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg) at the end"
-printf '%-10s %12s %10s\n' case req/s p99
-for n in ceiling auth php cgi fcgiwrap; do
-  printf '%-10s %12s %10s\n' "$n" "${RPS[$n]}" "${P99[$n]}"
+printf '%-14s %12s %10s\n' case req/s p99
+for n in ceiling auth "${redis_cases[@]}" php cgi fcgiwrap; do
+  printf '%-14s %12s %10s\n' "$n" "${RPS[$n]}" "${P99[$n]}"
 done
+[ -z "$redis_skip" ] || echo "$redis_skip"
 ratio() {  # ratio NAME A B OP TARGET: A/B against TARGET
   awk -v n="$1" -v a="$2" -v b="$3" -v op="$4" -v t="$5" 'BEGIN {
     r = a / b; ok = (op == ">=") ? (r >= t) : (r <= t)
@@ -125,3 +166,7 @@ ratio() {  # ratio NAME A B OP TARGET: A/B against TARGET
 ratio "auth / ceiling" "${RPS[auth]}" "${RPS[ceiling]}" ">=" 0.70
 ratio "auth / php" "${RPS[auth]}" "${RPS[php]}" ">=" 3
 ratio "cgi / fcgiwrap" "${RPS[cgi]}" "${RPS[fcgiwrap]}" ">=" 0.90
+for c in "${redis_cases[@]}"; do
+  awk -v n="$c / auth (gdbm)" -v a="${RPS[$c]}" -v b="${RPS[auth]}" \
+    'BEGIN { printf "%-34s %6.2f  (no target: the store'"'"'s share of a request)\n", n, a / b }'
+done
