@@ -12,9 +12,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,25 +107,58 @@ pid_t proc_spawn(const char *path, char *const envp[], const char *dir,
     return pid;
 }
 
-/* Wait for pid until deadline_ms; then kill its group and reap it. */
+/* Kill pid's group and reap pid, however long that takes (SIGKILL). */
+static int reap_killed(pid_t pid)
+{
+    int status;
+
+    proc_kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return status;
+}
+
+/* Wait for pid until deadline_ms; then kill its group and reap it.
+ *
+ * The program has usually closed its stdout by now and is about to exit,
+ * and the request is not finished until it is reaped: the wait is on the
+ * request's path.  A pidfd (Linux 5.3) turns readable the moment the
+ * program exits, so poll() on it wakes at once.  Kernels without pidfds
+ * fall back to short, growing naps (1, 2, 4 ... 50 ms), which measured
+ * about 1 ms on every request of a trivial program in make bench. */
 int proc_reap(pid_t pid, int64_t deadline_ms)
 {
     int status, delay = 1;
+#ifdef SYS_pidfd_open
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);   /* close-on-exec */
+#else
+    int pidfd = -1;
+#endif
 
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (proc_now_ms() >= deadline_ms) {
-            proc_kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                    return -1;
-            return status;
+        int64_t left;
+
+        if (r == pid || (r < 0 && errno != EINTR)) {
+            if (pidfd >= 0)
+                close(pidfd);
+            return r == pid ? status : -1;
         }
-        /* Short, growing naps: most programs are gone within a few ms. */
+        left = deadline_ms - proc_now_ms();
+        if (left <= 0) {
+            if (pidfd >= 0)
+                close(pidfd);
+            return reap_killed(pid);
+        }
+        if (pidfd >= 0) {
+            struct pollfd pf = { .fd = pidfd, .events = POLLIN };
+            if (poll(&pf, 1, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR) {
+                close(pidfd);           /* cannot poll it: nap instead */
+                pidfd = -1;
+            }
+            continue;
+        }
         {
             struct timespec ts = { 0, (long)delay * 1000000L };
             nanosleep(&ts, NULL);
