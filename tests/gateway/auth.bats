@@ -293,7 +293,7 @@ while True:
     want="Redis [A-Z]+ failed"
   else
     gw_start --lock-timeout 200
-    hold_store_lock 3
+    hold_store_lock -x 3
     want="lock timeout"
   fi
   t0=$(date +%s%N)
@@ -309,7 +309,7 @@ while True:
 
 @test "a session that cannot be created for a held write lock gives 503, never a cookie" {
   gw_start --anonymous --lock-timeout 200
-  hold_store_lock 3
+  hold_store_lock -x 3
   run -0 gw_req "${A[@]}"
   assert_line "Status: 503 Service Unavailable"
   refute_line --partial "Set-Cookie"

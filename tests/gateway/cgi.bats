@@ -349,7 +349,7 @@ req() {
   id=$(new_session)
   gw_start --mode cgi --cgi-root "$ROOT" --lock-timeout 300
   run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$id"
-  hold_store_lock 3
+  hold_store_lock -x 3
   run -0 req act.cgi -p QUERY_STRING=set -p "HTTP_COOKIE=sessgate=$id"
   assert_line "Status: 503 Service Unavailable"
   refute_line --partial "id=$id"

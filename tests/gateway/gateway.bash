@@ -9,8 +9,6 @@
 #   ctl ARGS...         sessgatectl on $STORE
 #   new_session ARGS... create a session (sessgatectl create ARGS), print its id
 #   header NAME         the value of header NAME in the last gw_req reply
-#   hold_store_lock [S] hold the store's exclusive lock in the background
-#                       (S seconds, default 3) and return once it is held
 #   gw_teardown         stop everything; fail if the gateway's log shows a
 #                       sanitizer report (make SANITIZE=address,undefined)
 FCGI_CLIENT="$SG_BUILDDIR/tests/tools/fcgi_client"
@@ -41,33 +39,6 @@ ctl() { "$SG_CTL" --store "$STORE" "$@"; }
 
 new_session() { ctl create "$@"; }
 
-# hold_store_lock [SECONDS]: hold the store's write lock from another
-# process, as a stuck writer would, and return once it is held.  GDBM: an
-# outside flock on PATH.lock (what an administrator or another host's tool
-# does).  Redis: tests/tools/hold_lock takes the lease PREFIXlock through
-# the library.  The holder is stopped by teardown (stop_all), by PID.
-hold_store_lock() {
-  local secs=${1:-3} i
-  if on_redis; then
-    start_bg "$SG_BUILDDIR/tests/tools/hold_lock" "$STORE" $((secs * 1000)) \
-      > "$BATS_TEST_TMPDIR/holder.out"
-    for i in $(seq 200); do
-      grep -q locked "$BATS_TEST_TMPDIR/holder.out" && return 0
-      sleep 0.02
-    done
-    fail "hold_lock did not take the lease of $STORE"
-  fi
-  require_tool flock
-  # One process (bash execs sleep with the locked descriptor): stopping it
-  # by PID releases the lock.  Not $(start_bg ...): it would hold the pipe.
-  start_bg bash -c 'exec 9>>"$1" && flock -x 9 && exec sleep "$2"' \
-    _ "$STORE.lock" "$secs" > "$BATS_TEST_TMPDIR/holder.pid"
-  for i in $(seq 100); do
-    flock -n -x "$STORE.lock" true || return 0   # cannot get it: held
-    sleep 0.02
-  done
-  fail "flock did not take $STORE.lock"
-}
 
 # header NAME: value of NAME in the last reply's header block (first one)
 header() {

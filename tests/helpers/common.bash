@@ -5,7 +5,8 @@
 # Offers: sessgatectl (the built tool, under valgrind when SG_VALGRIND=1),
 # make_store, free_port, start_bg (background process, PID recorded),
 # stop_all (stop everything start_bg started, by PID), wait_for_socket,
-# wait_for_port, require_tool.  Everything lives under BATS_*_TMPDIR.
+# wait_for_port, require_tool, hold_lease and hold_store_lock (hold the
+# store's lock from another process).  Everything lives under BATS_*_TMPDIR.
 bats_require_minimum_version 1.5.0
 load /usr/lib/bats/bats-support/load.bash
 load /usr/lib/bats/bats-assert/load.bash
@@ -65,6 +66,49 @@ start_bg() {
   local pid=$!
   echo "$pid" >> "$(sg_pidfile)"
   printf '%s\n' "$pid"
+}
+
+# hold_lease MS: tests/tools/hold_lock takes $STORE's write lock through
+# the library (sg_store_begin: flock on PATH.lock, or the Redis lease) for
+# MS ms in the background; return once it holds it.  Its PID is in $HOLDER
+# (a child of the test's shell, so `wait` works) and in the PID file.
+hold_lease() {
+  local out="$BATS_TEST_TMPDIR/hold.out" i
+  "$SG_BUILDDIR/tests/tools/hold_lock" "$STORE" "$1" >"$out" 2>"$out.err" 3>&- </dev/null &
+  HOLDER=$!
+  echo "$HOLDER" >> "$(sg_pidfile)"
+  for i in $(seq 200); do
+    grep -q locked "$out" && return 0
+    kill -0 "$HOLDER" 2>/dev/null || break
+    sleep 0.025
+  done
+  fail "hold_lock never took the lock of $STORE: $(cat "$out.err")"
+}
+
+# hold_store_lock [-x|-s] [SECONDS]: hold $STORE's lock from outside the
+# library for SECONDS (default 30; teardown's stop_all ends it sooner), as
+# an administrator's tool or a stuck process would; return once it is held,
+# the holder's PID in $HOLDER.  GDBM: util-linux flock on PATH.lock (-s
+# shared), one process (bash execs sleep with the locked descriptor), so
+# stopping it by PID releases the lock.  Redis has only the exclusive
+# lease: hold_lease.
+hold_store_lock() {
+  local mode=${1:--x} secs=${2:-30} i
+  if on_redis; then
+    [ "$mode" = -x ] || fail "hold_store_lock $mode: Redis has only the exclusive lock"
+    hold_lease $((secs * 1000))
+    return
+  fi
+  require_tool flock
+  # Not $(start_bg ...): the holder would keep that pipe open.
+  start_bg bash -c 'exec 9>>"$1" && flock "$2" 9 && exec sleep "$3"' \
+    _ "$STORE.lock" "$mode" "$secs" > "$BATS_TEST_TMPDIR/holder.pid"
+  HOLDER=$(cat "$BATS_TEST_TMPDIR/holder.pid")
+  for i in $(seq 200); do
+    flock -n -x "$STORE.lock" true || return 0   # cannot get it: held
+    sleep 0.02
+  done
+  fail "flock did not take $STORE.lock"
 }
 
 # stop_pid PID: TERM, wait up to 5 s, then KILL.

@@ -22,18 +22,6 @@ teardown() {
   stop_all
 }
 
-# hold MS: start hold_lock in the background and wait until it holds.
-hold() {
-  spawn "$BATS_TEST_TMPDIR/hold.out" "$TOOLS/hold_lock" "$STORE" "$1"
-  HOLDER=$spawned
-  local i
-  for i in $(seq 100); do
-    grep -q locked "$BATS_TEST_TMPDIR/hold.out" && return 0
-    sleep 0.05
-  done
-  cat "$BATS_TEST_TMPDIR/hold.out.err" >&2
-  fail "hold_lock never took the lock"
-}
 
 # elapsed_between LO HI: the ms= figure of $output lies in [LO, HI].
 elapsed_between() {
@@ -44,7 +32,7 @@ elapsed_between() {
 }
 
 @test "a writer gives up with a lock timeout after the configured 300 ms while another process holds the lock" {
-  hold 10000
+  hold_lease 10000
   run -5 "$TOOLS/lock_probe" "$STORE" 300 create
   note "create under a held lock: ${lines[0]}"
   elapsed_between 250 2000
@@ -56,19 +44,19 @@ elapsed_between() {
 # under a held lease).
 # bats test_tags=gdbm-only
 @test "a reader also gives up after its lock timeout instead of hanging" {
-  hold 10000
+  hold_lease 10000
   run -5 "$TOOLS/lock_probe" "$STORE" 300 get "$ID"
   elapsed_between 250 2000
 }
 
 @test "sg_store_begin on a second handle times out while the first holds it" {
-  hold 10000
+  hold_lease 10000
   run -5 "$TOOLS/lock_probe" "$STORE" 300 begin
   elapsed_between 250 2000
 }
 
 @test "a waiting writer gets in as soon as the holder releases the lock" {
-  hold 1500
+  hold_lease 1500
   run -0 "$TOOLS/lock_probe" "$STORE" 10000 create
   # It waited for the holder (not an immediate success; the slack is for
   # a slow start of lock_probe on a loaded machine) and got in long before

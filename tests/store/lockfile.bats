@@ -25,18 +25,6 @@ teardown() {
   stop_all
 }
 
-# hold MS: hold_lock in the background (sg_store_begin for MS ms); wait,
-# bounded, until it holds the lock.
-hold() {
-  spawn "$BATS_TEST_TMPDIR/hold.out" "$TOOLS/hold_lock" "$STORE" "$1"
-  HOLDER=$spawned
-  local i
-  for i in $(seq 100); do
-    grep -q locked "$BATS_TEST_TMPDIR/hold.out" && return 0
-    sleep 0.05
-  done
-  fail "hold_lock never took the lock: $(cat "$BATS_TEST_TMPDIR/hold.out.err")"
-}
 
 
 # one_line_naming PATH: after run --separate-stderr, stderr is one
@@ -49,7 +37,7 @@ one_line_naming() {
 
 @test "deleting PATH.lock while a writer holds the store does not let a second writer in" {
   "$TOOLS/counter" init "$STORE" >/dev/null
-  hold 2500
+  hold_lease 2500
   rm "$STORE.lock"
   # The second writer would create and lock a new PATH.lock at once; it
   # must wait for the first instead, and time out while it still holds.

@@ -191,22 +191,10 @@ UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   assert_output --regexp '^n=1000 '
 }
 
-# hold MS: hold_lock in the background until it holds the lease.
-hold() {
-  spawn "$BATS_TEST_TMPDIR/hold.out" "$TOOLS/hold_lock" "$STORE" "$1"
-  HOLDER=$spawned
-  local i
-  for i in $(seq 100); do
-    grep -q locked "$BATS_TEST_TMPDIR/hold.out" && return 0
-    sleep 0.05
-  done
-  cat "$BATS_TEST_TMPDIR/hold.out.err" >&2
-  fail "hold_lock never took the lock"
-}
 
 @test "a held lease makes writers time out after the configured 300 ms with the standard message" {
   id=$(ctl create)
-  hold 10000
+  hold_lease 10000
   [ "$(rcli EXISTS "${PREFIX}lock")" = 1 ]
   run -5 "$TOOLS/lock_probe" "$STORE" 300 create
   ms=$(field ms "${lines[0]}")
@@ -219,14 +207,14 @@ hold() {
 }
 
 @test "a waiter gets the lease as soon as the holder releases it" {
-  hold 500
+  hold_lease 500
   run -0 "$TOOLS/lock_probe" "$STORE" 5000 create
   ms=$(field ms "${lines[0]}")
   [ "$ms" -le 3000 ] || fail "waited $ms ms"
 }
 
 @test "a killed lease holder cannot block others forever: the lease expires" {
-  hold 60000
+  hold_lease 60000
   kill -KILL "$HOLDER"
   ttl=$(rcli PTTL "${PREFIX}lock")
   [ "$ttl" -gt 0 ] && [ "$ttl" -le 30000 ] || fail "lock PTTL $ttl, expected a lease of at most 30 s"
