@@ -252,24 +252,24 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
     /* Index before record (a superset is safe, a missing entry is not). */
     if (s->user && (rotating || login))
         rc = sgi_index_add(st, s->user, new_id, err);
+    /* The record is dumped once: its length sizes the reservation below
+     * and the same text is written. */
+    size_t len = 0;
+    char *text = NULL;                  /* owned here, freed below */
+    if (rc == SG_OK && !(text = sgi_record_dump(&next, &len)))
+        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
     /* Room for the rest first: once the record is written, the old id
      * (and the sessions the cap evicts) must go too, and a delete that
      * failed for lack of space left both ids working, as the undo below
      * needs room as well.  (The index entry above is safe to leave.) */
-    if (rc == SG_OK && (rotating || login) && st->be->reserve) {
-        size_t len;
-        char *text = sgi_record_dump(&next, &len);
-        if (!text)
-            rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-        else
-            rc = st->be->reserve(st, 2 * len + 4096, err);
-        free(text);
-    }
+    if (rc == SG_OK && (rotating || login) && st->be->reserve)
+        rc = st->be->reserve(st, 2 * len + 4096, err);
     int written = 0;
     if (rc == SG_OK) {
-        rc = sgi_put(st, &next, err);
+        rc = st->be->put(st, next.id, text, len, err);
         written = rc == SG_OK;
     }
+    free(text);
     /* The cap before the old id goes: once it has gone, nothing may fail
      * (the caller would hold a dead id and not know the new one). */
     if (rc == SG_OK && s->user && login)
