@@ -144,7 +144,8 @@ static void make_data(char *buf, size_t cap, unsigned long visits)
              rnd(), rnd(), rnd(), rnd(), visits);
 }
 
-static sg_store *open_store(const char *path, int64_t touch, sg_clock_fn clk)
+static sg_store *open_store(const char *path, int64_t touch, sg_clock_fn clk,
+                            void *clk_arg)
 {
     sg_store *st = NULL;
     sg_options opt;
@@ -157,6 +158,7 @@ static sg_store *open_store(const char *path, int64_t touch, sg_clock_fn clk)
     opt.touch_interval = touch;
     opt.lock_timeout_ms = 60000;
     opt.clock = clk;
+    opt.clock_arg = clk_arg;
     sg_error_clear(&err);
     rc = sg_store_open(path, &opt, &st, &err);
     if (rc != SG_OK)
@@ -464,7 +466,7 @@ static double par_worker(int what, const char *path, const char *rawpath,
         wait_go(ready_fd, go_fd);
         return run_for(op_raw_save_open, &w);
     }
-    sg_store *st = open_store(path, LONG_TIME, NULL);
+    sg_store *st = open_store(path, LONG_TIME, NULL, NULL);
     if (what == PAR_SG_UPDATE) {
         struct upd_ctx c = { st, 0 };
         wait_go(ready_fd, go_fd);
@@ -595,7 +597,7 @@ static double raw_redis_figure(const char *uri, int save);
 /* Make the store's first CMP_SESSIONS sessions. */
 static void cmp_prepare(struct cmp_store *c)
 {
-    sg_store *st = open_store(c->uri, LONG_TIME, NULL);
+    sg_store *st = open_store(c->uri, LONG_TIME, NULL, NULL);
 
     c->ids = malloc(MAX_SESSIONS * sizeof *c->ids);
     if (!c->ids)
@@ -621,13 +623,13 @@ static void cmp_measure(struct cmp_store *c, int op)
     case C_GET1:
     case C_SAVE1:
     case C_CREATE1:
-        st = open_store(c->uri, LONG_TIME, NULL);
+        st = open_store(c->uri, LONG_TIME, NULL, NULL);
         r = run_for(op == C_GET1 ? op_get : op == C_SAVE1 ? op_save : op_create, st);
         sg_store_close(st);
         c->nids = nids;   /* create appends (up to MAX_SESSIONS) */
         break;
     case C_UPD1: {
-        struct upd_ctx u = { open_store(c->uri, LONG_TIME, NULL), 0 };
+        struct upd_ctx u = { open_store(c->uri, LONG_TIME, NULL, NULL), 0 };
         r = run_for(op_update, &u);
         sg_store_close(u.st);
         break;
@@ -635,21 +637,7 @@ static void cmp_measure(struct cmp_store *c, int op)
     case C_TOUCH1: {
         /* Gets that all write `accessed` (a clock 2 s later at every call,
          * a 1 s touch interval). */
-        sg_options opt;
-        sg_error err;
-        sg_status rc;
-
-        sg_options_init(&opt);
-        opt.idle_timeout = LONG_TIME;
-        opt.max_age = LONG_TIME;
-        opt.touch_interval = 1;
-        opt.lock_timeout_ms = 60000;
-        opt.clock = fast_clock;
-        opt.clock_arg = &c->fake_now;
-        sg_error_clear(&err);
-        rc = sg_store_open(c->uri, &opt, &st, &err);
-        if (rc != SG_OK)
-            die("open", rc, &err);
+        st = open_store(c->uri, 1, fast_clock, &c->fake_now);
         uint64_t w0 = store_writes(st);
         r = run_for(op_get, st);
         c->touches = store_writes(st) - w0;
@@ -909,7 +897,7 @@ static int get_loop(const char *path, const char *count)
         fputs("bench/core: bad count\n", stderr);
         return 2;
     }
-    st = open_store(path, LONG_TIME, NULL);
+    st = open_store(path, LONG_TIME, NULL, NULL);
     sg_error_clear(&err);
     rc = sg_store_list(st, NULL, &l, &err);
     if (rc != SG_OK)
@@ -1005,7 +993,7 @@ int main(int argc, char **argv)
            sg_version(), GDBM_VERSION_MAJOR, GDBM_VERSION_MINOR, seconds, path);
 
     /* Create: time-boxed, then topped up to MIN_SESSIONS. */
-    sg_store *st = open_store(path, LONG_TIME, NULL);
+    sg_store *st = open_store(path, LONG_TIME, NULL, NULL);
     c_sg = run_for(op_create, st);
     while (nids < MIN_SESSIONS)
         op_create(st);
@@ -1023,7 +1011,7 @@ int main(int argc, char **argv)
     load_raw_keys(path);
 
     /* Gets with a touch interval that never elapses: pure reads. */
-    st = open_store(path, LONG_TIME, NULL);
+    st = open_store(path, LONG_TIME, NULL, NULL);
     {
         uint64_t w0 = store_writes(st);
         g_sg = run_for(op_get, st);
@@ -1035,21 +1023,7 @@ int main(int argc, char **argv)
     /* Gets that all write `accessed`. */
     fake_now = (int64_t)time(NULL);
     {
-        sg_options opt;
-        sg_error err;
-        sg_status rc;
-
-        sg_options_init(&opt);
-        opt.idle_timeout = LONG_TIME;
-        opt.max_age = LONG_TIME;
-        opt.touch_interval = 1;
-        opt.lock_timeout_ms = 60000;
-        opt.clock = fast_clock;
-        opt.clock_arg = &fake_now;
-        sg_error_clear(&err);
-        rc = sg_store_open(path, &opt, &st, &err);
-        if (rc != SG_OK)
-            die("open", rc, &err);
+        st = open_store(path, 1, fast_clock, &fake_now);
         uint64_t w0 = store_writes(st);
         t_sg = run_for(op_get, st);
         touches = store_writes(st) - w0;
@@ -1057,7 +1031,7 @@ int main(int argc, char **argv)
         sg_store_close(st);
     }
 
-    st = open_store(path, LONG_TIME, NULL);
+    st = open_store(path, LONG_TIME, NULL, NULL);
     s_sg = run_for(op_save, st);
     sg_store_close(st);
 
