@@ -59,6 +59,7 @@ sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
 char *sgi_record_dump(const sg_session *s, size_t *len);
 sg_status sgi_user_check(const char *user, sg_error *err);
 char *sgi_dump(const json_t *v, size_t *len);
+sg_status sgi_data_depth_check(const json_t *data, sg_error *err);
 sg_session *sgi_session_new(void);
 
 /* store.c: locking with nesting, the clock, liveness. */

@@ -179,6 +179,55 @@ sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
     return SG_OK;
 }
 
+/* Nesting depth of v (a scalar is 0, [] and {} are 1), counted no further
+ * than stop: the recursion is bounded by stop, not by the input. */
+static size_t depth_upto(const json_t *v, size_t stop)
+{
+    if (!json_is_object(v) && !json_is_array(v))
+        return 0;
+    if (stop == 0)
+        return 1;
+    size_t deepest = 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)v, k, m) {
+            size_t d = depth_upto(m, stop - 1);
+            if (d > deepest)
+                deepest = d;
+            if (deepest >= stop)
+                break;
+        }
+    } else {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) {
+            size_t d = depth_upto(m, stop - 1);
+            if (d > deepest)
+                deepest = d;
+            if (deepest >= stop)
+                break;
+        }
+    }
+    return 1 + deepest;
+}
+
+/* SG_ETOOBIG when data nests deeper than SG_MAX_DEPTH.  Why at write time:
+ * jansson parses up to 2048 levels, but Python's json gives up near its
+ * recursion limit (lower still inside a deep framework stack) and Lua's
+ * codecs at 1000 or less, so deeper data would be saved and then be
+ * unreadable by some of the processes sharing the store.  Refusing it
+ * before it is stored keeps every reader able to read every session. */
+sg_status sgi_data_depth_check(const json_t *data, sg_error *err)
+{
+    if (depth_upto(data, SG_MAX_DEPTH) > SG_MAX_DEPTH)
+        return sgi_err(err, SG_ETOOBIG, 0,
+                       "session data: nested deeper than the limit of %d "
+                       "levels (SG_MAX_DEPTH; the data object is level 1)",
+                       SG_MAX_DEPTH);
+    return SG_OK;
+}
+
 /* Whether user is an acceptable user name (see sg_session_set_user). */
 sg_status sgi_user_check(const char *user, sg_error *err)
 {

@@ -33,6 +33,11 @@ extern "C" {
 #define SG_MAX_USER        256          /* bytes of a user name */
 #define SG_MAX_DATA        (64 * 1024)  /* default cap on the data JSON, bytes */
 #define SG_MAX_DATA_LIMIT  (16 * 1024 * 1024) /* highest cap a store accepts */
+/* Deepest nesting of session data a write accepts: the data object itself
+ * is level 1, {"a":[{}]} is 3.  Every reader (jansson, Python's json, Lua's
+ * cjson, a framework already deep in its own stack) reads this depth back;
+ * deeper data is refused with SG_ETOOBIG and nothing is saved. */
+#define SG_MAX_DEPTH       64
 
 /* Defaults for sg_options fields left at 0. */
 #define SG_DEFAULT_IDLE_TIMEOUT  1800          /* seconds */
@@ -231,7 +236,8 @@ char *sg_session_data_json(const sg_session *s);
 char *sg_session_to_json(const sg_session *s);
 
 /* Replace the data with a JSON object (text).  SG_EINVAL for invalid JSON,
- * a non-object or duplicate keys; SG_ETOOBIG over the store's cap.  The
+ * a non-object or duplicate keys; SG_ETOOBIG over the store's cap or
+ * nested deeper than SG_MAX_DEPTH.  The
  * change is kept in s until sg_session_save(). */
 sg_status sg_session_set_data(sg_session *s, const char *json, sg_error *err);
 

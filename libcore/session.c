@@ -410,6 +410,9 @@ int sg_session_is_new(const sg_session *s) { return s->is_new; }
 
 static sg_status check_size(const sg_session *s, json_t *data, sg_error *err)
 {
+    /* Every data write (create, set, merge, import) passes here. */
+    if (sgi_data_depth_check(data, err) != SG_OK)
+        return SG_ETOOBIG;
     size_t len;
     char *text = sgi_dump(data, &len);
     if (!text)

@@ -45,6 +45,9 @@ M.NOMEM = math.tointeger(core.SG_ENOMEM)
 M.TOOBIG = math.tointeger(core.SG_ETOOBIG)
 
 local GET_NOTOUCH = math.tointeger(core.SG_GET_NOTOUCH)
+-- Deepest nesting of session data a save accepts (the data table is level
+-- 1): the C library's SG_MAX_DEPTH, the same in every language.
+M.MAX_DEPTH = math.tointeger(core.SG_MAX_DEPTH)
 
 --------------------------------------------------------------------- JSON
 
@@ -65,7 +68,9 @@ function M.object(t) return setmetatable(t or {}, object_mt) end
 --- Whether t was marked (or decoded) as an array.
 function M.is_array(t) return getmetatable(t) == array_mt end
 
-local MAX_DEPTH = 512
+local MAX_DEPTH = 512          -- decoding; writes stop at M.MAX_DEPTH
+local TOO_DEEP = "nested deeper than the limit of " .. M.MAX_DEPTH ..
+  " levels (sg.MAX_DEPTH; the data table is level 1)"
 local fmt, byte, char, concat = string.format, string.byte, string.char, table.concat
 
 local short_escapes = {
@@ -155,7 +160,7 @@ function encode_value(v, out, depth)
   elseif v == null then
     out[#out + 1] = "null"
   elseif tv == "table" then
-    if depth > MAX_DEPTH then error("nesting too deep (a cycle?)", 0) end
+    if depth >= M.MAX_DEPTH then error(TOO_DEEP, 0) end   -- also ends cycles
     if table_kind(v) == "array" then
       out[#out + 1] = "["
       for i = 1, #v do
@@ -184,11 +189,14 @@ function encode_value(v, out, depth)
   end
 end
 
---- Encode v as compact ASCII JSON.  Returns the text, or nil, message.
+--- Encode v as compact ASCII JSON.  Returns the text, or nil, message,
+--- code (sg.TOOBIG when nested deeper than sg.MAX_DEPTH, else sg.INVALID).
 function M.encode(v)
   local out = {}
   local ok, err = pcall(encode_value, v, out, 0)
-  if not ok then return nil, "JSON encode: " .. tostring(err) end
+  if not ok then
+    return nil, "JSON encode: " .. tostring(err), err == TOO_DEEP and M.TOOBIG or M.INVALID
+  end
   return concat(out)
 end
 
@@ -382,8 +390,8 @@ local function push(s)
     if type(data) ~= "table" or table_kind(data) ~= "object" then
       return nil, "session data must be a table (a JSON object)", M.INVALID
     end
-    local text, err = M.encode(data)
-    if not text then return nil, err, M.INVALID end
+    local text, err, ecode = M.encode(data)
+    if not text then return nil, err, ecode end
     local ok, msg, code = core.session_set_data(raw, text)
     if not ok then return nil, msg, code end
   end
@@ -504,8 +512,8 @@ function Store:create(args)
     if type(args.data) ~= "table" or table_kind(args.data) ~= "object" then
       return nil, "session data must be a table (a JSON object)", M.INVALID
     end
-    text, msg = M.encode(args.data)
-    if not text then return nil, msg, M.INVALID end
+    text, msg, code = M.encode(args.data)
+    if not text then return nil, msg, code end
   end
   local raw
   raw, msg, code = core.session_create(st, args.user, text,

@@ -43,12 +43,16 @@ __all__ = [
     "Store", "Session", "Error", "NotFound", "Expired", "Conflict",
     "InvalidArgument", "InvalidId", "LockTimeout", "StoreError",
     "OutOfMemory", "TooBig", "id_valid", "version", "__version__",
+    "MAX_DEPTH",
 ]
 
 __version__: str = _c.version()
 
 JSONValue = Any
 _GET_NOTOUCH: int = _core.SG_GET_NOTOUCH
+#: Deepest nesting of session data a save accepts (the data dict is level
+#: 1); the C library's SG_MAX_DEPTH, the same for every language.
+MAX_DEPTH: int = _core.SG_MAX_DEPTH
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True,
                             allow_nan=False)
@@ -78,10 +82,32 @@ def _check_user(user: Optional[str]) -> None:
                               _core.SG_EINVAL)
 
 
+def _check_depth(data: Mapping[str, JSONValue]) -> None:
+    """TooBig when data nests deeper than MAX_DEPTH.  Walked without
+    recursion, before json (which would raise RecursionError a thousand
+    levels down, and less inside a deep framework stack)."""
+    todo = [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            raise TooBig(f"session data: nested deeper than the limit of "
+                         f"{MAX_DEPTH} levels (sessgate.MAX_DEPTH; the data "
+                         f"object is level 1)", _core.SG_ETOOBIG)
+        if isinstance(value, Mapping):
+            children = value.values()
+        elif isinstance(value, (list, tuple)):
+            children = value
+        else:
+            continue
+        todo.extend((v, depth + 1) for v in children
+                    if isinstance(v, (Mapping, list, tuple)))
+
+
 def _dump_data(data: Mapping[str, JSONValue]) -> str:
     if not isinstance(data, Mapping):
         raise InvalidArgument("session data must be a mapping (a JSON object),"
                               f" not {type(data).__name__}", _core.SG_EINVAL)
+    _check_depth(data)
     try:
         return _dumps(data)
     except (TypeError, ValueError) as e:
