@@ -234,15 +234,9 @@ static int config_check(gw_config *cfg)
         cfg->store_opt.idle_timeout = cfg->idle_timeout;
     if (cfg->max_age)
         cfg->store_opt.max_age = cfg->max_age;
-    if (cfg->touch_interval)
-        cfg->store_opt.touch_interval = cfg->touch_interval;
-    else if (cfg->idle_timeout) {
-        /* sg_options_init filled the default for the default idle timeout;
-         * recompute it for ours (1/10 of idle, at most 60 s, at least 1). */
-        int64_t t = cfg->idle_timeout / 10;
-        cfg->store_opt.touch_interval = t > SG_MAX_TOUCH_INTERVAL ? SG_MAX_TOUCH_INTERVAL
-                                      : t < 1 ? 1 : t;
-    }
+    /* 0 unless given: the library then derives the interval from the idle
+     * timeout of each session it reads (a session may carry its own). */
+    cfg->store_opt.touch_interval = cfg->touch_interval;
     if (cfg->lock_timeout)
         cfg->store_opt.lock_timeout_ms = (int)cfg->lock_timeout;
     cfg->store_opt.max_per_user = (int)cfg->max_per_user;

@@ -26,6 +26,7 @@ struct sg_store {
     int lock_depth;           /* nesting of sgi_lock calls */
     int begin_depth;          /* nesting of sg_store_begin */
     unsigned long recoveries; /* recoveries done through this handle */
+    int touch_explicit;       /* opt.touch_interval was given, not derived */
 };
 
 struct sg_session {
@@ -67,6 +68,7 @@ sg_status sgi_lock(sg_store *st, int mode, sg_error *err);
 void sgi_unlock(sg_store *st);
 int64_t sgi_now(const sg_store *st);
 int sgi_live(const sg_session *s, int64_t now);
+int64_t sgi_touch_interval(const sg_store *st, const sg_session *s);
 
 /* a + b, saturated at the int64 limits.  Why: timestamps and lifetimes come
  * from stored and imported records, so accessed + idle or created + max_age

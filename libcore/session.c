@@ -174,7 +174,7 @@ sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
         return sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", id);
     }
     if (!(flags & SG_GET_NOTOUCH) && !st->opt.readonly &&
-        now - s->accessed >= st->opt.touch_interval) {
+        now - s->accessed >= sgi_touch_interval(st, s)) {
         /* Touch under the exclusive lock, re-reading first: the copy we
          * hold may be stale by now.  Inside sg_store_begin this nests.
          * Best effort: a failed touch still returns the session it read. */

@@ -35,9 +35,10 @@ void sg_options_init(sg_options *opt)
 }
 
 static sg_status fill_options(const sg_options *in, sg_options *o,
-                              sg_error *err)
+                              int *explicit_touch, sg_error *err)
 {
     sg_options_init(o);
+    *explicit_touch = 0;
     if (!in)
         return SG_OK;
     if (in->idle_timeout < 0 || in->max_age < 0 || in->touch_interval < 0 ||
@@ -54,6 +55,7 @@ static sg_status fill_options(const sg_options *in, sg_options *o,
         o->max_age = in->max_age;
     if (in->touch_interval) {
         o->touch_interval = in->touch_interval;
+        *explicit_touch = 1;
     } else {
         int64_t t = o->idle_timeout / 10;
         o->touch_interval = t < 1 ? 1 : t > SG_MAX_TOUCH_INTERVAL
@@ -95,7 +97,7 @@ sg_status sg_store_open(const char *uri, const sg_options *opt,
     sg_store *st = calloc(1, sizeof *st);
     if (!st)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", uri);
-    sg_status rc = fill_options(opt, &st->opt, err);
+    sg_status rc = fill_options(opt, &st->opt, &st->touch_explicit, err);
     if (rc != SG_OK) {
         free(st);
         return rc;
@@ -207,6 +209,28 @@ int64_t sgi_now(const sg_store *st)
 int sgi_live(const sg_session *s, int64_t now)
 {
     return now < s->expires && now < sgi_add_sat(s->accessed, s->idle);
+}
+
+/* The default touch interval for an idle timeout: 1/10 of it, at least
+ * 1 s, at most SG_MAX_TOUCH_INTERVAL. */
+static int64_t touch_for_idle(int64_t idle)
+{
+    int64_t t = idle / 10;
+    return t < 1 ? 1 : t > SG_MAX_TOUCH_INTERVAL ? SG_MAX_TOUCH_INTERVAL : t;
+}
+
+/* The touch interval for session s.  Why per session: a session may carry
+ * its own idle timeout, shorter than the store's; the store's interval
+ * (60 s for the default 1800 s idle) would then never rewrite `accessed`
+ * of a session idling out after 4 s, and it would expire while read every
+ * second (issue #12).  An interval the store was given explicitly is kept
+ * unless it is not shorter than the session's idle timeout, which would
+ * let the same happen. */
+int64_t sgi_touch_interval(const sg_store *st, const sg_session *s)
+{
+    if (st->touch_explicit && st->opt.touch_interval < s->idle)
+        return st->opt.touch_interval;
+    return touch_for_idle(s->idle);
 }
 
 /* Load a record (no liveness check).  New: *out.  Caller holds a lock. */

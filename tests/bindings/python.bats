@@ -438,6 +438,34 @@ print(a == s.accessed, b > s.accessed, st.get(s.id).version == s.version)'
   assert_output "True True True"
 }
 
+@test "a session with its own short idle timeout stays alive while read every second" {
+  # Issue #12: the touch interval followed the store's idle (1800 s ->
+  # 60 s), so `accessed` of a session with idle 4 s was never rewritten.
+  run py '
+st = sessgate.Store(STORE)
+sid = st.create(user="u", idle_timeout=4).id
+t0 = time.time()
+alive = True
+while time.time() - t0 < 6.5:
+    time.sleep(1)
+    if st.get(sid) is None:
+        alive = False
+        break
+print("alive" if alive else "expired after %.1f s" % (time.time() - t0))'
+  assert_success
+  assert_output "alive"
+}
+
+@test "a session is truthy even with empty data; get() gives None for no session" {
+  run py '
+st = sessgate.Store(STORE)
+s = st.get(st.create().id)
+assert len(s) == 0 and s.data == {}
+print(bool(s), "yes" if s else "no", st.get("00000000-0000-4000-8000-000000000000") is None)'
+  assert_success
+  assert_output "True yes True"
+}
+
 @test "set_timeouts changes a session's lifetimes when saved" {
   run py '
 st = sessgate.Store(STORE)

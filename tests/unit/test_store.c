@@ -304,6 +304,43 @@ static void test_expiry(void)
     sg_store_close(st);
 }
 
+/* Issue #12: the touch interval follows the idle timeout of the session
+ * read, not the store's: a session made with idle 4 s on a store with the
+ * default idle (1800 s, touch 60 s) stays alive while read every second. */
+static void test_touch_follows_session_idle(void)
+{
+    for (int explicit_opts = 0; explicit_opts < 2; explicit_opts++) {
+        sg_options o;
+        if (explicit_opts)
+            sg_options_init(&o);            /* touch_interval 60 given */
+        else
+            memset(&o, 0, sizeof o);        /* everything derived */
+        sg_store *st = open_store(explicit_opts ? "touch1.db" : "touch0.db", &o);
+        sg_session *s = NULL, *g = NULL;
+        fake_now = 1764000000;
+        IS(sg_session_create(st, "u", NULL, 4, 0, &s, NULL), SG_OK,
+           "create with idle 4 on a default store (%s options)",
+           explicit_opts ? "filled" : "zero");
+        char id[SG_ID_LEN + 1];
+        memcpy(id, sg_session_id(s), sizeof id);
+        sg_session_free(s);
+        sg_status rc = SG_OK;
+        int i;
+        for (i = 0; i < 12 && rc == SG_OK; i++) {
+            fake_now += 1;
+            rc = sg_session_get(st, id, 0, &g, NULL);
+            sg_session_free(g);
+            g = NULL;
+        }
+        IS(rc, SG_OK, "read every second for 12 s, still alive (stopped at %d)", i);
+        fake_now += 4;
+        IS(sg_session_get(st, id, 0, &g, NULL), SG_EEXPIRED,
+           "and it still idles out after 4 s unread");
+        sg_session_free(g);
+        sg_store_close(st);
+    }
+}
+
 static sg_status add_one(sg_session *s, void *arg, sg_error *err)
 {
     (void)arg;
@@ -663,6 +700,7 @@ int main(int argc, char **argv)
     test_basics();
     test_errors();
     test_expiry();
+    test_touch_follows_session_idle();
     test_users_and_update();
     test_random_ids_never_found();
     test_group_mode_and_damaged_listing();

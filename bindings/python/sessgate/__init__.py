@@ -227,6 +227,12 @@ class Session(MutableMapping[str, JSONValue]):
     def __len__(self) -> int:
         return len(self.data)
 
+    def __bool__(self) -> bool:
+        # Why: a Mapping with no items is falsy, so `s = store.get(sid);
+        # if s: ...` would treat a live session with empty data as missing.
+        # store.get() answers None for "no session"; a session is truthy.
+        return True
+
     def __contains__(self, key: object) -> bool:
         return key in self.data
 
