@@ -202,13 +202,92 @@ static sg_status gdbm_fail(gdbm_be *b, sg_error *err, const char *what)
                    gdbm_strerror(gdbm_errno));
 }
 
-/* With --group the files must be 0660 whatever the umask (which would
- * make them 0640 under the usual 022); a file someone else owns is left
- * as it is. */
-static void fix_mode(gdbm_be *b, int fd)
+/* Owner, group and mode.  No code path may narrow those of a store's
+ * existing files (DESIGN section 9): a deployment chowns the store to its
+ * service user with mode 0660 and runs sessgatectl as root or as another
+ * member of the group, and a rebuild, checkpoint or recreated lock file
+ * that came out root-owned 0600 locked the service out of its own store.
+ * So a file we create (a new PATH.lock, or the PATH.tmp we rename over
+ * PATH or PATH.ckpt) takes the owner, group and mode of the file it
+ * replaces, or else of the store's other files; a file we open is never
+ * chmod'ed, except that --group adds group read and write.  Not root, we
+ * cannot give a file away: it keeps the group (we are in it, or we could
+ * not share the store through it) and the mode, and the owner becomes us.
+ * Only a store with no file yet takes 0600 (0660 with --group). */
+
+/* The store file to copy owner and mode from: `like` if it exists, else
+ * the first of PATH, PATH.wal, PATH.ckpt, PATH.lock that exists and is
+ * not fd's own file.  0 when the store has none. */
+static int owner_ref(gdbm_be *b, int fd, const char *like, struct stat *ref)
 {
-    if (b->st->opt.group && !b->st->opt.readonly && fd >= 0)
-        (void)fchmod(fd, b->mode);
+    struct stat self;
+    int known = fstat(fd, &self) == 0;
+    const char *cand[] = { like, b->dbpath, b->walpath, b->ckptpath,
+                           b->lockpath };
+    for (size_t i = 0; i < sizeof cand / sizeof *cand; i++) {
+        if (!cand[i] || stat(cand[i], ref) < 0 || !S_ISREG(ref->st_mode))
+            continue;
+        if (known && ref->st_dev == self.st_dev && ref->st_ino == self.st_ino)
+            continue;
+        return 1;
+    }
+    return 0;
+}
+
+/* fd is a file we just created, to replace `like` (NULL: a new file of
+ * the store): give it the owner, group and mode it should have. */
+static void adopt_owner(gdbm_be *b, int fd, const char *like)
+{
+    struct stat ref, cur;
+    if (fd < 0 || b->st->opt.readonly || fstat(fd, &cur) < 0)
+        return;
+    mode_t want;
+    if (owner_ref(b, fd, like, &ref)) {
+        if ((ref.st_uid != cur.st_uid || ref.st_gid != cur.st_gid) &&
+            fchown(fd, ref.st_uid, ref.st_gid) < 0 && ref.st_gid != cur.st_gid)
+            (void)fchown(fd, (uid_t)-1, ref.st_gid);
+        want = ref.st_mode & 0777;
+        if (b->st->opt.group)
+            want |= 0660;
+    } else if (b->st->opt.group) {
+        /* 0660 whatever the umask (which would make it 0640 under the
+         * usual 022). */
+        want = b->mode;
+    } else {
+        return;
+    }
+    if ((cur.st_mode & 0777) != want)
+        (void)fchmod(fd, want);
+}
+
+/* fd is an existing store file: with --group it gains group read and
+ * write; nothing is ever taken away.  A file someone else owns is left
+ * as it is (fchmod fails). */
+static void widen_mode(gdbm_be *b, int fd)
+{
+    struct stat cur;
+    if (!b->st->opt.group || b->st->opt.readonly || fd < 0 ||
+        fstat(fd, &cur) < 0 || (cur.st_mode & 0660) == 0660)
+        return;
+    (void)fchmod(fd, (cur.st_mode & 0777) | 0660);
+}
+
+/* open(path, flags | O_CREAT, mode) that gives a file it creates the
+ * store's owner and mode (adopt_owner) and widens one it finds
+ * (widen_mode). */
+static int open_store_file(gdbm_be *b, const char *path, int flags)
+{
+    int fd = open(path, flags | O_CREAT | O_EXCL, b->mode);
+    if (fd >= 0) {
+        adopt_owner(b, fd, NULL);
+        return fd;
+    }
+    if (errno != EEXIST)
+        return -1;
+    fd = open(path, flags, b->mode);
+    if (fd >= 0)
+        widen_mode(b, fd);
+    return fd;
 }
 
 static int file_exists(const char *path)
@@ -232,8 +311,8 @@ static void close_lockfile(gdbm_be *b)
 static sg_status open_lockfile(gdbm_be *b, sg_error *err)
 {
     int ro = b->st->opt.readonly;
-    int fd = open(b->lockpath, (ro ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
-                  b->mode);
+    int fd = ro ? open(b->lockpath, O_RDONLY | O_CLOEXEC)
+                : open_store_file(b, b->lockpath, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         return sgi_err(err, SG_ESTORE, e,
@@ -271,7 +350,6 @@ static sg_status open_lockfile(gdbm_be *b, sg_error *err)
         close(fd);
         return sys_fail(b, err, "cannot map lock file", b->lockpath, e);
     }
-    fix_mode(b, fd);
     b->lockfd = fd;
     b->lock_dev = sb.st_dev;
     b->lock_ino = sb.st_ino;
@@ -366,7 +444,7 @@ static sg_status create_db(gdbm_be *b, sg_error *err)
     if (!db)
         rc = gdbm_fail(b, err, "create");
     else {
-        fix_mode(b, gdbm_fdesc(db));
+        adopt_owner(b, gdbm_fdesc(db), b->dbpath);
         if (gdbm_close(db) != 0)
             rc = gdbm_fail(b, err, "create (close)");
     }
@@ -431,7 +509,7 @@ static sg_status open_db(gdbm_be *b, sg_error *err)
     }
     b->damaged = 0;
     if (writer)
-        fix_mode(b, gdbm_fdesc(b->db));
+        widen_mode(b, gdbm_fdesc(b->db));
     struct stat sb;
     if (fstat(gdbm_fdesc(b->db), &sb) == 0) {
         b->db_dev = sb.st_dev;
@@ -585,9 +663,10 @@ static sg_status wal_replay(gdbm_be *b, GDBM_FILE db, off_t *valid,
     return rc;
 }
 
-/* Copy src to dst (created with the store's mode), syncing with --sync. */
+/* Copy src to dst, which gets the owner and mode of `like` (the file it
+ * will replace, see adopt_owner), syncing with --sync. */
 static sg_status copy_file(gdbm_be *b, const char *src, const char *dst,
-                           sg_error *err)
+                           const char *like, sg_error *err)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
@@ -598,7 +677,7 @@ static sg_status copy_file(gdbm_be *b, const char *src, const char *dst,
         close(in);
         return sys_fail(b, err, "cannot create", dst, e);
     }
-    fix_mode(b, out);
+    adopt_owner(b, out, like);
     sg_status rc = SG_OK;
     for (;;) {
         ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 20, 0);
@@ -683,7 +762,7 @@ static sg_status rebuild(gdbm_be *b, sg_check_report *rep, sg_error *err)
     sg_status rc = SG_OK;
     unlink(b->tmppath);
     if (file_exists(b->ckptpath))
-        rc = copy_file(b, b->ckptpath, b->tmppath, err);
+        rc = copy_file(b, b->ckptpath, b->tmppath, b->dbpath, err);
     if (rc == SG_OK)
         rc = reserve_rebuild(b, err);
     if (rc != SG_OK)
@@ -695,7 +774,7 @@ static sg_status rebuild(gdbm_be *b, sg_check_report *rep, sg_error *err)
         rc = gdbm_fail(b, err, "rebuild (open checkpoint)");
         goto untouched;
     }
-    fix_mode(b, gdbm_fdesc(db));
+    adopt_owner(b, gdbm_fdesc(db), b->dbpath);
     off_t valid;
     rc = wal_replay(b, db, &valid, err);
     size_t keys = 0;
@@ -739,7 +818,7 @@ untouched:
  * the old log onto the new checkpoint only rewrites values it already has. */
 static sg_status checkpoint(gdbm_be *b, sg_error *err)
 {
-    sg_status rc = copy_file(b, b->dbpath, b->tmppath, err);
+    sg_status rc = copy_file(b, b->dbpath, b->tmppath, b->ckptpath, err);
     if (rc == SG_OK && rename(b->tmppath, b->ckptpath) < 0) {
         rc = sys_fail(b, err, "cannot replace", b->ckptpath, errno);
         unlink(b->tmppath);
@@ -1313,12 +1392,12 @@ static sg_status g_open(sg_store *st, const char *location, sg_error *err)
     sg_status rc = open_lockfile(b, err);
     if (rc == SG_OK) {
         int ro = st->opt.readonly;
-        b->walfd = open(b->walpath, (ro ? O_RDONLY : O_RDWR | O_CREAT | O_APPEND)
-                        | O_CLOEXEC, b->mode);
+        b->walfd = ro ? open(b->walpath, O_RDONLY | O_CLOEXEC)
+                      : open_store_file(b, b->walpath,
+                                        O_RDWR | O_APPEND | O_CLOEXEC);
         if (b->walfd < 0 && !(ro && errno == ENOENT))
             rc = sys_fail(b, err, "cannot open", b->walpath, errno);
         if (!ro) {
-            fix_mode(b, b->walfd);
             b->nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
         }
     }
