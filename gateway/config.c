@@ -86,6 +86,14 @@ static const opt_def opt_table[] = {
       "cgi mode: run this one program for every request" },
     { "cgi-timeout", OPT_LONG, F(cgi_timeout), 1, 86400, NULL, "S",
       "kill the CGI program's process group after S seconds (default 30)" },
+    { "user", OPT_STR, F(user_arg), 0, 0, NULL, "USER[:GROUP]",
+      "as root: switch to USER (and GROUP, else USER's group) after binding the socket" },
+    { "group", OPT_FLAG, F(group), 0, 0, NULL, NULL,
+      "create the store files with mode 0660 (group members share it), not 0600" },
+    { "socket-owner", OPT_STR, F(socket_owner_arg), 0, 0, NULL, "USER[:GROUP]",
+      "owner of the --listen unix socket, e.g. sessgate:www-data (default: the starter)" },
+    { "socket-mode", OPT_STR, F(socket_mode_arg), 0, 0, NULL, "MODE",
+      "octal mode of the --listen unix socket (default 0660)" },
     { "help", OPT_HELP, 0, 0, 0, NULL, NULL, "print this help and exit" },
     { "version", OPT_VERSION, 0, 0, 0, NULL, NULL, "print the version and exit" },
 };
@@ -229,7 +237,31 @@ static int config_check(gw_config *cfg)
         return usage_error("--cgi-root and --cgi-program need --mode cgi%s%s", "", "");
     }
 
+    if (cfg->user_arg && privsep_parse(cfg->user_arg, 1, &cfg->run_as, msg, sizeof msg) < 0)
+        return usage_error("--user %s%s", msg, "");
+    if (cfg->socket_owner_arg &&
+        privsep_parse(cfg->socket_owner_arg, 0, &cfg->socket_owner, msg, sizeof msg) < 0)
+        return usage_error("--socket-owner %s%s", msg, "");
+    cfg->socket_mode = 0660;
+    if (cfg->socket_mode_arg) {
+        char *end;
+        long m;
+
+        errno = 0;
+        m = strtol(cfg->socket_mode_arg, &end, 8);
+        if (errno || end == cfg->socket_mode_arg || *end || m < 0 || m > 0777)
+            return usage_error("--socket-mode %s: expected an octal mode 0..0777, e.g. 0660%s",
+                               cfg->socket_mode_arg, "");
+        cfg->socket_mode = m;
+    }
+    if ((cfg->socket_owner_arg || cfg->socket_mode_arg) &&
+        (!cfg->listen || strncmp(cfg->listen, "unix:", 5) != 0))
+        return usage_error("--socket-owner and --socket-mode apply to --listen unix:PATH only "
+                           "(systemd sets a passed socket's owner: SocketUser=, SocketMode=)%s%s",
+                           "", "");
+
     sg_options_init(&cfg->store_opt);
+    cfg->store_opt.group = (int)cfg->group;
     if (cfg->idle_timeout)
         cfg->store_opt.idle_timeout = cfg->idle_timeout;
     if (cfg->max_age)

@@ -143,6 +143,14 @@ typedef enum gw_mode { MODE_AUTH = 0, MODE_CGI } gw_mode;
 typedef enum gw_policy { POLICY_ANY = 0, POLICY_SESSION, POLICY_USER } gw_policy;
 typedef enum gw_tristate { TRI_AUTO = 0, TRI_ON, TRI_OFF } gw_tristate;
 
+/* A user and/or group resolved from USER[:GROUP] (privsep.c). */
+typedef struct gw_ids {
+    int   has_uid, has_gid;
+    uid_t uid;
+    gid_t gid;               /* USER's primary group unless GROUP given */
+    char  name[256];         /* the user's name, "" for a bare uid */
+} gw_ids;
+
 typedef struct gw_config {
     long        mode;            /* gw_mode */
     const char *store_uri;
@@ -164,6 +172,13 @@ typedef struct gw_config {
     char       *cgi_root;        /* realpath; owned by the config */
     char       *cgi_program;     /* realpath; owned by the config */
     long        cgi_timeout;
+    const char *user_arg;        /* --user USER[:GROUP] */
+    gw_ids      run_as;
+    long        group;           /* --group: store files 0660 */
+    const char *socket_owner_arg, *socket_mode_arg;
+    gw_ids      socket_owner;    /* --socket-owner: has_uid/has_gid say what */
+    long        socket_mode;     /* --socket-mode, parsed (default 0660) */
+    int         listen_systemd;  /* the socket came from systemd (LISTEN_FDS) */
     sg_options  store_opt;
 } gw_config;
 
@@ -237,9 +252,26 @@ int  request_loop(const gw_config *cfg, int listen_fd);
 void mode_auth_handle(gw_request *rq);
 void mode_cgi_handle(gw_request *rq);
 
+/* ---------------------------------------------------------------- privsep.c */
+/* Resolve USER[:GROUP] (":GROUP" too unless need_user) into *ids through
+ * the user and group databases; names or numeric ids.  0, or -1 with msg. */
+int  privsep_parse(const char *spec, int need_user, gw_ids *ids, char *msg, size_t msgsz);
+/* Become ids: supplementary groups, gid, uid; then check that root cannot
+ * be regained.  No-op without a uid.  0, or -1 (printed on stderr). */
+int  privsep_drop(const gw_ids *ids);
+
+/* ---------------------------------------------------------------- sdnotify.c */
+/* The socket systemd passed (LISTEN_PID is us, LISTEN_FDS=1): fd 3; -1 when
+ * none was passed, -2 on a malformed hand-over (printed).  Clears the
+ * variables. */
+int  sdnotify_listen_fd(void);
+/* Send "READY=1", "STOPPING=1"... to $NOTIFY_SOCKET if set.  0 or -1 (logged). */
+int  sdnotify_send(const char *state);
+
 /* ---------------------------------------------------------------- listen.c */
-/* Open the listening socket of --listen, or check fd 0.  fd or -1. */
-int  listen_open(const gw_config *cfg);
+/* Open the listening socket: systemd's (LISTEN_FDS), --listen's, or fd 0.
+ * Sets cfg->listen_systemd.  fd or -1 (printed). */
+int  listen_open(gw_config *cfg);
 void listen_close(const gw_config *cfg, int fd);
 
 /* ---------------------------------------------------------------- prefork.c */

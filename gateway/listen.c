@@ -1,11 +1,14 @@
 /*
  * listen.c - the socket the workers accept FastCGI connections on.
  *
- * Two ways to get one: the gateway listens itself (--listen unix:PATH or
- * --listen HOST:PORT, for nginx and Apache mod_authnz_fcgi, which never
- * start FastCGI programs), or a spawner hands it over as fd 0 (lighttpd
- * bin-path, mod_fcgid, spawn-fcgi).  A unix socket is made mode 0660 (the
- * web server's group connects; nobody else can forge params), a stale
+ * Three ways to get one: systemd binds it and passes it as fd 3 (socket
+ * activation, LISTEN_FDS; sdnotify.c), the gateway listens itself (--listen
+ * unix:PATH or --listen HOST:PORT, for nginx and Apache mod_authnz_fcgi,
+ * which never start FastCGI programs), or a spawner hands it over as fd 0
+ * (lighttpd bin-path, mod_fcgid, spawn-fcgi).  A unix socket is made mode
+ * 0660 or --socket-mode, owned by --socket-owner (the web server's group
+ * connects; nobody else can forge params); it is bound with umask 0177 and
+ * only then chown'ed and chmod'ed, so it is never more open than asked; a
  * socket file left by a killed gateway is replaced, and a live one is an
  * error rather than silently stolen.  libfcgi reads any ':' in a path as
  * HOST:PORT, so unix paths with ':' are refused.
@@ -57,7 +60,7 @@ static int unix_stale(const char *path)
 }
 
 /* Open --listen, or check that fd 0 is a socket; the fd, or -1 (printed). */
-int listen_open(const gw_config *cfg)
+int listen_open(gw_config *cfg)
 {
     struct stat sb;
     int fd;
@@ -65,6 +68,21 @@ int listen_open(const gw_config *cfg)
     if (FCGX_Init() != 0) {
         fprintf(stderr, "sessgate: libfcgi initialisation failed\n");
         return -1;
+    }
+    fd = sdnotify_listen_fd();
+    if (fd == -2)
+        return -1;
+    if (fd >= 0) {
+        /* Why: the socket unit names the address; a --listen as well would
+         * be a second, unsupervised socket (or a fight over the path). */
+        if (cfg->listen) {
+            fprintf(stderr, "sessgate: systemd passed a socket (LISTEN_FDS) and --listen "
+                    "%s was given: drop --listen from the service's command line\n",
+                    cfg->listen);
+            return -1;
+        }
+        cfg->listen_systemd = 1;
+        return fd;
     }
     if (!cfg->listen) {
         if (fstat(0, &sb) < 0 || !S_ISSOCK(sb.st_mode)) {
@@ -85,7 +103,7 @@ int listen_open(const gw_config *cfg)
         }
         if (unix_stale(path) < 0)
             return -1;
-        old = umask(0117);
+        old = umask(0177);
         fd = FCGX_OpenSocket(path, 128);
         umask(old);
         if (fd < 0) {
@@ -93,11 +111,24 @@ int listen_open(const gw_config *cfg)
                     strerror(errno));
             return -1;
         }
+        if (cfg->socket_owner.has_uid || cfg->socket_owner.has_gid) {
+            uid_t u = cfg->socket_owner.has_uid ? cfg->socket_owner.uid : (uid_t)-1;
+            gid_t g = cfg->socket_owner.has_gid ? cfg->socket_owner.gid : (gid_t)-1;
+
+            if (chown(path, u, g) < 0) {
+                fprintf(stderr, "sessgate: --socket-owner %s: chown %s: %s\n",
+                        cfg->socket_owner_arg, path, strerror(errno));
+                close(fd);
+                unlink(path);
+                return -1;
+            }
+        }
         /* Why: whoever can connect can send any params (any REMOTE_USER,
          * any cookie); only the owner and the web server's group may. */
-        if (chmod(path, 0660) < 0) {
+        if (chmod(path, (mode_t)cfg->socket_mode) < 0) {
             fprintf(stderr, "sessgate: --listen %s: chmod: %s\n", cfg->listen, strerror(errno));
             close(fd);
+            unlink(path);
             return -1;
         }
         return fd;
@@ -131,6 +162,8 @@ int listen_open(const gw_config *cfg)
 /* Close the listening socket and remove a unix socket file we made. */
 void listen_close(const gw_config *cfg, int fd)
 {
+    /* A systemd socket stays systemd's: it keeps listening for the next
+     * start; only what --listen made is ours to remove. */
     if (!cfg->listen)
         return;
     close(fd);

@@ -70,7 +70,7 @@ int prefork_run(const gw_config *cfg, int fd)
     sigset_t block, old;
     pid_t master = getpid();
 
-    if (n == 1 && !cfg->listen)
+    if (n == 1 && !cfg->listen && !cfg->listen_systemd)
         return request_loop(cfg, fd);
 
     pids = calloc((size_t)n, sizeof *pids);         /* owned here, freed below */
@@ -135,6 +135,7 @@ int prefork_run(const gw_config *cfg, int fd)
     }
 
     /* Stop: TERM every worker, give them 10 s to finish requests, then KILL. */
+    sdnotify_send("STOPPING=1");
     for (i = 0; i < n; i++)
         if (pids[i] > 0)
             kill(pids[i], SIGTERM);
