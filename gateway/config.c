@@ -94,6 +94,14 @@ static const opt_def opt_table[] = {
       "owner of the --listen unix socket, e.g. sessgate:www-data (default: the starter)" },
     { "socket-mode", OPT_STR, F(socket_mode_arg), 0, 0, NULL, "MODE",
       "octal mode of the --listen unix socket (default 0660)" },
+    { "log-format", OPT_ENUM, F(log_format), 0, 0, "logfmt|json", "logfmt|json",
+      "one line per event as logfmt or JSON (default logfmt)" },
+    { "log-level", OPT_ENUM, F(log_level), 0, 0, "error|warn|info|debug",
+      "error|warn|info|debug", "log events up to this level (default info)" },
+    { "log-file", OPT_STR, F(log_file), 0, 0, NULL, "PATH",
+      "log to PATH instead of stderr; reopened on SIGHUP" },
+    { "access-log", OPT_FLAG, F(access_log), 0, 0, NULL, NULL,
+      "log one event=access line per request (info level)" },
     { "help", OPT_HELP, 0, 0, 0, NULL, NULL, "print this help and exit" },
     { "version", OPT_VERSION, 0, 0, 0, NULL, NULL, "print the version and exit" },
 };
@@ -293,6 +301,8 @@ int config_parse(gw_config *cfg, int argc, char **argv)
     cfg->inject_text = "all";
     cfg->inject_max = 2048;
     cfg->cgi_timeout = 30;
+    cfg->log_format = LOGF_LOGFMT;
+    cfg->log_level = LOG_INFO;
 
     for (i = 0; i < NOPTS; i++) {
         longopts[i].name = opt_table[i].name;

@@ -48,7 +48,41 @@ int  buf_addc(buf *b, char c);
 char *buf_steal(buf *b);
 
 /* ------------------------------------------------------------------ log.c */
+/* Levels and formats of --log-level and --log-format (index = option value). */
+enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum { LOGF_LOGFMT = 0, LOGF_JSON };
+#define LOG_HASH_LEN 12             /* hex digits of a logged id hash */
+/* Rate-limited event kinds (log_limit). */
+enum { LOG_RL_MALFORMED = 0, LOG_RL_UNKNOWN, LOG_RL_COUNT };
+
+struct gw_config;
+/* Draw this run's hash key, open --log-file onto fd 2, catch SIGHUP
+ * (reopen).  Call once in the master, before the workers fork.  0 or -1
+ * (message printed). */
+int  log_setup(const struct gw_config *cfg);
+/* One event line: level, event name, free text (may be NULL), then pairs
+ * of const char * key, value, ended by a NULL key.  Every value is
+ * scrubbed (see log.c); pass session ids through log_idhash anyway. */
+void log_event(int level, const char *event, const char *msg, ...);
+/* A free-text warning: event=message msg="...", scrubbed the same way. */
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The keyed hash of id for logs (LOG_HASH_LEN hex digits, "-" for none);
+ * returns out. */
+const char *log_idhash(const char *id, char out[LOG_HASH_LEN + 1]);
+/* SipHash-2-4 (exposed for the unit test's reference vectors). */
+uint64_t log_siphash(uint64_t k0, uint64_t k1, const void *p, size_t n);
+/* Whether an event of a rate-limited kind may be logged now: the first of
+ * each 10 s window is, the rest are counted and summarised in one
+ * event=suppressed line (by the next one, log_tick or log_flush_limits). */
+int  log_limit(int kind);
+/* Between requests: reopen after SIGHUP, write due summaries. */
+void log_tick(void);
+/* Write every pending summary (a worker on its way out). */
+void log_flush_limits(void);
+/* Ask for a reopen of --log-file at the next line (what SIGHUP does). */
+void log_reopen_request(void);
+/* Whether a SIGHUP came since the last call (the master forwards it). */
+int  log_hup_taken(void);
 
 /* --------------------------------------------------------------- cookie.c */
 typedef enum cookie_result {
@@ -179,6 +213,11 @@ typedef struct gw_config {
     gw_ids      socket_owner;    /* --socket-owner: has_uid/has_gid say what */
     long        socket_mode;     /* --socket-mode, parsed (default 0660) */
     int         listen_systemd;  /* the socket came from systemd (LISTEN_FDS) */
+    long        log_format;      /* LOGF_* */
+    long        log_level;       /* LOG_* */
+    const char *log_file;
+    long        access_log;
+    const char *metrics_listen;
     sg_options  store_opt;
 } gw_config;
 
@@ -212,6 +251,8 @@ pid_t proc_spawn(const char *path, char *const envp[], const char *dir,
 int  proc_reap(pid_t pid, int64_t deadline_ms);
 /* Monotonic clock in milliseconds. */
 int64_t proc_now_ms(void);
+/* Monotonic clock in microseconds. */
+int64_t proc_now_us(void);
 
 /* ---------------------------------------------------------------- request.c */
 struct FCGX_Request;
@@ -232,6 +273,10 @@ typedef struct gw_request {
     sg_session          *session;   /* owned: freed by request_done */
     int                  created;   /* session made by this request */
     buf                  head;      /* response header block being built */
+    int                  status;    /* HTTP status sent (request_send) */
+    int                  gw_failed; /* the answer was request_fail's page */
+    int                  abort;     /* end the FastCGI request without
+                                     * FCGI_END_REQUEST: the reply is cut */
 } gw_request;
 
 /* Borrowed: the first value of param name, or NULL. */
@@ -245,6 +290,11 @@ int  request_create_session(gw_request *rq);
 int  request_send(gw_request *rq, const char *body);
 /* Answer with a plain error page (503, 502, ...). */
 void request_fail(gw_request *rq, int status, const char *text);
+/* Log event=inject_truncated for rq's session (data_json: its data). */
+void log_inject_truncated(const gw_request *rq, const char *data_json);
+/* Borrowed, static: allowed, denied, created, conflict, unavailable or
+ * error (the outcome label of the access log and the metrics). */
+const char *request_outcome(const gw_request *rq);
 /* Run the accept loop of one worker until told to stop.  Exit status. */
 int  request_loop(const gw_config *cfg, int listen_fd);
 

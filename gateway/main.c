@@ -36,6 +36,13 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    /* After the drop: SIGHUP reopens the log file as the service user, so
+     * it must be that user's from the start. */
+    if (log_setup(&cfg) < 0) {
+        listen_close(&cfg, fd);
+        config_free(&cfg);
+        return 1;
+    }
     sg_error_clear(&err);
     if (sg_store_open(cfg.store_uri, &cfg.store_opt, &st, &err) != SG_OK) {
         fprintf(stderr, "sessgate: %s\n", err.text);

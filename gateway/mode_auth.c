@@ -50,9 +50,13 @@ static void add_session_headers(gw_request *rq, const names *nm)
     if (inject_data(&rq->cfg->inject, data_json, &data, &truncated) < 0) {
         /* Why: the request still goes through; the backend is told the
          * data is missing rather than getting a 500. */
-        log_msg("session data of %s could not be injected", sg_session_id(rq->session));
+        char h[LOG_HASH_LEN + 1];
+
+        log_event(LOG_WARN, "inject_failed", "session data could not be injected",
+                  "sid", log_idhash(sg_session_id(rq->session), h), (const char *)NULL);
         truncated = 1;
-    }
+    } else if (truncated)
+        log_inject_truncated(rq, data_json);
     if (data && *data)
         respond_header(&rq->head, nm->data, data);
     if (rq->created)

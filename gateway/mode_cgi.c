@@ -162,9 +162,13 @@ static void cgi_build_env(gw_request *rq, cgi_env *env)
         }
         data_json = sg_session_data_json(rq->session);
         if (inject_data(&rq->cfg->inject, data_json, &data, &truncated) < 0) {
-            log_msg("session data of %s could not be injected", sg_session_id(rq->session));
+            char h[LOG_HASH_LEN + 1];
+
+            log_event(LOG_WARN, "inject_failed", "session data could not be injected",
+                      "sid", log_idhash(sg_session_id(rq->session), h), (const char *)NULL);
             truncated = 1;
-        }
+        } else if (truncated)
+            log_inject_truncated(rq, data_json);
         if (data && *data)
             env_addf(env, "SESSION_DATA", data);
         free(data);
@@ -350,9 +354,12 @@ static int cgi_apply(gw_request *rq, const reply *r)
         return 0;                       /* rotate without a session: nothing */
     }
     if (want && cgi_stale(rq->session, s, r)) {
+        char h[LOG_HASH_LEN + 1];
+
         sg_store_end(st);
-        log_msg("session %s changed while the program ran; its X-Session-Set/Replace "
-                "would overwrite that change: not applied, 409", sg_session_id(s));
+        log_event(LOG_WARN, "conflict", "the session changed while the program ran; its "
+                  "X-Session-Set/Replace would overwrite that change: not applied, 409",
+                  "sid", log_idhash(sg_session_id(s), h), (const char *)NULL);
         sg_session_free(s);
         return 1;
     }
@@ -700,6 +707,19 @@ void mode_cgi_handle(gw_request *rq)
     if (timed_out || broke)
         proc_kill(io.pid, SIGKILL);
     status = proc_reap(io.pid, (timed_out || broke) ? proc_now_ms() : deadline);
+    if (io.sent && (timed_out || (status != -1 && WIFSIGNALED(status)))) {
+        char sig[16];
+
+        /* Why: its header block (often a 200) already went out; ending the
+         * FastCGI request normally would pass a cut body off as whole. */
+        snprintf(sig, sizeof sig, "%d", timed_out ? SIGKILL
+                 : WTERMSIG(status));
+        log_event(LOG_WARN, "cgi_killed", timed_out
+                  ? "cgi program killed by --cgi-timeout after its header block; reply cut off"
+                  : "cgi program died of a signal after its header block; reply cut off",
+                  "script", script, "signal", sig, "phase", "body", (const char *)NULL);
+        rq->abort = 1;
+    }
     if (!io.sent && !io.failed) {
         if (timed_out)
             request_fail(rq, 504, "504 Gateway Timeout: the program took too long\n");

@@ -91,6 +91,7 @@ int prefork_run(const gw_config *cfg, int fd)
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGCHLD);
+    sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, &old);
 
     for (i = 0; i < n; i++) {
@@ -105,6 +106,12 @@ int prefork_run(const gw_config *cfg, int fd)
 
         sigsuspend(&old);
         master_child = 0;
+        if (log_hup_taken()) {          /* SIGHUP: every worker reopens its log */
+            log_tick();
+            for (i = 0; i < n; i++)
+                if (pids[i] > 0)
+                    kill(pids[i], SIGHUP);
+        }
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
             for (i = 0; i < n; i++)
                 if (pids[i] == pid)

@@ -33,6 +33,15 @@ int64_t proc_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Monotonic clock in microseconds. */
+int64_t proc_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Send sig to pid's process group, or to pid when it has none of its own. */
 int proc_kill(pid_t pid, int sig)
 {

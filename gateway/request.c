@@ -14,9 +14,11 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,12 +65,31 @@ static sg_store *store_handle(const gw_config *cfg, sg_store **st)
     return *st;
 }
 
+/* The request path without its query string (which may carry tokens),
+ * cut to size.  Returns out. */
+static const char *request_path(const gw_request *rq, char *out, size_t size)
+{
+    const char *u = rq->request_uri;
+    size_t n;
+
+    if (!u || !*u)
+        u = request_param(rq, "SCRIPT_NAME");
+    if (!u || !*u)
+        return strcpy(out, "-");
+    n = strcspn(u, "?#");
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, u, n);
+    out[n] = '\0';
+    return out;
+}
+
 /* Look the cookie up and load the session; see gateway.h. */
 int request_load_session(gw_request *rq)
 {
     const char *vals[GW_MAX_COOKIE_PARAMS + 1];
     size_t lens[GW_MAX_COOKIE_PARAMS + 1], n = 0;
-    char **e;
+    char **e, path[256], h[LOG_HASH_LEN + 1];
     sg_error err;
     sg_status rc;
 
@@ -79,9 +100,13 @@ int request_load_session(gw_request *rq)
             n++;
         }
     rq->cookie = cookie_find(vals, lens, n, rq->cfg->cookie_name, rq->cookie_id);
-    if (rq->cookie == COOKIE_BAD)
-        log_msg("ignoring a malformed, oversized or ambiguous %s cookie (uri %.200s)",
-                rq->cfg->cookie_name, rq->request_uri ? rq->request_uri : "-");
+    /* Why rate-limited: a stream of forged cookies must not flood the log
+     * (or the disk); the first of each window is logged, the rest counted. */
+    if (rq->cookie == COOKIE_BAD && log_limit(LOG_RL_MALFORMED))
+        log_event(LOG_WARN, "cookie_malformed",
+                  "ignoring a malformed, oversized or ambiguous session cookie",
+                  "cookie", rq->cfg->cookie_name, "path", request_path(rq, path, sizeof path),
+                  (const char *)NULL);
     if (rq->cookie != COOKIE_ONE)
         return 0;
     if (!rq->store)
@@ -92,9 +117,17 @@ int request_load_session(gw_request *rq)
     case SG_OK:
         return 0;
     case SG_ENOTFOUND:
-    case SG_EEXPIRED:
     case SG_EINVAL:
         rq->session = NULL;
+        if (log_limit(LOG_RL_UNKNOWN))
+            log_event(LOG_INFO, "cookie_unknown", "the session cookie names no session",
+                      "sid", log_idhash(rq->cookie_id, h),
+                      "path", request_path(rq, path, sizeof path), (const char *)NULL);
+        return 0;
+    case SG_EEXPIRED:
+        rq->session = NULL;
+        log_event(LOG_DEBUG, "session_expired", NULL,
+                  "sid", log_idhash(rq->cookie_id, h), (const char *)NULL);
         return 0;
     default:
         rq->session = NULL;
@@ -129,7 +162,11 @@ int request_send(gw_request *rq, const char *body)
         buf_reset(&rq->head);
         respond_status(&rq->head, 500);
         body = "500 Internal Server Error\n";
+        rq->gw_failed = 1;
     }
+    rq->status = 200;
+    if (rq->head.data && strncmp(rq->head.data, "Status: ", 8) == 0)
+        rq->status = atoi(rq->head.data + 8);
     if (FCGX_PutStr(rq->head.data ? rq->head.data : "", (int)rq->head.len, out) < 0 ||
         FCGX_PutS("\r\n", out) < 0 ||
         (body && FCGX_PutS(body, out) < 0))
@@ -143,6 +180,7 @@ void request_fail(gw_request *rq, int status, const char *text)
     buf_reset(&rq->head);
     respond_status(&rq->head, status);
     respond_header(&rq->head, "Content-Type", "text/plain; charset=us-ascii");
+    rq->gw_failed = 1;
     request_send(rq, text);
 }
 
@@ -166,11 +204,59 @@ static const struct {
     { MODE_CGI,  mode_cgi_handle },
 };
 
-static void request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
+/* See gateway.h. */
+void log_inject_truncated(const gw_request *rq, const char *data_json)
+{
+    char h[LOG_HASH_LEN + 1], bytes[24], cap[24];
+
+    snprintf(bytes, sizeof bytes, "%zu", data_json ? strlen(data_json) : 0);
+    snprintf(cap, sizeof cap, "%zu", rq->cfg->inject.max);
+    log_event(LOG_INFO, "inject_truncated", "session data over --inject-max: SESSION_DATA cut",
+              "sid", log_idhash(sg_session_id(rq->session), h), "bytes", bytes,
+              "cap", cap, (const char *)NULL);
+}
+
+/* What became of a request, for the access log and the metrics. */
+const char *request_outcome(const gw_request *rq)
+{
+    if (rq->gw_failed || !rq->status)
+        return rq->status == 503 ? "unavailable" : rq->status == 409 ? "conflict"
+             : rq->status >= 500 || !rq->status ? "error" : "denied";
+    if (rq->created)
+        return "created";
+    if (rq->cfg->mode == MODE_AUTH && rq->status != 200)
+        return "denied";
+    return "allowed";
+}
+
+static void access_line(const gw_request *rq, int64_t t0_us)
+{
+    char path[512], status[8], secs[32], h[LOG_HASH_LEN + 1];
+    const char *method = request_param(rq, "REQUEST_METHOD");
+    const char *user = rq->session ? sg_session_user(rq->session) : NULL;
+    char *enc = user && *user ? inject_user(user) : NULL;      /* owned here */
+
+    snprintf(status, sizeof status, "%d", rq->status);
+    snprintf(secs, sizeof secs, "%.6f", (double)(proc_now_us() - t0_us) / 1e6);
+    log_event(LOG_INFO, "access", NULL,
+              "mode", rq->cfg->mode == MODE_CGI ? "cgi" : "auth",
+              "method", method ? method : "-",
+              "path", request_path(rq, path, sizeof path),
+              "status", status, "outcome", request_outcome(rq),
+              "user", enc ? enc : "-",
+              "seconds", secs,
+              "sid", log_idhash(rq->session ? sg_session_id(rq->session)
+                                : rq->cookie == COOKIE_ONE ? rq->cookie_id : NULL, h),
+              (const char *)NULL);
+    free(enc);
+}
+
+static int request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
 {
     gw_request rq;
     const char *https;
     size_t i;
+    int64_t t0 = proc_now_us();
 
     memset(&rq, 0, sizeof rq);
     rq.cfg = cfg;
@@ -185,8 +271,11 @@ static void request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
     for (i = 0; i < sizeof modes / sizeof *modes; i++)
         if (modes[i].mode == (gw_mode)cfg->mode)
             modes[i].handle(&rq);
+    if (cfg->access_log)
+        access_line(&rq, t0);
     sg_session_free(rq.session);
     buf_free(&rq.head);
+    return rq.abort;
 }
 
 /* Run one worker's accept loop; see gateway.h. */
@@ -233,9 +322,19 @@ int request_loop(const gw_config *cfg, int listen_fd)
         }
         worker_busy = 1;
         errors = 0;
-        request_handle(cfg, store_handle(cfg, &st), &fr);
+        if (request_handle(cfg, store_handle(cfg, &st), &fr)) {
+            /* Why: FCGX_Finish_r would send FCGI_END_REQUEST, and the web
+             * server would end the reply as complete (a normal-looking 200
+             * with half a body).  Send what we have, then hang up: nginx
+             * logs "upstream prematurely closed" and cuts the client off. */
+            FCGX_FFlush(fr.out);
+            if (fr.ipcFd >= 0)
+                shutdown(fr.ipcFd, SHUT_RDWR);
+        }
         FCGX_Finish_r(&fr);
+        log_tick();
     }
+    log_flush_limits();
     FCGX_Free(&fr, 1);
     sg_store_close(st);
     return 0;

@@ -311,9 +311,14 @@ req() {
 
 @test "a program that hangs after its header is cut off at the timeout" {
   gw_start --mode cgi --cgi-root "$ROOT" --cgi-timeout 1
-  run -0 req hang_after_header.cgi
+  # exit 4: the gateway hangs up without FCGI_END_REQUEST, so the web
+  # server cannot pass the half reply off as complete (issue 16)
+  run -4 req hang_after_header.cgi
   assert_line "Status: 200 OK"
   assert_line "partial"
+  assert_line "fcgi_client: connection closed before END_REQUEST"
+  run grep -c "event=cgi_killed" "$GW_ERR"
+  assert_output 1
 }
 
 @test "a 10 MB POST body reaches the program intact" {

@@ -11,6 +11,7 @@
 #   header NAME         the value of header NAME in the last gw_req reply
 #   gw_teardown         stop everything; fail if the gateway's log shows a
 #                       sanitizer report (make SANITIZE=address,undefined)
+#                       or a session id (logcheck.bash)
 FCGI_CLIENT="$SG_BUILDDIR/tests/tools/fcgi_client"
 
 gw_setup() {
@@ -68,6 +69,11 @@ PY
 
 gw_teardown() {
   stop_all
+  sg_log_keep "${GW_ERR:-/dev/null}"
+  if ! sg_log_ids "${GW_ERR:-/dev/null}" >&2; then
+    echo "# a session id in the gateway's log (see above)" >&2
+    return 1
+  fi
   if [ -s "${GW_ERR:-/dev/null}" ] &&
      grep -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$GW_ERR"; then
     echo "# sanitizer report in the gateway's log" >&2

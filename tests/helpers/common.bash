@@ -13,6 +13,7 @@ load /usr/lib/bats/bats-assert/load.bash
 
 : "${SG_SRCDIR:?run the suites through make check or tests/run}"
 : "${SG_BUILDDIR:=$SG_SRCDIR}"
+source "$SG_SRCDIR/tests/helpers/logcheck.bash"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME="${BATS_FILE_TMPDIR:-${BATS_TEST_TMPDIR:-/tmp}}"
 export LC_ALL=C.UTF-8

@@ -142,6 +142,11 @@ srv_stop_all() {
   local pid name
   while read -r pid name; do srv_stop_pid "$pid"; done < <(tac "$SRV_RUNDIR/pids")
   : > "$SRV_RUNDIR/pids"
+  # The gateways' logs go to tests/run's check for session ids.
+  if [ -f "$SRV_RUNDIR/gwlogs" ] && declare -F sg_log_keep > /dev/null; then
+    sort -u "$SRV_RUNDIR/gwlogs" | while read -r f; do sg_log_keep "$f"; done
+    : > "$SRV_RUNDIR/gwlogs"
+  fi
 }
 
 # srv_wait_socket PATH [SECONDS [PID]] / srv_wait_port PORT [SECONDS [PID]]:
@@ -175,6 +180,7 @@ srv_gateway() {
   shift 2
   [ -x "$SRV_SESSGATE" ] || { echo "srv_gateway: $SRV_SESSGATE not built" >&2; return 1; }
   srv_bg "$name" "$SRV_SESSGATE" --store "$SRV_STORE" --listen "$listen" "$@"
+  echo "$SRV_RUNDIR/$name.log" >> "$SRV_RUNDIR/gwlogs"   # for the id check
   case $listen in
     unix:*) srv_wait_socket "${listen#unix:}" 30 "$SRV_LAST_PID" ;;
     *) srv_wait_port "${listen##*:}" 30 "$SRV_LAST_PID" ;;
