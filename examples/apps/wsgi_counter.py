@@ -17,6 +17,7 @@ How to run it:
   config it takes the session from SESSION_ID; otherwise from the cookie.
 
   Stand-alone:  wsgi_counter.py --serve PORT [--host 127.0.0.1] [--store PATH]
+                [--group]
   (wsgiref.simple_server, one request at a time).
 
   In `make demo` (nginx + sessgate cgi mode, store var/sessions.db) it is
@@ -80,9 +81,11 @@ def store_path(argv_store=None):
             or os.path.join(TOP, "var", "sessions.db"))
 
 
-def make_app(path=None):
-    """The counter wrapped in the session middleware."""
-    return SessionMiddleware(counter_app, store=sessgate.Store(store_path(path)))
+def make_app(path=None, group=False):
+    """The counter wrapped in the session middleware.  group: a store
+    shared by a group (files 0660), as the gateway's --group."""
+    return SessionMiddleware(counter_app,
+                             store=sessgate.Store(store_path(path), group=group))
 
 
 def main(argv):
@@ -92,11 +95,13 @@ def main(argv):
                    help="run under wsgiref.simple_server on PORT")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--store", help="session store path")
+    p.add_argument("--group", action="store_true",
+                   help="share the store with the files' group (mode 0660)")
     args = p.parse_args(argv)
     if args.serve is None:
         if "GATEWAY_INTERFACE" in os.environ:
             from wsgiref.handlers import CGIHandler
-            CGIHandler().run(make_app(args.store))
+            CGIHandler().run(make_app(args.store, args.group))
             return 0
         p.error("not a CGI request: give --serve PORT")
     from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -105,7 +110,7 @@ def main(argv):
         def log_message(self, fmt, *a):     # one line per request on stderr
             sys.stderr.write("wsgi_counter: " + (fmt % a) + "\n")
 
-    with make_server(args.host, args.serve, make_app(args.store),
+    with make_server(args.host, args.serve, make_app(args.store, args.group),
                      handler_class=QuietHandler) as httpd:
         sys.stderr.write(f"wsgi_counter: http://{args.host}:{args.serve}/\n")
         httpd.serve_forever()
