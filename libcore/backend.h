@@ -52,6 +52,18 @@ typedef struct sgi_backend {
      * would leave both working: its undo needs room too), or fail as the
      * first of them would have.  Caller holds SGI_EXCLUSIVE. */
     sg_status (*reserve)(sg_store *st, size_t bytes, sg_error *err);
+    /* Optional (NULL: store.c keeps each user's index in plain keys).  A
+     * native set of ids per user, each call O(1) in the set's size: add
+     * (no-op when there), remove (SG_ENOTFOUND when absent), append every
+     * member to l, count.  add and remove under SGI_EXCLUSIVE. */
+    sg_status (*set_add)(sg_store *st, const char *user, const char *id,
+                         sg_error *err);
+    sg_status (*set_remove)(sg_store *st, const char *user, const char *id,
+                            sg_error *err);
+    sg_status (*set_ids)(sg_store *st, const char *user, struct sg_list *l,
+                         sg_error *err);
+    sg_status (*set_count)(sg_store *st, const char *user, size_t *n,
+                           sg_error *err);
 } sgi_backend;
 
 extern const sgi_backend sgi_backend_gdbm;

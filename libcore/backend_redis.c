@@ -7,7 +7,8 @@
  *     redis+unix:/path/to/socket[?db=N&prefix=NAME&timeout_ms=N]
  * Every key of the store lives under the prefix (default "sessgate:"), so
  * several stores can share one Redis database.  Besides the keys store.c
- * writes (36-char session ids, "user:NAME" indexes) the backend keeps two
+ * writes (36-char session ids, "uidx:NAME" per-user sets, old "user:NAME"
+ * indexes) the backend keeps two
  * of its own, PREFIX "lock" (the lease lock) and PREFIX "writes" (a write
  * counter for stats), which keys() hides.
  *
@@ -723,7 +724,7 @@ static sg_status r_put(sg_store *st, const char *key, const char *val,
      * so Redis never drops a live session and expired ones vanish without
      * purge.  Not with a store clock (tests, embedders): Redis measures
      * real time and would drop records the store's clock still finds
-     * live.  Index keys ("user:NAME") never expire; readers verify ids.
+     * live.  Index keys ("uidx:NAME" sets) never expire; readers verify ids.
      * Redis's clock decides the instant, so hosts whose clocks differ from
      * the server's (no NTP) see sessions vanish early or linger. */
     char at[32] = "";
@@ -772,6 +773,114 @@ static sg_status r_del(sg_store *st, const char *key, sg_error *err)
     long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
     freeReplyObject(r);
     return n > 0 ? SG_OK : SG_ENOTFOUND;
+}
+
+/* ------------------------------------------------------ per-user sets */
+
+/* Each user's index is a Redis SET, PREFIX "uidx:NAME", so adding and
+ * removing an id is one SADD / SREM whatever the user's count (store.c
+ * keeps the old format, a JSON array under "user:NAME", readable and
+ * converts it).  The writes are scripts for the same reasons as
+ * WRITE_SCRIPT: lease checked and renewed, write counted, in one step. */
+static const char SET_SCRIPT[] =
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then "
+    "return redis.error_reply('SESSGATE lock lease lost') end "
+    "redis.call('pexpire', KEYS[1], ARGV[2]) "
+    "local n = redis.call(ARGV[4], KEYS[2], ARGV[3]) "
+    "if n > 0 then redis.call('incr', KEYS[3]) end "
+    "return n";
+
+static char *set_key(redis_be *b, const char *user)
+{
+    size_t n = strlen(b->prefix), m = strlen(user);
+    char *k = malloc(n + sizeof SGI_INDEX_PREFIX + m);
+    if (k) {
+        memcpy(k, b->prefix, n);
+        memcpy(k + n, SGI_INDEX_PREFIX, sizeof SGI_INDEX_PREFIX - 1);
+        memcpy(k + n + sizeof SGI_INDEX_PREFIX - 1, user, m + 1);
+    }
+    return k;
+}
+
+/* SADD or SREM id; *changed 1 when the set changed. */
+static sg_status set_change(sg_store *st, const char *op, const char *user,
+                            const char *id, int *changed, sg_error *err)
+{
+    redis_be *b = be_of(st);
+    sg_status rc = write_check(st, b, err);
+    if (rc != SG_OK)
+        return rc;
+    char *k = set_key(b, user);
+    if (!k)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+    sg_error serr = { 0 };
+    redisReply *r = EVAL(b, op, &serr, SET_SCRIPT, "3 %s %s %s %s %d %s %s",
+                         b->lock_key, k, b->writes_key, b->token, RD_LEASE_MS,
+                         id, op);
+    free(k);
+    if (!r)
+        return script_fail(b, err, &serr);
+    *changed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    return SG_OK;
+}
+
+static sg_status r_set_add(sg_store *st, const char *user, const char *id,
+                           sg_error *err)
+{
+    int changed;
+    return set_change(st, "sadd", user, id, &changed, err);
+}
+
+static sg_status r_set_remove(sg_store *st, const char *user, const char *id,
+                              sg_error *err)
+{
+    int changed = 0;
+    sg_status rc = set_change(st, "srem", user, id, &changed, err);
+    return rc == SG_OK && !changed ? SG_ENOTFOUND : rc;
+}
+
+static sg_status r_set_ids(sg_store *st, const char *user, sg_list *l,
+                           sg_error *err)
+{
+    redis_be *b = be_of(st);
+    char *k = set_key(b, user);
+    if (!k)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+    redisReply *r = read_cmd(b, "SMEMBERS", err, "SMEMBERS %s", k);
+    free(k);
+    if (!r)
+        return b->last;
+    if (r->type != REDIS_REPLY_ARRAY)
+        return cmd_fail(b, r, "SMEMBERS", err);
+    sg_status rc = SG_OK;
+    for (size_t i = 0; i < r->elements && rc == SG_OK; i++) {
+        redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING && e->len == SG_ID_LEN &&
+            strlen(e->str) == SG_ID_LEN && sg_id_valid(e->str) &&
+            sgi_list_push(l, e->str) < 0)
+            rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static sg_status r_set_count(sg_store *st, const char *user, size_t *n,
+                             sg_error *err)
+{
+    redis_be *b = be_of(st);
+    char *k = set_key(b, user);
+    if (!k)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+    redisReply *r = read_cmd(b, "SCARD", err, "SCARD %s", k);
+    free(k);
+    if (!r)
+        return b->last;
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < 0)
+        return cmd_fail(b, r, "SCARD", err);
+    *n = (size_t)r->integer;
+    freeReplyObject(r);
+    return SG_OK;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -986,4 +1095,8 @@ const sgi_backend sgi_backend_redis = {
     .keys = r_keys,
     .check = r_check,
     .info = r_info,
+    .set_add = r_set_add,
+    .set_remove = r_set_remove,
+    .set_ids = r_set_ids,
+    .set_count = r_set_count,
 };

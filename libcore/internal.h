@@ -93,8 +93,9 @@ sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
 /* Write a record as it is.  Caller holds the exclusive lock. */
 sg_status sgi_put(sg_store *st, const sg_session *s, sg_error *err);
 
-/* Per-user index: key "user:" + name -> JSON array of ids (a superset of
- * the user's sessions; readers verify each).  Caller holds the lock. */
+/* Per-user index: a set of ids per user (a superset of the user's
+ * sessions; readers verify each), O(1) per add and remove; see store.c for
+ * its keys.  Caller holds the lock. */
 sg_status sgi_index_add(sg_store *st, const char *user, const char *id,
                         sg_error *err);
 sg_status sgi_index_remove(sg_store *st, const char *user, const char *id,
@@ -108,6 +109,7 @@ sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
 sg_list *sgi_list_new(void);
 int sgi_list_push(sg_list *l, const char *id);
 
-#define SGI_USER_PREFIX "user:"
+#define SGI_USER_PREFIX "user:"     /* old index format: a JSON array */
+#define SGI_INDEX_PREFIX "uidx:"    /* the set (Redis) or its count (GDBM) */
 
 #endif

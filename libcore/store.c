@@ -18,6 +18,8 @@
  */
 #include "internal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -325,15 +327,61 @@ void sg_list_free(sg_list *l)
 
 /* ------------------------------------------------------ per-user index */
 
-static char *index_key(const char *user)
+/*
+ * A user's index is a set of session ids with O(1) add and remove, so a
+ * busy account (an API client, a kiosk login) costs no more per create than
+ * anyone else.  On Redis it is a SET under "uidx:NAME" (the backend's set_*
+ * functions: SADD, SREM, SMEMBERS, SCARD).  On a backend without sets
+ * (GDBM) it is an array of slots kept in plain keys:
+ *     "uidx:NAME"      -> n, the number of slots (decimal)
+ *     "uslot:I:NAME"   -> the id in slot I, 0 <= I < n
+ *     "upos:ID:NAME"   -> I, the slot that holds ID
+ * An add appends a slot; a remove moves the last slot's id into the hole.
+ * Each key names the user last, after a part of fixed shape (a decimal
+ * number and ':', or a 36-character id and ':'), so no two pairs share a
+ * key whatever bytes a name holds, and no key has the shape of a session
+ * id.  An add costs two or three fetches and three puts, a remove at most
+ * three of each, and the index holds two small keys per id: both
+ * independent of how many sessions the user has.
+ *
+ * Crashes.  Each put is durable, the sequence is not.  An add writes the
+ * slot, then the position, then the count; a remove copies the last id
+ * into the hole, fixes its position, lowers the count, then deletes the
+ * last slot and the removed id's position.  Cut anywhere, that leaves at
+ * worst a slot past n (ignored, overwritten by the next add), a position
+ * that no longer points at its id (every use checks that the slot holds
+ * the id), or one id in two slots (readers drop duplicates): the index
+ * stays a superset of the user's sessions, which is all readers rely on.
+ *
+ * The old format, one key "user:NAME" holding a JSON array of every id,
+ * made each create rewrite the whole array: quadratic in a user's session
+ * count.  It is still read (its ids join the set), and converted on the
+ * first write to that user's index, or by check --repair.
+ */
+
+static char *keyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* New: a key from a format, or NULL without memory. */
+static char *keyf(const char *fmt, ...)
 {
-    size_t n = strlen(user);
-    char *k = malloc(sizeof SGI_USER_PREFIX + n);
-    if (k) {
-        memcpy(k, SGI_USER_PREFIX, sizeof SGI_USER_PREFIX - 1);
-        memcpy(k + sizeof SGI_USER_PREFIX - 1, user, n + 1);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *k = malloc((size_t)n + 1);
+    if (!k)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(k, (size_t)n + 1, fmt, ap);
+    va_end(ap);
     return k;
+}
+
+static sg_status oom(sg_store *st, sg_error *err)
+{
+    return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
 }
 
 static const char *skip_space(const char *p, const char *end)
@@ -343,13 +391,11 @@ static const char *skip_space(const char *p, const char *end)
     return p;
 }
 
-/* Append to l the ids in index text: a JSON array of strings, as
- * index_write writes it (whitespace allowed); strings that are not ids are
- * skipped.  0; 1 when the text is not such an array; -1 without memory.
- * Parsed here rather than by jansson, which under memory pressure can drop
- * a byte of an id without noticing (see json.c): the id would fall out of
- * the index, and the next index_add would write the index back without
- * it, so its session would no longer count against the user's cap. */
+/* Append to l the ids in old-format index text: a JSON array of strings
+ * (whitespace allowed); strings that are not ids are skipped.  0; 1 when
+ * the text is not such an array; -1 without memory.  Parsed here rather
+ * than by jansson, which under memory pressure can drop a byte of an id
+ * without noticing (see json.c). */
 static int index_parse(const char *p, const char *end, sg_list *l)
 {
     p = skip_space(p, end);
@@ -382,122 +428,332 @@ static int index_parse(const char *p, const char *end, sg_list *l)
     }
 }
 
-/* The user's indexed ids.  New: *out.  A damaged index reads as empty
- * (it is only a superset hint; check --repair rebuilds it). */
-sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
-                        sg_error *err)
+/* Fetch a decimal count or slot number.  *found 0 when the key is absent
+ * or does not hold a number (damage: treated as absent). */
+static sg_status fetch_num(sg_store *st, const char *key, size_t *n,
+                           int *found, sg_error *err)
 {
-    *out = NULL;
-    char *key = index_key(user);
-    sg_list *l = sgi_list_new();
-    if (!key || !l) {
-        free(key);
-        sg_list_free(l);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    *found = 0;
+    *n = 0;
+    char *text;
+    size_t len;
+    sg_status rc = st->be->fetch(st, key, &text, &len, err);
+    if (rc == SG_ENOTFOUND)
+        return SG_OK;
+    if (rc != SG_OK)
+        return rc;
+    size_t v = 0, i;
+    for (i = 0; i < len && i < 15 && text[i] >= '0' && text[i] <= '9'; i++)
+        v = v * 10 + (size_t)(text[i] - '0');
+    free(text);
+    if (i > 0 && i == len) {
+        *n = v;
+        *found = 1;
     }
+    return SG_OK;
+}
+
+static sg_status put_num(sg_store *st, const char *key, size_t n,
+                         sg_error *err)
+{
+    char buf[24];
+    int len = snprintf(buf, sizeof buf, "%zu", n);
+    return st->be->put(st, key, buf, (size_t)len, err);
+}
+
+static sg_status del_quiet(sg_store *st, const char *key, sg_error *err)
+{
+    sg_status rc = st->be->del(st, key, err);
+    return rc == SG_ENOTFOUND ? SG_OK : rc;
+}
+
+/* The id in slot i of user's array into id[] ("" when absent or not an
+ * id). */
+static sg_status slot_get(sg_store *st, const char *user, size_t i,
+                          char id[SG_ID_LEN + 1], sg_error *err)
+{
+    id[0] = '\0';
+    char *key = keyf("uslot:%zu:%s", i, user);
+    if (!key)
+        return oom(st, err);
     char *text;
     size_t len;
     sg_status rc = st->be->fetch(st, key, &text, &len, err);
     free(key);
-    if (rc == SG_ENOTFOUND) {
-        *out = l;
+    if (rc == SG_ENOTFOUND)
         return SG_OK;
-    }
-    if (rc != SG_OK) {
-        sg_list_free(l);
+    if (rc != SG_OK)
         return rc;
+    if (len == SG_ID_LEN) {
+        memcpy(id, text, SG_ID_LEN);
+        id[SG_ID_LEN] = '\0';
+        if (!sg_id_valid(id))
+            id[0] = '\0';
     }
-    int r = index_parse(text, text + len, l);
     free(text);
-    if (r < 0) {
-        sg_list_free(l);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-    }
-    if (r > 0)
-        l->n = 0;       /* damaged: reads as empty */
-    *out = l;
     return SG_OK;
 }
 
-/* Write the user's index (deleting the key when empty). */
-static sg_status index_write(sg_store *st, const char *user, const sg_list *l,
-                             sg_error *err)
+static sg_status slot_put(sg_store *st, const char *user, size_t i,
+                          const char *id, sg_error *err)
 {
-    char *key = index_key(user);
+    char *key = keyf("uslot:%zu:%s", i, user);
     if (!key)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-    sg_status rc;
-    if (l->n == 0) {
-        rc = st->be->del(st, key, err);
-        if (rc == SG_ENOTFOUND)
-            rc = SG_OK;
-        free(key);
-        return rc;
-    }
-    /* ids are fixed-width: "[" + n * ("\"" id "\",") + "]" */
-    size_t cap = 2 + l->n * (SG_ID_LEN + 3);
-    char *text = malloc(cap + 1);
-    if (!text) {
-        free(key);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-    }
-    char *p = text;
-    *p++ = '[';
-    for (size_t i = 0; i < l->n; i++) {
-        if (i)
-            *p++ = ',';
-        *p++ = '"';
-        memcpy(p, l->ids[i], SG_ID_LEN);
-        p += SG_ID_LEN;
-        *p++ = '"';
-    }
-    *p++ = ']';
-    *p = '\0';
-    rc = st->be->put(st, key, text, (size_t)(p - text), err);
-    free(text);
+        return oom(st, err);
+    sg_status rc = st->be->put(st, key, id, SG_ID_LEN, err);
     free(key);
     return rc;
 }
 
-/* Add id to user's index (no-op if there).  Caller holds the exclusive lock. */
+/* Where id sits in user's array: *at, *found; and the count *n. */
+static sg_status slot_find(sg_store *st, const char *user, const char *id,
+                           size_t *at, int *found, size_t *n, sg_error *err)
+{
+    *found = 0;
+    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
+    char *pk = keyf("upos:%s:%s", id, user);
+    int has_n, has_i;
+    sg_status rc = ck && pk ? SG_OK : oom(st, err);
+    if (rc == SG_OK)
+        rc = fetch_num(st, ck, n, &has_n, err);
+    if (rc == SG_OK)
+        rc = fetch_num(st, pk, at, &has_i, err);
+    if (rc == SG_OK && has_i && *at < *n) {
+        char cur[SG_ID_LEN + 1];
+        rc = slot_get(st, user, *at, cur, err);
+        *found = rc == SG_OK && strcmp(cur, id) == 0;
+    }
+    free(ck);
+    free(pk);
+    return rc;
+}
+
+/* Add id to user's array (no-op when there). */
+static sg_status array_add(sg_store *st, const char *user, const char *id,
+                           sg_error *err)
+{
+    size_t at, n;
+    int found;
+    sg_status rc = slot_find(st, user, id, &at, &found, &n, err);
+    if (rc != SG_OK || found)
+        return rc;
+    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
+    char *pk = keyf("upos:%s:%s", id, user);
+    rc = ck && pk ? SG_OK : oom(st, err);
+    if (rc == SG_OK)
+        rc = slot_put(st, user, n, id, err);
+    if (rc == SG_OK)
+        rc = put_num(st, pk, n, err);
+    if (rc == SG_OK)
+        rc = put_num(st, ck, n + 1, err);
+    free(ck);
+    free(pk);
+    return rc;
+}
+
+/* Remove id from user's array.  SG_ENOTFOUND when it is not there. */
+static sg_status array_remove(sg_store *st, const char *user, const char *id,
+                              sg_error *err)
+{
+    size_t at, n;
+    int found;
+    sg_status rc = slot_find(st, user, id, &at, &found, &n, err);
+    if (rc != SG_OK)
+        return rc;
+    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
+    char *pk = keyf("upos:%s:%s", id, user);
+    char *lk = n ? keyf("uslot:%zu:%s", n - 1, user) : NULL;
+    if (!ck || !pk || (n && !lk)) {
+        rc = oom(st, err);
+    } else if (!found) {
+        rc = del_quiet(st, pk, err);    /* a stale position, if any */
+        if (rc == SG_OK)
+            rc = SG_ENOTFOUND;
+    } else {
+        if (at != n - 1) {
+            char last[SG_ID_LEN + 1];
+            rc = slot_get(st, user, n - 1, last, err);
+            if (rc == SG_OK && last[0]) {
+                char *lpk = keyf("upos:%s:%s", last, user);
+                rc = lpk ? slot_put(st, user, at, last, err) : oom(st, err);
+                if (rc == SG_OK)
+                    rc = put_num(st, lpk, at, err);
+                free(lpk);
+            }
+        }
+        if (rc == SG_OK)
+            rc = n > 1 ? put_num(st, ck, n - 1, err) : del_quiet(st, ck, err);
+        if (rc == SG_OK)
+            rc = del_quiet(st, lk, err);
+        if (rc == SG_OK)
+            rc = del_quiet(st, pk, err);
+    }
+    free(ck);
+    free(pk);
+    free(lk);
+    return rc;
+}
+
+/* Append the ids of user's array to l. */
+static sg_status array_ids(sg_store *st, const char *user, sg_list *l,
+                           sg_error *err)
+{
+    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
+    if (!ck)
+        return oom(st, err);
+    size_t n;
+    int has_n;
+    sg_status rc = fetch_num(st, ck, &n, &has_n, err);
+    free(ck);
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        char id[SG_ID_LEN + 1];
+        rc = slot_get(st, user, i, id, err);
+        if (rc == SG_OK && id[0] && sgi_list_push(l, id) < 0)
+            rc = oom(st, err);
+    }
+    return rc;
+}
+
+/* The set operations, through the backend's own sets when it has them. */
+static sg_status set_add(sg_store *st, const char *user, const char *id,
+                         sg_error *err)
+{
+    return st->be->set_add ? st->be->set_add(st, user, id, err)
+                           : array_add(st, user, id, err);
+}
+
+static sg_status set_remove(sg_store *st, const char *user, const char *id,
+                            sg_error *err)
+{
+    sg_status rc = st->be->set_remove ? st->be->set_remove(st, user, id, err)
+                                      : array_remove(st, user, id, err);
+    return rc == SG_ENOTFOUND ? SG_OK : rc;
+}
+
+static sg_status set_count(sg_store *st, const char *user, size_t *n,
+                           sg_error *err)
+{
+    if (st->be->set_count)
+        return st->be->set_count(st, user, n, err);
+    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
+    if (!ck)
+        return oom(st, err);
+    int has_n;
+    sg_status rc = fetch_num(st, ck, n, &has_n, err);
+    free(ck);
+    return rc;
+}
+
+/* Append the ids of user's old-format key to l; *found whether there is
+ * one (a damaged one counts: it is to be deleted). */
+static sg_status legacy_ids(sg_store *st, const char *user, sg_list *l,
+                            int *found, sg_error *err)
+{
+    *found = 0;
+    char *key = keyf(SGI_USER_PREFIX "%s", user);
+    if (!key)
+        return oom(st, err);
+    char *text;
+    size_t len;
+    sg_status rc = st->be->fetch(st, key, &text, &len, err);
+    free(key);
+    if (rc == SG_ENOTFOUND)
+        return SG_OK;
+    if (rc != SG_OK)
+        return rc;
+    *found = 1;
+    size_t before = l->n;
+    int r = index_parse(text, text + len, l);
+    free(text);
+    if (r < 0)
+        return oom(st, err);
+    if (r > 0)
+        l->n = before;      /* damaged: no ids (check --repair rebuilds) */
+    return SG_OK;
+}
+
+/* Convert user's old-format key, if any: its ids into the set, then the
+ * key deleted (in that order: a superset throughout).  Caller holds the
+ * exclusive lock. */
+static sg_status legacy_convert(sg_store *st, const char *user, sg_error *err)
+{
+    sg_list l = { 0, 0, NULL };
+    int found;
+    sg_status rc = legacy_ids(st, user, &l, &found, err);
+    for (size_t i = 0; rc == SG_OK && i < l.n; i++)
+        rc = set_add(st, user, l.ids[i], err);
+    free(l.ids);
+    if (rc == SG_OK && found) {
+        char *key = keyf(SGI_USER_PREFIX "%s", user);
+        rc = key ? del_quiet(st, key, err) : oom(st, err);
+        free(key);
+    }
+    return rc;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return memcmp(a, b, SG_ID_LEN);
+}
+
+/* Sort l by id and drop repeats. */
+static void list_sort_unique(sg_list *l)
+{
+    if (l->n < 2)
+        return;
+    qsort(l->ids, l->n, sizeof l->ids[0], by_id);
+    size_t j = 1;
+    for (size_t i = 1; i < l->n; i++)
+        if (memcmp(l->ids[i], l->ids[j - 1], SG_ID_LEN) != 0)
+            memcpy(l->ids[j++], l->ids[i], SG_ID_LEN + 1);
+    l->n = j;
+}
+
+static int list_has(const sg_list *sorted, const char *id)
+{
+    return sorted->n && bsearch(id, sorted->ids, sorted->n,
+                                sizeof sorted->ids[0], by_id) != NULL;
+}
+
+/* The user's indexed ids, sorted, each once.  New: *out.  A damaged index
+ * reads as empty (it is only a superset hint; check --repair rebuilds
+ * it).  Caller holds a lock. */
+sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
+                        sg_error *err)
+{
+    *out = NULL;
+    sg_list *l = sgi_list_new();
+    if (!l)
+        return oom(st, err);
+    int found;
+    sg_status rc = legacy_ids(st, user, l, &found, err);
+    if (rc == SG_OK)
+        rc = st->be->set_ids ? st->be->set_ids(st, user, l, err)
+                             : array_ids(st, user, l, err);
+    if (rc != SG_OK) {
+        sg_list_free(l);
+        return rc;
+    }
+    list_sort_unique(l);
+    *out = l;
+    return SG_OK;
+}
+
+/* Add id to user's index (no-op if there).  Caller holds the exclusive
+ * lock. */
 sg_status sgi_index_add(sg_store *st, const char *user, const char *id,
                         sg_error *err)
 {
-    sg_list *l;
-    sg_status rc = sgi_index_ids(st, user, &l, err);
-    if (rc != SG_OK)
-        return rc;
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->ids[i], id) == 0) {
-            sg_list_free(l);
-            return SG_OK;
-        }
-    if (sgi_list_push(l, id) < 0)
-        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-    else
-        rc = index_write(st, user, l, err);
-    sg_list_free(l);
-    return rc;
+    sg_status rc = legacy_convert(st, user, err);
+    return rc == SG_OK ? set_add(st, user, id, err) : rc;
 }
 
 /* Remove id from user's index.  Caller holds the exclusive lock. */
 sg_status sgi_index_remove(sg_store *st, const char *user, const char *id,
                            sg_error *err)
 {
-    sg_list *l;
-    sg_status rc = sgi_index_ids(st, user, &l, err);
-    if (rc != SG_OK)
-        return rc;
-    size_t j = 0;
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->ids[i], id) != 0)
-            memcpy(l->ids[j++], l->ids[i], SG_ID_LEN + 1);
-    if (j != l->n) {
-        l->n = j;
-        rc = index_write(st, user, l, err);
-    }
-    sg_list_free(l);
-    return rc;
+    sg_status rc = legacy_convert(st, user, err);
+    return rc == SG_OK ? set_remove(st, user, id, err) : rc;
 }
 
 typedef struct dated { int64_t created; char id[SG_ID_LEN + 1]; } dated;
@@ -553,25 +809,34 @@ static sg_status live_sorted(sg_store *st, const sg_list *ids, const char *user,
 /* Evict the user's oldest live sessions beyond the cap, never `keep` (the
  * session being created or logged in: timestamps are whole seconds, so it
  * may tie with older ones), and drop dead ids from the index.  Caller holds
- * the exclusive lock. */
+ * the exclusive lock.  The index is a superset of the user's live
+ * sessions, so while it holds no more ids than the cap there is nothing to
+ * evict: one count, not a load of every session, on each create. */
 sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
                           sg_error *err)
 {
     int cap = st->opt.max_per_user;
     if (cap <= 0 || !user)
         return SG_OK;
+    sg_status rc = legacy_convert(st, user, err);
+    size_t have = 0;
+    if (rc == SG_OK)
+        rc = set_count(st, user, &have, err);
+    if (rc != SG_OK || have <= (size_t)cap)
+        return rc;
     sg_list *ids;
-    sg_status rc = sgi_index_ids(st, user, &ids, err);
+    rc = sgi_index_ids(st, user, &ids, err);
     if (rc != SG_OK)
         return rc;
     dated *d;
     size_t n;
     rc = live_sorted(st, ids, user, &d, &n, err);
-    sg_list_free(ids);
-    if (rc != SG_OK)
+    if (rc != SG_OK) {
+        sg_list_free(ids);
         return rc;
+    }
     size_t excess = n > (size_t)cap ? n - (size_t)cap : 0;
-    sg_list keep_list = { 0, 0, NULL };
+    sg_list live = { 0, 0, NULL };
     for (size_t i = 0; i < n && rc == SG_OK; i++) {
         int is_keep = keep && strcmp(d[i].id, keep) == 0;
         if (excess > 0 && !is_keep) {
@@ -579,14 +844,57 @@ sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
             if (rc == SG_ENOTFOUND)
                 rc = SG_OK;
             excess--;
-        } else if (sgi_list_push(&keep_list, d[i].id) < 0) {
-            rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+        } else if (sgi_list_push(&live, d[i].id) < 0) {
+            rc = oom(st, err);
         }
     }
-    if (rc == SG_OK)
-        rc = index_write(st, user, &keep_list, err);
-    free(keep_list.ids);
+    /* Everything indexed that is not a kept live session goes: evicted,
+     * expired, gone, or another user's now. */
+    list_sort_unique(&live);
+    for (size_t i = 0; rc == SG_OK && i < ids->n; i++)
+        if (!list_has(&live, ids->ids[i]))
+            rc = set_remove(st, user, ids->ids[i], err);
+    free(live.ids);
     free(d);
+    sg_list_free(ids);
+    return rc;
+}
+
+/* Make user's index hold exactly the ids of `want` (sorted, unique) plus
+ * any session of the user's that a concurrent write added meanwhile: an id
+ * outside `want` goes only when its record is gone or not the user's.
+ * Adds first, removals after: a superset throughout.  Caller holds the
+ * exclusive lock. */
+static sg_status index_rebuild(sg_store *st, const char *user,
+                               const sg_list *want, sg_error *err)
+{
+    sg_status rc = legacy_convert(st, user, err);
+    for (size_t i = 0; rc == SG_OK && i < want->n; i++)
+        rc = set_add(st, user, want->ids[i], err);
+    sg_list *have = NULL;
+    if (rc == SG_OK)
+        rc = sgi_index_ids(st, user, &have, err);
+    for (size_t i = 0; rc == SG_OK && i < have->n; i++) {
+        if (list_has(want, have->ids[i]))
+            continue;
+        sg_session *s;
+        int damaged;
+        sg_error lerr = { 0 };
+        sg_status lrc = sgi_load_ex(st, have->ids[i], &s, &damaged, &lerr);
+        if (lrc == SG_OK) {
+            int mine = s->user && strcmp(s->user, user) == 0;
+            sg_session_free(s);
+            if (mine)
+                continue;
+        } else if (lrc != SG_ENOTFOUND && !damaged) {
+            if (err && err->code == SG_OK)
+                *err = lerr;
+            rc = lrc;
+            break;
+        }
+        rc = set_remove(st, user, have->ids[i], err);
+    }
+    sg_list_free(have);
     return rc;
 }
 
@@ -740,9 +1048,13 @@ typedef struct user_walk {
 static int collect_user_key(const char *key, size_t len, void *arg)
 {
     user_walk *w = arg;
-    size_t plen = sizeof SGI_USER_PREFIX - 1;
-    if (len <= plen || memcmp(key, SGI_USER_PREFIX, plen) != 0)
-        return 0;
+    /* An index in either format: "uidx:NAME", or the old "user:NAME". */
+    size_t plen = sizeof SGI_INDEX_PREFIX - 1;
+    if (len <= plen || memcmp(key, SGI_INDEX_PREFIX, plen) != 0) {
+        plen = sizeof SGI_USER_PREFIX - 1;
+        if (len <= plen || memcmp(key, SGI_USER_PREFIX, plen) != 0)
+            return 0;
+    }
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 16;
         char **p = realloc(w->users, cap * sizeof *p);
@@ -759,6 +1071,11 @@ static int collect_user_key(const char *key, size_t len, void *arg)
     }
     w->n++;
     return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void free_users(user_walk *w)
@@ -800,8 +1117,12 @@ sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err)
     if (rc == SG_OK) {
         user_walk w = { 0 };
         rc = st->be->keys(st, collect_user_key, &w, err);
+        if (w.n > 1)    /* a user in both formats is one user */
+            qsort(w.users, w.n, sizeof *w.users, by_name);
         /* Users with at least one live session. */
         for (size_t i = 0; rc == SG_OK && i < w.n; i++) {
+            if (i > 0 && strcmp(w.users[i], w.users[i - 1]) == 0)
+                continue;
             sg_list *uids;
             rc = sgi_index_ids(st, w.users[i], &uids, err);
             if (rc != SG_OK)
@@ -917,12 +1238,14 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
         }
         sg_session_free(s);
     }
-    for (size_t u = 0; rc == SG_OK && repair && u < owners.n; u++)
-        rc = index_write(st, owners.users[u], &lists[u], err);
+    for (size_t u = 0; rc == SG_OK && repair && u < owners.n; u++) {
+        list_sort_unique(&lists[u]);
+        rc = index_rebuild(st, owners.users[u], &lists[u], err);
+    }
     for (size_t i = 0; rc == SG_OK && repair && i < w.n; i++)
         if (user_index(&owners, w.users[i]) == owners.n) {
             sg_list empty = { 0, 0, NULL };   /* a user with no session */
-            rc = index_write(st, w.users[i], &empty, err);
+            rc = index_rebuild(st, w.users[i], &empty, err);
         }
     for (size_t u = 0; u < owners.n; u++)
         free(lists[u].ids);

@@ -133,7 +133,7 @@ UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   id=$output
   ttl=$(rcli PTTL "$PREFIX$id")
   [ "$ttl" -gt 590000 ] && [ "$ttl" -le 600000 ] || fail "PTTL $ttl, expected about 600000"
-  [ "$(rcli PTTL "${PREFIX}user:alice")" = -1 ]
+  [ "$(rcli PTTL "${PREFIX}uidx:alice")" = -1 ]
   # A session whose absolute lifetime ends first expires then.
   run -0 ctl create --ttl 100 --idle 600
   ttl=$(rcli PTTL "$PREFIX$output")

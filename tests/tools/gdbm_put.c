@@ -8,7 +8,8 @@
  * show that `sessgatectl check` finds one (and `check --repair` removes
  * it) is to write it behind the library's back, as a bug, a bad restore
  * or a different program would.  Opens with GDBM_NOLOCK like the library
- * (the test runs it while nothing else uses the store).  Exit 0 on
+ * (the test runs it while nothing else uses the store), creating FILE if
+ * need be (a store in an old format, tests/store/index.bats).  Exit 0 on
  * success, 1 on a GDBM error, 2 on usage errors.
  */
 #include <gdbm.h>
@@ -24,7 +25,7 @@ int main(int argc, char **argv)
         fputs("usage: gdbm_put FILE KEY VALUE\n", stderr);
         return 2;
     }
-    db = gdbm_open(argv[1], 0, GDBM_WRITER | GDBM_NOLOCK, 0600, NULL);
+    db = gdbm_open(argv[1], 0, GDBM_WRCREAT | GDBM_NOLOCK, 0600, NULL);
     if (db == NULL) {
         fprintf(stderr, "gdbm_put: %s: %s\n", argv[1], gdbm_strerror(gdbm_errno));
         return 1;
