@@ -31,8 +31,8 @@ import contextlib
 import json
 import os
 import threading
-from typing import (Any, Dict, Iterator, Mapping, MutableMapping, Optional,
-                    Union)
+from typing import (Any, Dict, Iterable, Iterator, List, Mapping, MutableMapping,
+                    Optional, Tuple, Union)
 
 from . import sessgate_core as _core
 from . import _sessgate_core as _c   # flat C functions, one call less
@@ -86,13 +86,14 @@ def _check_depth(data: Mapping[str, JSONValue]) -> None:
     """TooBig when data nests deeper than MAX_DEPTH.  Walked without
     recursion, before json (which would raise RecursionError a thousand
     levels down, and less inside a deep framework stack)."""
-    todo = [(data, 1)]
+    todo: List[Tuple[Any, int]] = [(data, 1)]
     while todo:
         value, depth = todo.pop()
         if depth > MAX_DEPTH:
             raise TooBig(f"session data: nested deeper than the limit of "
                          f"{MAX_DEPTH} levels (sessgate.MAX_DEPTH; the data "
                          f"object is level 1)", _core.SG_ETOOBIG)
+        children: Iterable[Any]
         if isinstance(value, Mapping):
             children = value.values()
         elif isinstance(value, (list, tuple)):
@@ -306,7 +307,7 @@ class Store:
     ``readonly``.  With no path, ``$SESSGATE_STORE`` is used.
     """
 
-    def __init__(self, path: Union[str, os.PathLike, None] = None, *,
+    def __init__(self, path: Union[str, "os.PathLike[str]", None] = None, *,
                  idle_timeout: int = 0, max_age: int = 0,
                  touch_interval: int = 0, lock_timeout_ms: int = 0,
                  max_per_user: int = 0, max_data: int = 0,
@@ -444,7 +445,7 @@ class Store:
             finally:
                 _c.store_end(st)
 
-    def ids(self, user: Optional[str] = None) -> list:
+    def ids(self, user: Optional[str] = None) -> List[str]:
         """Snapshot of the ids of live sessions (of one user), oldest first."""
         _check_user(user)
         with self._mutex:

@@ -1,0 +1,17 @@
+# Stub for the raw module SWIG generates from bindings/sessgate.i (proxy
+# classes and SG_* constants).  Users import sessgate, never this.
+from typing import Any
+
+SG_OK: int
+SG_ENOTFOUND: int
+SG_EEXPIRED: int
+SG_ECONFLICT: int
+SG_EINVAL: int
+SG_ELOCKTIMEOUT: int
+SG_ESTORE: int
+SG_ENOMEM: int
+SG_ETOOBIG: int
+SG_GET_NOTOUCH: int
+SG_MAX_DEPTH: int
+
+def __getattr__(name: str) -> Any: ...
