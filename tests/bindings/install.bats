@@ -28,7 +28,7 @@ mk() {
 @test "make install (prefix /usr/local) puts the bindings on the interpreters' default paths" {
   mk /usr/local install
   pydir=$("$SG_PYTHON" -c 'import sys; print("/usr/local/lib/python%d.%d/dist-packages" % sys.version_info[:2])')
-  for f in __init__.py errors.py wsgi.py sessgate_core.py; do
+  for f in __init__.py errors.py wsgi.py sessgate_core.py py.typed _sessgate_core.pyi; do
     [ -f "$DEST$pydir/sessgate/$f" ] || fail "missing $pydir/sessgate/$f"
   done
   compgen -G "$DEST$pydir/sessgate/_sessgate_core*.so" >/dev/null
