@@ -76,6 +76,12 @@
 #define CKPT_MIN_LOG (1024 * 1024)         /* never checkpoint below this */
 #define READ_INODE_CHECK_MS 1000
 #define WRITER_READS_MAX 8    /* then reopen as an mmap reader */
+/* GDBM 1.23's header magics with 64-bit offsets (plain and numsync), whose
+ * header starts: int magic, block_size; off_t dir; int dir_size, dir_bits,
+ * bucket_size, bucket_elems; off_t next_block. */
+#define GDBM_HDR_MAGIC64 0x13579acfu
+#define GDBM_HDR_NUMSYNC64 0x13579ad1u
+#define GDBM_HDR_NEXT_BLOCK 32
 
 typedef struct lock_page {
     uint64_t magic;
@@ -114,6 +120,9 @@ typedef struct gdbm_be {
     int wrote;             /* a change was made during this hold */
     int broken;            /* a GDBM call failed: reopen before next use */
     int damaged;           /* the last open failed on the file's format */
+    int truncated;         /* ... because PATH is shorter than its header
+                            * says (see db_truncated) */
+    int salvaging;         /* check --repair's salvage: open PATH as it is */
     int degraded;          /* a rebuild failed for lack of space: read as-is */
     int salvage;           /* unreadable, and no history: no writes until
                             * check --repair salvaged it (see g_open) */
@@ -455,6 +464,8 @@ static sg_status create_db(gdbm_be *b, sg_error *err)
     return rc;
 }
 
+static int db_truncated(int fd);
+
 /* Open PATH through a fresh handle: a writer under the exclusive lock, a
  * reader otherwise.  SG_ENOTFOUND when the file does not exist and may not
  * be created here. */
@@ -507,6 +518,23 @@ static sg_status open_db(gdbm_be *b, sg_error *err)
                       gdbm_errno == GDBM_FILE_EOF);
         return gdbm_fail(b, err, "open");
     }
+    b->db_writer = writer;
+    b->truncated = !b->salvaging && db_truncated(gdbm_fdesc(b->db));
+    if (b->truncated && !has_history(b)) {
+        /* Nothing to rebuild from: serve what GDBM can read, take no
+         * writes until check --repair has salvaged it (as for any file
+         * that does not read back whole, see g_open). */
+        b->salvage = 1;
+    } else if (b->truncated) {
+        /* GDBM opens it and serves what lies before the cut; a write may
+         * even succeed, and a checkpoint then made the damage the history
+         * every rebuild starts from.  Damage: rebuilt from the log. */
+        close_db(b);
+        b->damaged = 1;
+        b->broken = 1;
+        return sgi_err(err, SG_ESTORE, 0, "store %s: truncated (shorter "
+                       "than its header says)", b->dbpath);
+    }
     b->damaged = 0;
     if (writer)
         widen_mode(b, gdbm_fdesc(b->db));
@@ -516,20 +544,46 @@ static sg_status open_db(gdbm_be *b, sg_error *err)
         b->db_ino = sb.st_ino;
     }
     b->inode_checked = mono_ms();
-    b->db_writer = writer;
     b->writer_reads = 0;
     b->seen = now;
     b->broken = 0;
     return SG_OK;
 }
 
+/* Whether the GDBM file open on fd is shorter than its header says: cut
+ * by an operator's mistake or a filesystem fault.  GDBM 1.23 does not
+ * notice (it opens the file and fails only on the records past the cut)
+ * and never leaves a file shorter than its header's next_block itself: it
+ * pads the file out to it after every update (a writer killed mid-extend
+ * leaves it longer, which GDBM reports as needing recovery).  Other
+ * header formats are not checked. */
+static int db_truncated(int fd)
+{
+    unsigned char h[GDBM_HDR_NEXT_BLOCK + 8];
+    struct stat sb;
+    if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h || fstat(fd, &sb) < 0)
+        return 0;   /* too short for a header: gdbm_open refuses it */
+    uint32_t magic;
+    int64_t next;
+    memcpy(&magic, h, sizeof magic);
+    memcpy(&next, h + GDBM_HDR_NEXT_BLOCK, sizeof next);
+    if (magic != GDBM_HDR_MAGIC64 && magic != GDBM_HDR_NUMSYNC64)
+        return 0;
+    return next > (int64_t)sb.st_size;
+}
+
 /* Whether every record of db reads back: a full walk, for files we did
- * not write (see g_open).  GDBM reads a record's key and value together,
- * so a walk that fetches each one touches every block in use. */
-static int db_readable(GDBM_FILE db)
+ * not write (see g_open) and before every checkpoint.  GDBM reads a
+ * record's key and value together, so a walk that fetches each one
+ * touches every block in use.  *live (may be NULL) gets the bytes of
+ * keys and values: the store's live data. */
+static int db_readable(GDBM_FILE db, uint64_t *live)
 {
     gdbm_count_t n = 0, seen = 0;
-    if (gdbm_count(db, &n) != 0)
+    uint64_t bytes = 0;
+    if (live)
+        *live = 0;
+    if (db_truncated(gdbm_fdesc(db)) || gdbm_count(db, &n) != 0)
         return 0;
     gdbm_errno = GDBM_NO_ERROR;
     datum k = gdbm_firstkey(db);
@@ -541,10 +595,13 @@ static int db_readable(GDBM_FILE db)
         }
         free(v.dptr);
         seen++;
+        bytes += (uint64_t)k.dsize + (uint64_t)v.dsize;
         datum next = gdbm_nextkey(db, k);
         free(k.dptr);
         k = next;
     }
+    if (live)
+        *live = bytes;
     return (gdbm_errno == GDBM_ITEM_NOT_FOUND || gdbm_errno == GDBM_NO_ERROR)
            && seen == n;
 }
@@ -812,12 +869,45 @@ untouched:
     return rc;
 }
 
+/* Whether PATH, through a fresh handle, is whole: not truncated, and
+ * every record reads back (db_readable).  *live gets its live bytes. */
+static int verify_db(gdbm_be *b, uint64_t *live)
+{
+    sg_error ignored = { 0 };
+    if (open_db(b, &ignored) != SG_OK || gdbm_needs_recovery(b->db))
+        return 0;
+    return db_readable(b->db, live);
+}
+
 /* Copy a clean PATH to PATH.ckpt and empty the log.  Caller holds the
  * exclusive lock with the dirty flag down.  A kill anywhere is safe: until
  * the rename the old checkpoint and the full log stand; after it, replaying
- * the old log onto the new checkpoint only rewrites values it already has. */
+ * the old log onto the new checkpoint only rewrites values it already has.
+ *
+ * Nothing is checkpointed unverified: the checkpoint and an empty log
+ * become the only history, so a copy of a damaged PATH (truncated behind
+ * a kept handle's back, say: the handle's writes still succeed) made the
+ * damage permanent, and check --repair then had nothing to rebuild from.
+ * So PATH is walked first (every record read back, which costs about what
+ * the copy does); a PATH that fails is rebuilt from the old checkpoint
+ * and the full log instead, and checkpointed only if that verifies. */
 static sg_status checkpoint(gdbm_be *b, sg_error *err)
 {
+    uint64_t live = 0;
+    if (!verify_db(b, &live)) {
+        sg_error rerr = { 0 };
+        __atomic_store_n(&b->page->dirty, 1, __ATOMIC_RELEASE);
+        if (rebuild(b, NULL, &rerr) != SG_OK) {
+            if (err && err->code == SG_OK)
+                *err = rerr;
+            return rerr.code ? rerr.code : SG_ESTORE;
+        }
+        if (!verify_db(b, &live))
+            return sgi_err(err, SG_ESTORE, 0, "store %s: fails verification "
+                           "even when rebuilt from its checkpoint and log; "
+                           "not checkpointed (run sessgatectl check --repair)",
+                           b->dbpath);
+    }
     sg_status rc = copy_file(b, b->dbpath, b->tmppath, b->ckptpath, err);
     if (rc == SG_OK && rename(b->tmppath, b->ckptpath) < 0) {
         rc = sys_fail(b, err, "cannot replace", b->ckptpath, errno);
@@ -887,6 +977,10 @@ static sg_status refresh(gdbm_be *b, sg_error *err)
         fresh = 0;
     if (fresh && (excl || mono_ms() - b->inode_checked >= READ_INODE_CHECK_MS))
         fresh = same_inode(b);
+    /* A writer also looks for a cut (two syscalls): a kept handle goes on
+     * writing into a truncated file as if nothing happened. */
+    if (fresh && excl && db_truncated(gdbm_fdesc(b->db)))
+        fresh = 0;
     if (fresh)
         return SG_OK;
     sg_error local = { 0 };
@@ -1092,10 +1186,11 @@ static sg_status change(sg_store *st, const char *key, const char *val,
         return sgi_err(err, SG_ESTORE, EROFS, "store %s: opened read-only",
                        b->dbpath);
     if (b->salvage && !file_exists(b->ckptpath))
-        return sgi_err(err, SG_ESTORE, 0, "store %s: damaged, with no "
+        return sgi_err(err, SG_ESTORE, 0, "store %s: %s, with no "
                        "checkpoint or log to rebuild it from (run sessgatectl "
                        "check --repair to salvage what GDBM can read)",
-                       b->dbpath);
+                       b->dbpath, b->truncated ? "truncated (shorter than its "
+                       "header says)" : "damaged");
     b->salvage = 0;   /* a checkpoint exists now: repaired since */
     if (!b->bumped) {
         b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
@@ -1244,8 +1339,11 @@ static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
     if (has_history(b)) {
         rc = rebuild(b, rep, err);
     } else {
-        /* No history of our own: salvage what GDBM can still read. */
+        /* No history of our own: salvage what GDBM can still read (of a
+         * truncated file too). */
+        b->salvaging = 1;
         rc = open_db(b, err);
+        b->salvaging = 0;
         gdbm_recovery rcvr;
         memset(&rcvr, 0, sizeof rcvr);
         /* GDBM's own figures miss records it drops without noticing
@@ -1432,7 +1530,7 @@ static sg_status g_open(sg_store *st, const char *location, sg_error *err)
                  * checkpoint would replace it with the log alone) until
                  * check --repair has salvaged it. */
                 if (gdbm_count(b->db, &n) != 0 ||
-                    (n > 0 && !db_readable(b->db)))
+                    (n > 0 && !db_readable(b->db, NULL)))
                     b->salvage = 1;
                 else if (n > 0)
                     rc = checkpoint(b, err);
