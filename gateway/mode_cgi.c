@@ -17,7 +17,10 @@
  * Login/Logout/Rotate are applied under the store lock and stripped, and a
  * program that fails before any header gives 502 (504 on timeout).  A
  * Set/Replace whose keys another request changed while the program ran
- * gives 409 and is not applied (no lost updates, cgi_stale below).
+ * gives 409 and is not applied (no lost updates, cgi_stale below).  The
+ * directives of one reply are all-or-nothing: one that is rejected
+ * (invalid JSON, not an object, too big, a bad user name) gives 502 and
+ * none is applied (cgi_apply).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -289,9 +292,28 @@ static int cgi_stale(const sg_session *seen, const sg_session *cur, const reply 
     return stale;
 }
 
-/* Apply the program's X-Session-* directives.  Appends Set-Cookie to
- * rq->head as needed.  0; 1 when they are stale (cgi_stale: nothing was
- * applied, caller sends 409); -1 on a store failure (caller sends 503). */
+/* What cgi_apply did. */
+enum {
+    APPLY_OK = 0,           /* applied (or nothing to apply) */
+    APPLY_STALE = 1,        /* stale (cgi_stale): nothing applied, 409 */
+    APPLY_REJECTED = 2,     /* a directive was invalid: nothing applied, 502 */
+    APPLY_STORE = -1        /* store failure: 503 */
+};
+
+/*
+ * Apply the program's X-Session-* directives.  Appends Set-Cookie to
+ * rq->head as needed.  Returns an APPLY_* code.
+ *
+ * Why all-or-nothing (issue #12, item 6): the directives of one reply are
+ * one change of the session, as the program meant it.  Applying the good
+ * ones of a reply whose X-Session-Set is invalid JSON (or too big) stores
+ * a state the program never asked for, and passing its 200 on tells the
+ * client that a change happened that did not.  So every directive is
+ * applied to one copy under the store lock, and only when all of them are
+ * accepted is the copy written, in one write (a rotate saves the pending
+ * changes with the new id); otherwise nothing is written and the client
+ * gets an error, not the program's body.
+ */
 static int cgi_apply(gw_request *rq, const reply *r)
 {
     sg_store *st = rq->store;
@@ -300,6 +322,7 @@ static int cgi_apply(gw_request *rq, const reply *r)
     sg_status rc;
     size_t i;
     int want = 0, logout = 0, rotate = 0, changed = 0, created = rq->created;
+    const char *bad = NULL;
 
     for (i = 0; i < r->nheaders; i++) {
         switch (r->headers[i].directive) {
@@ -319,29 +342,29 @@ static int cgi_apply(gw_request *rq, const reply *r)
     if (!want && !logout && !rotate) {
         if (rq->created)
             respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
-        return 0;
+        return APPLY_OK;
     }
     if (!st)
-        return -1;          /* store_handle() logged why, once */
+        return APPLY_STORE;     /* store_handle() logged why, once */
     sg_error_clear(&err);
     if (logout) {
         if (rq->session) {
             rc = sg_session_delete(st, sg_session_id(rq->session), &err);
             if (rc != SG_OK && rc != SG_ENOTFOUND) {
                 log_msg("%s", err.text);
-                return -1;
+                return APPLY_STORE;
             }
         }
         if (want || rotate)
             log_msg("X-Session-Logout given: other X-Session directives ignored");
         respond_cookie(&rq->head, rq->cfg, NULL, rq->https);
-        return 0;
+        return APPLY_OK;
     }
     /* Why: the program may have changed the session itself (bindings)
      * while it ran; reload it under the lock so nothing is lost. */
     if (sg_store_begin(st, &err) != SG_OK) {
         log_msg("%s", err.text);
-        return -1;
+        return APPLY_STORE;
     }
     if (rq->session) {
         rc = sg_session_get(st, sg_session_id(rq->session), SG_GET_NOTOUCH, &s, &err);
@@ -351,7 +374,7 @@ static int cgi_apply(gw_request *rq, const reply *r)
     }
     if (!s && !want) {
         sg_store_end(st);
-        return 0;                       /* rotate without a session: nothing */
+        return APPLY_OK;                /* rotate without a session: nothing */
     }
     if (want && cgi_stale(rq->session, s, r)) {
         char h[LOG_HASH_LEN + 1];
@@ -361,15 +384,17 @@ static int cgi_apply(gw_request *rq, const reply *r)
                   "X-Session-Set/Replace would overwrite that change: not applied, 409",
                   "sid", log_idhash(sg_session_id(s), h), (const char *)NULL);
         sg_session_free(s);
-        return 1;
+        return APPLY_STALE;
     }
     if (!s) {
+        /* Made under the lock we hold: if a directive is then rejected it
+         * is deleted again before anyone could have learnt its id. */
         rc = sg_session_create(st, NULL, NULL, 0, 0, &s, &err);
         if (rc != SG_OK)
             goto store_fail;
-        created = 1;
+        created = 2;
     }
-    for (i = 0; i < r->nheaders; i++) {
+    for (i = 0; i < r->nheaders && !bad; i++) {
         const reply_header *h = &r->headers[i];
 
         sg_error_clear(&err);
@@ -390,28 +415,46 @@ static int cgi_apply(gw_request *rq, const reply *r)
         }
         if (rc == SG_OK)
             changed = 1;
+        else if (rc == SG_ENOMEM)
+            goto store_fail;
         else
-            /* Why: a bad change is the program's bug; the response still
-             * goes out, without that change. */
-            log_msg("%s from the program not applied: %s", h->name, err.text);
+            bad = h->name;
+    }
+    if (bad) {
+        log_msg("%s from the program rejected: %s; no X-Session directive of this "
+                "reply applied, 502", bad, err.text);
+        if (created == 2)
+            (void)sg_session_delete(st, sg_session_id(s), NULL);
+        sg_store_end(st);
+        sg_session_free(s);
+        return APPLY_REJECTED;
     }
     sg_error_clear(&err);
-    if (changed && sg_session_save(st, s, &err) != SG_OK)
-        goto store_fail;
-    if (rotate && !created) {
-        if (sg_session_rotate(st, s, &err) != SG_OK)
-            goto store_fail;
+    /* One write: a rotate stores the pending changes under the new id. */
+    if (rotate && !created)
+        rc = sg_session_rotate(st, s, &err);
+    else
+        rc = changed ? sg_session_save(st, s, &err) : SG_OK;
+    if (rc == SG_ECONFLICT) {
+        sg_store_end(st);
+        log_msg("%s; nothing applied, 409", err.text);
+        sg_session_free(s);
+        return APPLY_STALE;
     }
+    if (rc != SG_OK)
+        goto store_fail;
     sg_store_end(st);
     if (created || rotate)
         respond_cookie(&rq->head, rq->cfg, sg_session_id(s), rq->https);
     sg_session_free(s);
-    return 0;
+    return APPLY_OK;
 store_fail:
+    if (created == 2)
+        (void)sg_session_delete(st, sg_session_id(s), NULL);
     sg_store_end(st);
     log_msg("%s", err.text);
     sg_session_free(s);
-    return -1;
+    return APPLY_STORE;
 }
 
 /* ----------------------------------------------------------- streaming */
@@ -538,11 +581,16 @@ static int cgi_send_headers(cgi_io *io)
         if (r->headers[i].directive == DIR_NONE)
             buf_addf(&rq->head, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);
     switch (cgi_apply(rq, r)) {
-    case 0:
+    case APPLY_OK:
         break;
-    case 1:
+    case APPLY_STALE:
         request_fail(rq, 409, "409 Conflict: the session changed while the program ran; "
                               "nothing was applied (retry)\n");
+        io->failed = 1;
+        return -1;
+    case APPLY_REJECTED:
+        request_fail(rq, 502, "502 Bad Gateway: the program's session change was "
+                              "rejected; nothing was applied\n");
         io->failed = 1;
         return -1;
     default:

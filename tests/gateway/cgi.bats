@@ -23,6 +23,9 @@ login) printf 'X-Session-Login: alice\r\nX-Session-Set: {"role":"admin"}\r\n' ;;
 logout) printf 'X-Session-Logout: 1\r\n' ;;
 rotate) printf 'X-Session-Rotate: 1\r\n' ;;
 badjson) printf 'X-Session-Set: {nope\r\n' ;;
+mixed) printf 'X-Session-Set: {"good":1}\r\nX-Session-Replace: [1,2]\r\nX-Session-Rotate: 1\r\n' ;;
+badlogin) printf 'X-Session-Set: {"role":"admin"}\r\nX-Session-Login: %s\r\n' "$(printf 'a\tb')" ;;
+toobig) printf 'X-Session-Set: {"big":"%s"}\r\n' "$(head -c 30000 /dev/zero | tr '\0' x)" ;;
 leak) printf 'X-Session-Id: leaked\r\nX-Session-Data: leaked\r\n' ;;
 esac
 printf 'Set-Cookie: app=1; Path=/\r\nContent-Type: text/plain\r\n\r\n'
@@ -198,16 +201,55 @@ req() {
   run -1 ctl get "$id"
 }
 
-@test "invalid JSON in X-Session-Set is logged and not applied; the response still goes out" {
+@test "invalid JSON in X-Session-Set: 502, nothing applied, logged; the program's body is not passed on" {
   id=$(new_session --data '{"keep":1}')
   gw_start --mode cgi --cgi-root "$ROOT"
   run -0 req act.cgi -p QUERY_STRING=badjson -p "HTTP_COOKIE=sessgate=$id"
-  assert_line "Status: 200 OK"
-  assert_line --partial "id=$id"
+  assert_line "Status: 502 Bad Gateway"
+  refute_line --partial "id=$id"
+  refute_line --partial "Set-Cookie: app=1"
   run -0 ctl get "$id"
   assert_output --partial '"data":{"keep":1}'
-  run grep -c "X-Session-Set from the program not applied" "$GW_ERR"
+  run grep -c "X-Session-Set from the program rejected: .*no X-Session directive of this reply applied" "$GW_ERR"
   assert_output 1
+}
+
+@test "the directives of one reply are all-or-nothing: one bad one and none is applied" {
+  id=$(new_session --data '{"keep":1}')
+  v=$(ctl get "$id" | sed -E 's/.*"version":([0-9]+).*/\1/')
+  gw_start --mode cgi --cgi-root "$ROOT"
+  # a good Set, a Replace that is not an object, a Rotate
+  run -0 req act.cgi -p QUERY_STRING=mixed -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 502 Bad Gateway"
+  refute_line --partial "Set-Cookie"
+  run -0 ctl get "$id"                  # not rotated, not changed
+  assert_output --partial '"data":{"keep":1}'
+  assert_output --partial "\"version\":$v"
+  run grep -c "X-Session-Replace from the program rejected" "$GW_ERR"
+  assert_output 1
+  # a bad user name in X-Session-Login takes the good Set with it
+  run -0 req act.cgi -p QUERY_STRING=badlogin -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 502 Bad Gateway"
+  run -0 ctl get "$id"
+  assert_output --partial '"user":null'
+  refute_output --partial admin
+  # data over the store's cap (40 KB stored + 30 KB merged > 64 KB)
+  big=$(new_session --data "{\"pad\":\"$(head -c 40000 /dev/zero | tr '\0' p)\"}")
+  run -0 req act.cgi -p QUERY_STRING=toobig -p "HTTP_COOKIE=sessgate=$big"
+  assert_line "Status: 502 Bad Gateway"
+  run -0 ctl get "$big"
+  refute_output --partial '"big"'
+  run grep -c "over the store's cap" "$GW_ERR"
+  assert_output 1
+}
+
+@test "a rejected change without a session leaves no session behind and sets no cookie" {
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=mixed
+  assert_line "Status: 502 Bad Gateway"
+  refute_line --partial "Set-Cookie"
+  run -0 ctl count
+  assert_output 0
 }
 
 @test "any other X-Session-* header of the program is stripped" {
