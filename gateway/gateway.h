@@ -107,6 +107,9 @@ typedef enum inbound_class {
 
 /* Classify one FastCGI param name for the CGI program's environment. */
 inbound_class inbound_classify(const char *name);
+/* Borrowed: the first "NAME=VALUE" entry of envp whose name is
+ * INBOUND_SPOOF (name gets a copy of the name, cut to namesz - 1), or NULL. */
+const char *inbound_find_spoof(char *const *envp, char *name, size_t namesz);
 
 /* ---------------------------------------------------------------- inject.c */
 typedef enum inject_mode { INJECT_ALL = 0, INJECT_NONE, INJECT_KEYS } inject_mode;

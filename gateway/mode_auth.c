@@ -13,6 +13,16 @@
  * A denial is 401 with WWW-Authenticate and X-Session-Login-Url (nginx can
  * only redirect itself, from error_page 401), or in the authorizer role
  * optionally a 302 to the login URL.  A store failure is 503, never a 200.
+ *
+ * A request that carries a client header imitating an injected name
+ * (X-Session-*, Session-*, Variable-*, in any spelling a web server folds
+ * into one, inbound.c) is refused with 403 before anything else.  Why: in
+ * auth mode the gateway cannot take a header away from the backend, and
+ * the web server builds the backend's HTTP_* variables from the same
+ * headers by the same folding as the gateway's params; refusing here
+ * protects every integration even when its config misses a spelling
+ * (issue #17: lighttpd folds "X-Session.User" into HTTP_X_SESSION_USER).
+ * 403 because nginx auth_request understands only 2xx, 401 and 403.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -115,8 +125,17 @@ static void deny(gw_request *rq)
 void mode_auth_handle(gw_request *rq)
 {
     const gw_config *cfg = rq->cfg;
+    char name[128];
     int ok;
 
+    if (inbound_find_spoof(rq->envp, name, sizeof name)) {
+        log_event(LOG_WARN, "spoof_refused",
+                  "a request header imitates a session header; refused with 403",
+                  "param", name, (const char *)NULL);
+        request_fail(rq, 403, "403 Forbidden: a request header imitates the "
+                              "gateway's session headers\n");
+        return;
+    }
     if (request_load_session(rq) < 0) {
         request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
         return;

@@ -367,7 +367,8 @@ static int cgi_apply(gw_request *rq, const reply *r)
         return APPLY_STORE;
     }
     if (rq->session) {
-        rc = sg_session_get(st, sg_session_id(rq->session), SG_GET_NOTOUCH, &s, &err);
+        rc = sg_session_get(st, sg_session_id(rq->session), SG_GET_NOTOUCH | SG_GET_DAMAGED_ABSENT,
+                            &s, &err);
         if (rc != SG_OK && rc != SG_ENOTFOUND && rc != SG_EEXPIRED)
             goto store_fail;
         sg_error_clear(&err);

@@ -112,11 +112,24 @@ int request_load_session(gw_request *rq)
     if (!rq->store)
         return -1;          /* store_handle() logged why, once */
     sg_error_clear(&err);
-    rc = sg_session_get(rq->store, rq->cookie_id, 0, &rq->session, &err);
+    rc = sg_session_get(rq->store, rq->cookie_id, SG_GET_DAMAGED_ABSENT,
+                        &rq->session, &err);
     switch (rc) {
     case SG_OK:
         return 0;
     case SG_ENOTFOUND:
+        if (err.sys_errno == EBADMSG) {
+            /* Why (issue #17): a damaged record is a session that does not
+             * exist: the request goes on without it and the cookie is
+             * expired, instead of a 503 on every request of that browser.
+             * Logged by its keyed hash: the raw id is a credential. */
+            rq->session = NULL;
+            log_event(LOG_WARN, "record_damaged", "the session's record is damaged; "
+                      "treated as no session (run sessgatectl check --repair)",
+                      "sid", log_idhash(rq->cookie_id, h), (const char *)NULL);
+            return 0;
+        }
+        /* fall through */
     case SG_EINVAL:
         rq->session = NULL;
         if (log_limit(LOG_RL_UNKNOWN))

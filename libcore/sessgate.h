@@ -185,6 +185,11 @@ sg_status sg_session_create(sg_store *st, const char *user,
                             int64_t max_age, sg_session **out, sg_error *err);
 
 #define SG_GET_NOTOUCH  1u   /* do not extend the idle window */
+/* A record that cannot be parsed reads as absent: SG_ENOTFOUND with
+ * err->sys_errno set to EBADMSG (so the caller can log and count it), not
+ * SG_ESTORE.  For request paths, where a damaged record must not lock a
+ * browser out (issue #17); admin tools keep the SG_ESTORE default. */
+#define SG_GET_DAMAGED_ABSENT 2u
 
 /* Load a live session.  Strict: a malformed, unknown or expired id gives
  * SG_ENOTFOUND or SG_EEXPIRED and never a session.  Unless SG_GET_NOTOUCH,

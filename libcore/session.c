@@ -21,6 +21,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,10 +158,19 @@ sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
     if (rc != SG_OK)
         return rc;
     sg_session *s;
-    rc = sgi_load(st, id, &s, err);
+    int damaged = 0;
+    rc = sgi_load_ex(st, id, &s, &damaged, err);
     sgi_unlock(st);
     if (rc == SG_ENOTFOUND)
         return sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found", id);
+    /* Why: a record that fails to parse can never become a session again,
+     * so on a request path it is one that does not exist; answering 503
+     * for it would lock that browser out until check --repair. */
+    if (damaged && (flags & SG_GET_DAMAGED_ABSENT)) {
+        sg_error_clear(err);            /* replace the SG_ESTORE text */
+        return sgi_err(err, SG_ENOTFOUND, EBADMSG, "session %s: record is damaged; "
+                       "read as absent (run sessgatectl check --repair)", id);
+    }
     if (rc != SG_OK)
         return rc;
     int64_t now = sgi_now(st);

@@ -91,6 +91,16 @@ teardown_file() {
   chk_auth_post /app/whoami.cgi
 }
 
+@test "apache: a session header spelled with any separator byte never reaches a backend (issue #17)" {
+  local id
+  id=$(new_session --user alice)
+  chk_spoof_folded /app/whoami.cgi
+  chk_spoof_folded /app/whoami.cgi "$id"
+  chk_spoof_folded /private/whoami.cgi "$id"
+  chk_spoof_folded /papp/x "$id"
+  chk_spoof_folded /cgi/whoami.cgi "$id"
+}
+
 @test "apache: the spoof set never reaches the CGI, HTTP or cgi-mode backends" {
   local id
   id=$(new_session --user alice)

@@ -150,6 +150,16 @@ teardown_file() {
   chk_auth_post /app/
 }
 
+@test "nginx: a session header spelled with any separator byte never reaches a backend (issue #17)" {
+  local id
+  id=$(new_session --user alice)
+  chk_spoof_folded /app/
+  chk_spoof_folded /app/ "$id"
+  chk_spoof_folded /private/ "$id"
+  chk_spoof_folded /papp/x "$id"
+  chk_spoof_folded /cgi/whoami.cgi "$id"
+}
+
 @test "nginx: the spoof set never reaches the FastCGI, HTTP or cgi-mode backends" {
   local id
   id=$(new_session --user alice)

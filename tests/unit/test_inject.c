@@ -154,6 +154,38 @@ int main(void)
     check(inbound_classify("HTTP") == INBOUND_DROP && inbound_classify("HTTP_") == INBOUND_DROP &&
           inbound_classify("") == INBOUND_DROP, "degenerate names are dropped");
 
+    /* Issue #17: lighttpd folds every byte outside [A-Za-z0-9] of a header
+     * name into '_'.  Every such byte, as every separator, must still spoof. */
+    {
+        int c, bad = 0, badenv = 0;
+        char nm[64], hit[128];
+
+        for (c = 1; c < 256; c++) {
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+                continue;
+            snprintf(nm, sizeof nm, "HTTP_X%cSESSION%cUSER", c, c);
+            bad += inbound_classify(nm) != INBOUND_SPOOF;
+            snprintf(nm, sizeof nm, "HTTP_X_Session%cId", c);
+            bad += inbound_classify(nm) != INBOUND_SPOOF;
+            snprintf(nm, sizeof nm, "HTTP%cVARIABLE%cSESSION_ID", c, c);
+            bad += inbound_classify(nm) != INBOUND_SPOOF;
+            snprintf(nm, sizeof nm, "HTTP_SESSION%c", c);
+            bad += inbound_classify(nm) != INBOUND_SPOOF;
+            snprintf(nm, sizeof nm, "HTTP_X_SESSIONS%cID=v", c);
+            {
+                char *envp[] = { (char *)"HTTP_HOST=h", nm, NULL };
+                badenv += inbound_find_spoof(envp, hit, sizeof hit) != NULL;
+            }
+            snprintf(nm, sizeof nm, "HTTP_X_SESSION%cID=v", c);
+            {
+                char *envp[] = { (char *)"HTTP_HOST=h", nm, NULL };
+                badenv += inbound_find_spoof(envp, hit, sizeof hit) != nm;
+            }
+        }
+        check(bad == 0, "every non-alphanumeric separator byte folds into a spoof name");
+        check(badenv == 0, "inbound_find_spoof finds the spoof param and only it");
+    }
+
     printf("# %d tests, %d failed\n", n_test, n_fail);
     return n_fail ? 1 : 0;
 }
