@@ -282,15 +282,19 @@ for bad in [{"s": {1, 2}}, {"f": float("nan")}, {"o": object()}, ["not", "a", "m
     except sessgate.InvalidArgument as e:
         assert e.code == 4
 s = st.create(data={"ok": 1})
-s["bad"] = float("inf")
+try:
+    s["bad"] = float("inf")             # refused at assignment
+except sessgate.InvalidArgument:
+    print("refused")
+s["ok"] = [float("inf")][:0]
+s["ok"].append(float("inf"))             # nested: refused at save
 try:
     s.save()
 except sessgate.InvalidArgument:
-    print("refused")
-del s["bad"]
+    print("refused at save")
 print(st.count(), st.get(s.id).data)'
   assert_success
-  assert_output $'refused\n1 {\'ok\': 1}'
+  assert_output $'refused\nrefused at save\n1 {\'ok\': 1}'
 }
 
 @test "a bad user name raises InvalidArgument" {

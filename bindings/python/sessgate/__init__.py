@@ -31,24 +31,27 @@ import contextlib
 import json
 import os
 import threading
-from typing import (Any, Dict, Iterable, Iterator, List, Mapping, MutableMapping,
-                    Optional, Tuple, Union)
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping,
+                    MutableMapping, Optional, Tuple, Type, TypeVar, Union)
 
 from . import sessgate_core as _core
 from . import _sessgate_core as _c   # flat C functions, one call less
 from .errors import (Conflict, Error, Expired, InvalidArgument, InvalidId,
                      LockTimeout, NotFound, OutOfMemory, StoreError, TooBig)
+from ._data import InvalidData, NotSerializable
+from . import _data
 
 __all__ = [
     "Store", "Session", "Error", "NotFound", "Expired", "Conflict",
     "InvalidArgument", "InvalidId", "LockTimeout", "StoreError",
     "OutOfMemory", "TooBig", "id_valid", "version", "__version__",
-    "MAX_DEPTH",
+    "MAX_DEPTH", "NotSerializable", "InvalidData",
 ]
 
 __version__: str = _c.version()
 
 JSONValue = Any
+_T = TypeVar("_T")
 _GET_NOTOUCH: int = _core.SG_GET_NOTOUCH
 #: Deepest nesting of session data a save accepts (the data dict is level
 #: 1); the C library's SG_MAX_DEPTH, the same for every language.
@@ -82,37 +85,17 @@ def _check_user(user: Optional[str]) -> None:
                               _core.SG_EINVAL)
 
 
-def _check_depth(data: Mapping[str, JSONValue]) -> None:
-    """TooBig when data nests deeper than MAX_DEPTH.  Walked without
-    recursion, before json (which would raise RecursionError a thousand
-    levels down, and less inside a deep framework stack)."""
-    todo: List[Tuple[Any, int]] = [(data, 1)]
-    while todo:
-        value, depth = todo.pop()
-        if depth > MAX_DEPTH:
-            raise TooBig(f"session data: nested deeper than the limit of "
-                         f"{MAX_DEPTH} levels (sessgate.MAX_DEPTH; the data "
-                         f"object is level 1)", _core.SG_ETOOBIG)
-        children: Iterable[Any]
-        if isinstance(value, Mapping):
-            children = value.values()
-        elif isinstance(value, (list, tuple)):
-            children = value
-        else:
-            continue
-        todo.extend((v, depth + 1) for v in children
-                    if isinstance(v, (Mapping, list, tuple)))
-
-
-def _dump_data(data: Mapping[str, JSONValue]) -> str:
-    if not isinstance(data, Mapping):
-        raise InvalidArgument("session data must be a mapping (a JSON object),"
-                              f" not {type(data).__name__}", _core.SG_EINVAL)
-    _check_depth(data)
+def _dump_data(data: Mapping[str, JSONValue],
+               default: "_data.JSONDefault" = None) -> str:
+    """data as compact JSON, after sessgate._data's rules: NotSerializable
+    (a TypeError) for what JSON would change, TooBig past MAX_DEPTH."""
+    if isinstance(data, Mapping) and not isinstance(data, dict):
+        data = dict(data)
+    data = _data.check(data, default)
     try:
         return _dumps(data)
-    except (TypeError, ValueError) as e:
-        raise InvalidArgument(f"session data is not JSON: {e}",
+    except (TypeError, ValueError) as e:      # not reached after check()
+        raise NotSerializable(f"session data is not JSON: {e}",
                               _core.SG_EINVAL) from e
 
 
@@ -200,8 +183,10 @@ class Session(MutableMapping[str, JSONValue]):
 
     @data.setter
     def data(self, value: Mapping[str, JSONValue]) -> None:
-        _dump_data(value)   # fail now, not at save time
-        self._data = dict(value)
+        # Fail now, not at save time (see sessgate._data for the rules).
+        if isinstance(value, Mapping) and not isinstance(value, dict):
+            value = dict(value)
+        self._data = dict(_data.check(value, self._store.json_default))
         if self._text is None:
             self._text = _session_data_json(self._raw)
 
@@ -211,13 +196,18 @@ class Session(MutableMapping[str, JSONValue]):
         (compared by value, nested changes included)."""
         if self._data is None:
             return False
-        return _dump_data(self._data) != _dumps(_loads(self._text or "{}"))
+        return (_dump_data(self._data, self._store.json_default)
+                != _dumps(_loads(self._text or "{}")))
 
     def __getitem__(self, key: str) -> JSONValue:
         return self.data[key]
 
     def __setitem__(self, key: str, value: JSONValue) -> None:
-        self.data[key] = value
+        # Checked at assignment (a tuple, an int key, NaN, a datetime raise
+        # NotSerializable here); changes inside values are checked at save.
+        if not isinstance(key, str):
+            _data.check({key: value})             # raises, naming the key
+        self.data[key] = _data.check({key: value}, self._store.json_default)[key]
 
     def __delitem__(self, key: str) -> None:
         del self.data[key]
@@ -255,9 +245,36 @@ class Session(MutableMapping[str, JSONValue]):
     # ----------------------------------------------------------- actions
     def _push_data(self) -> None:
         if self._data is not None:
-            text = _dump_data(self._data)
+            store = self._store
+            data = _data.check(self._data, store.json_default)
+            if store.model is not None and data:
+                _data.validate(store.model, data)
+            text = _dumps(data)
             _session_set_data(self._raw, text)
             self._text = text
+
+    # ----------------------------------------------------- typed models
+    def to_model(self, cls: Type[_T]) -> _T:
+        """The data as a new, validated instance of ``cls`` (a dataclass or
+        a pydantic model); :class:`InvalidData` when it does not fit.
+        Change the instance, then :meth:`from_model` and :meth:`save`."""
+        return _data.to_model(cls, self.data)
+
+    def from_model(self, obj: Any) -> None:
+        """Replace the data with a model instance's fields (validated);
+        stored by :meth:`save`."""
+        self.data = _data.from_model(obj)
+
+    # ---------------------------------------------------------- pickle
+    def __reduce__(self) -> Tuple[Any, ...]:
+        """A Session pickles to its store's path, id, version, user and
+        data (unsaved changes included), not to the C handle.  Unpickling
+        opens the store by path (once per process), loads the session and
+        applies the pickled user and data as unsaved changes: NotFound when
+        the session is gone, Conflict when it was saved since (its version
+        moved), so a pickled copy never overwrites a newer one."""
+        return (_unpickle_session, (self._store.path, self.id, self.version,
+                                    self.user, dict(self.data)))
 
     def save(self) -> None:
         """Store data, user and lifetimes.  Raises :class:`Conflict` when
@@ -305,6 +322,9 @@ class Store:
     (s), ``lock_timeout_ms`` (5000), ``max_per_user`` (0 = no cap),
     ``max_data`` (bytes of data JSON, 64 KiB), ``sync``, ``group``,
     ``readonly``.  With no path, ``$SESSGATE_STORE`` is used.
+    ``json_default`` converts values JSON cannot carry; ``model`` (a
+    dataclass or pydantic model) validates data on load and save (see
+    :mod:`sessgate._data`).
     """
 
     def __init__(self, path: Union[str, "os.PathLike[str]", None] = None, *,
@@ -312,13 +332,22 @@ class Store:
                  touch_interval: int = 0, lock_timeout_ms: int = 0,
                  max_per_user: int = 0, max_data: int = 0,
                  sync: bool = False, group: bool = False,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False,
+                 json_default: Optional[Callable[[Any], Any]] = None,
+                 model: Optional[type] = None) -> None:
         if path is None:
             path = os.environ.get("SESSGATE_STORE")
             if not path:
                 raise InvalidArgument("no store path given and SESSGATE_STORE"
                                       " is not set", _core.SG_EINVAL)
         self._st: Any = None
+        #: Called with each value JSON cannot carry (datetime, tuple...) to
+        #: get its JSON replacement, like json.dumps's default; None: such
+        #: values raise NotSerializable.  See sessgate._data.
+        self.json_default = json_default
+        #: A dataclass or pydantic model every session's data must fit, on
+        #: load (get) and save; empty data (a fresh session) is exempt.
+        self.model = model
         # Serialises this handle's C calls between threads (re-entrant:
         # update() holds it around get and save).
         self._mutex = threading.RLock()
@@ -379,7 +408,9 @@ class Store:
         """Create and store a session with a fresh random id.  With a
         per-user cap, the user's oldest sessions beyond it are deleted."""
         _check_user(user)
-        text = None if data is None else _dump_data(data)
+        text = None if data is None else _dump_data(data, self.json_default)
+        if data and self.model is not None:
+            _data.validate(self.model, _loads(text or "{}"))
         with self._mutex:
             raw = _c.session_create(self._handle(), user, text,
                                     int(idle_timeout), int(max_age))
@@ -402,7 +433,10 @@ class Store:
                 raw = _session_get(st, sid, 0 if touch else _GET_NOTOUCH)
             except NotFound:              # Expired too
                 return None
-        return Session(self, raw)
+        s = Session(self, raw)
+        if self.model is not None and s.data:
+            _data.validate(self.model, s.data)    # InvalidData
+        return s
 
     def delete(self, sid: str) -> None:
         """Delete the session with this id.  Raises :class:`InvalidId` for
@@ -476,3 +510,28 @@ class Store:
 
     def __contains__(self, sid: object) -> bool:
         return isinstance(sid, str) and self.get(sid, touch=False) is not None
+
+
+_unpickle_stores: Dict[str, Store] = {}     # one per path, for the process
+
+
+def _unpickle_session(path: str, sid: str, version: int,
+                      user: Optional[str], data: Dict[str, Any]) -> Session:
+    """Rebuild a pickled Session (see Session.__reduce__)."""
+    store = _unpickle_stores.get(path)
+    if store is None:
+        store = Store(path)
+        _unpickle_stores[path] = store
+    s = store.get(sid, touch=False)
+    if s is None:
+        raise NotFound(f"unpickling session {sid}: not found or expired in "
+                       f"{path}", _core.SG_ENOTFOUND)
+    if s.version != version:
+        raise Conflict(f"unpickling session {sid}: saved since it was "
+                       f"pickled (version {version}, now {s.version})",
+                       _core.SG_ECONFLICT)
+    if s.user != user:
+        s.user = user
+    s.data = data
+    return s
+
