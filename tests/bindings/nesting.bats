@@ -100,14 +100,21 @@ assert st.get(s.id).data == deep(64)
 s["b"] = 1; s.save()
 v = s.version
 for n in (65, 1500):
-    s.data = {}
-    s["a"] = deep(n - 1)
-    try:
-        s.save()
+    try:                        # refused at assignment already
+        s["a"] = deep(n - 1)
     except sessgate.TooBig as e:
         print(e)
     else:
-        raise SystemExit("saved %d levels" % n)
+        raise SystemExit("accepted %d levels" % n)
+s["a"] = deep(63)
+s["a"]["a"] = deep(63)          # grown in place: refused at save
+try:
+    s.save()
+except sessgate.TooBig as e:
+    print("at save")
+else:
+    raise SystemExit("saved 65 levels")
+s["a"] = deep(63)
 back = st.get(s.id)
 assert back.version == v and back.data == dict(deep(64), b=1), back.data
 try:
@@ -117,7 +124,8 @@ except sessgate.TooBig:
 assert st.count() == 1
 print("ok")'
   assert_line -n 0 "session data: nested deeper than the limit of 64 levels (sessgate.MAX_DEPTH; the data object is level 1)"
-  assert_line -n 2 ok
+  assert_line -n 2 "at save"
+  assert_line -n 3 ok
 }
 
 @test "a list counts as a level in Python as in C" {
@@ -126,9 +134,8 @@ d = []
 for _ in range(62): d = [d]
 st = sessgate.Store(STORE)
 s = st.create(data={"l": d})          # 1 + 63 levels
-s["l"] = [d]
 try:
-    s.save()
+    s["l"] = [d]
 except sessgate.TooBig:
     print("refused")'
   assert_output refused
