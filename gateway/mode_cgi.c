@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -569,6 +570,27 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* Whether header name: value is a Set-Cookie for the session cookie.
+ * Why (issue #17): the gateway owns its cookie; a program that sets it
+ * itself (before the gateway's own line) could pin a browser to an id of
+ * its choosing or break rotation and logout.  The header name is matched
+ * the way the web server reads it (case ignored); the cookie name byte for
+ * byte, as browsers do, after the blanks a browser skips. */
+static int cgi_own_cookie(const gw_config *cfg, const char *name, const char *value)
+{
+    size_t n = strlen(cfg->cookie_name), k;
+
+    if (strcasecmp(name, "Set-Cookie") != 0 && strcasecmp(name, "Set-Cookie2") != 0)
+        return 0;
+    value += strspn(value, " \t");
+    k = strcspn(value, "=");
+    if (value[k] != '=')
+        return 0;
+    while (k && (value[k - 1] == ' ' || value[k - 1] == '\t'))
+        k--;
+    return k == n && memcmp(value, cfg->cookie_name, n) == 0;
+}
+
 /* Emit the reply's header block, with the session changes applied. */
 static int cgi_send_headers(cgi_io *io)
 {
@@ -578,9 +600,16 @@ static int cgi_send_headers(cgi_io *io)
 
     buf_reset(&rq->head);
     respond_status(&rq->head, r->status);
-    for (i = 0; i < r->nheaders; i++)
-        if (r->headers[i].directive == DIR_NONE)
-            buf_addf(&rq->head, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);
+    for (i = 0; i < r->nheaders; i++) {
+        if (r->headers[i].directive != DIR_NONE)
+            continue;
+        if (cgi_own_cookie(rq->cfg, r->headers[i].name, r->headers[i].value)) {
+            log_event(LOG_WARN, "cgi_cookie_dropped", "the program set the session "
+                      "cookie itself; dropped (use X-Session-* headers)", (const char *)NULL);
+            continue;
+        }
+        buf_addf(&rq->head, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);
+    }
     switch (cgi_apply(rq, r)) {
     case APPLY_OK:
         break;

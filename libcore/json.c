@@ -11,6 +11,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,52 @@ sg_session *sgi_session_new(void)
     return s;
 }
 
+/* Whether a number in the JSON text underflows a double (issue #17).
+ * Why: jansson refuses a real that overflows ("real number overflow") but
+ * stores one that underflows, 1e-400, silently as 0.0: the data saved is
+ * not the data given.  So every number token outside strings that has a
+ * fraction or an exponent is converted once more with strtod, which sets
+ * ERANGE on underflow (zero or subnormal from a non-zero text) as on
+ * overflow.  Runs over valid JSON only (after jansson accepted it), so the
+ * scan need only tell strings from the rest. */
+static int number_out_of_range(const char *text, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        char c = text[i];
+
+        if (c == '"') {
+            for (i++; i < len && text[i] != '"'; i++)
+                if (text[i] == '\\')
+                    i++;
+            i++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t start = i;
+            int real = 0;
+
+            for (; i < len && (strchr("+-.eE", text[i]) || (text[i] >= '0' && text[i] <= '9'));
+                 i++)
+                real |= text[i] == '.' || text[i] == 'e' || text[i] == 'E';
+            if (real) {
+                char *tok = strndup(text + start, i - start);   /* owned here */
+                int range;
+
+                if (!tok)
+                    return -1;
+                errno = 0;
+                (void)strtod(tok, NULL);
+                range = errno == ERANGE;
+                free(tok);
+                if (range)
+                    return 1;
+            }
+        } else
+            i++;
+    }
+    return 0;
+}
+
 /* Parse data text into a new JSON object (*out owned by the caller). */
 sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
                          sg_error *err)
@@ -174,6 +221,14 @@ sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
         json_decref(v);
         return sgi_err(err, SG_EINVAL, 0,
                        "session data: must be a JSON object ({...})");
+    }
+    int range = number_out_of_range(text, len);
+    if (range) {
+        json_decref(v);
+        if (range < 0)
+            return sgi_err(err, SG_ENOMEM, 0, "session data: out of memory");
+        return sgi_err(err, SG_EINVAL, 0, "session data: a real number underflows "
+                       "or overflows a double (it would be stored as 0 or inf)");
     }
     *out = v;
     return SG_OK;

@@ -146,3 +146,22 @@ assert_store_modes() {
   run -0 ctl get "$id"
   assert_output --partial '"user":"synced"'
 }
+
+# Issue #17: jansson refuses 1e400 (overflow) but stored 1e-400 silently as 0.0.
+@test "a real number that underflows is refused like one that overflows, and stores nothing" {
+  run -2 --separate-stderr ctl create --data '{"x":1e400}'
+  assert_error_line 'overflow'
+  for d in '{"x":1e-400}' '{"x":-2.5e-320}' '{"a":[1,{"b":1E-999}]}'; do
+    run -2 --separate-stderr ctl create --data "$d"
+    assert_error_line 'underflows'
+  done
+  [ "$(ctl count 2>/dev/null || echo 0)" = 0 ]
+  # ordinary reals, and the same text inside a string, are kept as given
+  id=$(ctl create --data '{"x":1.5e-300,"y":0.0,"s":"1e-400"}')
+  run -0 ctl get "$id"
+  assert_output --partial '"s":"1e-400"'
+  assert_output --partial '"x":1.5'
+  run -2 --separate-stderr ctl set "$id" '{"x":1e-400}'
+  run -0 ctl get "$id"
+  assert_output --partial '"x":1.5'
+}

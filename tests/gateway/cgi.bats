@@ -408,3 +408,36 @@ req() {
   run -0 ctl get "$id"
   assert_output --partial '"data":{}'
 }
+
+# Issue #17: a program printing Set-Cookie: sessgate=... got it to the browser
+# beside (before) the gateway's own.  The gateway owns its cookie.
+@test "a program's Set-Cookie for the session cookie is dropped and logged, in every spelling" {
+  local forged=0b5c1d2e-0000-4000-8000-00000000f00d
+  script cookie.cgi <<SH
+printf 'Set-Cookie: sessgate=$forged; Path=/\r\n'
+printf 'set-cookie: sessgate=$forged\r\n'
+printf 'SET-COOKIE:  sessgate =$forged; Max-Age=99999999\r\n'
+printf 'Set-Cookie2: sessgate=$forged\r\n'
+printf 'sEt-CoOkIe: sessgate=\r\n'
+printf 'Set-Cookie: app=1; Path=/\r\nSet-Cookie: sessgate2=keep\r\nSet-Cookie: xsessgate=keep\r\n'
+case "\$QUERY_STRING" in login) printf 'X-Session-Login: alice\r\n' ;; esac
+printf 'Content-Type: text/plain\r\n\r\nbody\n'
+SH
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req cookie.cgi
+  assert_line "Status: 200 OK"
+  refute_line --partial "$forged"
+  refute_line --regexp '^[Ss][Ee][Tt]-[Cc][Oo][Oo][Kk][Ii][Ee]2?: *sessgate *='
+  assert_line "Set-Cookie: app=1; Path=/"
+  assert_line "Set-Cookie: sessgate2=keep"
+  assert_line "Set-Cookie: xsessgate=keep"
+  assert_line "body"
+  grep -q "cgi_cookie_dropped" "$GW_ERR"
+  # the gateway's own cookie still goes out, and it is the only one
+  run -0 req cookie.cgi -p QUERY_STRING=login
+  refute_line --partial "$forged"
+  run -0 bash -c "tr -d '\r' < '$BATS_TEST_TMPDIR/raw' | grep -ci '^set-cookie2\\?: *sessgate *='"
+  assert_output 1
+  run -0 headers_only
+  assert_line --regexp '^Set-Cookie: sessgate=[0-9a-f-]{36}; Path=/; HttpOnly'
+}
