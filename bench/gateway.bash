@@ -8,6 +8,7 @@
 # (-t$BENCH_THREADS -c$BENCH_CONNS -d$BENCH_SECONDS, --latency):
 #   ceiling   auth_request to bench/fcgi_min, a FastCGI responder doing nothing
 #   auth      auth_request to `sessgate --mode auth`, with a live session cookie
+#   auth+metrics  the same with --metrics-listen: the counters cost (ratio)
 #   auth-redis      the same gateway on a Redis store: redis+unix: socket
 #   auth-redis-tcp  the same on the same Redis over 127.0.0.1 TCP (as a web
 #             host reaching a shared Redis would); both rows only when
@@ -82,6 +83,8 @@ start_all() {
   { [ -z "$redis_tcp" ] ||
     SRV_STORE=$redis_tcp srv_gateway gw-auth-redis-tcp "unix:$run/gw-auth-redis-tcp.sock" \
       --mode auth --policy user --workers "$BENCH_WORKERS"; } &&
+  srv_gateway gw-auth-metrics "unix:$run/gw-auth-metrics.sock" --mode auth --policy user \
+    --workers "$BENCH_WORKERS" --metrics-listen "unix:$run/metrics.sock" &&
   srv_gateway gw-cgi "unix:$run/gw-cgi.sock" --mode cgi \
     --cgi-root "$SRV_ROOT/bench/cgi" --workers "$BENCH_WORKERS" &&
   srv_fcgiwrap "$BENCH_WORKERS" &&
@@ -112,6 +115,7 @@ check() {  # check PATH WANT-IN-RESPONSE [curl args]
 }
 check ceiling '^ok'
 check auth '^X-User: alice' -H "Cookie: sessgate=$sid"
+check auth-metrics '^X-User: alice' -H "Cookie: sessgate=$sid"
 for c in "${redis_cases[@]}"; do
   check "$c" '^X-User: alice' -H "Cookie: sessgate=$rsid"
   # A GDBM session is unknown to the Redis store: proves which store answers.
@@ -144,17 +148,22 @@ wrk -t1 -c4 -d1s "$(url ceiling)" >/dev/null 2>&1   # warm-up: nginx, caches
 for round in $(seq "$BENCH_ROUNDS"); do
   bench ceiling ceiling
   bench auth auth -H "Cookie: sessgate=$sid"
+  bench auth+metrics auth-metrics -H "Cookie: sessgate=$sid"
   for c in "${redis_cases[@]}"; do bench "$c" "$c" -H "Cookie: sessgate=$rsid"; done
   bench php php -H "Cookie: PHPSESSID=$phpsid"
   bench cgi cgi
   bench fcgiwrap fcgiwrap
 done
 
+# The metrics gateway really counted what it answered.
+counted=$(curl -sS --max-time 5 --unix-socket "$run/metrics.sock" http://localhost/metrics |
+          sed -n 's/^sessgate_requests_total{mode="auth",outcome="allowed"} //p')
+[ "${counted:-0}" -gt 0 ] || die "auth+metrics: the gateway counted no request"
 echo "gateway benchmark: nginx on loopback, wrk -t$BENCH_THREADS -c$BENCH_CONNS" \
      "-d${BENCH_SECONDS}s, best of $BENCH_ROUNDS, $BENCH_WORKERS worker processes per responder," \
      "$(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg) at the end"
 printf '%-14s %12s %10s\n' case req/s p99
-for n in ceiling auth "${redis_cases[@]}" php cgi fcgiwrap; do
+for n in ceiling auth auth+metrics "${redis_cases[@]}" php cgi fcgiwrap; do
   printf '%-14s %12s %10s\n' "$n" "${RPS[$n]}" "${P99[$n]}"
 done
 [ -z "$redis_skip" ] || echo "$redis_skip"
@@ -166,6 +175,8 @@ ratio() {  # ratio NAME A B OP TARGET: A/B against TARGET
 ratio "auth / ceiling" "${RPS[auth]}" "${RPS[ceiling]}" ">=" 0.70
 ratio "auth / php" "${RPS[auth]}" "${RPS[php]}" ">=" 3
 ratio "cgi / fcgiwrap" "${RPS[cgi]}" "${RPS[fcgiwrap]}" ">=" 0.90
+# Metrics on (shared counters, one atomic add per event) against off.
+ratio "auth+metrics / auth" "${RPS[auth+metrics]}" "${RPS[auth]}" ">=" 0.90
 for c in "${redis_cases[@]}"; do
   awk -v n="$c / auth (gdbm)" -v a="${RPS[$c]}" -v b="${RPS[auth]}" \
     'BEGIN { printf "%-34s %6.2f  (no target: the store'"'"'s share of a request)\n", n, a / b }'

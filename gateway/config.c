@@ -100,6 +100,8 @@ static const opt_def opt_table[] = {
       "error|warn|info|debug", "log events up to this level (default info)" },
     { "log-file", OPT_STR, F(log_file), 0, 0, NULL, "PATH",
       "log to PATH instead of stderr; reopened on SIGHUP" },
+    { "metrics-listen", OPT_STR, F(metrics_listen), 0, 0, NULL, "HOST:PORT|unix:PATH",
+      "serve Prometheus metrics (GET /metrics) there; keep it off the internet" },
     { "access-log", OPT_FLAG, F(access_log), 0, 0, NULL, NULL,
       "log one event=access line per request (info level)" },
     { "help", OPT_HELP, 0, 0, 0, NULL, NULL, "print this help and exit" },

@@ -84,6 +84,34 @@ void log_reopen_request(void);
 /* Whether a SIGHUP came since the last call (the master forwards it). */
 int  log_hup_taken(void);
 
+/* -------------------------------------------------------------- metrics.c */
+enum {
+    MET_SESSIONS_CREATED = 0, MET_SESSIONS_ROTATED,
+    MET_SESSIONS_DELETED, MET_SESSIONS_EXPIRED, MET_COOKIES_UNKNOWN,
+    MET_COOKIES_MALFORMED, MET_CONFLICTS, MET_LOCK_TIMEOUTS, MET_STORE_ERRORS,
+    MET_CGI_RUN, MET_CGI_TIMEOUTS, MET_CGI_KILLED, MET_INJECT_TRUNCATED,
+    MET_WORKER_RESTARTS, MET_NCOUNTERS
+};
+#define MET_NMODES    2             /* gw_mode */
+#define MET_NOUTCOMES 6             /* allowed denied created conflict unavailable error */
+
+/* Map the counters shared by every worker (only with --metrics-listen).
+ * In the master, before fork.  0 or -1 (printed). */
+int  metrics_setup(const struct gw_config *cfg);
+/* Bind --metrics-listen (if given).  0 or -1 (printed). */
+int  metrics_listen_open(const struct gw_config *cfg);
+void metrics_close(const struct gw_config *cfg);
+/* The metrics process's loop: answer GET /metrics.  Never returns. */
+int  metrics_serve(const struct gw_config *cfg);
+/* Append the exposition text.  0 or -1 (over the buffer's cap). */
+int  metrics_render(const struct gw_config *cfg, buf *b);
+/* Hooks for the request path: lock-free, no-ops without --metrics-listen. */
+void metrics_add(int counter, uint64_t n);
+void metrics_request(int mode, int outcome, int64_t us);
+void metrics_lock_wait(int64_t us);
+/* The index of an outcome name (request_outcome). */
+int  metrics_outcome(const char *name);
+
 /* --------------------------------------------------------------- cookie.c */
 typedef enum cookie_result {
     COOKIE_NONE = 0,     /* no cookie with that name */

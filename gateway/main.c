@@ -31,6 +31,12 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    /* Bound before the drop, like the FastCGI socket. */
+    if (metrics_setup(&cfg) < 0 || metrics_listen_open(&cfg) < 0) {
+        listen_close(&cfg, fd);
+        config_free(&cfg);
+        return 1;
+    }
     if (privsep_drop(&cfg.run_as) < 0) {
         listen_close(&cfg, fd);
         config_free(&cfg);
@@ -55,6 +61,7 @@ int main(int argc, char **argv)
     sg_store_close(st);
     sdnotify_send("READY=1");
     rc = prefork_run(&cfg, fd);
+    metrics_close(&cfg);
     listen_close(&cfg, fd);
     config_free(&cfg);
     return rc;

@@ -355,6 +355,8 @@ static int cgi_apply(gw_request *rq, const reply *r)
                 log_msg("%s", err.text);
                 return APPLY_STORE;
             }
+            if (rc == SG_OK)
+                metrics_add(MET_SESSIONS_DELETED, 1);
         }
         if (want || rotate)
             log_msg("X-Session-Logout given: other X-Session directives ignored");
@@ -385,6 +387,7 @@ static int cgi_apply(gw_request *rq, const reply *r)
         log_event(LOG_WARN, "conflict", "the session changed while the program ran; its "
                   "X-Session-Set/Replace would overwrite that change: not applied, 409",
                   "sid", log_idhash(sg_session_id(s), h), (const char *)NULL);
+        metrics_add(MET_CONFLICTS, 1);
         sg_session_free(s);
         return APPLY_STALE;
     }
@@ -440,12 +443,17 @@ static int cgi_apply(gw_request *rq, const reply *r)
     if (rc == SG_ECONFLICT) {
         sg_store_end(st);
         log_msg("%s; nothing applied, 409", err.text);
+        metrics_add(MET_CONFLICTS, 1);
         sg_session_free(s);
         return APPLY_STALE;
     }
     if (rc != SG_OK)
         goto store_fail;
     sg_store_end(st);
+    if (created == 2)
+        metrics_add(MET_SESSIONS_CREATED, 1);
+    else if (rotate && !created)
+        metrics_add(MET_SESSIONS_ROTATED, 1);
     if (created || rotate)
         respond_cookie(&rq->head, rq->cfg, sg_session_id(s), rq->https);
     sg_session_free(s);
@@ -770,6 +778,7 @@ void mode_cgi_handle(gw_request *rq)
         request_fail(rq, 502, "502 Bad Gateway: the program could not be started\n");
         goto out;
     }
+    metrics_add(MET_CGI_RUN, 1);
     fcntl(io.to_child, F_SETFL, O_NONBLOCK);
     fcntl(io.from_child, F_SETFL, O_NONBLOCK);
     /* In the responder role the web server always ends FCGI_STDIN; an
@@ -785,6 +794,10 @@ void mode_cgi_handle(gw_request *rq)
     if (timed_out || broke)
         proc_kill(io.pid, SIGKILL);
     status = proc_reap(io.pid, (timed_out || broke) ? proc_now_ms() : deadline);
+    if (timed_out)
+        metrics_add(MET_CGI_TIMEOUTS, 1);
+    else if (status != -1 && WIFSIGNALED(status))
+        metrics_add(MET_CGI_KILLED, 1);
     if (io.sent && (timed_out || (status != -1 && WIFSIGNALED(status)))) {
         char sig[16];
 

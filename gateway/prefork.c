@@ -43,7 +43,8 @@ static void on_master_chld(int sig)
     master_child = 1;
 }
 
-static int start_worker(const gw_config *cfg, int fd, pid_t master)
+/* Worker slot i, or with --metrics-listen the metrics process (last slot). */
+static int start_worker(const gw_config *cfg, int fd, pid_t master, long i)
 {
     pid_t pid = fork();
     sigset_t none;
@@ -59,13 +60,15 @@ static int start_worker(const gw_config *cfg, int fd, pid_t master)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master)
         _exit(0);                       /* the master died before prctl */
+    if (i == cfg->workers)
+        _exit(metrics_serve(cfg));
     _exit(request_loop(cfg, fd));
 }
 
 /* Run the workers until SIGTERM; see gateway.h.  Exit status. */
 int prefork_run(const gw_config *cfg, int fd)
 {
-    long i, n = cfg->workers;
+    long i, n = cfg->workers + (cfg->metrics_listen ? 1 : 0);
     struct sigaction sa;
     sigset_t block, old;
     pid_t master = getpid();
@@ -95,7 +98,7 @@ int prefork_run(const gw_config *cfg, int fd)
     sigprocmask(SIG_BLOCK, &block, &old);
 
     for (i = 0; i < n; i++) {
-        pids[i] = start_worker(cfg, fd, master);
+        pids[i] = start_worker(cfg, fd, master, i);
         started[i] = time(NULL);
         if (pids[i] < 0)
             log_msg("cannot start worker: %s", strerror(errno));
@@ -121,6 +124,7 @@ int prefork_run(const gw_config *cfg, int fd)
             pids[i] = 0;
             if (master_stop)
                 continue;
+            metrics_add(MET_WORKER_RESTARTS, 1);
             if (WIFSIGNALED(status))
                 log_msg("worker %ld killed by signal %d; restarting", (long)pid,
                         WTERMSIG(status));
@@ -134,7 +138,7 @@ int prefork_run(const gw_config *cfg, int fd)
         }
         for (i = 0; i < n && !master_stop; i++)
             if (pids[i] <= 0) {
-                pids[i] = start_worker(cfg, fd, master);
+                pids[i] = start_worker(cfg, fd, master, i);
                 started[i] = time(NULL);
                 if (pids[i] < 0)
                     log_msg("cannot start worker: %s", strerror(errno));

@@ -102,6 +102,8 @@ int request_load_session(gw_request *rq)
     rq->cookie = cookie_find(vals, lens, n, rq->cfg->cookie_name, rq->cookie_id);
     /* Why rate-limited: a stream of forged cookies must not flood the log
      * (or the disk); the first of each window is logged, the rest counted. */
+    if (rq->cookie == COOKIE_BAD)
+        metrics_add(MET_COOKIES_MALFORMED, 1);
     if (rq->cookie == COOKIE_BAD && log_limit(LOG_RL_MALFORMED))
         log_event(LOG_WARN, "cookie_malformed",
                   "ignoring a malformed, oversized or ambiguous session cookie",
@@ -132,6 +134,7 @@ int request_load_session(gw_request *rq)
         /* fall through */
     case SG_EINVAL:
         rq->session = NULL;
+        metrics_add(MET_COOKIES_UNKNOWN, 1);
         if (log_limit(LOG_RL_UNKNOWN))
             log_event(LOG_INFO, "cookie_unknown", "the session cookie names no session",
                       "sid", log_idhash(rq->cookie_id, h),
@@ -139,6 +142,7 @@ int request_load_session(gw_request *rq)
         return 0;
     case SG_EEXPIRED:
         rq->session = NULL;
+        metrics_add(MET_SESSIONS_EXPIRED, 1);
         log_event(LOG_DEBUG, "session_expired", NULL,
                   "sid", log_idhash(rq->cookie_id, h), (const char *)NULL);
         return 0;
@@ -162,6 +166,7 @@ int request_create_session(gw_request *rq)
         return -1;
     }
     rq->created = 1;
+    metrics_add(MET_SESSIONS_CREATED, 1);
     return 0;
 }
 
@@ -223,6 +228,7 @@ void log_inject_truncated(const gw_request *rq, const char *data_json)
     char h[LOG_HASH_LEN + 1], bytes[24], cap[24];
 
     snprintf(bytes, sizeof bytes, "%zu", data_json ? strlen(data_json) : 0);
+    metrics_add(MET_INJECT_TRUNCATED, 1);
     snprintf(cap, sizeof cap, "%zu", rq->cfg->inject.max);
     log_event(LOG_INFO, "inject_truncated", "session data over --inject-max: SESSION_DATA cut",
               "sid", log_idhash(sg_session_id(rq->session), h), "bytes", bytes,
@@ -270,6 +276,7 @@ static int request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
     const char *https;
     size_t i;
     int64_t t0 = proc_now_us();
+    sg_lock_counters l0, l1;
 
     memset(&rq, 0, sizeof rq);
     rq.cfg = cfg;
@@ -281,9 +288,22 @@ static int request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
     rq.https = https && strcasecmp(https, "on") == 0;
     rq.request_uri = request_param(&rq, "REQUEST_URI");
     buf_init(&rq.head, GW_MAX_REPLY_HEADER + 4 * GW_MAX_HEADER_VALUE);
+    sg_store_lock_counters(st, &l0);
     for (i = 0; i < sizeof modes / sizeof *modes; i++)
         if (modes[i].mode == (gw_mode)cfg->mode)
             modes[i].handle(&rq);
+    sg_store_lock_counters(st, &l1);
+    if (l1.acquired != l0.acquired || l1.timeouts != l0.timeouts)
+        metrics_lock_wait((int64_t)(l1.wait_us - l0.wait_us));
+    if (l1.timeouts != l0.timeouts)
+        metrics_add(MET_LOCK_TIMEOUTS, l1.timeouts - l0.timeouts);
+    {
+        int outcome = metrics_outcome(request_outcome(&rq));
+
+        if (rq.gw_failed && rq.status == 503)
+            metrics_add(MET_STORE_ERRORS, 1);
+        metrics_request(cfg->mode == MODE_CGI ? 1 : 0, outcome, proc_now_us() - t0);
+    }
     if (cfg->access_log)
         access_line(&rq, t0);
     sg_session_free(rq.session);

@@ -27,6 +27,7 @@ struct sg_store {
     int begin_depth;          /* nesting of sg_store_begin */
     unsigned long recoveries; /* recoveries done through this handle */
     int touch_explicit;       /* opt.touch_interval was given, not derived */
+    sg_lock_counters locks;   /* lock waits of this handle (sg_store_lock_counters) */
 };
 
 struct sg_session {

@@ -149,6 +149,17 @@ typedef struct sg_stats {
     uint64_t writes;        /* write counter kept in the lock file */
 } sg_stats;
 
+/* How long this handle waited for the store's lock, added up since it was
+ * opened: for a caller's metrics (the gateway's lock-wait histogram).
+ * Cheap: counted in the lock path, no store access. */
+typedef struct sg_lock_counters {
+    uint64_t acquired;      /* locks taken (outermost only) */
+    uint64_t timeouts;      /* SG_ELOCKTIMEOUT returned */
+    uint64_t wait_us;       /* microseconds spent waiting, taken or not */
+} sg_lock_counters;
+
+void sg_store_lock_counters(const sg_store *st, sg_lock_counters *out);
+
 /* Fill *out with the store's figures (one full scan). */
 sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err);
 

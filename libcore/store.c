@@ -161,12 +161,30 @@ sg_status sgi_lock(sg_store *st, int mode, sg_error *err)
     if (st->lock_mode != SGI_UNLOCKED)
         return sgi_err(err, SG_EINVAL, 0, "store %s: cannot write while "
                        "only a read lock is held", st->path);
+    struct timespec t0, t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     sg_status rc = st->be->lock(st, mode, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    st->locks.wait_us += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+                                    (t1.tv_nsec - t0.tv_nsec) / 1000);
+    if (rc == SG_ELOCKTIMEOUT)
+        st->locks.timeouts++;
     if (rc != SG_OK)
         return rc;
+    st->locks.acquired++;
     st->lock_mode = mode;
     st->lock_depth = 1;
     return SG_OK;
+}
+
+/* See sessgate.h. */
+void sg_store_lock_counters(const sg_store *st, sg_lock_counters *out)
+{
+    if (st)
+        *out = st->locks;
+    else
+        memset(out, 0, sizeof *out);
 }
 
 /* Release one level of sgi_lock. */
