@@ -21,7 +21,7 @@ SH
 printf 'X-Session-Logout: 1\r\nContent-Type: text/plain\r\n\r\nok\n'
 SH
   script crash.cgi <<'SH'
-kill -SEGV $$
+kill -KILL $$
 SH
   script slow.cgi <<'SH'
 sleep 5
@@ -61,7 +61,7 @@ metric() { metrics | awk -v k="$1" '$1 == k { print $2 }'; }
   req crash.cgi > /dev/null || true
   req slow.cgi > /dev/null || true
   [ "$(metric sessgate_cgi_programs_total)" = 6 ]
-  [ "$(metric sessgate_cgi_killed_total)" = 1 ]
+  [ "$(metric sessgate_cgi_killed_total)" = 1 ] || fail "$(metrics | grep -v "^#" | grep -v " 0$"; cat "$GW_ERR")"
   [ "$(metric sessgate_cgi_timeouts_total)" = 1 ]
   [ "$(metric sessgate_conflicts_total)" = 1 ]
   [ "$(metric sessgate_sessions_rotated_total)" = 1 ]
@@ -99,7 +99,11 @@ metric() { metrics | awk -v k="$1" '$1 == k { print $2 }'; }
   gw_req -p "HTTP_COOKIE=sessgate=$old" > /dev/null
   run curl -sf --unix-socket "$BATS_TEST_TMPDIR/m.sock" http://localhost/metrics
   assert_line 'sessgate_inject_truncated_total 1'
-  assert_line 'sessgate_sessions_expired_on_read_total 1'
+  if on_redis; then   # Redis drops an expired session itself (PEXPIREAT)
+    assert_line 'sessgate_cookies_unknown_total 1'
+  else
+    assert_line 'sessgate_sessions_expired_on_read_total 1'
+  fi
   [ "$(stat -c %a "$BATS_TEST_TMPDIR/m.sock")" = 660 ]
 }
 
