@@ -796,8 +796,8 @@ void mode_cgi_handle(gw_request *rq)
     status = proc_reap(io.pid, (timed_out || broke) ? proc_now_ms() : deadline);
     if (timed_out)
         metrics_add(MET_CGI_TIMEOUTS, 1);
-    else if (status != -1 && WIFSIGNALED(status))
-        metrics_add(MET_CGI_KILLED, 1);
+    else if (!broke && status != -1 && WIFSIGNALED(status))
+        metrics_add(MET_CGI_KILLED, 1);     /* not our own kill after a 409/502 */
     if (io.sent && (timed_out || (status != -1 && WIFSIGNALED(status)))) {
         char sig[16];
 
