@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +55,8 @@ static const opt_def opt_table[] = {
       "cookie Domain attribute (default: none)" },
     { "cookie-secure", OPT_ENUM, F(cookie_secure), 0, 0, "auto|on|off", "auto|on|off",
       "Secure attribute; auto: when the param HTTPS is on (default auto)" },
+    { "cookie-samesite", OPT_ENUM, F(cookie_samesite), 0, 0, "lax|strict|none",
+      "lax|strict|none", "cookie SameSite attribute; none needs --cookie-secure on (default lax)" },
     { "cookie-max-age", OPT_LONG, F(cookie_max_age), 0, 315360000, NULL, "S",
       "cookie Max-Age; 0: a session cookie (default 0)" },
     { "idle-timeout", OPT_LONG, F(idle_timeout), 1, 315360000, NULL, "S",
@@ -219,6 +222,26 @@ static int config_check(gw_config *cfg)
     if (cfg->cookie_domain && (!*cfg->cookie_domain || strlen(cfg->cookie_domain) > 253 ||
         check_chars(cfg->cookie_domain, ".-", 1) < 0))
         return usage_error("--cookie-domain %s: not a domain name%s", cfg->cookie_domain, "");
+    /* Why: browsers drop a SameSite=None cookie without Secure, and the
+     * __Host-/__Secure- prefixes are promises the browser enforces by
+     * refusing the cookie; a config that breaks them would silently lose
+     * every session, so it is refused here, at start-up. */
+    if (cfg->cookie_samesite == SAMESITE_NONE && cfg->cookie_secure != TRI_ON)
+        return usage_error("--cookie-samesite none needs --cookie-secure on "
+                           "(browsers drop SameSite=None cookies without Secure)%s%s", "", "");
+    if (strncasecmp(cfg->cookie_name, "__Host-", 7) == 0) {
+        if (cfg->cookie_secure == TRI_OFF || cfg->cookie_domain ||
+            strcmp(cfg->cookie_path, "/") != 0)
+            return usage_error("--cookie-name %s: a __Host- cookie is always Secure, "
+                               "has Path=/ and no Domain; drop --cookie-secure off, "
+                               "--cookie-domain and --cookie-path%s", cfg->cookie_name, "");
+        cfg->cookie_secure = TRI_ON;
+    } else if (strncasecmp(cfg->cookie_name, "__Secure-", 9) == 0) {
+        if (cfg->cookie_secure == TRI_OFF)
+            return usage_error("--cookie-name %s: a __Secure- cookie is always Secure; "
+                               "drop --cookie-secure off%s", cfg->cookie_name, "");
+        cfg->cookie_secure = TRI_ON;
+    }
     if (cfg->login_url && (!*cfg->login_url || strlen(cfg->login_url) > 2048 ||
         check_chars(cfg->login_url, "", 0) < 0))
         return usage_error("--login-url %s: must be a URL without blanks%s", cfg->login_url, "");

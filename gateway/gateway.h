@@ -207,6 +207,7 @@ const char *reply_reason(int status);
 typedef enum gw_mode { MODE_AUTH = 0, MODE_CGI } gw_mode;
 typedef enum gw_policy { POLICY_ANY = 0, POLICY_SESSION, POLICY_USER } gw_policy;
 typedef enum gw_tristate { TRI_AUTO = 0, TRI_ON, TRI_OFF } gw_tristate;
+typedef enum gw_samesite { SAMESITE_LAX = 0, SAMESITE_STRICT, SAMESITE_NONE } gw_samesite;
 
 /* A user and/or group resolved from USER[:GROUP] (privsep.c). */
 typedef struct gw_ids {
@@ -223,6 +224,7 @@ typedef struct gw_config {
     long        workers;
     const char *cookie_name, *cookie_path, *cookie_domain;
     long        cookie_secure;   /* gw_tristate */
+    long        cookie_samesite; /* gw_samesite */
     long        cookie_max_age;
     long        idle_timeout, max_age, touch_interval, lock_timeout, max_per_user;
     long        sync;
@@ -265,7 +267,9 @@ void respond_status(buf *b, int status);
 /* Append "Name: value\r\n"; refuses (returns -1, logs) a value with a byte
  * outside printable ASCII, so no CR/LF/NUL can ever be emitted. */
 int  respond_header(buf *b, const char *name, const char *value);
-/* Append the session cookie: id set, or id NULL for an expiring one. */
+/* Append the session cookie: id set, or id NULL for an expiring one;
+ * with it Cache-Control: no-store and Vary: Cookie (a response that sets
+ * or ends a session must never be served to someone else from a cache). */
 void respond_cookie(buf *b, const gw_config *cfg, const char *id, int https);
 /* Append the login URL with next=<percent-encoded uri>. New: free(). */
 char *respond_login_url(const char *login_url, const char *request_uri);

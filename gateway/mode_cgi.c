@@ -604,20 +604,12 @@ static int cgi_send_headers(cgi_io *io)
 {
     gw_request *rq = io->rq;
     const reply *r = &io->r;
-    size_t i;
+    size_t i, before;
+    int cookie;
 
     buf_reset(&rq->head);
     respond_status(&rq->head, r->status);
-    for (i = 0; i < r->nheaders; i++) {
-        if (r->headers[i].directive != DIR_NONE)
-            continue;
-        if (cgi_own_cookie(rq->cfg, r->headers[i].name, r->headers[i].value)) {
-            log_event(LOG_WARN, "cgi_cookie_dropped", "the program set the session "
-                      "cookie itself; dropped (use X-Session-* headers)", (const char *)NULL);
-            continue;
-        }
-        buf_addf(&rq->head, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);
-    }
+    before = rq->head.len;
     switch (cgi_apply(rq, r)) {
     case APPLY_OK:
         break;
@@ -636,6 +628,27 @@ static int cgi_send_headers(cgi_io *io)
         io->failed = 1;
         return -1;
     }
+    /* cgi_apply appended only the cookie lines (with Cache-Control:
+     * no-store and Vary: Cookie, see respond_cookie). */
+    cookie = rq->head.len != before;
+    for (i = 0; i < r->nheaders; i++) {
+        if (r->headers[i].directive != DIR_NONE)
+            continue;
+        /* Why: a response that sets or ends the session must not be
+         * stored by a cache, whatever the program asked for. */
+        if (cookie && strcasecmp(r->headers[i].name, "Cache-Control") == 0)
+            continue;
+        if (cgi_own_cookie(rq->cfg, r->headers[i].name, r->headers[i].value)) {
+            log_event(LOG_WARN, "cgi_cookie_dropped", "the program set the session "
+                      "cookie itself; dropped (use X-Session-* headers)", (const char *)NULL);
+            continue;
+        }
+        buf_addf(&rq->head, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);
+    }
+    /* The program's output was built from the session: a cache must key
+     * it on the cookie (as Django's SessionMiddleware does). */
+    if (!cookie && rq->session)
+        respond_header(&rq->head, "Vary", "Cookie");
     io->sent = 1;
     return request_send(rq, NULL);
 }

@@ -5,7 +5,9 @@
  * value with a byte outside printable ASCII: whatever a session, a cookie
  * or a program holds, no CR, LF or NUL can split a header the gateway
  * writes.  The session cookie has one shape, from the contract:
- *   NAME=<id>; Path=P; HttpOnly; SameSite=Lax[; Secure][; Max-Age=N][; Domain=D]
+ *   NAME=<id>; Path=P; HttpOnly; SameSite=S[; Secure][; Max-Age=N][; Domain=D]
+ * (S from --cookie-samesite, Lax by default), followed by Cache-Control:
+ * no-store and Vary: Cookie.
  * and an expiring copy (logout, expired session) with an empty value and
  * Max-Age=0.  Pure code: no libfcgi.
  */
@@ -42,8 +44,12 @@ void respond_cookie(buf *b, const gw_config *cfg, const char *id, int https)
                  (cfg->cookie_secure == TRI_AUTO && https);
 
     buf_init(&v, 4096);
-    buf_addf(&v, "%s=%s; Path=%s; HttpOnly; SameSite=Lax", cfg->cookie_name,
-             id ? id : "", cfg->cookie_path);
+    static const char *const samesite[] = { "Lax", "Strict", "None" };
+
+    buf_addf(&v, "%s=%s; Path=%s; HttpOnly; SameSite=%s", cfg->cookie_name,
+             id ? id : "", cfg->cookie_path,
+             samesite[cfg->cookie_samesite >= 0 && cfg->cookie_samesite <= 2
+                      ? cfg->cookie_samesite : 0]);
     if (secure)
         buf_adds(&v, "; Secure");
     if (!id)
@@ -52,8 +58,14 @@ void respond_cookie(buf *b, const gw_config *cfg, const char *id, int https)
         buf_addf(&v, "; Max-Age=%ld", cfg->cookie_max_age);
     if (cfg->cookie_domain)
         buf_addf(&v, "; Domain=%s", cfg->cookie_domain);
-    if (!v.failed)
-        respond_header(b, "Set-Cookie", v.data);
+    /* Why no-store: a shared cache that kept this response would hand the
+     * cookie, and so the session, to the next client asking for the URL
+     * (Django and PHP send the same).  Vary: Cookie tells caches that any
+     * other response of this URL depends on the cookie too. */
+    if (!v.failed && respond_header(b, "Set-Cookie", v.data) == 0) {
+        respond_header(b, "Cache-Control", "no-store");
+        respond_header(b, "Vary", "Cookie");
+    }
     buf_free(&v);
 }
 

@@ -200,6 +200,78 @@ print(cookie(SessionMiddleware(app, st, "sid", secure=False), HTTPS="on"))'
   assert_line --index 2 "Path=/; HttpOnly; SameSite=Lax"
 }
 
+@test "the middleware honours samesite and the __Host-/__Secure- prefixes, refuses contradictions" {
+  run py '
+from wsgiref.util import setup_testing_defaults
+from sessgate.wsgi import SessionMiddleware
+def app(environ, start_response):
+    environ["sessgate.session"]["k"] = 1
+    start_response("200 OK", [])
+    return [b""]
+def cookie(mw, **env):
+    e = {}
+    setup_testing_defaults(e)
+    e.update(env)
+    hs = []
+    mw(e, lambda s, h, x=None: hs.extend(h))
+    return [v for k, v in hs if k == "Set-Cookie"][0]
+st = sessgate.Store(STORE)
+print(cookie(SessionMiddleware(app, st, samesite="strict")).split("; ", 1)[1])
+print(cookie(SessionMiddleware(app, st, samesite="None", secure=True)).split("; ", 1)[1])
+print(cookie(SessionMiddleware(app, st, "__Host-sid")).split("; ", 1)[1])
+print(cookie(SessionMiddleware(app, st, "__Secure-sid", cookie_path="/a")).split("; ", 1)[1])
+for kw in [dict(samesite="None"), dict(samesite="None", secure=None), dict(samesite="bogus"),
+           dict(cookie_name="__Host-x", cookie_domain="example.org"),
+           dict(cookie_name="__Host-x", cookie_path="/app"),
+           dict(cookie_name="__Host-x", secure=False),
+           dict(cookie_name="__Secure-x", secure=False)]:
+    try:
+        SessionMiddleware(app, st, **kw)
+        print("accepted", kw)
+    except ValueError:
+        pass
+print("done")'
+  assert_success
+  assert_line --index 0 "Path=/; HttpOnly; SameSite=Strict"
+  assert_line --index 1 "Path=/; HttpOnly; SameSite=None; Secure"
+  assert_line --index 2 "Path=/; HttpOnly; SameSite=Lax; Secure"
+  assert_line --index 3 "Path=/a; HttpOnly; SameSite=Lax; Secure"
+  assert_line --index 4 "done"
+}
+
+@test "a response that sets or expires the cookie gets Cache-Control: no-store and Vary: Cookie" {
+  run py '
+from wsgiref.util import setup_testing_defaults
+from sessgate.wsgi import SessionMiddleware
+def app(environ, start_response):
+    rs = environ["sessgate.session"]
+    q = environ.get("QUERY_STRING")
+    if q == "set": rs["k"] = 1
+    if q == "logout": rs.logout()
+    start_response("200 OK", [("Cache-Control", "public, max-age=60")])
+    return [b""]
+st = sessgate.Store(STORE)
+mw = SessionMiddleware(app, st)
+def call(q, cookie=None):
+    e = {}
+    setup_testing_defaults(e)
+    e["QUERY_STRING"] = q
+    if cookie: e["HTTP_COOKIE"] = cookie
+    hs = []
+    mw(e, lambda s, h, x=None: hs.extend(h))
+    return hs
+hs = call("set")
+print([v for k, v in hs if k == "Cache-Control"], [v for k, v in hs if k == "Vary"])
+sid = [v for k, v in hs if k == "Set-Cookie"][0].split(";")[0]
+print([v for k, v in call("", sid) if k == "Cache-Control"])
+hs = call("logout", sid)
+print([v for k, v in hs if k == "Cache-Control"], "Max-Age=0" in [v for k, v in hs if k == "Set-Cookie"][0])'
+  assert_success
+  assert_line --index 0 "['no-store'] ['Cookie']"
+  assert_line --index 1 "['public, max-age=60']"
+  assert_line --index 2 "['no-store'] True"
+}
+
 @test "counter.lua counts, logs in and logs out as a CGI program" {
   lcgi() {
     local path=$1; shift

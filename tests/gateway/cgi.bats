@@ -252,6 +252,45 @@ req() {
   assert_output 0
 }
 
+@test "a response that sets or expires the cookie has Cache-Control: no-store and Vary: Cookie" {
+  script cache.cgi <<'SH'
+case "$QUERY_STRING" in
+set) printf 'X-Session-Set: {"a":1}\r\n' ;;
+logout) printf 'X-Session-Logout: 1\r\n' ;;
+esac
+printf 'Cache-Control: public, max-age=3600\r\nContent-Type: text/plain\r\n\r\nok\n'
+SH
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req cache.cgi -p QUERY_STRING=set
+  assert_line --regexp "^Set-Cookie: sessgate=[0-9a-f-]{36}; Path=/; HttpOnly; SameSite=Lax$"
+  assert_line "Cache-Control: no-store"
+  refute_line --partial "max-age=3600"
+  assert_line "Vary: Cookie"
+  id=$(sed -nE 's/^Set-Cookie: sessgate=([^;]*);.*/\1/p' <<<"$output")
+  # a plain read of the session: the program's caching stays, keyed on the cookie
+  run -0 req cache.cgi -p "HTTP_COOKIE=sessgate=$id"
+  refute_line --partial "Set-Cookie"
+  assert_line "Cache-Control: public, max-age=3600"
+  assert_line "Vary: Cookie"
+  run -0 req cache.cgi -p QUERY_STRING=logout -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Set-Cookie: sessgate=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+  assert_line "Cache-Control: no-store"
+  refute_line --partial "max-age=3600"
+}
+
+@test "--cookie-samesite and the __Host- prefix shape the cookie" {
+  gw_start --mode cgi --cgi-root "$ROOT" --cookie-name __Host-sg --cookie-samesite strict
+  run -0 req act.cgi -p QUERY_STRING=set
+  assert_line --regexp "^Set-Cookie: __Host-sg=[0-9a-f-]{36}; Path=/; HttpOnly; SameSite=Strict; Secure$"
+  id=$(sed -nE 's/^Set-Cookie: __Host-sg=([^;]*);.*/\1/p' <<<"$output")
+  run -0 req act.cgi -p QUERY_STRING=logout -p "HTTP_COOKIE=__Host-sg=$id"
+  assert_line "Set-Cookie: __Host-sg=; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=0"
+  stop_all
+  gw_start --mode cgi --cgi-root "$ROOT" --cookie-samesite none --cookie-secure on
+  run -0 req act.cgi -p QUERY_STRING=set
+  assert_line --regexp "^Set-Cookie: sessgate=[0-9a-f-]{36}; Path=/; HttpOnly; SameSite=None; Secure$"
+}
+
 @test "any other X-Session-* header of the program is stripped" {
   gw_start --mode cgi --cgi-root "$ROOT"
   run -0 req act.cgi -p QUERY_STRING=leak

@@ -63,6 +63,18 @@ teardown() { gw_teardown; }
   run -2 "$SG_GATEWAY" --store "$STORE" --login-redirect
 }
 
+@test "cookie policies browsers would reject are refused at start-up" {
+  run -2 --separate-stderr "$SG_GATEWAY" --store "$STORE" --cookie-samesite none
+  assert_regex "$stderr" "--cookie-samesite none needs --cookie-secure on"
+  run -2 "$SG_GATEWAY" --store "$STORE" --cookie-samesite none --cookie-secure auto
+  run -2 "$SG_GATEWAY" --store "$STORE" --cookie-samesite sometimes
+  run -2 --separate-stderr "$SG_GATEWAY" --store "$STORE" --cookie-name __Host-sid --cookie-domain example.org
+  assert_regex "$stderr" "__Host- cookie is always Secure, has Path=/ and no Domain"
+  run -2 "$SG_GATEWAY" --store "$STORE" --cookie-name __Host-sid --cookie-path /app
+  run -2 "$SG_GATEWAY" --store "$STORE" --cookie-name __Host-sid --cookie-secure off
+  run -2 "$SG_GATEWAY" --store "$STORE" --cookie-name __Secure-sid --cookie-secure off
+}
+
 @test "cgi mode needs exactly one of --cgi-root and --cgi-program, and they need cgi mode" {
   mkdir -p "$BATS_TEST_TMPDIR/root"
   run -2 "$SG_GATEWAY" --store "$STORE" --mode cgi

@@ -112,8 +112,10 @@ int main(void)
     buf_init(&b, 4096);
     respond_cookie(&b, &cfg, "0b5c1a2e-3f4d-4a5b-8c6d-7e8f90a1b2c3", 0);
     check(b.data && strcmp(b.data, "Set-Cookie: sessgate=0b5c1a2e-3f4d-4a5b-8c6d-7e8f90a1b2c3;"
-                                   " Path=/; HttpOnly; SameSite=Lax\r\n") == 0,
-          "the default cookie has Path, HttpOnly and SameSite=Lax only");
+                                   " Path=/; HttpOnly; SameSite=Lax\r\n"
+                                   "Cache-Control: no-store\r\nVary: Cookie\r\n") == 0,
+          "the default cookie has Path, HttpOnly and SameSite=Lax only, "
+          "followed by Cache-Control: no-store and Vary: Cookie");
     buf_reset(&b);
     respond_cookie(&b, &cfg, "0b5c1a2e-3f4d-4a5b-8c6d-7e8f90a1b2c3", 1);
     check(strstr(b.data, "; Secure") != NULL, "Secure is added over HTTPS (auto)");
@@ -130,6 +132,20 @@ int main(void)
     check(strncmp(b.data, "Set-Cookie: sessgate=; Path=/", 29) == 0 &&
           strstr(b.data, "; Max-Age=0;") != NULL && !strstr(b.data, "3600"),
           "the expiring cookie is empty with Max-Age=0");
+    check(strstr(b.data, "\r\nCache-Control: no-store\r\n") != NULL,
+          "the expiring cookie comes with Cache-Control: no-store too");
+    buf_reset(&b);
+    cfg.cookie_samesite = SAMESITE_STRICT;
+    respond_cookie(&b, &cfg, "0b5c1a2e-3f4d-4a5b-8c6d-7e8f90a1b2c3", 0);
+    check(strstr(b.data, "; SameSite=Strict;") != NULL && !strstr(b.data, "Lax"),
+          "--cookie-samesite strict");
+    buf_reset(&b);
+    cfg.cookie_samesite = SAMESITE_NONE;
+    cfg.cookie_secure = TRI_ON;
+    respond_cookie(&b, &cfg, "0b5c1a2e-3f4d-4a5b-8c6d-7e8f90a1b2c3", 0);
+    check(strstr(b.data, "; SameSite=None; Secure;") != NULL, "--cookie-samesite none, with Secure");
+    cfg.cookie_samesite = SAMESITE_LAX;
+    cfg.cookie_secure = TRI_OFF;
     buf_reset(&b);
     check(respond_header(&b, "X-A", "ok\r\nX-B: injected") < 0 && b.len == 0,
           "respond_header refuses a value with CR/LF and appends nothing");

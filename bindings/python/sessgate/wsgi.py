@@ -18,7 +18,10 @@ the first change (lazy creation).  When the application calls
 ``start_response``, a changed session is saved and the cookie is set (new
 or rotated id) or expired (logout); changes made later, while the body is
 produced, are saved when the body is closed.  The cookie carries
-``Path=/; HttpOnly; SameSite=Lax`` and ``Secure`` on HTTPS.
+``Path=/; HttpOnly; SameSite=Lax`` (``samesite=``) and ``Secure`` on HTTPS;
+the ``__Host-`` and ``__Secure-`` name prefixes are honoured, and a
+response that sets or expires the cookie gets ``Cache-Control: no-store``
+(replacing the application's) and ``Vary: Cookie``, as with the gateway.
 
 Works under any WSGI server, including ``wsgiref.simple_server`` and
 ``wsgiref.handlers.CGIHandler`` (CGI behind ``sessgate --mode cgi``).
@@ -186,7 +189,11 @@ class SessionMiddleware:
     here).  ``secure`` None means: Secure on HTTPS requests.  ``max_age``
     None gives a browser-session cookie.  ``idle_timeout`` / ``max_age``
     of new sessions come from the store unless ``session_idle_timeout`` /
-    ``session_max_age`` are given.
+    ``session_max_age`` are given.  ``samesite`` is "Lax" (default),
+    "Strict" or "None"; "None" needs ``secure=True``.  A ``__Host-`` name
+    forces Secure, Path=/ and no Domain, a ``__Secure-`` name Secure;
+    options that contradict them raise ValueError here, as the gateway
+    refuses them at start-up.
     """
 
     def __init__(self, app: WSGIApp, store: Any = None,
@@ -196,9 +203,30 @@ class SessionMiddleware:
                  trust_gateway: bool = True,
                  environ_key: str = "sessgate.session",
                  session_idle_timeout: int = 0,
-                 session_max_age: int = 0) -> None:
+                 session_max_age: int = 0,
+                 samesite: str = "Lax") -> None:
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", cookie_name):
             raise ValueError(f"invalid cookie name {cookie_name!r}")
+        ss = {"lax": "Lax", "strict": "Strict", "none": "None"}.get(
+            str(samesite).lower())
+        if ss is None:
+            raise ValueError(f"samesite must be Lax, Strict or None, not {samesite!r}")
+        # Browsers refuse these cookies: refuse the configuration instead of
+        # silently losing every session.
+        if ss == "None" and secure is not True:
+            raise ValueError("samesite=None needs secure=True (browsers drop "
+                             "SameSite=None cookies without Secure)")
+        lname = cookie_name.lower()
+        if lname.startswith("__host-"):
+            if secure is False or cookie_domain or cookie_path != "/":
+                raise ValueError(f"{cookie_name}: a __Host- cookie is always "
+                                 "Secure, has Path=/ and no Domain")
+            secure = True
+        elif lname.startswith("__secure-"):
+            if secure is False:
+                raise ValueError(f"{cookie_name}: a __Secure- cookie is always Secure")
+            secure = True
+        self.samesite = ss
         self.app = app
         self.store = store if isinstance(store, Store) else Store(store)
         self.cookie_name = cookie_name
@@ -232,7 +260,7 @@ class SessionMiddleware:
             parts.append("Max-Age=0")
         elif self.max_age is not None:
             parts.append(f"Max-Age={int(self.max_age)}")
-        parts += ["HttpOnly", "SameSite=Lax"]
+        parts += ["HttpOnly", f"SameSite={self.samesite}"]
         secure = self._is_https(environ) if self.secure is None else self.secure
         if secure:
             parts.append("Secure")
@@ -248,9 +276,14 @@ class SessionMiddleware:
             action = rs._cookie_action()
             rs._headers_id = rs.id
             if action is not None:
-                headers = list(headers)
+                # A response that sets or ends the session must never be
+                # served to another client from a cache.
+                headers = [h for h in headers
+                           if h[0].lower() != "cache-control"]
                 headers.append(self.cookie_header(
                     environ, rs.id if action == "set" else None))
+                headers.append(("Cache-Control", "no-store"))
+                headers.append(("Vary", "Cookie"))
             return start_response(status, headers, exc_info) if exc_info \
                 else start_response(status, headers)
 
