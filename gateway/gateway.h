@@ -64,6 +64,9 @@ int  log_setup(const struct gw_config *cfg);
  * of const char * key, value, ended by a NULL key.  Every value is
  * scrubbed (see log.c); pass session ids through log_idhash anyway. */
 void log_event(int level, const char *event, const char *msg, ...);
+/* A store failure: event=store_error (level error; warn for a lock
+ * timeout) with the library's text and status=NAME. */
+void log_store_error(const sg_error *err);
 /* A free-text warning: event=message msg="...", scrubbed the same way. */
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The keyed hash of id for logs (LOG_HASH_LEN hex digits, "-" for none);

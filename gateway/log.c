@@ -295,6 +295,21 @@ void log_msg(const char *fmt, ...)
     event_noargs(LOG_WARN, "message", text, (const char *)NULL);
 }
 
+/* See gateway.h. */
+void log_store_error(const sg_error *err)
+{
+    static const char *const names[] = {
+        "ok", "notfound", "expired", "conflict", "invalid", "lock_timeout",
+        "store", "nomem", "toobig",
+    };
+    unsigned code = (unsigned)err->code;
+
+    log_event(err->code == SG_ELOCKTIMEOUT ? LOG_WARN : LOG_ERROR, "store_error",
+              err->text[0] ? err->text : "store failure",
+              "status", code < sizeof names / sizeof *names ? names[code] : "unknown",
+              (const char *)NULL);
+}
+
 /* ------------------------------------------------------- rate limits */
 
 static struct {

@@ -352,7 +352,7 @@ static int cgi_apply(gw_request *rq, const reply *r)
         if (rq->session) {
             rc = sg_session_delete(st, sg_session_id(rq->session), &err);
             if (rc != SG_OK && rc != SG_ENOTFOUND) {
-                log_msg("%s", err.text);
+                log_store_error(&err);
                 return APPLY_STORE;
             }
             if (rc == SG_OK)
@@ -366,7 +366,7 @@ static int cgi_apply(gw_request *rq, const reply *r)
     /* Why: the program may have changed the session itself (bindings)
      * while it ran; reload it under the lock so nothing is lost. */
     if (sg_store_begin(st, &err) != SG_OK) {
-        log_msg("%s", err.text);
+        log_store_error(&err);
         return APPLY_STORE;
     }
     if (rq->session) {
@@ -462,7 +462,7 @@ store_fail:
     if (created == 2)
         (void)sg_session_delete(st, sg_session_id(s), NULL);
     sg_store_end(st);
-    log_msg("%s", err.text);
+    log_store_error(&err);
     sg_session_free(s);
     return APPLY_STORE;
 }

@@ -59,7 +59,7 @@ static sg_store *store_handle(const gw_config *cfg, sg_store **st)
         return *st;
     sg_error_clear(&err);
     if (sg_store_open(cfg->store_uri, &cfg->store_opt, st, &err) != SG_OK) {
-        log_msg("%s", err.text);
+        log_store_error(&err);
         *st = NULL;
     }
     return *st;
@@ -148,7 +148,7 @@ int request_load_session(gw_request *rq)
         return 0;
     default:
         rq->session = NULL;
-        log_msg("%s", err.text);
+        log_store_error(&err);
         return -1;
     }
 }
@@ -162,7 +162,7 @@ int request_create_session(gw_request *rq)
         return -1;          /* store_handle() logged why, once */
     sg_error_clear(&err);
     if (sg_session_create(rq->store, NULL, NULL, 0, 0, &rq->session, &err) != SG_OK) {
-        log_msg("%s", err.text);
+        log_store_error(&err);
         return -1;
     }
     rq->created = 1;

@@ -81,6 +81,7 @@ metric() { metrics | awk -v k="$1" '$1 == k { print $2 }'; }
   run -0 gw_req -p REQUEST_METHOD=GET -p REQUEST_URI=/x
   assert_line "Status: 503 Service Unavailable"
   [ "$(metric sessgate_lock_timeouts_total)" = 1 ]
+  grep -E 'level=warn .*event=store_error .*lock timeout.*status=lock_timeout' "$GW_ERR"
   [ "$(metric sessgate_store_errors_total)" = 1 ]
   [ "$(metric 'sessgate_requests_total{mode="auth",outcome="unavailable"}')" = 1 ]
   [ "$(metric sessgate_lock_wait_seconds_count)" = 1 ]
