@@ -157,6 +157,8 @@ void sgw_store_close(sg_store *closing);
 %ignore sg_stats;
 %ignore sg_store_check;          /* admin: sessgatectl check */
 %ignore sg_check_report;
+%ignore sg_store_compact;        /* admin: sessgatectl compact */
+%ignore sg_compact_report;
 %ignore sg_store_recoveries;
 %ignore sg_session_import;       /* admin: sessgatectl import */
 

@@ -70,6 +70,7 @@ extern const struct cli_cmd cli_cmd_stats;
 extern const struct cli_cmd cli_cmd_export;
 extern const struct cli_cmd cli_cmd_import;
 extern const struct cli_cmd cli_cmd_check;
+extern const struct cli_cmd cli_cmd_compact;
 
 /* ------------------------------------------------------------ util.c */
 

@@ -64,6 +64,10 @@ typedef struct sgi_backend {
                          sg_error *err);
     sg_status (*set_count)(sg_store *st, const char *user, size_t *n,
                            sg_error *err);
+    /* Optional (NULL: nothing to compact, as on Redis).  Give the space
+     * the store does not use back to the disk; fill *rep.  Caller holds
+     * SGI_EXCLUSIVE. */
+    sg_status (*compact)(sg_store *st, sg_compact_report *rep, sg_error *err);
 } sgi_backend;
 
 extern const sgi_backend sgi_backend_gdbm;

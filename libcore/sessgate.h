@@ -177,6 +177,23 @@ typedef struct sg_check_report {
 sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
                          sg_error *err);
 
+/* Result of sg_store_compact. */
+typedef struct sg_compact_report {
+    uint64_t bytes_before;  /* all the store's files, before */
+    uint64_t bytes_after;   /* ... and after */
+    uint64_t live_bytes;    /* keys and values of the records kept */
+    size_t   records;       /* records kept */
+    int      compacted;     /* zero: nothing to compact (Redis) */
+} sg_compact_report;
+
+/* Give the space the store does not use back to the disk: a GDBM store is
+ * rewritten from its live records into a new file renamed in place, under
+ * the exclusive lock and crash-safe, then checkpointed (which empties the
+ * log).  Stores also compact themselves when the file outgrows its live
+ * data (see README).  On Redis, nothing to do: SG_OK, compacted 0. */
+sg_status sg_store_compact(sg_store *st, sg_compact_report *out,
+                           sg_error *err);
+
 /* Number of times this handle recovered the store since it was opened
  * (a killed writer leaves the file needing recovery). */
 unsigned long sg_store_recoveries(const sg_store *st);

@@ -1199,6 +1199,28 @@ static long owner_slot(user_walk *owners, sg_list **lists, const char *user)
     return (long)u;
 }
 
+/* Compact under the exclusive lock; nothing to do without a backend op. */
+sg_status sg_store_compact(sg_store *st, sg_compact_report *out,
+                           sg_error *err)
+{
+    sg_compact_report rep;
+    memset(&rep, 0, sizeof rep);
+    if (st->opt.readonly)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only; "
+                       "cannot compact", st->path);
+    sg_status rc = SG_OK;
+    if (st->be->compact) {
+        rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+        if (rc != SG_OK)
+            return rc;
+        rc = st->be->compact(st, &rep, err);
+        sgi_unlock(st);
+    }
+    if (out)
+        *out = rep;
+    return rc;
+}
+
 /* Verify every record; with repair, rebuild the file, drop unparsable
  * records and rebuild the per-user index from the records. */
 sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,

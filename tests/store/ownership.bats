@@ -77,7 +77,7 @@ as_root_keeps() {
   sleep 0.3
   kill -9 "$spawned" 2>/dev/null || true
   wait "$spawned" 2>/dev/null || true
-  run -0 ctl count
+  run -0 ctl create
   assert_owned "a kill -9 of a writer and the rebuild after it" "nobody:$grp" "$mode"
 
   run -0 ctl check --repair

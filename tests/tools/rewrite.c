@@ -20,7 +20,7 @@
  *                                        killed between its ack and STATE's
  *                                        rename); prints "ok N live=BYTES"
  *
- * files= is the size of PATH, PATH.wal, PATH.ckpt and PATH.lock together;
+ * files= is the size of PATH, PATH.wal, PATH.ckpt, PATH.lock and PATH.tmp;
  * live= the bytes of the records themselves (key plus JSON), the store's
  * live data.  A kill -9 of `run` at any moment leaves STATE plus
  * STATE.acks naming, for every session, a v that was acknowledged.  Exit 0 on success, 1 on a
@@ -45,7 +45,7 @@ typedef struct ent {
 
 static unsigned long long files_size(const char *path)
 {
-    static const char *const sfx[] = { "", ".wal", ".ckpt", ".lock" };
+    static const char *const sfx[] = { "", ".wal", ".ckpt", ".lock", ".tmp" };
     unsigned long long total = 0;
     char buf[4096];
     for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
@@ -195,10 +195,16 @@ int main(int argc, char **argv)
             sg_store_close(st);
             return 1;
         }
-        /* Sizes from a fixed LCG: runs are comparable. */
-        unsigned long long seed = 88172645463325252ULL;
+        /* Sizes from an LCG seeded by the writes so far, and the round
+         * robin going on where the last run stopped: runs are
+         * reproducible, and short runs still spread over every session. */
+        unsigned long long done = 0;
+        for (size_t i = 0; i < n; i++)
+            done += (unsigned long long)e[i].v;
+        unsigned long long seed = 88172645463325252ULL ^ (done * 2654435761ULL);
         for (long op = 0; op < ops && ret == 0; op++) {
-            ent *x = &e[(size_t)op % n];
+            size_t idx = (size_t)((done + (unsigned long long)op) % n);
+            ent *x = &e[idx];
             seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
             int pad = (int)((seed >> 33) % PAD_MAX);
             int len = snprintf(json, PAD_MAX + 64, "{\"v\":%ld,\"pad\":\"", x->v + 1);
@@ -218,7 +224,7 @@ int main(int argc, char **argv)
             x->v++;
             char line[64];
             int ll = snprintf(line, sizeof line, "%lu %ld\n",
-                              (unsigned long)((size_t)op % n), x->v);
+                              (unsigned long)idx, x->v);
             if (write(acks, line, (size_t)ll) != ll) {
                 fprintf(stderr, "rewrite: cannot write %s\n", ap);
                 ret = 1;
