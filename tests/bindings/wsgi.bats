@@ -114,6 +114,32 @@ count() { py 'print(sessgate.Store(STORE).count())'; }
   [ "$BODY" = "n=2 user=-" ]
 }
 
+# Issue #17: the C parser and this one agree on one shared table of cases
+# (quoted values, blanks, look-alike whitespace, duplicates).
+@test "parse_cookie_ids agrees with the gateway's parser on every case of the shared table" {
+  run -0 "$SG_PYTHON" - "$SG_SRCDIR/tests/unit/cookie_cases.txt" <<'PY'
+import codecs, sys
+from sessgate.wsgi import parse_cookie_ids
+ids = {"ID1": "0b5c1a2e-3f4d-4a5b-8c6d-7e8f90a1b2c3", "ID2": "11111111-2222-4333-8444-555555555555"}
+n = bad = 0
+for line in open(sys.argv[1], encoding="ascii"):
+    if line.startswith("#") or "\t" not in line:
+        continue
+    want, hdr = line.rstrip("\n").split("\t", 1)
+    hdr = codecs.decode(hdr, "unicode_escape")
+    for k, v in ids.items():
+        hdr = hdr.replace(k, v)
+    got = parse_cookie_ids(hdr, "sessgate")
+    n += 1
+    if got != ids.get(want):
+        bad += 1
+        print("case %r: want %s, got %r" % (hdr, want, got))
+print("%d cases, %d wrong" % (n, bad))
+sys.exit(1 if bad or n < 30 else 0)
+PY
+  assert_output --partial ", 0 wrong"
+}
+
 # cgi PATH [VAR=VALUE...]: run wsgi_counter.py as a CGI program.
 cgi() {
   local path=$1; shift

@@ -40,11 +40,88 @@ static cookie_result find2(const char *a, const char *b, char *id)
     return cookie_find(v, l, 2, "sessgate", id);
 }
 
+/* Decode the table's escapes (\t \v \f \\ \xHH) and put the ids in for
+ * ID1 and ID2.  Writes at most cap - 1 bytes; returns the length. */
+static size_t table_decode(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    while (*in && n + SG_ID_LEN < cap) {
+        if (strncmp(in, "ID1", 3) == 0 || strncmp(in, "ID2", 3) == 0) {
+            memcpy(out + n, in[2] == '1' ? ID1 : ID2, SG_ID_LEN);
+            n += SG_ID_LEN;
+            in += 3;
+        } else if (in[0] == '\\' && in[1]) {
+            switch (in[1]) {
+            case 't': out[n++] = '\t'; in += 2; break;
+            case 'v': out[n++] = '\v'; in += 2; break;
+            case 'f': out[n++] = '\f'; in += 2; break;
+            case 'x': {
+                char hex[3] = { in[2], in[2] ? in[3] : 0, 0 };
+                out[n++] = (char)strtol(hex, NULL, 16);
+                in += 4;
+                break;
+            }
+            default: out[n++] = in[1]; in += 2; break;
+            }
+        } else
+            out[n++] = *in++;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* Issue #17: the C and Python parsers share one table of cases. */
+static void run_table(void)
+{
+    const char *src = getenv("SG_SRCDIR");
+    char path[4096], line[1024], hdr[4096], id[SG_ID_LEN + 1], what[1200];
+    FILE *f;
+    int cases = 0, bad = 0;
+
+    snprintf(path, sizeof path, "%s/tests/unit/cookie_cases.txt", src ? src : ".");
+    f = fopen(path, "r");
+    check(f != NULL, "the shared cookie table can be read");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        char *tab = strchr(line, '\t'), *nl = strchr(line, '\n');
+        const char *v[1];
+        size_t l[1];
+        cookie_result r, want;
+        const char *want_id = NULL;
+
+        if (line[0] == '#' || !tab)
+            continue;
+        if (nl)
+            *nl = '\0';
+        *tab = '\0';
+        if (strcmp(line, "ID1") == 0) { want = COOKIE_ONE; want_id = ID1; }
+        else if (strcmp(line, "ID2") == 0) { want = COOKIE_ONE; want_id = ID2; }
+        else if (strcmp(line, "-") == 0) want = COOKIE_NONE;
+        else want = COOKIE_BAD;
+        l[0] = table_decode(tab + 1, hdr, sizeof hdr);
+        v[0] = hdr;
+        r = cookie_find(v, l, 1, "sessgate", id);
+        cases++;
+        if (r != want || (want_id && strcmp(id, want_id) != 0)) {
+            bad++;
+            snprintf(what, sizeof what, "table case [%s] wants %s, got %d", tab + 1, line, (int)r);
+            check(0, what);
+        }
+    }
+    fclose(f);
+    snprintf(what, sizeof what, "all %d cases of the shared cookie table", cases);
+    check(bad == 0 && cases >= 30, what);
+}
+
 int main(void)
 {
     char id[SG_ID_LEN + 1];
     char *big;
     size_t i;
+
+    run_table();
 
     check(find1("sessgate=" ID1, id) == COOKIE_ONE && strcmp(id, ID1) == 0,
           "a single cookie gives its id");

@@ -42,6 +42,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 _COOKIE_SPLIT = re.compile(r"[;,]")
+_BLANKS = " \t"
 
 
 def parse_cookie_ids(header: Optional[str], name: str) -> Optional[str]:
@@ -49,14 +50,19 @@ def parse_cookie_ids(header: Optional[str], name: str) -> Optional[str]:
     and ``,`` are both accepted (Apache joins repeated headers with a
     comma); the name matches byte for byte; several cookies with the name
     count only if they all carry the same valid id."""
+    # The same rules as gateway/cookie.c, checked against one shared table
+    # (tests/unit/cookie_cases.txt): blanks are SP and HTAB only (str.strip
+    # would also drop \v, \f and U+00A0, which the C side keeps), the name
+    # is trimmed on both sides, one pair of double quotes around the whole
+    # value is accepted (RFC 6265) and is not part of the id.
     if not header:
         return None
     found: Optional[str] = None
     for part in _COOKIE_SPLIT.split(header):
-        key, sep, value = part.strip().partition("=")
-        if not sep or key != name:
+        key, sep, value = part.strip(_BLANKS).partition("=")
+        if not sep or key.rstrip(_BLANKS) != name:
             continue
-        value = value.strip()
+        value = value.strip(_BLANKS)
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
         if not id_valid(value) or (found is not None and found != value):
