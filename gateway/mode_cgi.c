@@ -578,25 +578,71 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Whether header name: value is a Set-Cookie for the session cookie.
- * Why (issue #17): the gateway owns its cookie; a program that sets it
- * itself (before the gateway's own line) could pin a browser to an id of
- * its choosing or break rotation and logout.  The header name is matched
- * the way the web server reads it (case ignored); the cookie name byte for
- * byte, as browsers do, after the blanks a browser skips. */
-static int cgi_own_cookie(const gw_config *cfg, const char *name, const char *value)
+/* The value of a Set-Cookie for the session cookie, or NULL when header
+ * name: value is something else.  The header name is matched the way the
+ * web server reads it (case ignored); the cookie name byte for byte, as
+ * browsers do, after the blanks a browser skips.  Borrowed: into value. */
+static const char *cgi_own_cookie(const gw_config *cfg, const char *name,
+                                  const char *value)
 {
     size_t n = strlen(cfg->cookie_name), k;
 
     if (strcasecmp(name, "Set-Cookie") != 0 && strcasecmp(name, "Set-Cookie2") != 0)
-        return 0;
+        return NULL;
     value += strspn(value, " \t");
     k = strcspn(value, "=");
     if (value[k] != '=')
-        return 0;
+        return NULL;
     while (k && (value[k - 1] == ' ' || value[k - 1] == '\t'))
         k--;
-    return k == n && memcmp(value, cfg->cookie_name, n) == 0;
+    if (k != n || memcmp(value, cfg->cookie_name, n) != 0)
+        return NULL;
+    value += strcspn(value, "=") + 1;
+    return value + strspn(value, " \t");
+}
+
+/*
+ * Whether the program's own Set-Cookie for the session cookie may pass.
+ * Why (issue #17): the gateway owns its cookie.  A program printing
+ * "Set-Cookie: sessgate=<id>" could pin a browser to an id of its choosing
+ * (fixation: an app echoing a client-supplied id) or undo the gateway's
+ * rotation or logout.  But an app behind cgi mode that manages the session
+ * through the bindings (sessgate.wsgi: create on first write, rotate on
+ * login) must tell the browser about the id it made.  So it passes only
+ * when the gateway sets no cookie in this response and the value is empty
+ * (an expiry: pins nothing) or names a live session in the store (an id
+ * the store made, never one a client chose).  Anything else is dropped and
+ * logged (event=cgi_cookie_dropped).
+ */
+static int cgi_cookie_allowed(gw_request *rq, const char *v, int gateway_sets)
+{
+    char id[SG_ID_LEN + 1];
+    size_t k = strcspn(v, ";");
+    sg_session *s = NULL;
+    sg_error err;
+    int ok;
+
+    while (k && (v[k - 1] == ' ' || v[k - 1] == '\t'))
+        k--;
+    if (gateway_sets)
+        return 0;
+    if (k == 0 || (k == 2 && v[0] == '"' && v[1] == '"'))
+        return 1;
+    if (k == SG_ID_LEN + 2 && v[0] == '"' && v[k - 1] == '"') {
+        v++;
+        k -= 2;
+    }
+    if (k != SG_ID_LEN || !rq->store)
+        return 0;
+    memcpy(id, v, SG_ID_LEN);
+    id[SG_ID_LEN] = '\0';
+    if (!sg_id_valid(id))
+        return 0;
+    sg_error_clear(&err);
+    ok = sg_session_get(rq->store, id, SG_GET_NOTOUCH | SG_GET_DAMAGED_ABSENT, &s, &err)
+         == SG_OK;
+    sg_session_free(s);
+    return ok;
 }
 
 /* Emit the reply's header block, with the session changes applied. */
@@ -606,6 +652,7 @@ static int cgi_send_headers(cgi_io *io)
     const reply *r = &io->r;
     size_t i, before;
     int cookie;
+    const char *own;
 
     buf_reset(&rq->head);
     respond_status(&rq->head, r->status);
@@ -638,9 +685,12 @@ static int cgi_send_headers(cgi_io *io)
          * stored by a cache, whatever the program asked for. */
         if (cookie && strcasecmp(r->headers[i].name, "Cache-Control") == 0)
             continue;
-        if (cgi_own_cookie(rq->cfg, r->headers[i].name, r->headers[i].value)) {
-            log_event(LOG_WARN, "cgi_cookie_dropped", "the program set the session "
-                      "cookie itself; dropped (use X-Session-* headers)", (const char *)NULL);
+        if ((own = cgi_own_cookie(rq->cfg, r->headers[i].name, r->headers[i].value)) &&
+            !cgi_cookie_allowed(rq, own, cookie)) {
+            log_event(LOG_WARN, "cgi_cookie_dropped", cookie
+                      ? "the program set the session cookie beside the gateway's; dropped"
+                      : "the program set the session cookie to no live session; dropped",
+                      (const char *)NULL);
             continue;
         }
         buf_addf(&rq->head, "%s: %s\r\n", r->headers[i].name, r->headers[i].value);

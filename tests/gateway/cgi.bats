@@ -449,17 +449,27 @@ SH
 }
 
 # Issue #17: a program printing Set-Cookie: sessgate=... got it to the browser
-# beside (before) the gateway's own.  The gateway owns its cookie.
+# beside (before) the gateway's own.  The gateway owns its cookie: a program's
+# passes only when the gateway sets none and it names a live session (an app
+# using the bindings: sessgate.wsgi rotates on login) or expires it.
 @test "a program's Set-Cookie for the session cookie is dropped and logged, in every spelling" {
-  local forged=0b5c1d2e-0000-4000-8000-00000000f00d
+  local forged=0b5c1d2e-0000-4000-8000-00000000f00d live
+  live=$(new_session)
+  echo "$live" > "$ROOT/live.txt"
   script cookie.cgi <<SH
+case "\$QUERY_STRING" in
+live*) printf 'Set-Cookie: sessgate=%s; Path=/\r\n' "\$(cat live.txt)" ;;
+*)
 printf 'Set-Cookie: sessgate=$forged; Path=/\r\n'
 printf 'set-cookie: sessgate=$forged\r\n'
 printf 'SET-COOKIE:  sessgate =$forged; Max-Age=99999999\r\n'
 printf 'Set-Cookie2: sessgate=$forged\r\n'
-printf 'sEt-CoOkIe: sessgate=\r\n'
+printf 'sEt-CoOkIe: sessgate="$forged"\r\n'
+printf 'Set-Cookie: sessgate=not-an-id\r\n'
 printf 'Set-Cookie: app=1; Path=/\r\nSet-Cookie: sessgate2=keep\r\nSet-Cookie: xsessgate=keep\r\n'
-case "\$QUERY_STRING" in login) printf 'X-Session-Login: alice\r\n' ;; esac
+;;
+esac
+case "\$QUERY_STRING" in *login*) printf 'X-Session-Login: alice\r\n' ;; esac
 printf 'Content-Type: text/plain\r\n\r\nbody\n'
 SH
   gw_start --mode cgi --cgi-root "$ROOT"
@@ -479,4 +489,10 @@ SH
   assert_output 1
   run -0 headers_only
   assert_line --regexp '^Set-Cookie: sessgate=[0-9a-f-]{36}; Path=/; HttpOnly'
+  # an id the store made, with no cookie of the gateway's: it passes
+  run -0 req cookie.cgi -p QUERY_STRING=live
+  assert_line "Set-Cookie: sessgate=$live; Path=/"
+  # ... but never beside the gateway's own
+  run -0 req cookie.cgi -p QUERY_STRING=live-login
+  refute_line --partial "sessgate=$live"
 }
