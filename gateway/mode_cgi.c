@@ -31,11 +31,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fastcgi.h>
 #include <fcgiapp.h>
 #include <jansson.h>
 
@@ -476,10 +478,19 @@ typedef struct cgi_io {
     char   *inbuf;                  /* body bytes on their way to the program */
     size_t  in_len, in_off;
     int     body_eof;
+    long long content_length;       /* CONTENT_LENGTH, -1 when not given */
+    unsigned long long body_total;  /* body bytes received from the server */
+    int     deferred;               /* header block done, body not yet whole */
+    buf     pending;                /* output held while deferred */
+    int     client_gone;            /* abort or hang-up seen: program killed */
     reply   r;
     int     sent;                   /* the header block has gone out */
     int     failed;                 /* an error answer went out */
 } cgi_io;
+
+/* Output held back while the body is still arriving: beyond this the
+ * program's stdout is not read (backpressure), so memory stays bounded. */
+#define CGI_PENDING_MAX (1024 * 1024)
 
 /* Bytes libfcgi already holds for FCGI_STDIN (readable without blocking). */
 static size_t fcgi_buffered(const FCGX_Stream *in)
@@ -560,15 +571,50 @@ static void cgi_read_body(cgi_io *io, int64_t deadline)
             return;
         }
         io->in_len = 1;
+        io->body_total++;
         avail = fcgi_buffered(in);
     }
     if (avail > GW_IO_CHUNK - io->in_len)
         avail = GW_IO_CHUNK - io->in_len;
     if (avail) {
         n = FCGX_GetStr(io->inbuf + io->in_len, (int)avail, in);
-        if (n > 0)
+        if (n > 0) {
             io->in_len += (size_t)n;
+            io->body_total += (unsigned long long)n;
+        }
     }
+}
+
+/* Whether the whole body declared by CONTENT_LENGTH has arrived. */
+static int cgi_body_whole(const cgi_io *io)
+{
+    return io->content_length < 0 ||
+           io->body_total >= (unsigned long long)io->content_length;
+}
+
+/*
+ * Why (issue #17): through a server that streams the body (Apache
+ * mod_proxy_fcgi), a client can declare 100000 bytes, send 10 and hang up;
+ * the program then sees a short body and may still answer with session
+ * directives, which must not be applied: the request never arrived whole.
+ * So a header block is acted on only once the declared body is complete
+ * (the answer is held, bounded, until then: a program may answer before
+ * reading its input), and a body that ends short is a 400 with the
+ * session unchanged.
+ */
+static int cgi_truncated(cgi_io *io)
+{
+    char got[24], want[24];
+
+    snprintf(got, sizeof got, "%llu", io->body_total);
+    snprintf(want, sizeof want, "%lld", io->content_length);
+    log_event(LOG_WARN, "body_truncated", "the request body ended before CONTENT_LENGTH; "
+              "the program's session directives were not applied",
+              "received", got, "declared", want, (const char *)NULL);
+    request_fail(io->rq, 400, "400 Bad Request: the request body was cut short; "
+                              "the session was not changed\n");
+    io->failed = 1;
+    return -1;
 }
 
 static void close_fd(int *fd)
@@ -709,6 +755,11 @@ static int cgi_output(cgi_io *io, const char *p, size_t n)
     FCGX_Stream *out = io->rq->fcgi->out;
     size_t used = 0;
 
+    if (io->deferred) {
+        if (n && buf_add(&io->pending, p, n) < 0)
+            return -1;
+        return 0;
+    }
     if (!io->sent) {
         switch (reply_feed(&io->r, p, n, &used)) {
         case REPLY_MORE:
@@ -719,10 +770,18 @@ static int cgi_output(cgi_io *io, const char *p, size_t n)
             io->failed = 1;
             return -1;
         case REPLY_DONE:
-            if (cgi_send_headers(io) < 0)
-                return -1;
             p += used;
             n -= used;
+            if (!cgi_body_whole(io)) {
+                if (io->body_eof)
+                    return cgi_truncated(io);
+                io->deferred = 1;       /* decided when the body ends */
+                if (n && buf_add(&io->pending, p, n) < 0)
+                    return cgi_truncated(io);   /* cannot happen: backpressure */
+                return 0;
+            }
+            if (cgi_send_headers(io) < 0)
+                return -1;
             break;
         }
     }
@@ -731,50 +790,117 @@ static int cgi_output(cgi_io *io, const char *p, size_t n)
     return 0;
 }
 
-/* Run the poll loop until the program's stdout ends or time runs out.
- * Returns 1 on timeout, 0 otherwise. */
+/* The body is whole (or ended): act on a held header block.  -1 to stop. */
+static int cgi_resolve_deferred(cgi_io *io)
+{
+    io->deferred = 0;
+    if (!cgi_body_whole(io))
+        return cgi_truncated(io);
+    if (cgi_send_headers(io) < 0)
+        return -1;
+    if (io->pending.len &&
+        FCGX_PutStr(io->pending.data, (int)io->pending.len, io->rq->fcgi->out) < 0)
+        return -1;
+    buf_free(&io->pending);
+    return 0;
+}
+
+/*
+ * Whether the web server has gone away or aborted the request: called when
+ * the connection polls readable after the body ended, when nothing more is
+ * due from it.  Why (issue #17): a silent program kept running until
+ * --cgi-timeout after its client left (FCGI_ABORT_REQUEST, a closed
+ * connection, nginx closing because its client did), holding the worker.
+ * End of file, an error or an FCGI_ABORT_REQUEST record (type 2) at the
+ * head of the stream means gone; anything else is left for libfcgi.
+ */
+static int cgi_client_gone(int fd)
+{
+    unsigned char h[8];
+    ssize_t k = recv(fd, h, sizeof h, MSG_PEEK | MSG_DONTWAIT);
+
+    if (k == 0)
+        return 1;
+    if (k < 0)
+        return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    return k >= 2 && h[0] == FCGI_VERSION_1 && h[1] == FCGI_ABORT_REQUEST;
+}
+
+/* Run the poll loop until the program's stdout ends (and a held header
+ * block is decided) or time runs out.  Returns 1 on timeout, 0 otherwise. */
 static int cgi_pump(cgi_io *io, int64_t deadline)
 {
     char *chunk = malloc(GW_IO_CHUNK);      /* owned here, freed below */
-    int ipc = io->rq->fcgi->ipcFd, timed_out = 0;
+    int ipc = io->rq->fcgi->ipcFd, timed_out = 0, watch = 1;
 
     if (!chunk) {
         log_msg("out of memory in cgi mode");
         return 0;
     }
-    while (io->from_child >= 0) {
+    while (io->from_child >= 0 || io->deferred) {
         struct pollfd pf[3];
-        int np = 0, i_out = -1, i_in = -1, i_ipc = -1, left;
+        int np = 0, i_out = -1, i_in = -1, i_ipc = -1, i_gone = -1, left;
         int64_t now = proc_now_ms();
+        int reading = io->to_child >= 0 || io->deferred;
 
+        if (io->to_child < 0)
+            io->in_off = io->in_len;    /* the program wants no more: count only */
         /* Refill from what libfcgi already buffered: no poll needed. */
-        if (io->to_child >= 0 && io->in_off == io->in_len && !io->body_eof &&
-            (fcgi_buffered(io->rq->fcgi->in) > 0 || fcgi_more_buffered(io->rq->fcgi)))
+        if (reading && io->in_off == io->in_len && !io->body_eof &&
+            (fcgi_buffered(io->rq->fcgi->in) > 0 || fcgi_more_buffered(io->rq->fcgi))) {
             cgi_read_body(io, deadline);
+            if (io->to_child < 0)
+                continue;               /* counted; look at libfcgi's buffer again */
+        }
         if (io->to_child >= 0 && io->in_off == io->in_len && io->body_eof)
             close_fd(&io->to_child);    /* the program sees end of input */
+        if (io->deferred && io->body_eof) {
+            if (cgi_resolve_deferred(io) < 0)
+                break;
+            continue;
+        }
         if (now >= deadline) {
             timed_out = 1;
             break;
         }
         left = (int)(deadline - now);
-        pf[np].fd = io->from_child;
-        pf[np].events = POLLIN;
-        i_out = np++;
+        if (io->from_child >= 0 && !(io->deferred && io->pending.len >= CGI_PENDING_MAX)) {
+            pf[np].fd = io->from_child;
+            pf[np].events = POLLIN;
+            i_out = np++;
+        }
         if (io->to_child >= 0 && io->in_off < io->in_len) {
             pf[np].fd = io->to_child;
             pf[np].events = POLLOUT;
             i_in = np++;
-        } else if (io->to_child >= 0 && !io->body_eof) {
+        } else if (reading && !io->body_eof) {
             pf[np].fd = ipc;
             pf[np].events = POLLIN;
             i_ipc = np++;
+        } else if (io->body_eof && watch && ipc >= 0) {
+            pf[np].fd = ipc;
+            pf[np].events = POLLIN | POLLRDHUP;
+            i_gone = np++;
         }
+        if (np == 0)
+            break;                      /* nothing left to wait for */
         if (poll(pf, (nfds_t)np, left) < 0) {
             if (errno == EINTR)
                 continue;
             log_msg("poll: %s", strerror(errno));
             break;
+        }
+        if (i_gone >= 0 && pf[i_gone].revents) {
+            if (cgi_client_gone(ipc)) {
+                /* Kill at once: nobody is left to read the answer. */
+                proc_kill(io->pid, SIGKILL);
+                io->client_gone = 1;
+                log_event(LOG_INFO, "client_gone", "the web server aborted the request or "
+                          "closed the connection; the program's process group was killed",
+                          (const char *)NULL);
+                break;
+            }
+            watch = 0;                  /* data of another kind: leave it to libfcgi */
         }
         if (i_in >= 0 && pf[i_in].revents) {
             ssize_t w = write(io->to_child, io->inbuf + io->in_off, io->in_len - io->in_off);
@@ -787,7 +913,7 @@ static int cgi_pump(cgi_io *io, int64_t deadline)
         }
         if (i_ipc >= 0 && pf[i_ipc].revents)
             cgi_read_body(io, deadline);
-        if (pf[i_out].revents) {
+        if (i_out >= 0 && pf[i_out].revents) {
             ssize_t n = read(io->from_child, chunk, GW_IO_CHUNK);
             if (n > 0) {
                 if (cgi_output(io, chunk, (size_t)n) < 0)
@@ -831,6 +957,7 @@ void mode_cgi_handle(gw_request *rq)
     memset(&io, 0, sizeof io);
     io.rq = rq;
     io.to_child = io.from_child = -1;
+    buf_init(&io.pending, CGI_PENDING_MAX + GW_IO_CHUNK);
     reply_init(&io.r);
     io.inbuf = malloc(GW_IO_CHUNK);        /* owned here, freed below */
     io.pid = io.inbuf ? proc_spawn(script, env.vars, dir, &io.to_child, &io.from_child) : -1;
@@ -847,9 +974,23 @@ void mode_cgi_handle(gw_request *rq)
     /* In the responder role the web server always ends FCGI_STDIN; an
      * authorizer (misconfigured) never does, so never read it there. */
     io.body_eof = rq->role == ROLE_AUTHORIZER;
+    io.content_length = -1;
+    if (rq->role == ROLE_RESPONDER) {
+        const char *cl = request_param(rq, "CONTENT_LENGTH");
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = cl && *cl ? strtoll(cl, &end, 10) : -1;
+        if (cl && *cl && (errno || *end || v < 0))
+            v = -1;                     /* unusable: the old behaviour */
+        io.content_length = v;
+    }
 
     timed_out = cgi_pump(&io, deadline);
-    broke = io.from_child >= 0;         /* stopped before the output ended */
+    broke = io.from_child >= 0 || io.deferred;  /* stopped before the output ended */
+    if (io.client_gone)
+        rq->abort = 1;                  /* nobody to answer */
     close_fd(&io.to_child);
     close_fd(&io.from_child);
     if (timed_out)
@@ -874,7 +1015,7 @@ void mode_cgi_handle(gw_request *rq)
                   "script", script, "signal", sig, "phase", "body", (const char *)NULL);
         rq->abort = 1;
     }
-    if (!io.sent && !io.failed) {
+    if (!io.sent && !io.failed && !io.client_gone) {
         if (timed_out)
             request_fail(rq, 504, "504 Gateway Timeout: the program took too long\n");
         else {
@@ -891,6 +1032,7 @@ void mode_cgi_handle(gw_request *rq)
     }
 out:
     reply_free(&io.r);
+    buf_free(&io.pending);
     free(io.inbuf);
     free(script);
 }

@@ -496,3 +496,58 @@ SH
   run -0 req cookie.cgi -p QUERY_STRING=live-login
   refute_line --partial "sessgate=$live"
 }
+
+# Issue #17: a client that declares 100000 bytes, sends 10 and hangs up got
+# its program's session change applied (Apache mod_proxy_fcgi streams the
+# body).  Directives are acted on only once the declared body is whole.
+@test "a body shorter than CONTENT_LENGTH: 400, the session directives are not applied" {
+  id=$(new_session --data '{"n":1}')
+  script readset.cgi <<'SH'
+head -c "$CONTENT_LENGTH" > /dev/null
+printf 'X-Session-Set: {"n":99}\r\nContent-Type: text/plain\r\n\r\nread\n'
+SH
+  printf '0123456789' > "$BATS_TEST_TMPDIR/short"
+  gw_start --mode cgi --cgi-root "$ROOT"
+  for s in readset.cgi act.cgi; do
+    run -0 req "$s" -p QUERY_STRING=set -p REQUEST_METHOD=POST -p CONTENT_LENGTH=100000 \
+      -p "HTTP_COOKIE=sessgate=$id" -b "$BATS_TEST_TMPDIR/short"
+    assert_line "Status: 400 Bad Request"
+    run -0 ctl get "$id"
+    assert_output --partial '"n":1'
+    refute_output --partial '"n":99'
+  done
+  grep -q "body_truncated" "$GW_ERR"
+  # the whole body: applied, also when the program answers before reading it
+  head -c 100000 /dev/zero > "$BATS_TEST_TMPDIR/whole"
+  run -0 req act.cgi -p QUERY_STRING=set -p REQUEST_METHOD=POST -p CONTENT_LENGTH=100000 \
+    -p "HTTP_COOKIE=sessgate=$id" -b "$BATS_TEST_TMPDIR/whole"
+  assert_line "Status: 200 OK"
+  run -0 ctl get "$id"
+  assert_output --partial '"s":"x"'
+}
+
+# Issue #17: a silent program kept running until --cgi-timeout after its
+# client went away, holding the worker (and with --workers 1, the gateway).
+@test "a client that hangs up: the program's process group is killed at once, the worker is free" {
+  script silent.cgi <<'SH'
+echo $$ > silent.pid
+sleep 60 &
+echo $! > silent.child
+wait
+SH
+  gw_start --mode cgi --cgi-root "$ROOT" --cgi-timeout 60 --workers 1
+  t0=$(date +%s)
+  run -3 req silent.cgi -t 1            # fcgi_client gives up after 1 s
+  for _ in $(seq 50); do
+    [ -s "$ROOT/silent.child" ] && ! kill -0 "$(cat "$ROOT/silent.pid")" 2>/dev/null &&
+      ! kill -0 "$(cat "$ROOT/silent.child")" 2>/dev/null && break
+    sleep 0.1
+  done
+  ! kill -0 "$(cat "$ROOT/silent.pid")" 2>/dev/null || fail "the program still runs"
+  ! kill -0 "$(cat "$ROOT/silent.child")" 2>/dev/null || fail "its child still runs"
+  # the one worker answers the next request at once
+  run -0 req env.cgi
+  assert_line "GATEWAY_INTERFACE=CGI/1.1"
+  [ $(( $(date +%s) - t0 )) -lt 10 ] || fail "took $(( $(date +%s) - t0 )) s"
+  grep -q "client_gone" "$GW_ERR"
+}

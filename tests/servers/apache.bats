@@ -113,6 +113,33 @@ teardown_file() {
   chk_spoof /cgi/whoami.cgi "$id"
 }
 
+# Issue #17: mod_proxy_fcgi streams the body, so a client that declares
+# 100000 bytes, sends 10 and hangs up reached the program, whose session
+# change was applied.  Driven by a raw socket (curl would not lie).
+@test "apache cgi mode: a POST cut short by its client changes no session" {
+  local id
+  id=$(new_session --data '{"n":5}')
+  run -0 "$SG_PYTHON" - "$SRV_PORT" "$id" <<'PY'
+import socket, sys, time
+port, sid = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(("POST /cgi/counter.sh HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           "Cookie: sessgate=%s\r\nContent-Type: application/octet-stream\r\n"
+           "Content-Length: 100000\r\n\r\n0123456789" % sid).encode())
+time.sleep(1)
+s.close()
+PY
+  # whatever Apache and the gateway did with it, give them time to do it
+  sleep 2
+  run -0 sessgatectl --store "$SRV_STORE" get "$id"
+  assert_output --partial '"n":5'
+  # the same POST in full does count
+  req "$(srv_url /cgi/counter.sh)" -H "Cookie: sessgate=$id" --data-binary @<(head -c 100000 /dev/zero)
+  expect_status 200
+  run -0 sessgatectl --store "$SRV_STORE" get "$id"
+  assert_output --partial '"n":6'
+}
+
 @test "apache: duplicate and comma-joined session cookies never choose a session" {
   local a b
   a=$(new_session --user alice)
