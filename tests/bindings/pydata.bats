@@ -207,3 +207,36 @@ except sessgate.InvalidData as e:
   assert_line -n 0 "{'theme': 'dark', 'volume': 7, 'tags': []}"
   assert_line -n 1 "session data does not fit Prefs: 1 validation error for Prefs"
 }
+
+@test "Django-style names on Session: modified, cycle_key, flush, set_expiry, get_expiry_age" {
+  run -0 py '
+import datetime
+st = sessgate.Store(STORE, idle_timeout=100)
+s = st.create(data={"a": 1})
+assert s.modified is False and 98 <= s.get_expiry_age() <= 100
+s["b"] = 2
+assert s.modified is True
+s.set_expiry(50); s.save()
+assert st.get(s.id).idle_timeout == 50 and 48 <= s.get_expiry_age() <= 50
+s.set_expiry(datetime.timedelta(seconds=70)); s.save()
+assert st.get(s.id).idle_timeout == 70
+s.set_expiry(None); s.save()
+assert st.get(s.id).idle_timeout == 100
+s.set_expiry(datetime.datetime.now() + datetime.timedelta(seconds=30)); s.save()
+assert 28 <= s.get_expiry_age() <= 30, s.get_expiry_age()
+for bad in (0, -1, "x", True):
+    try:
+        s.set_expiry(bad)
+    except sessgate.InvalidArgument:
+        pass
+    else:
+        raise SystemExit("accepted %r" % (bad,))
+old = s.id
+new = s.cycle_key()
+assert new != old and st.get(old) is None and st.get(new)["b"] == 2
+s.flush()
+assert st.get(new) is None and dict(s) == {}
+s.flush()                                  # twice: no error
+print("ok")'
+  assert_output ok
+}

@@ -28,9 +28,11 @@ threads too.  A Session object should stay with one thread.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import threading
+import time
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping,
                     MutableMapping, Optional, Tuple, Type, TypeVar, Union)
 
@@ -313,6 +315,55 @@ class Session(MutableMapping[str, JSONValue]):
         0 keeps the current one).  Stored by :meth:`save`."""
         _c.session_set_timeouts(self._raw, int(idle_timeout), int(max_age))
 
+    # ------------------------------------------ Django-style names
+    @property
+    def modified(self) -> bool:
+        """Django's name for :attr:`changed`."""
+        return self.changed
+
+    def cycle_key(self) -> str:
+        """Django's name for :meth:`rotate`: new id, same data."""
+        return self.rotate()
+
+    def flush(self) -> None:
+        """Delete the session from the store (if still there) and empty
+        this copy, as Django's ``flush()`` (logout) does."""
+        try:
+            self.delete()
+        except NotFound:
+            pass
+        self._data = {}
+
+    def set_expiry(self, value: Union[int, "datetime.timedelta",
+                                      "datetime.datetime", None]) -> None:
+        """Django's ``set_expiry``: seconds or a timedelta of inactivity
+        (the idle timeout), a datetime (the absolute end: max age from
+        creation), or None for the store's idle timeout.  0 (a browser-
+        session cookie) is a cookie matter: the framework layers
+        (sessgate.django, sessgate.flask) handle it.  Stored by save()."""
+        if value is None:
+            self.set_timeouts(idle_timeout=self._store._idle_timeout)
+        elif isinstance(value, datetime.timedelta):
+            self.set_timeouts(idle_timeout=max(int(value.total_seconds()), 1))
+        elif isinstance(value, datetime.datetime):
+            end = int(value.timestamp())
+            if end <= self.created:
+                raise InvalidArgument("set_expiry: the end is before the "
+                                      "session was created", _core.SG_EINVAL)
+            self.set_timeouts(max_age=end - self.created)
+        elif isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            self.set_timeouts(idle_timeout=value)
+        else:
+            raise InvalidArgument(f"set_expiry: {value!r}: give seconds > 0, "
+                                  "a timedelta, a datetime or None",
+                                  _core.SG_EINVAL)
+
+    def get_expiry_age(self) -> int:
+        """Seconds until the session expires if left unused (the earlier of
+        its idle window and its absolute end), 0 when past."""
+        end = min(self.expires, self.accessed + self.idle_timeout)
+        return max(0, end - int(time.time()))
+
 
 class Store:
     """An open session store (a GDBM file shared with every other process).
@@ -341,6 +392,7 @@ class Store:
                 raise InvalidArgument("no store path given and SESSGATE_STORE"
                                       " is not set", _core.SG_EINVAL)
         self._st: Any = None
+        self._idle_timeout = idle_timeout or _core.SG_DEFAULT_IDLE_TIMEOUT
         #: Called with each value JSON cannot carry (datetime, tuple...) to
         #: get its JSON replacement, like json.dumps's default; None: such
         #: values raise NotSerializable.  See sessgate._data.

@@ -65,8 +65,10 @@ def _store() -> Store:
     return st
 
 
-class SessionStore(SessionBase):
+class SessionStore(SessionBase):  # type: ignore[misc]
     """Django session backed by a sessgate store."""
+
+    _session_key: Optional[str]
 
     def __init__(self, session_key: Optional[str] = None) -> None:
         super().__init__(session_key)
@@ -112,7 +114,10 @@ class SessionStore(SessionBase):
 
     def create(self) -> None:
         data = self._session_cache if hasattr(self, "_session_cache") else {}
-        s = self._store.create(data=self._to_stored(data), **self._lifetimes())
+        lifetimes = self._lifetimes()
+        s = self._store.create(data=self._to_stored(data),
+                               idle_timeout=lifetimes["idle_timeout"],
+                               max_age=lifetimes["max_age"])
         self._session_key = s.id
         self.modified = True
 

@@ -13,5 +13,6 @@ SG_ENOMEM: int
 SG_ETOOBIG: int
 SG_GET_NOTOUCH: int
 SG_MAX_DEPTH: int
+SG_DEFAULT_IDLE_TIMEOUT: int
 
 def __getattr__(name: str) -> Any: ...
