@@ -137,6 +137,7 @@ typedef struct gdbm_be {
     int truncated;         /* ... because PATH is shorter than its header
                             * says (see db_truncated) */
     int salvaging;         /* check --repair's salvage: open PATH as it is */
+    int fixing;            /* recover_writable is setting up PATH.lock */
     int degraded;          /* a rebuild failed for lack of space: read as-is */
     int salvage;           /* unreadable, and no history: no writes until
                             * check --repair salvaged it (see g_open) */
@@ -187,6 +188,14 @@ static const char *sys_fix(int e, const char *other)
     return e == ENOSPC || e == EDQUOT ? "free disk space, then retry"
          : e == EFBIG ? "raise the file size limit (ulimit -f), then retry"
          : e == EACCES || e == EPERM ? "check the files' owner and mode"
+         /* Not the disk: the process (EMFILE) or the system (ENFILE) ran
+          * out of file descriptors. */
+         : e == EMFILE ? "too many open files in this process: raise its "
+                         "limit (ulimit -n, LimitNOFILE=) or close some"
+         : e == ENFILE ? "too many open files on this system: raise "
+                         "fs.file-max or close some"
+         : e == ENOMEM ? "out of memory"
+         : e == EROFS ? "the filesystem is read-only"
          : other;
 }
 
@@ -318,6 +327,51 @@ static int file_exists(const char *path)
     return access(path, F_OK) == 0;
 }
 
+/* Whether the store has any file but its lock file. */
+static int store_exists(gdbm_be *b)
+{
+    return file_exists(b->dbpath) || file_exists(b->walpath) ||
+           file_exists(b->ckptpath);
+}
+
+static sg_status g_open(sg_store *st, const char *location, sg_error *err);
+static void g_close(sg_store *st);
+
+/* For a read-only handle: do, through a short-lived writable handle on the
+ * same store, what only a writer may (recreate a deleted lock file, rebuild
+ * after a writer died mid-change), then let the read-only handle go on.
+ * An operator's first `sessgatectl list` after an incident used to fail
+ * ("open the store writable once") until some writer came along.  Without
+ * write access the error says what is wrong and who can fix it (`why`:
+ * what needed the writer).
+ * Caller holds no lock (the writable open takes the exclusive one). */
+static sg_status recover_writable(gdbm_be *b, const char *why, sg_error *err)
+{
+    sg_store w = *b->st;
+    w.be_data = NULL;
+    w.opt.readonly = 0;
+    w.lock_mode = 0;
+    w.lock_depth = 0;
+    w.begin_depth = 0;
+    w.recoveries = 0;
+    sg_error werr = { 0 };
+    sg_status rc = g_open(&w, b->dbpath, &werr);
+    if (rc == SG_OK) {
+        b->st->recoveries += w.recoveries;
+        g_close(&w);
+        return SG_OK;
+    }
+    int e = werr.sys_errno;
+    if (e == EACCES || e == EPERM || e == EROFS)
+        return sgi_err(err, SG_ESTORE, e, "store %s: %s; only a writer can "
+                       "fix that, and this user cannot write the store (%s): "
+                       "run sessgatectl check --repair as its owner",
+                       b->dbpath, why, strerror(e));
+    if (err && err->code == SG_OK)
+        *err = werr;
+    return rc;
+}
+
 /* ------------------------------------------------------------ lock file */
 
 static void close_lockfile(gdbm_be *b)
@@ -336,15 +390,26 @@ static sg_status open_lockfile(gdbm_be *b, sg_error *err)
     int ro = b->st->opt.readonly;
     int fd = ro ? open(b->lockpath, O_RDONLY | O_CLOEXEC)
                 : open_store_file(b, b->lockpath, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && ro && errno == ENOENT && store_exists(b)) {
+        /* PATH.lock deleted (by hand, by a cleaner of "stale" lock files)
+         * from a store that exists: "does not exist" sent operators
+         * looking for a store that was there.  Recreate it the way any
+         * writer would (which also rebuilds the store if the deleted page
+         * may have carried a dead writer's flag), then open it. */
+        sg_status rc = recover_writable(b, "its lock file is missing "
+                                        "(deleted?)", err);
+        if (rc != SG_OK)
+            return rc;
+        fd = open(b->lockpath, O_RDONLY | O_CLOEXEC);
+    }
     if (fd < 0) {
         int e = errno;
         return sgi_err(err, SG_ESTORE, e,
                        "store %s: cannot open lock file %s: %s (%s)", b->dbpath,
                        b->lockpath, strerror(e), e == EISDIR
                        ? "something else is in its place: remove it"
-                       : e == EACCES || e == EPERM
-                       ? "check the files' owner and mode"
-                       : "check the directory exists and is writable");
+                       : sys_fix(e, "check the directory exists and is "
+                                 "writable"));
     }
     struct stat sb;
     if (fstat(fd, &sb) < 0) {
@@ -359,6 +424,18 @@ static sg_status open_lockfile(gdbm_be *b, sg_error *err)
         return sgi_err(err, SG_ESTORE, EISDIR, "store %s: lock file %s is "
                        "not a regular file (something else is in its place: "
                        "remove it)", b->dbpath, b->lockpath);
+    }
+    if (sb.st_size < LOCK_FILE_SIZE && ro && store_exists(b) && !b->fixing) {
+        /* Made anew by hand (touch) after a deletion: have a writer set
+         * it up, as for a missing one. */
+        close(fd);
+        b->fixing = 1;
+        sg_status rc = recover_writable(b, "its lock file is not set up "
+                                        "(made by hand?)", err);
+        if (rc == SG_OK)
+            rc = open_lockfile(b, err);
+        b->fixing = 0;
+        return rc;
     }
     /* Growing the file is idempotent, so racing creators are harmless. */
     if (sb.st_size < LOCK_FILE_SIZE && (ro || ftruncate(fd, LOCK_FILE_SIZE) < 0)) {
@@ -1084,9 +1161,7 @@ static sg_status refresh(gdbm_be *b, sg_error *err)
          * refusing sent sessgatectl get/list/export to "open the store
          * writable", which fails the same way until there is room. */
         if (ro && !__atomic_load_n(&b->page->starved, __ATOMIC_ACQUIRE))
-            return sgi_err(err, SG_ESTORE, 0, "store %s: a writer died "
-                           "mid-write and this handle is read-only (open the "
-                           "store writable once to recover)", b->dbpath);
+            return SG_EEXPIRED;   /* g_lock: recover_writable */
         /* A rebuild already failed for lack of space: serve reads from the
          * file as it is rather than fail every read until space returns. */
         if (!ro && !b->degraded)
@@ -1123,6 +1198,8 @@ static sg_status refresh(gdbm_be *b, sg_error *err)
     }
     /* Missing (with history to rebuild from) or damaged: rebuild from our
      * own checkpoint and log, under the exclusive lock. */
+    if (ro && has_history(b))
+        return SG_EEXPIRED;       /* g_lock: recover_writable */
     if (ro)
         return sgi_err(err, SG_ESTORE, 0, "store %s: missing or damaged, "
                        "and this handle is read-only (run sessgatectl check "
@@ -1223,6 +1300,24 @@ static sg_status g_lock(sg_store *st, int mode, sg_error *err)
     if (rc != SG_EEXPIRED) {
         if (rc != SG_OK)
             unlock_fd(b);
+        return rc;
+    }
+    if (st->opt.readonly) {
+        /* A rebuild is due and this handle may not write: have a writable
+         * handle do it, then read. */
+        unlock_fd(b);
+        close_db(b);
+        rc = recover_writable(b, "a writer died mid-write, or the file is "
+                              "damaged", err);
+        if (rc == SG_OK)
+            rc = take(b, mode, err);
+        if (rc == SG_OK && (rc = refresh(b, err)) != SG_OK) {
+            unlock_fd(b);
+            if (rc == SG_EEXPIRED)
+                rc = sgi_err(err, SG_ESTORE, 0, "store %s: keeps needing "
+                             "recovery; run sessgatectl check --repair",
+                             b->dbpath);
+        }
         return rc;
     }
     /* Needs the exclusive lock (create, rebuild): take it, do it, then
