@@ -161,5 +161,7 @@ void sgw_store_close(sg_store *closing);
 %ignore sg_compact_report;
 %ignore sg_store_recoveries;
 %ignore sg_session_import;       /* admin: sessgatectl import */
+%ignore sg_each_fn;              /* C callback; layers use list + get */
+%ignore sg_store_each;
 
 %include "sessgate.h"

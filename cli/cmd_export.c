@@ -4,14 +4,29 @@
  * For backups and for moving sessions to another store (`export | import`
  * keeps ids, so logged-in users stay logged in).  Each line is the record
  * sg_session_to_json writes and sg_session_import reads.  Sessions are
- * read one at a time without touching them; the store is not locked for
- * the whole export, so a busy gateway is not stalled by a large one.
+ * read without touching them, a chunk at a time (sg_store_each): the store
+ * is never locked for the whole export, nor while a line is written, so a
+ * busy gateway is not stalled by a large export or a slow pipe.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
+
+/* Print one session; stops the walk when out of memory. */
+static int export_one(const sg_session *s, void *arg)
+{
+    char *json = sg_session_to_json(s);     /* Owned: freed below */
+
+    if (json == NULL) {
+        *(int *)arg = 1;
+        return 1;
+    }
+    printf("%s\n", json);
+    free(json);
+    return 0;
+}
 
 static int export_run(struct cli_ctx *ctx, const struct cli_cmd *self,
                       int argc, char **argv)
@@ -20,11 +35,9 @@ static int export_run(struct cli_ctx *ctx, const struct cli_cmd *self,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    sg_list *ids = NULL;    /* Owned: freed below */
     sg_error err;
     sg_status rc;
-    size_t i, n;
-    int c, status;
+    int c, status, oom = 0;
 
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         if (c == 'h')
@@ -37,34 +50,13 @@ static int export_run(struct cli_ctx *ctx, const struct cli_cmd *self,
         return status;
 
     sg_error_clear(&err);
-    rc = sg_store_list(ctx->st, NULL, &ids, &err);
+    rc = sg_store_each(ctx->st, NULL, export_one, &oom, &err);
     if (rc != SG_OK)
         return cli_fail(&err, rc);
-    n = sg_list_count(ids);
-    for (i = 0; i < n; i++) {
-        sg_session *s = NULL;   /* Owned: freed at the end of the loop */
-        char *json;             /* Owned: freed at the end of the loop */
-
-        rc = sg_session_get(ctx->st, sg_list_id(ids, i), SG_GET_NOTOUCH, &s, &err);
-        if (rc == SG_ENOTFOUND || rc == SG_EEXPIRED) {
-            sg_error_clear(&err);   /* ended since the snapshot */
-            continue;
-        }
-        if (rc != SG_OK) {
-            sg_list_free(ids);
-            return cli_fail(&err, rc);
-        }
-        json = sg_session_to_json(s);
-        sg_session_free(s);
-        if (json == NULL) {
-            sg_list_free(ids);
-            cli_msg("out of memory formatting a session");
-            return CLI_EXIT_STORE;
-        }
-        printf("%s\n", json);
-        free(json);
+    if (oom) {
+        cli_msg("out of memory formatting a session");
+        return CLI_EXIT_STORE;
     }
-    sg_list_free(ids);
     return CLI_EXIT_OK;
 }
 

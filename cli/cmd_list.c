@@ -4,9 +4,10 @@
  * The default form is for people: fixed columns (id, user, created,
  * accessed, expires, version) with UTC times, "-" for an anonymous
  * session.  --json prints the full record of each session on its own
- * line, for scripts.  The id list is a snapshot; a session that ends
- * between the snapshot and its read is left out rather than reported as
- * an error, because it is no longer live.  Nothing is touched.
+ * line, for scripts.  The store is read a chunk at a time
+ * (sg_store_each), never locked for the whole list; a session that ends
+ * before its chunk is read is left out, because it is no longer live.
+ * Nothing is touched.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -28,6 +29,27 @@ static void list_line(const sg_session *s)
            (unsigned long long)sg_session_version(s));
 }
 
+static int list_one(const sg_session *s, void *arg)
+{
+    (void)arg;
+    list_line(s);
+    return 0;
+}
+
+/* Print one session as JSON; stops the walk when out of memory. */
+static int list_json(const sg_session *s, void *arg)
+{
+    char *json = sg_session_to_json(s);     /* Owned: freed below */
+
+    if (json == NULL) {
+        *(int *)arg = 1;
+        return 1;
+    }
+    printf("%s\n", json);
+    free(json);
+    return 0;
+}
+
 static int list_run(struct cli_ctx *ctx, const struct cli_cmd *self,
                     int argc, char **argv)
 {
@@ -39,11 +61,9 @@ static int list_run(struct cli_ctx *ctx, const struct cli_cmd *self,
     };
     const char *user = NULL;
     int as_json = 0;
-    sg_list *ids = NULL;    /* Owned: freed below */
     sg_error err;
     sg_status rc;
-    size_t i, n;
-    int c, status;
+    int c, status, oom = 0;
 
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
@@ -65,39 +85,14 @@ static int list_run(struct cli_ctx *ctx, const struct cli_cmd *self,
         return status;
 
     sg_error_clear(&err);
-    rc = sg_store_list(ctx->st, user, &ids, &err);
+    rc = sg_store_each(ctx->st, user, as_json ? list_json : list_one, &oom,
+                       &err);
     if (rc != SG_OK)
         return cli_fail(&err, rc);
-    n = sg_list_count(ids);
-    for (i = 0; i < n; i++) {
-        sg_session *s = NULL;   /* Owned: freed at the end of the loop */
-
-        rc = sg_session_get(ctx->st, sg_list_id(ids, i), SG_GET_NOTOUCH, &s, &err);
-        if (rc == SG_ENOTFOUND || rc == SG_EEXPIRED) {
-            sg_error_clear(&err);   /* ended since the snapshot */
-            continue;
-        }
-        if (rc != SG_OK) {
-            sg_list_free(ids);
-            return cli_fail(&err, rc);
-        }
-        if (as_json) {
-            char *json = sg_session_to_json(s);   /* Owned: freed below */
-
-            if (json == NULL) {
-                sg_session_free(s);
-                sg_list_free(ids);
-                cli_msg("out of memory formatting a session");
-                return CLI_EXIT_STORE;
-            }
-            printf("%s\n", json);
-            free(json);
-        } else {
-            list_line(s);
-        }
-        sg_session_free(s);
+    if (oom) {
+        cli_msg("out of memory formatting a session");
+        return CLI_EXIT_STORE;
     }
-    sg_list_free(ids);
     return CLI_EXIT_OK;
 }
 

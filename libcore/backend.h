@@ -26,6 +26,16 @@
 /* Called for each key by keys(); a nonzero return stops the walk. */
 typedef int (*sgi_key_fn)(const char *key, size_t len, void *arg);
 
+/* Where a chunked walk stands (keys_chunk).  Zeroed to start; released
+ * with sgi_cursor_free (store.c). */
+#define SGI_CURSOR_KEEP 8
+typedef struct sgi_cursor {
+    int started, done;
+    char *last[SGI_CURSOR_KEEP]; /* Owned: the last keys walked, newest first */
+    int nlast;
+    unsigned long restarts;      /* times the walk lost its place */
+} sgi_cursor;
+
 typedef struct sgi_backend {
     const char *scheme;   /* "gdbm", "redis" */
     sg_status (*open)(sg_store *st, const char *location, sg_error *err);
@@ -41,6 +51,14 @@ typedef struct sgi_backend {
     /* SG_ENOTFOUND when absent. */
     sg_status (*del)(sg_store *st, const char *key, sg_error *err);
     sg_status (*keys)(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err);
+    /* Optional (NULL: store.c walks with keys() under one lock, fine for a
+     * backend whose readers take no lock).  The next at most `max` keys of
+     * a walk that the caller releases the lock between: call fn for each,
+     * set c->done once past the last.  Keys that exist throughout the walk
+     * are seen at least once unless concurrent writes reorder the backend
+     * (see the GDBM one); repeats are possible.  Caller holds a lock. */
+    sg_status (*keys_chunk)(sg_store *st, sgi_cursor *c, size_t max,
+                            sgi_key_fn fn, void *arg, sg_error *err);
     /* Structural check and repair (caller holds SGI_EXCLUSIVE). */
     sg_status (*check)(sg_store *st, int repair, sg_check_report *rep,
                        sg_error *err);

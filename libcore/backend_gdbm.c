@@ -104,6 +104,11 @@ typedef struct lock_page {
     uint32_t starved;     /* with dirty: a rebuild failed for lack of
                            * space, so read-only handles read the file as
                            * it is, as writers do (see refresh) */
+    /* Writer preference (see defer_to_writers): */
+    uint32_t writers_waiting; /* writers polling for PATH.lock now */
+    uint32_t unused;
+    int64_t writer_until; /* CLOCK_MONOTONIC ms: until then, new readers
+                           * let a waiting writer go first */
 } lock_page;
 
 typedef struct wal_rec {
@@ -470,10 +475,60 @@ static sg_status open_lockfile(gdbm_be *b, sg_error *err)
     return SG_OK;
 }
 
+/*
+ * Writer preference.  flock() gives no fairness: with 4 to 8 processes
+ * calling get in a tight loop some reader always held PATH.lock shared, and
+ * a writer polling for it exclusively timed out in a third of the trials.
+ * So a writer that has to wait says so in the lock page: it counts itself
+ * in writers_waiting and keeps writer_until a little in the future while it
+ * polls; a reader about to take the lock first waits while writer_until
+ * lies ahead, so the readers in flight drain and the writer's next poll
+ * gets in.  The deadline (not the count alone) is what readers obey, so a
+ * writer killed while it waited holds nobody up for more than
+ * WRITER_ANNOUNCE_MS; and a reader stands back at most READER_DEFER_MAX_MS
+ * per lock, so a stream of writers cannot starve readers in turn.  A value
+ * far in the future (a lock page from before a reboot: CLOCK_MONOTONIC
+ * starts again) is ignored.
+ */
+#define WRITER_ANNOUNCE_MS 20
+#define READER_DEFER_MAX_MS 25
+
+static void defer_to_writers(gdbm_be *b)
+{
+    if (!b->page)
+        return;
+    int64_t t0 = mono_ms(), t = t0;
+    for (;;) {
+        int64_t until = __atomic_load_n(&b->page->writer_until,
+                                        __ATOMIC_ACQUIRE);
+        if (until <= t || until > t + 4 * WRITER_ANNOUNCE_MS ||
+            t - t0 >= READER_DEFER_MAX_MS)
+            return;
+        struct timespec ts = { 0, 50000 };
+        nanosleep(&ts, NULL);
+        t = mono_ms();
+    }
+}
+
+/* A writer stops waiting: the last one out clears the deadline. */
+static void writer_done_waiting(gdbm_be *b)
+{
+    uint32_t n = __atomic_load_n(&b->page->writers_waiting, __ATOMIC_ACQUIRE);
+    while (n > 0 && !__atomic_compare_exchange_n(&b->page->writers_waiting,
+                                                 &n, n - 1, 0,
+                                                 __ATOMIC_ACQ_REL,
+                                                 __ATOMIC_ACQUIRE))
+        ;
+    if (n <= 1)
+        __atomic_store_n(&b->page->writer_until, 0, __ATOMIC_RELEASE);
+}
+
 /* flock fd (path, for messages) with a deadline.  flock() cannot time out
  * by itself and a library must not install signal handlers, so we poll:
- * try, then sleep with a backoff from 20 us up to 2 ms.  *deadline is set
- * on the first wait (0: none yet), so two locks share one timeout. */
+ * try, then sleep with a backoff from 20 us up to 2 ms (500 us for a
+ * writer on PATH.lock, which readers now make way for: see above).
+ * *deadline is set on the first wait (0: none yet), so two locks share one
+ * timeout. */
 static sg_status flock_deadline(gdbm_be *b, int fd, const char *path, int op,
                                 int64_t *deadline, sg_error *err)
 {
@@ -484,22 +539,39 @@ static sg_status flock_deadline(gdbm_be *b, int fd, const char *path, int op,
     int timeout = b->st->opt.lock_timeout_ms;
     if (*deadline == 0)
         *deadline = mono_ms() + timeout;
-    long sleep_ns = 20000;
+    int announce = op == LOCK_EX && fd == b->lockfd && b->page &&
+                   !b->st->opt.readonly;
+    if (announce)
+        __atomic_add_fetch(&b->page->writers_waiting, 1, __ATOMIC_ACQ_REL);
+    long sleep_ns = 20000, max_ns = announce ? 500000 : 2000000;
+    sg_status rc;
     for (;;) {
+        if (announce)
+            __atomic_store_n(&b->page->writer_until,
+                             mono_ms() + WRITER_ANNOUNCE_MS, __ATOMIC_RELEASE);
         struct timespec ts = { 0, sleep_ns };
         nanosleep(&ts, NULL);
-        if (flock(fd, op | LOCK_NB) == 0)
-            return SG_OK;
-        if (errno != EWOULDBLOCK && errno != EINTR)
-            return sys_fail(b, err, "flock", path, errno);
-        if (mono_ms() >= *deadline)
-            return sgi_err(err, SG_ELOCKTIMEOUT, 0,
-                           "store %s: lock timeout after %d ms (another "
-                           "process holds %s; raise --lock-timeout)",
-                           b->dbpath, timeout, path);
-        if (sleep_ns < 2000000)
+        if (flock(fd, op | LOCK_NB) == 0) {
+            rc = SG_OK;
+            break;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            rc = sys_fail(b, err, "flock", path, errno);
+            break;
+        }
+        if (mono_ms() >= *deadline) {
+            rc = sgi_err(err, SG_ELOCKTIMEOUT, 0,
+                         "store %s: lock timeout after %d ms (another "
+                         "process holds %s; raise --lock-timeout)",
+                         b->dbpath, timeout, path);
+            break;
+        }
+        if (sleep_ns < max_ns)
             sleep_ns *= 2;
     }
+    if (announce)
+        writer_done_waiting(b);
+    return rc;
 }
 
 /* -------------------------------------------------------------- GDBM file */
@@ -1241,6 +1313,8 @@ static sg_status take(gdbm_be *b, int mode, sg_error *err)
             if (rc != SG_OK)
                 return rc;
         }
+        if (mode == SGI_SHARED)
+            defer_to_writers(b);
         sg_status rc = flock_deadline(b, b->lockfd, b->lockpath,
                                       mode == SGI_EXCLUSIVE ? LOCK_EX : LOCK_SH,
                                       &deadline, err);
@@ -1551,6 +1625,78 @@ static sg_status g_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
     return SG_OK;
 }
 
+/* One chunk of a walk that releases the lock between chunks (store.c).
+ * GDBM walks its hash buckets in directory order and each bucket slot by
+ * slot, and resumes after a given key by finding that key again.  So while
+ * nobody writes, a walk resumed after the last key of the previous chunk
+ * is exactly the walk in one go.  Writes in between can move keys: a
+ * create may split a bucket, a delete moves keys back within one; only
+ * keys of the bucket the walk stands in are affected, so a walk may then
+ * miss or repeat a few sessions (store.c drops repeats; the man page says
+ * what a walk promises).  If the key to resume after was deleted, the walk
+ * resumes after the newest of the last CURSOR_KEEP keys that still
+ * exists, repeating the few after it, and only if every one of them has
+ * gone does it start again from the first key (counted in restarts; after
+ * a few, the rest is walked in one chunk so that the walk ends). */
+static sg_status g_keys_chunk(sg_store *st, sgi_cursor *c, size_t max,
+                              sgi_key_fn fn, void *arg, sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    datum k = { NULL, 0 };
+    gdbm_errno = GDBM_NO_ERROR;
+    if (c->restarts > 3)
+        max = SIZE_MAX;
+    if (!c->started) {
+        c->started = 1;
+        k = gdbm_firstkey(b->db);
+    } else {
+        int i;
+        for (i = 0; i < c->nlast; i++) {
+            datum cur = { c->last[i], (int)strlen(c->last[i]) };
+            if (gdbm_exists(b->db, cur)) {
+                gdbm_errno = GDBM_NO_ERROR;
+                k = gdbm_nextkey(b->db, cur);
+                break;
+            }
+        }
+        if (i == c->nlast) {
+            c->restarts++;
+            gdbm_errno = GDBM_NO_ERROR;
+            k = gdbm_firstkey(b->db);
+        }
+    }
+    for (size_t n = 0; k.dptr; n++) {
+        char *key = realloc(k.dptr, (size_t)k.dsize + 1);
+        if (!key) {
+            free(k.dptr);
+            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
+                           b->dbpath);
+        }
+        key[k.dsize] = '\0';
+        int stop = fn(key, (size_t)k.dsize, arg);
+        /* Remember it (the cursor owns it from here). */
+        if (c->nlast == SGI_CURSOR_KEEP)
+            free(c->last[--c->nlast]);
+        memmove(c->last + 1, c->last, (size_t)c->nlast * sizeof *c->last);
+        c->last[0] = key;
+        c->nlast++;
+        if (stop) {
+            c->done = 1;
+            return SG_OK;
+        }
+        if (n + 1 >= max)
+            return SG_OK;
+        datum cur = { key, k.dsize };
+        gdbm_errno = GDBM_NO_ERROR;
+        k = gdbm_nextkey(b->db, cur);
+    }
+    /* As in g_keys: no key and no GDBM_ITEM_NOT_FOUND is a failure. */
+    if (gdbm_errno != GDBM_ITEM_NOT_FOUND)
+        return gdbm_fail(b, err, "iterate");
+    c->done = 1;
+    return SG_OK;
+}
+
 /* Repair: rebuild from checkpoint + log (which also compacts the file),
  * then take a fresh checkpoint.  Caller holds the exclusive lock. */
 static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
@@ -1807,6 +1953,7 @@ const sgi_backend sgi_backend_gdbm = {
     .put = g_put,
     .del = g_del,
     .keys = g_keys,
+    .keys_chunk = g_keys_chunk,
     .check = g_check,
     .info = g_info,
     .reserve = g_reserve,

@@ -295,6 +295,16 @@ sg_status sg_session_set_timeouts(sg_session *s, int64_t idle_timeout,
 sg_status sg_store_list(sg_store *st, const char *user, sg_list **out,
                         sg_error *err);
 
+/* Call fn for each live session, all or of one user, oldest first (a
+ * nonzero return stops the walk).  The sessions are read a chunk at a
+ * time, each chunk under a shared lock that is released before fn runs,
+ * so a long walk (an export to a slow pipe) never holds up writers; see
+ * sessgatectl(1) for what such a walk sees of writes made during it.
+ * The session is borrowed for the call. */
+typedef int (*sg_each_fn)(const sg_session *s, void *arg);
+sg_status sg_store_each(sg_store *st, const char *user, sg_each_fn fn,
+                        void *arg, sg_error *err);
+
 size_t      sg_list_count(const sg_list *l);
 const char *sg_list_id(const sg_list *l, size_t i);   /* Borrowed; NULL past the end */
 void        sg_list_free(sg_list *l);
