@@ -4,6 +4,7 @@
  *
  *   mkstore STORE N [USERS [EXPIRED_EVERY]]
  *   mkstore --raw FILE N [USERS [EXPIRED_EVERY]]
+ *   mkstore --single STORE N [USERS [EXPIRED_EVERY]]
  *
  * Creates N sessions through the library, a batch of them under each
  * sg_store_begin (one lock hold and one checkpoint decision per batch
@@ -13,6 +14,9 @@
  * EXPIRED_EVERY = k > 0 every k-th session gets a 1-second lifetime, so
  * that after a second a purge has work.  Prints "created=N seconds=S
  * rate=R".  Exit 0, 1 on a store error, 2 on usage errors.
+ *
+ * --single takes the lock for each create, as a site's creates do (for
+ * make bench's creates/s rows).
  *
  * --raw writes a new GDBM FILE directly (200,000 sessions in a second or
  * two instead of a minute), with the records and the per-user index keys
@@ -115,8 +119,10 @@ int main(int argc, char **argv)
     long n, users = 0, every = 0, i;
     struct timespec t0, t1;
     int raw = argc > 1 && strcmp(argv[1], "--raw") == 0;
+    int single = argc > 1 && strcmp(argv[1], "--single") == 0;
+    long batch = single ? 1 : BATCH;
 
-    if (raw) {
+    if (raw || single) {
         argv++;
         argc--;
     }
@@ -143,7 +149,7 @@ int main(int argc, char **argv)
         sg_session *s = NULL;   /* Owned per iteration */
         char user[32];
 
-        if (i % BATCH == 0) {
+        if (i % batch == 0) {
             if (i > 0)
                 sg_store_end(st);
             if ((rc = sg_store_begin(st, &err)) != SG_OK)

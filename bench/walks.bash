@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# bench/walks.bash - issue 19 items 2 and 3, run by bench/run (make bench):
+#
+# 1. "creates/s for one user with 10k sessions" beside anonymous creates
+#    (each create taking its own lock, as a site's do), GDBM and, with
+#    BENCH_REDIS_URI, Redis.  Target: within 2x of anonymous.  Before the
+#    per-user index became a set the one-user figure was 135/s at 10k
+#    (a 2 GB file and a 2 GB log).
+# 2. The longest single write and read (tests/tools/walkload: 1 writer doing
+#    create + delete with a 0.5 ms pause, 1 reader doing get in a tight
+#    loop) while export, list, count, check and purge walk a store of
+#    BENCH_WALK_SESSIONS sessions (default 1,000,000, written with mkstore
+#    --raw; a tenth expired, so purge has work); and the longest write of
+#    1 writer against 8 readers in tight loops.  Target: <= 100 ms, no
+#    failed call.  Before the walks were chunked, a create during an export
+#    of 1M sessions waited out the 5 s lock timeout; before writers were
+#    announced, 1 writer against 8 readers timed out within 6 s.
+set -u
+: "${SG_BUILDDIR:?run through bench/run}"
+tools=$SG_BUILDDIR/tests/tools
+ctl=$SG_BUILDDIR/cli/sessgatectl
+n=${BENCH_WALK_SESSIONS:-1000000}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/sessgate-walks.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2" | head -n1; }
+rc=0
+
+# creates_row LABEL URI_USER URI_ANON
+creates_row() {
+  local u a r_u r_a
+  "$tools/mkstore" "$2" 10000 1 >/dev/null && "$tools/mkstore" "$3" 10000 0 >/dev/null || return 1
+  u=$("$tools/mkstore" --single "$2" 3000 1) && a=$("$tools/mkstore" --single "$3" 3000 0) || return 1
+  r_u=$(field rate "$u"); r_a=$(field rate "$a")
+  awk -v l="$1" -v u="$r_u" -v a="$r_a" 'BEGIN {
+    r = a / u
+    printf "%-8s creates/s, one user with 10k sessions %8d   anonymous %8d   anonymous/user %.2fx  %s\n",
+           l, u, a, r, r <= 2 ? "MET (<= 2x)" : "MISSED (<= 2x)" }'
+}
+echo "per-user index: creates/s, each create under its own lock"
+creates_row gdbm "$dir/user.db" "$dir/anon.db" || { echo "gdbm creates: failed"; rc=1; }
+if [ -n "${BENCH_REDIS_URI:-}" ]; then
+  base=${BENCH_REDIS_URI%prefix=*}
+  creates_row redis "${base}prefix=bench-walks-u$$:" "${base}prefix=bench-walks-a$$:" ||
+    { echo "redis creates: failed"; rc=1; }
+fi
+
+echo
+echo "walks of $n sessions beside 1 writer (create+delete, 0.5 ms apart) and 1 reader (get loop)"
+S=$dir/big.db
+m=$("$tools/mkstore" --raw "$S" "$n" 1000 10) || { echo "mkstore failed"; exit 1; }
+echo "store written in $(field seconds "$m") s ($(stat -c %s "$S") bytes)"
+printf '%-14s %9s %13s %12s %9s  %s\n' walk seconds "longest write" "longest read" failures target
+for cmd in export list count stats check purge; do
+  rm -f "$dir/stop"
+  "$tools/walkload" "$S" "$dir/stop" 3600 1 1 500 >"$dir/load" 2>"$dir/load.err" &
+  load=$!
+  for _ in $(seq 200); do grep -q ready "$dir/load.err" 2>/dev/null && break; sleep 0.05; done
+  t0=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  "$ctl" --store "$S" $cmd >/dev/null 2>"$dir/cmd.err" || { echo "$cmd failed: $(cat "$dir/cmd.err")"; rc=1; }
+  t1=$(date +%s.%N)
+  touch "$dir/stop"
+  wait "$load"
+  L=$(cat "$dir/load")
+  w=$(field write_max_ms "$L"); r=$(field read_max_ms "$L"); f=$(field failures "$L")
+  awk -v c="$cmd" -v t0="$t0" -v t1="$t1" -v w="$w" -v r="$r" -v f="$f" 'BEGIN {
+    ok = w <= 100 && r <= 100 && f == 0
+    printf "%-14s %9.1f %10.1f ms %9.1f ms %9d  %s\n", c, t1 - t0, w, r, f,
+           ok ? "MET (<= 100 ms)" : "MISSED (<= 100 ms)" }'
+done
+L=$("$tools/walkload" "$dir/fair.db" "$dir/never" 5 1 8 2>/dev/null)
+w=$(field write_max_ms "$L"); f=$(field failures "$L")
+awk -v w="$w" -v f="$f" -v r="$(field read_max_ms "$L")" 'BEGIN {
+  printf "1 writer vs 8 readers in tight loops, 5 s: longest write %.1f ms, longest read %.1f ms, failures %d  %s\n",
+         w, r, f, w <= 100 && f == 0 ? "MET (<= 100 ms)" : "MISSED (<= 100 ms)" }'
+echo "(load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs: on a shared machine the"
+echo " longest waits measure the scheduler as much as the store)"
+exit "$rc"
