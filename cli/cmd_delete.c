@@ -1,9 +1,15 @@
 /*
- * cmd_delete.c - `sessgatectl delete ID`: end a session now.
+ * cmd_delete.c - `sessgatectl delete ID | --user U | --all --yes`: end
+ * sessions now.
  *
  * The administrator's logout: the id stops working at once for every
  * process sharing the store.  Deleting an id that is not there is exit 1,
- * so a script can tell "deleted" from "was already gone".
+ * so a script can tell "deleted" from "was already gone".  `--user U`
+ * logs a user out everywhere (every session of U, atomically with respect
+ * to a login of U happening at the same moment) and `--all` empties the
+ * store; both print how many sessions they deleted.  `--all` wants
+ * `--yes` too: it ends every user's session at once, and a mistyped
+ * command line must not be able to do that.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,20 +20,57 @@ static int delete_run(struct cli_ctx *ctx, const struct cli_cmd *self,
                       int argc, char **argv)
 {
     static const struct option longopts[] = {
+        { "user", required_argument, NULL, 'u' },
+        { "all", no_argument, NULL, 'a' },
+        { "yes", no_argument, NULL, 'y' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     sg_error err;
     sg_status rc;
-    int c, status;
+    const char *user = NULL;
+    int c, status, all = 0, yes = 0;
+    size_t removed = 0;
 
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h')
+        switch (c) {
+        case 'h':
             return cli_help(self);
-        return cli_bad_option(self, argv, c);
+        case 'u':
+            user = optarg;
+            break;
+        case 'a':
+            all = 1;
+            break;
+        case 'y':
+            yes = 1;
+            break;
+        default:
+            return cli_bad_option(self, argv, c);
+        }
     }
+    if (user || all) {
+        if (user && all)
+            return cli_usage(self, "give --user U or --all, not both");
+        if (optind != argc)
+            return cli_usage(self, "takes no session id with --user or --all");
+        if (all && !yes)
+            return cli_usage(self, "--all deletes every session of the store; "
+                             "add --yes to confirm");
+        if ((status = cli_open(ctx, 0)))
+            return status;
+        sg_error_clear(&err);
+        rc = user ? sg_store_delete_user(ctx->st, user, &removed, &err)
+                  : sg_store_clear(ctx->st, &removed, &err);
+        if (rc != SG_OK)
+            return cli_fail(&err, rc);
+        printf("%zu\n", removed);
+        return CLI_EXIT_OK;
+    }
+    if (yes)
+        return cli_usage(self, "--yes goes with --all");
     if (argc - optind != 1)
-        return cli_usage(self, "needs exactly one session id");
+        return cli_usage(self, "needs exactly one session id, --user U or --all --yes");
     /* The library calls a malformed id SG_EINVAL here; to the user it is
      * simply not a session, as with get. */
     if ((status = cli_check_id(argv[optind])))
@@ -44,8 +87,12 @@ static int delete_run(struct cli_ctx *ctx, const struct cli_cmd *self,
 
 /* The `delete` entry of the command table. */
 const struct cli_cmd cli_cmd_delete = {
-    "delete", "ID",
-    "delete the session (its id stops working at once)",
-    NULL,
+    "delete", "ID | --user U | --all --yes",
+    "delete a session, every session of a user, or every session",
+    "  ID         delete this session (its id stops working at once)\n"
+    "  --user U   delete every session of user U (log out everywhere);\n"
+    "             prints how many\n"
+    "  --all      delete every session of the store; needs --yes;\n"
+    "             prints how many\n",
     delete_run
 };

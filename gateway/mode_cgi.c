@@ -20,7 +20,8 @@
  * gives 409 and is not applied (no lost updates, cgi_stale below).  The
  * directives of one reply are all-or-nothing: one that is rejected
  * (invalid JSON, not an object, too big, a bad user name) gives 502 and
- * none is applied (cgi_apply).
+ * none is applied (cgi_apply).  X-Session-Logout: all ends every session
+ * of the current user, not only this one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -324,7 +325,8 @@ static int cgi_apply(gw_request *rq, const reply *r)
     sg_error err;
     sg_status rc;
     size_t i;
-    int want = 0, logout = 0, rotate = 0, changed = 0, created = rq->created;
+    int want = 0, logout = 0, logout_all = 0, rotate = 0, changed = 0;
+    int created = rq->created;
     const char *bad = NULL;
 
     for (i = 0; i < r->nheaders; i++) {
@@ -333,6 +335,8 @@ static int cgi_apply(gw_request *rq, const reply *r)
             want = 1;
             break;
         case DIR_LOGOUT:
+            if (strcmp(r->headers[i].value, "all") == 0)
+                logout_all = 1;
             logout |= directive_on(r->headers[i].value);
             break;
         case DIR_ROTATE:
@@ -351,6 +355,20 @@ static int cgi_apply(gw_request *rq, const reply *r)
         return APPLY_STORE;     /* store_handle() logged why, once */
     sg_error_clear(&err);
     if (logout) {
+        /* "all": every session of the current user ends, in one step
+         * that a login of that user elsewhere cannot interleave with
+         * (sg_store_delete_user); the current one too, user or not. */
+        const char *user = rq->session ? sg_session_user(rq->session) : NULL;
+        if (logout_all && user) {
+            size_t n = 0;
+            rc = sg_store_delete_user(st, user, &n, &err);
+            if (rc != SG_OK) {
+                log_msg("%s", err.text);
+                return APPLY_STORE;
+            }
+            metrics_add(MET_SESSIONS_DELETED, n);
+            sg_error_clear(&err);
+        }
         if (rq->session) {
             rc = sg_session_delete(st, sg_session_id(rq->session), &err);
             if (rc != SG_OK && rc != SG_ENOTFOUND) {

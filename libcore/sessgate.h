@@ -135,6 +135,17 @@ void sg_store_end(sg_store *st);
 sg_status sg_store_count(sg_store *st, const char *user, size_t *out,
                          sg_error *err);
 
+/* Delete every session of user ("log out everywhere"); *removed (may be
+ * NULL) gets how many.  Atomic with respect to concurrent creates and
+ * logins for that user: they come wholly before (and are deleted) or
+ * wholly after.  SG_EINVAL for a bad user name. */
+sg_status sg_store_delete_user(sg_store *st, const char *user, size_t *removed,
+                               sg_error *err);
+
+/* Delete every session of the store; *removed (may be NULL) gets how
+ * many. */
+sg_status sg_store_clear(sg_store *st, size_t *removed, sg_error *err);
+
 /* Remove expired sessions; *removed (may be NULL) gets how many. */
 sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err);
 

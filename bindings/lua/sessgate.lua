@@ -613,6 +613,24 @@ function Store:purge()
   return core.store_purge(st)
 end
 
+--- Delete every session of a user ("log out everywhere"); returns how
+--- many.  Atomic with respect to a login of that user at the same moment.
+function Store:delete_user(user)
+  local st, msg, code = store_handle(self)
+  if not st then return nil, msg, code end
+  if type(user) ~= "string" then
+    return nil, "delete_user needs a user name (a string)", M.INVALID
+  end
+  return core.store_delete_user(st, user)
+end
+
+--- Delete every session of the store; returns how many.
+function Store:clear()
+  local st, msg, code = store_handle(self)
+  if not st then return nil, msg, code end
+  return core.store_clear(st)
+end
+
 --- Whether text has the shape of a session id.
 function M.id_valid(text)
   return type(text) == "string" and core.id_valid(text) ~= 0

@@ -347,3 +347,24 @@ print(select(3, s:save()) == sg.INVALID)'
   assert_success
   assert_output $'{"list":[],"map":{},"nested":[[],{}],"plain":{}}\ntrue'
 }
+
+@test "store:delete_user logs one user out everywhere; store:clear empties the store" {
+  run lua_run '
+local store = assert(sg.open(STORE))
+local a = {}
+for i = 1, 3 do a[i] = assert(store:create{user = "ann"}).id end
+local b = assert(store:create{user = "bob"}).id
+print(store:delete_user("ann"), store:get(a[1]) == nil, store:get(b) ~= nil)
+print(store:delete_user("ann"), store:count("ann"))
+local n, msg, code = store:delete_user(nil)
+print(n, code == sg.INVALID)
+n, msg, code = store:delete_user("a\tb")
+print(n, code == sg.INVALID)
+print(store:clear(), store:count(), store:get(b) == nil)'
+  assert_success
+  assert_line --index 0 "3	true	true"
+  assert_line --index 1 "0	0"
+  assert_line --index 2 "nil	true"
+  assert_line --index 3 "nil	true"
+  assert_line --index 4 "1	0	true"
+}

@@ -594,3 +594,27 @@ print(json.dumps(st.get(s.id).data))'
   assert_success
   assert_output $'refused a list\n{"only": true}'
 }
+
+@test "delete_user logs one user out everywhere; clear empties the store" {
+  run py '
+st = sessgate.Store(STORE)
+a = [st.create(user="ann").id for _ in range(3)]
+b = st.create(user="bob").id
+anon = st.create().id
+print(st.delete_user("ann"), [st.get(x) for x in a], st.get(b) is not None, st.get(anon) is not None)
+print(st.delete_user("ann"), st.count("ann"))
+for bad in (None, "", "a\tb"):
+    try:
+        st.delete_user(bad)
+        print("accepted", repr(bad))
+    except sessgate.InvalidArgument:
+        pass
+print(st.clear(), st.count(), st.get(b))
+st.create(user="ann")
+print(st.count("ann"))'
+  assert_success
+  assert_line --index 0 "3 [None, None, None] True True"
+  assert_line --index 1 "0 0"
+  assert_line --index 2 "2 0 None"
+  assert_line --index 3 "1"
+}

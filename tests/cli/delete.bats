@@ -49,3 +49,57 @@ load cli
   run -2 --separate-stderr ctl delete a b
   assert_error_line 'delete: needs exactly one session id'
 }
+
+@test "delete --user ends every session of that user and no other" {
+  a1=$(ctl create --user ann); a2=$(ctl create --user ann); a3=$(ctl create --user ann)
+  b=$(ctl create --user bob); anon=$(ctl create)
+  run -0 --separate-stderr ctl delete --user ann
+  assert_output 3
+  for id in "$a1" "$a2" "$a3"; do run -1 ctl get "$id"; done
+  run -0 ctl get "$b"
+  run -0 ctl get "$anon"
+  run -0 ctl count --user ann
+  assert_output 0
+  run -0 ctl delete --user ann
+  assert_output 0
+  run -0 ctl delete --user nobody
+  assert_output 0
+}
+
+@test "delete --all needs --yes, then empties the store" {
+  ctl create --user ann >/dev/null; ctl create >/dev/null; ctl create --user bob >/dev/null
+  run -2 --separate-stderr ctl delete --all
+  assert_error_line 'add --yes to confirm'
+  run -2 ctl delete --yes
+  run -2 ctl delete --all --user ann --yes
+  run -0 ctl count
+  assert_output 3
+  run -0 ctl delete --all --yes
+  assert_output 3
+  run -0 ctl count
+  assert_output 0
+  run -0 ctl count --user ann
+  assert_output 0
+  run -0 ctl create --user ann
+  run -0 ctl count --user ann
+  assert_output 1
+}
+
+@test "delete --user racing logins of that user leaves no session outside the index" {
+  other=$(ctl create --user bob)
+  for w in 1 2 3; do
+    ( for i in $(seq 25); do "$SG_CTL" --store "$STORE" create --user ann > /dev/null || exit 1; done ) 3>&- &
+  done
+  for i in 1 2 3 4 5; do ctl delete --user ann > /dev/null; done
+  wait
+  # Every surviving session of ann is in her index (count --user uses it),
+  # so one more delete --user ends all of them.
+  walked=$(ctl export | grep -c '"user":"ann"' || true)
+  run -0 ctl count --user ann
+  assert_output "$walked"
+  run -0 ctl delete --user ann
+  assert_output "$walked"
+  run -0 bash -c "\"$SG_CTL\" --store \"$STORE\" export | grep -c '\"user\":\"ann\"' || true"
+  assert_output 0
+  run -0 ctl get "$other"
+}

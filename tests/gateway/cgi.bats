@@ -21,6 +21,7 @@ set) printf 'X-Session-Set: {"n":1,"s":"x"}\r\n' ;;
 replace) printf 'X-Session-Replace: {"only":true}\r\n' ;;
 login) printf 'X-Session-Login: alice\r\nX-Session-Set: {"role":"admin"}\r\n' ;;
 logout) printf 'X-Session-Logout: 1\r\n' ;;
+logoutall) printf 'X-Session-Logout: all\r\n' ;;
 rotate) printf 'X-Session-Rotate: 1\r\n' ;;
 badjson) printf 'X-Session-Set: {nope\r\n' ;;
 mixed) printf 'X-Session-Set: {"good":1}\r\nX-Session-Replace: [1,2]\r\nX-Session-Rotate: 1\r\n' ;;
@@ -289,6 +290,24 @@ SH
   gw_start --mode cgi --cgi-root "$ROOT" --cookie-samesite none --cookie-secure on
   run -0 req act.cgi -p QUERY_STRING=set
   assert_line --regexp "^Set-Cookie: sessgate=[0-9a-f-]{36}; Path=/; HttpOnly; SameSite=None; Secure$"
+}
+
+@test "X-Session-Logout: all ends every session of the current user and no other" {
+  a1=$(new_session --user ann); a2=$(new_session --user ann); b=$(new_session --user bob)
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=logoutall -p "HTTP_COOKIE=sessgate=$a1"
+  assert_line "Status: 200 OK"
+  assert_line "Set-Cookie: sessgate=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+  refute_line --partial "X-Session-Logout"
+  run -1 ctl get "$a1"
+  run -1 ctl get "$a2"
+  run -0 ctl get "$b"
+  run -0 ctl count --user ann
+  assert_output 0
+  # X-Session-Logout: 1 ends only the current one
+  c1=$(new_session --user bob)
+  run -0 req act.cgi -p QUERY_STRING=logout -p "HTTP_COOKIE=sessgate=$c1"
+  run -0 ctl get "$b"
 }
 
 @test "any other X-Session-* header of the program is stripped" {

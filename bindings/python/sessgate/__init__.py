@@ -557,6 +557,22 @@ class Store:
         with self._mutex:
             return _c.store_purge(self._handle())
 
+    def delete_user(self, user: str) -> int:
+        """Delete every session of ``user`` ("log out everywhere");
+        returns how many.  Atomic with respect to a login of that user at
+        the same moment, in any process: it comes wholly before (and is
+        ended) or wholly after."""
+        if user is None:
+            raise InvalidArgument("delete_user needs a user name", _core.SG_EINVAL)
+        _check_user(user)
+        with self._mutex:
+            return _c.store_delete_user(self._handle(), user)
+
+    def clear(self) -> int:
+        """Delete every session of the store; returns how many."""
+        with self._mutex:
+            return _c.store_clear(self._handle())
+
     def __iter__(self) -> Iterator[Session]:
         return self.sessions()
 
