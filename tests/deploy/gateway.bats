@@ -93,7 +93,8 @@ proc_ids() {
   assert_output --partial "unix:PATH only"
   # Run as that user already, --user is accepted (a unit with User= and --user).
   chown "$DU_GW" "$DDIR"
-  start_bg as "$DU_GW" "$DDIR/tools/sessgate" --store "$STORE" --listen "unix:$SOCK" \
+  as_prefix "$DU_GW"
+  start_bg "${AS[@]}" "$DDIR/tools/sessgate" --store "$STORE" --listen "unix:$SOCK" \
     --user "$DU_GW" 2>"$DDIR/gw.err" >/dev/null
   wait_for_socket "$SOCK" 5 || fail "$(cat "$DDIR/gw.err")"
 }
