@@ -1,5 +1,6 @@
 --[[
-sessgate.lua - web sessions shared with the sessgate gateway, in Lua 5.4.
+sessgate.lua - web sessions shared with the sessgate gateway, in Lua 5.4
+and LuaJIT (OpenResty).
 
     local sg = require "sessgate"
     local store = assert(sg.open("sessions.db", {idle_timeout = 1800}))
@@ -25,29 +26,52 @@ sentinel sg.null, and decoded arrays and objects carry metatables so that
 empty ones survive a round trip.  For tables you build, an empty table is
 an object unless made with sg.array{}; sg.object{} marks the other case.
 A table with keys 1..n is an array; holes must be filled with sg.null.
+
+Why this codec and not lua-cjson (Debian's 2.1.0, the one OpenResty uses
+too): cjson turns every integer into a float on Lua 5.4, writes at most
+14 significant digits (2^53 becomes 9.007199254741e+15), and decodes [] and
+{} to the same table, so a save would silently change data that the
+gateway and the other languages share.  This one keeps types, rejects what
+it cannot represent, and runs unchanged on Lua 5.4 and LuaJIT.
 ]]
 
 local core = require "sessgate_core"
 
 local M = {}
 
+-- Lua 5.1 syntax only (LuaJIT, OpenResty): no bitwise operators, no goto,
+-- no integer division; the 5.3+ library functions used below have
+-- portable stand-ins.  On LuaJIT every number is a double: an integral
+-- value is written as an integer (1.0 is saved as 1), which is all its
+-- number type can tell.
+local mtype = math.type or function(v)
+  if type(v) ~= "number" then return nil end
+  if v == 0 and 1 / v < 0 then return "float" end       -- -0.0
+  if v == math.floor(v) and v >= -2^53 and v <= 2^53 then return "integer" end
+  return "float"
+end
+local toint = math.tointeger or function(v)
+  if mtype(v) == "integer" then return v end
+  return nil
+end
+
 M._VERSION = core.version()
 
 -- Status codes, as integers (SWIG's constants are Lua floats).
-M.OK = math.tointeger(core.SG_OK)
-M.NOTFOUND = math.tointeger(core.SG_ENOTFOUND)
-M.EXPIRED = math.tointeger(core.SG_EEXPIRED)
-M.CONFLICT = math.tointeger(core.SG_ECONFLICT)
-M.INVALID = math.tointeger(core.SG_EINVAL)
-M.LOCKTIMEOUT = math.tointeger(core.SG_ELOCKTIMEOUT)
-M.STORE = math.tointeger(core.SG_ESTORE)
-M.NOMEM = math.tointeger(core.SG_ENOMEM)
-M.TOOBIG = math.tointeger(core.SG_ETOOBIG)
+M.OK = toint(core.SG_OK)
+M.NOTFOUND = toint(core.SG_ENOTFOUND)
+M.EXPIRED = toint(core.SG_EEXPIRED)
+M.CONFLICT = toint(core.SG_ECONFLICT)
+M.INVALID = toint(core.SG_EINVAL)
+M.LOCKTIMEOUT = toint(core.SG_ELOCKTIMEOUT)
+M.STORE = toint(core.SG_ESTORE)
+M.NOMEM = toint(core.SG_ENOMEM)
+M.TOOBIG = toint(core.SG_ETOOBIG)
 
-local GET_NOTOUCH = math.tointeger(core.SG_GET_NOTOUCH)
+local GET_NOTOUCH = toint(core.SG_GET_NOTOUCH)
 -- Deepest nesting of session data a save accepts (the data table is level
 -- 1): the C library's SG_MAX_DEPTH, the same in every language.
-M.MAX_DEPTH = math.tointeger(core.SG_MAX_DEPTH)
+M.MAX_DEPTH = toint(core.SG_MAX_DEPTH)
 
 --------------------------------------------------------------------- JSON
 
@@ -73,6 +97,62 @@ local TOO_DEEP = "nested deeper than the limit of " .. M.MAX_DEPTH ..
   " levels (sg.MAX_DEPTH; the data table is level 1)"
 local fmt, byte, char, concat = string.format, string.byte, string.char, table.concat
 
+-- UTF-8: the utf8 library of Lua 5.3+, or the same three functions in
+-- plain Lua (strict: no overlongs, no surrogates, nothing past U+10FFFF).
+local utf8_len, utf8_codes, utf8_char
+if utf8 then
+  utf8_len, utf8_codes, utf8_char = utf8.len, utf8.codes, utf8.char
+else
+  local function decode_at(s, i)          -- code point, next index | nil
+    local c = byte(s, i)
+    if c < 0x80 then return c, i + 1 end
+    local n, cp, min
+    if c >= 0xc2 and c <= 0xdf then n, cp, min = 1, c - 0xc0, 0x80
+    elseif c >= 0xe0 and c <= 0xef then n, cp, min = 2, c - 0xe0, 0x800
+    elseif c >= 0xf0 and c <= 0xf4 then n, cp, min = 3, c - 0xf0, 0x10000
+    else return nil end
+    for k = 1, n do
+      local b = byte(s, i + k)
+      if not b or b < 0x80 or b > 0xbf then return nil end
+      cp = cp * 64 + (b - 0x80)
+    end
+    if cp < min or cp > 0x10ffff or (cp >= 0xd800 and cp <= 0xdfff) then return nil end
+    return cp, i + n + 1
+  end
+  utf8_len = function(s)
+    local i, n = 1, 0
+    while i <= #s do
+      local cp, nxt = decode_at(s, i)
+      if not cp then return nil, i end
+      i, n = nxt, n + 1
+    end
+    return n
+  end
+  utf8_codes = function(s)
+    local i = 1
+    return function()
+      if i > #s then return nil end
+      local at = i
+      local cp, nxt = decode_at(s, i)
+      if not cp then error("invalid UTF-8 code", 2) end
+      i = nxt
+      return at, cp
+    end
+  end
+  utf8_char = function(cp)
+    if cp < 0x80 then return char(cp) end
+    if cp < 0x800 then
+      return char(0xc0 + math.floor(cp / 64), 0x80 + cp % 64)
+    end
+    if cp < 0x10000 then
+      return char(0xe0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64,
+                  0x80 + cp % 64)
+    end
+    return char(0xf0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+                0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+  end
+end
+
 local short_escapes = {
   [0x22] = '\\"', [0x5c] = "\\\\", [0x08] = "\\b", [0x0c] = "\\f",
   [0x0a] = "\\n", [0x0d] = "\\r", [0x09] = "\\t",
@@ -84,9 +164,9 @@ local function encode_string(s, out)
     out[#out + 1] = '"' .. s .. '"'
     return
   end
-  if not utf8.len(s) then error("string is not valid UTF-8", 0) end
+  if not utf8_len(s) then error("string is not valid UTF-8", 0) end
   local buf = { '"' }
-  for _, c in utf8.codes(s) do
+  for _, c in utf8_codes(s) do
     local e = short_escapes[c]
     if e then
       buf[#buf + 1] = e
@@ -98,7 +178,7 @@ local function encode_string(s, out)
       buf[#buf + 1] = fmt("\\u%04x", c)
     else
       c = c - 0x10000
-      buf[#buf + 1] = fmt("\\u%04x\\u%04x", 0xd800 | (c >> 10), 0xdc00 | (c & 0x3ff))
+      buf[#buf + 1] = fmt("\\u%04x\\u%04x", 0xd800 + math.floor(c / 1024), 0xdc00 + c % 1024)
     end
   end
   buf[#buf + 1] = '"'
@@ -106,7 +186,7 @@ local function encode_string(s, out)
 end
 
 local function encode_number(v, out)
-  if math.type(v) == "integer" then
+  if mtype(v) == "integer" then
     out[#out + 1] = fmt("%d", v)
     return
   end
@@ -134,11 +214,11 @@ local function table_kind(t)
   for k in pairs(t) do
     if type(k) == "string" then
       strings = true
-    elseif math.type(k) == "integer" and k > 0 then
+    elseif mtype(k) == "integer" and k > 0 then
       n = n + 1
       if k > max then max = k end
     else
-      error("cannot encode a table key of type " .. (math.type(k) or type(k)), 0)
+      error("cannot encode a table key of type " .. (mtype(k) or type(k)), 0)
     end
     if strings and n > 0 then error("table mixes array and object keys", 0) end
   end
@@ -223,7 +303,7 @@ local function decode_string(s, pos)      -- pos at the opening quote
     local c = byte(s, j)
     if c == 0x22 then
       local str = concat(buf)
-      if not utf8.len(str) then derr(s, pos, "invalid UTF-8 in string") end
+      if not utf8_len(str) then derr(s, pos, "invalid UTF-8 in string") end
       return str, j + 1
     elseif c == 0x5c then
       local e = byte(s, j + 1)
@@ -236,12 +316,12 @@ local function decode_string(s, pos)      -- pos at the opening quote
           local lo = s:match("^\\u(%x%x%x%x)", i)
           lo = lo and tonumber(lo, 16)
           if not lo or lo < 0xdc00 or lo > 0xdfff then derr(s, j, "lone surrogate") end
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00)
+          cp = 0x10000 + (cp - 0xd800) * 1024 + (lo - 0xdc00)
           i = i + 6
         elseif cp >= 0xdc00 and cp <= 0xdfff then
           derr(s, j, "lone surrogate")
         end
-        buf[#buf + 1] = utf8.char(cp)
+        buf[#buf + 1] = utf8_char(cp)
       else
         local u = e and unescape[e]
         if not u then derr(s, j, "bad escape") end
@@ -268,7 +348,7 @@ local function decode_number(s, pos)
   if frac or exp then
     v = tonumber(text) + 0.0
   else
-    v = math.tointeger(tonumber(text)) or tonumber(text)   -- beyond int64: float
+    v = toint(tonumber(text)) or tonumber(text)   -- beyond int64: float
   end
   return v, e
 end
@@ -482,7 +562,7 @@ function M.open(path, opts)
     if not want then return nil, "unknown store option " .. tostring(k), M.INVALID end
     if want == "boolean" then
       o[k] = v and 1 or 0
-    elseif math.type(v) ~= "integer" or v < 0 then
+    elseif mtype(v) ~= "integer" or v < 0 then
       return nil, "store option " .. k .. " must be a non-negative integer", M.INVALID
     else
       o[k] = v

@@ -14,6 +14,15 @@ export LUA_PATH="$SG_SRCDIR/bindings/lua/?.lua;;"
 export LUA_CPATH="$SG_BUILDDIR/bindings/lua/?.so;;"
 export PYTHONDONTWRITEBYTECODE=1
 
+# luajit.bats is lua.bats again (a symlink) under LuaJIT, with the module
+# built against LuaJIT's headers: the same behaviour on both, except where
+# a test says "n/a on LuaJIT" (one number type: 1.0 and 1 are one value).
+if [ "$(basename "${BATS_TEST_FILENAME:-}")" = luajit.bats ]; then
+  SG_LUA=${SG_LUAJIT:-luajit}
+  export LUA_CPATH="$SG_BUILDDIR/bindings/lua/luajit/?.so;;"
+fi
+on_luajit() { [ "$(basename "${BATS_TEST_FILENAME:-}")" = luajit.bats ]; }
+
 # Under make SANITIZE=address,... the modules carry ASan, which must be the
 # first library of the process: the interpreters run through wrappers that
 # preload it.  Interpreters keep memory until exit by design, so ASan's own
