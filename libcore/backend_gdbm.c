@@ -130,6 +130,7 @@ typedef struct gdbm_be {
     int db_writer;         /* db was opened as a writer */
     dev_t db_dev;
     ino_t db_ino;
+    off_t db_size;         /* PATH's size when db was opened */
     int64_t inode_checked; /* monotonic ms of the last db inode check */
     int64_t lock_checked;  /* monotonic ms of the last lock inode check */
     int writer_reads;      /* reads served by a writer handle in a row */
@@ -724,6 +725,7 @@ static sg_status open_db(gdbm_be *b, sg_error *err)
     if (fstat(gdbm_fdesc(b->db), &sb) == 0) {
         b->db_dev = sb.st_dev;
         b->db_ino = sb.st_ino;
+        b->db_size = sb.st_size;
     }
     b->inode_checked = mono_ms();
     b->writer_reads = 0;
@@ -1257,6 +1259,16 @@ static sg_status refresh(gdbm_be *b, sg_error *err)
      * writing into a truncated file as if nothing happened. */
     if (fresh && excl && db_truncated(gdbm_fdesc(b->db)))
         fresh = 0;
+    /* A reader's mmap of a file cut behind its back faults (SIGBUS, which
+     * killed the process: measured with a kept handle after a cut to a
+     * third).  GDBM never shrinks a file in place, and a write that grows
+     * it moves the counter, so a file smaller than at open is a cut: one
+     * fstat per read, then the reopen finds the damage and rebuilds. */
+    if (fresh && !b->db_writer) {
+        struct stat sb;
+        if (fstat(gdbm_fdesc(b->db), &sb) < 0 || sb.st_size < b->db_size)
+            fresh = 0;
+    }
     if (fresh)
         return SG_OK;
     sg_error local = { 0 };

@@ -138,3 +138,23 @@ with open(sys.argv[1], "r+b") as f:
   run -3 --separate-stderr ctl check
   assert_line 'bad_records: 1 (run check --repair)'
 }
+
+@test "compact keeps every session; on Redis it says there is nothing to do" {
+  a=$(ctl create --user alice --data '{"k":1}'); b=$(ctl create)
+  ctl delete "$b"
+  run -0 --separate-stderr ctl compact
+  assert_line "store: $STORE"
+  if on_redis; then
+    assert_line --partial 'compacted: no'
+  else
+    assert_line 'compacted: yes'
+    assert_line --regexp '^records: [1-9][0-9]*$'   # the session and alice's index keys
+  fi
+  [ -z "$stderr" ]
+  run -0 ctl get "$a"
+  assert_output --partial '"data":{"k":1}'
+  run -0 ctl list --user alice
+  assert_output --partial "$a"
+  run -2 --separate-stderr ctl compact --now
+  assert_error_line 'compact: unknown option --now'
+}
