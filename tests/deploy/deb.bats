@@ -81,6 +81,7 @@ setup() {
 teardown() {
   stop_all
   [ -n "${BATS_TEST_COMPLETED:-}" ] || flow_logs
+  flow_sanitizer_clean
 }
 
 @test "make deb builds the five packages out of tree, lintian reports no error" {

@@ -170,7 +170,7 @@ flow_gateway() {
 flow_app() {
   F_APP_PORT=$(free_port)
   as_prefix "$DU_APP"
-  start_bg "${AS[@]}" ${F_PY:+PYTHONPATH="$F_PY"} "${PYENV[@]}" python3 "$F_SHARE/examples/wsgi_counter.py" \
+  start_bg "${AS[@]}" ${F_PY:+PYTHONPATH="$F_PY"} "${PYENV[@]}" /usr/bin/python3 "$F_SHARE/examples/wsgi_counter.py" \
     --serve "$F_APP_PORT" --store "$F_STATE/sessions.db" --group \
     2>>"$DDIR/app.log" > /dev/null
   wait_for_port "$F_APP_PORT" 10
@@ -249,7 +249,7 @@ flow_crash_rebuild() {
   local before after pid i
   before=$(store_files)
   as_prefix "$DU_APP"
-  start_bg "${AS[@]}" ${F_PY:+PYTHONPATH="$F_PY"} "${PYENV[@]}" python3 -c '
+  start_bg "${AS[@]}" ${F_PY:+PYTHONPATH="$F_PY"} "${PYENV[@]}" /usr/bin/python3 -c '
 import itertools, sys, sessgate
 st = sessgate.Store(sys.argv[1], group=True)
 print("writing", flush=True)
@@ -281,13 +281,24 @@ for i in itertools.count():
   assert_success
   run as "$F_SVC_USER" "$F_CTL" --store "$F_STATE/sessions.db" create --user gw-check
   assert_success
-  run as "$DU_APP" ${F_PY:+PYTHONPATH="$F_PY"} "${PYENV[@]}" python3 -c '
+  run as "$DU_APP" ${F_PY:+PYTHONPATH="$F_PY"} "${PYENV[@]}" /usr/bin/python3 -c '
 import sys, sessgate
 st = sessgate.Store(sys.argv[1], group=True)
 s = st.create(user="app-check"); print(st.get(s.id).user, st.count(user="admin-check"))
 ' "$F_STATE/sessions.db"
   assert_output "app-check 1"
   flow_login_count_logout bob
+}
+
+# flow_sanitizer_clean: no sanitizer report in the gateway's log (under
+# make SANITIZE=address,undefined check); prints it and fails otherwise
+flow_sanitizer_clean() {
+  [ -n "${DDIR:-}" ] && [ -f "$DDIR/gateway.log" ] || return 0
+  if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$DDIR/gateway.log"; then
+    echo "sanitizer report in the gateway's log:"
+    head -n 40 "$DDIR/gateway.log"
+    return 1
+  fi
 }
 
 # flow_logs: the tail of every log of the flow (for a failed test)

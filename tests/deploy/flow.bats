@@ -46,6 +46,7 @@ setup() {
 teardown() {
   stop_all
   [ -n "${BATS_TEST_COMPLETED:-}" ] || flow_logs
+  flow_sanitizer_clean
 }
 
 @test "build tree: nginx (www-data) -> socket-activated gateway (its user) -> WSGI app (app user): login, count, logout" {
