@@ -15,6 +15,52 @@
 #include <sys/random.h>
 #include <uuid.h>
 
+/* Fill raw with n bytes from the kernel, failing closed. */
+static sg_status random_bytes(unsigned char *raw, size_t n, const char *what,
+                              sg_error *err)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = getrandom(raw + got, n - got, 0);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return sgi_err(err, SG_ESTORE, errno,
+                           "%s: getrandom failed (%s); refusing to make a "
+                           "guessable one", what, strerror(errno));
+        }
+        got += (size_t)k;
+    }
+    return SG_OK;
+}
+
+/* Fill out with a fresh CSRF token: 32 bytes from the same source as ids
+ * (getrandom, failing closed), as 64 lower-case hex digits. */
+sg_status sgi_token_new(char out[SG_CSRF_LEN + 1], sg_error *err)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[SG_CSRF_LEN / 2];
+    sg_status rc = random_bytes(raw, sizeof raw, "csrf token", err);
+    if (rc != SG_OK)
+        return rc;
+    for (size_t i = 0; i < sizeof raw; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[SG_CSRF_LEN] = '\0';
+    return SG_OK;
+}
+
+/* Whether text is a token as sgi_token_new writes it. */
+int sgi_token_valid(const char *text)
+{
+    size_t i;
+    for (i = 0; i < SG_CSRF_LEN; i++)
+        if (!((text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f')))
+            return 0;
+    return text[i] == '\0';
+}
+
 /* Fill out with a fresh id, or fail with SG_ESTORE. */
 sg_status sgi_id_new(char out[SG_ID_LEN + 1], sg_error *err)
 {

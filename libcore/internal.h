@@ -38,6 +38,10 @@ struct sg_session {
     json_t *data;             /* Owned reference: a JSON object */
     int is_new;
     size_t max_data;          /* the store's cap, for set/merge */
+    char csrf[SG_CSRF_LEN + 1]; /* CSRF token, hex; "" in a record from
+                                 * before tokens (one is added on use) */
+    json_t *flash;            /* Owned: pending flash messages (array of
+                               * objects), or NULL for none */
 };
 
 struct sg_list {
@@ -52,6 +56,8 @@ sg_status sgi_err(sg_error *err, sg_status code, int sys_errno,
 
 /* id.c */
 sg_status sgi_id_new(char out[SG_ID_LEN + 1], sg_error *err);
+sg_status sgi_token_new(char out[SG_CSRF_LEN + 1], sg_error *err);
+int sgi_token_valid(const char *text);
 
 /* json.c: session records and data. */
 sg_status sgi_data_parse(const char *text, size_t max, json_t **out,

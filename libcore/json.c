@@ -378,6 +378,27 @@ sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
     if (!json_is_object(d))
         goto fail;
     s->data = json_incref(d);
+    /* Optional fields (absent in records written before they existed). */
+    why = "bad csrf token";
+    json_t *c = json_object_get(o, "csrf");
+    if (c) {
+        if (!json_is_string(c) || !sgi_token_valid(json_string_value(c)))
+            goto fail;
+        memcpy(s->csrf, json_string_value(c), SG_CSRF_LEN + 1);
+    }
+    why = "bad flash messages";
+    json_t *fl = json_object_get(o, "flash");
+    if (fl) {
+        size_t i;
+        json_t *m;
+        if (!json_is_array(fl) || json_array_size(fl) > SG_MAX_FLASH)
+            goto fail;
+        json_array_foreach(fl, i, m)
+            if (!json_is_object(m))
+                goto fail;
+        if (json_array_size(fl) > 0)
+            s->flash = json_incref(fl);
+    }
     json_decref(o);
     *out = s;
     return SG_OK;
@@ -403,6 +424,12 @@ char *sgi_record_dump(const sg_session *s, size_t *len)
                           "data", s->data);
     if (!o)
         return NULL;
+    if ((s->csrf[0] && json_object_set_new(o, "csrf", json_string(s->csrf)) != 0) ||
+        (s->flash && json_array_size(s->flash) > 0 &&
+         json_object_set(o, "flash", s->flash) != 0)) {
+        json_decref(o);
+        return NULL;
+    }
     char *text = sgi_dump(o, len);
     json_decref(o);
     return text;

@@ -31,6 +31,8 @@ extern "C" {
 /* Limits.  Every one is also enforced where input arrives. */
 #define SG_ID_LEN          36           /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
 #define SG_MAX_USER        256          /* bytes of a user name */
+#define SG_CSRF_LEN        64           /* hex digits of a CSRF token (256 bits) */
+#define SG_MAX_FLASH       64           /* pending flash messages per session */
 #define SG_MAX_DATA        (64 * 1024)  /* default cap on the data JSON, bytes */
 #define SG_MAX_DATA_LIMIT  (16 * 1024 * 1024) /* highest cap a store accepts */
 /* Deepest nesting of session data a write accepts: the data object itself
@@ -271,6 +273,35 @@ int64_t     sg_session_expires(const sg_session *s);   /* absolute end */
 int64_t     sg_session_idle_timeout(const sg_session *s);
 uint64_t    sg_session_version(const sg_session *s);
 int         sg_session_is_new(const sg_session *s);  /* made by this create */
+
+/* Borrowed: the session's CSRF token, SG_CSRF_LEN lower-case hex digits
+ * from the same random source as ids; made with the session, replaced at
+ * every change of user (login, logout to anonymous), kept by rotate.  ""
+ * only for a record written before tokens existed and read with
+ * SG_GET_NOTOUCH or from a read-only store (any other get adds one). */
+const char *sg_session_csrf_token(const sg_session *s);
+
+/* Whether token is the session's CSRF token, compared in constant time
+ * (no early exit on the first differing byte).  0 for NULL or "". */
+int sg_session_check_csrf(const sg_session *s, const char *token);
+
+/* Queue a flash message (a JSON object, e.g. {"message":"Saved",
+ * "category":"info"}) in s, stored by sg_session_save().  SG_EINVAL for
+ * invalid JSON or a non-object, SG_ETOOBIG beyond SG_MAX_FLASH messages
+ * or the store's data cap. */
+sg_status sg_session_flash_add(sg_session *s, const char *json, sg_error *err);
+
+/* Whether s holds pending flash messages (a cheap test before a pop). */
+int sg_session_has_flash(const sg_session *s);
+
+/* Take the pending flash messages of session s from the store and remove
+ * them there, in one step under the exclusive lock: of two concurrent
+ * pops one gets the messages and the other none.  s (the caller's copy)
+ * follows: its messages are dropped and, if it was current, its version
+ * moves with the store's so it can still be saved.  New: *json_out, a
+ * JSON array ("[]" when none), free() it. */
+sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
+                               sg_error *err);
 
 /* New: the data as compact ASCII JSON ("{}" when empty); free() it.
  * NULL only when out of memory. */

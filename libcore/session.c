@@ -92,6 +92,9 @@ sg_status sg_session_create(sg_store *st, const char *user,
         rc = oom(err);
         goto fail;
     }
+    rc = sgi_token_new(s->csrf, err);
+    if (rc != SG_OK)
+        goto fail;
     int64_t now = sgi_now(st);
     s->created = s->accessed = now;
     s->idle = idle_timeout > 0 ? idle_timeout : st->opt.idle_timeout;
@@ -183,8 +186,10 @@ sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
         sg_session_free(s);
         return sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", id);
     }
+    /* A record from before CSRF tokens gets one on its first use, written
+     * like a touch, so that every reader sees the same token. */
     if (!(flags & SG_GET_NOTOUCH) && !st->opt.readonly &&
-        now - s->accessed >= sgi_touch_interval(st, s)) {
+        (now - s->accessed >= sgi_touch_interval(st, s) || !s->csrf[0])) {
         /* Touch under the exclusive lock, re-reading first: the copy we
          * hold may be stale by now.  Inside sg_store_begin this nests.
          * Best effort: a failed touch still returns the session it read. */
@@ -195,6 +200,8 @@ sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
                 if (sgi_live(fresh, now)) {
                     if (fresh->accessed < now)
                         fresh->accessed = now;
+                    if (!fresh->csrf[0])
+                        (void)sgi_token_new(fresh->csrf, NULL);
                     if (sgi_put(st, fresh, NULL) == SG_OK) {
                         sg_session_free(s);
                         s = fresh;
@@ -259,6 +266,12 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
     int rotating = strcmp(new_id, s->id) != 0;
     int login = !same_user(s->user, cur->user);
     sg_status rc = SG_OK;
+    /* Why: a token an attacker learnt before the login (a fixated or
+     * shared pre-login session) must not be valid after it (Django's
+     * rotate_token); a plain rotate keeps it, so forms already on the
+     * page still post. */
+    if (login || !next.csrf[0])
+        rc = sgi_token_new(next.csrf, err);
     /* Index before record (a superset is safe, a missing entry is not). */
     if (s->user && (rotating || login))
         rc = sgi_index_add(st, s->user, new_id, err);
@@ -306,6 +319,7 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
         (void)sgi_index_remove(st, cur->user, cur->id, NULL);
     if (rc == SG_OK) {
         memcpy(s->id, new_id, SG_ID_LEN + 1);
+        memcpy(s->csrf, next.csrf, SG_CSRF_LEN + 1);
         s->version = next.version;
         s->accessed = next.accessed;
     }
@@ -405,6 +419,7 @@ void sg_session_free(sg_session *s)
     if (!s)
         return;
     json_decref(s->data);
+    json_decref(s->flash);
     free(s->user);
     free(s);
 }
@@ -417,6 +432,95 @@ int64_t sg_session_expires(const sg_session *s) { return s->expires; }
 int64_t sg_session_idle_timeout(const sg_session *s) { return s->idle; }
 uint64_t sg_session_version(const sg_session *s) { return s->version; }
 int sg_session_is_new(const sg_session *s) { return s->is_new; }
+const char *sg_session_csrf_token(const sg_session *s) { return s->csrf; }
+
+/* Constant-time comparison with the session's token. */
+int sg_session_check_csrf(const sg_session *s, const char *token)
+{
+    if (!token || !s->csrf[0])
+        return 0;
+    /* Why constant time: an early exit on the first wrong byte lets an
+     * attacker who can time the answer guess the token byte by byte.
+     * The length of a valid token is public (SG_CSRF_LEN). */
+    size_t n = strlen(token);
+    unsigned char diff = n != SG_CSRF_LEN;
+    for (size_t i = 0; i < SG_CSRF_LEN; i++)
+        diff |= (unsigned char)(s->csrf[i] ^ (i < n ? token[i] : 0));
+    return diff == 0;
+}
+
+int sg_session_has_flash(const sg_session *s)
+{
+    return s->flash && json_array_size(s->flash) > 0;
+}
+
+/* Queue a flash message in s (stored by save). */
+sg_status sg_session_flash_add(sg_session *s, const char *json, sg_error *err)
+{
+    json_t *m;
+    sg_status rc = sgi_data_parse(json, s->max_data, &m, err);
+    if (rc != SG_OK)
+        return rc;
+    if (s->flash && json_array_size(s->flash) >= SG_MAX_FLASH) {
+        json_decref(m);
+        return sgi_err(err, SG_ETOOBIG, 0, "flash: more than %d pending "
+                       "messages", SG_MAX_FLASH);
+    }
+    if (!s->flash && !(s->flash = json_array())) {
+        json_decref(m);
+        return oom(err);
+    }
+    if (json_array_append_new(s->flash, m) != 0)
+        return oom(err);
+    /* The cap holds for data and messages together, as stored. */
+    rc = check_size(s, s->flash, err);
+    if (rc != SG_OK)
+        json_array_remove(s->flash, json_array_size(s->flash) - 1);
+    return rc;
+}
+
+/* Take and remove the pending flash messages of id, atomically. */
+sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
+                               sg_error *err)
+{
+    const char *id = s->id;
+    *json_out = NULL;
+    if (st->opt.readonly)
+        return readonly_err(st, err);
+    /* Why one exclusive lock from load to write: two requests of one
+     * session (two tabs) must never both show the same message. */
+    sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_session *cur;
+    rc = sgi_load(st, id, &cur, err);
+    if (rc == SG_ENOTFOUND)
+        rc = sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found", id);
+    else if (rc == SG_OK && !sgi_live(cur, sgi_now(st)))
+        rc = sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", id);
+    json_t *taken = NULL;
+    if (rc == SG_OK && cur->flash) {
+        taken = cur->flash;
+        cur->flash = NULL;
+        cur->version++;
+        rc = sgi_put(st, cur, err);
+        if (rc == SG_OK && s->version + 1 == cur->version)
+            s->version = cur->version;      /* the copy stays current */
+    }
+    sgi_unlock(st);
+    if (rc == SG_OK) {
+        json_decref(s->flash);
+        s->flash = NULL;
+    }
+    if (rc == SG_OK) {
+        *json_out = taken ? sgi_dump(taken, NULL) : strdup("[]");
+        if (!*json_out)
+            rc = oom(err);
+    }
+    json_decref(taken);
+    sg_session_free(cur);
+    return rc;
+}
 
 static sg_status check_size(const sg_session *s, json_t *data, sg_error *err)
 {

@@ -304,6 +304,61 @@ static void test_expiry(void)
     sg_store_close(st);
 }
 
+/* Issue #12: a CSRF token per session, new at login, kept by rotate;
+ * flash messages popped once. */
+static void test_csrf_and_flash(void)
+{
+    sg_store *st = open_store("csrf.db", NULL);
+    sg_session *s = NULL, *g = NULL, *h = NULL;
+    fake_now = 1764000000;
+    IS(sg_session_create(st, NULL, NULL, 0, 0, &s, NULL), SG_OK, "create");
+    char tok[SG_CSRF_LEN + 1], id[SG_ID_LEN + 1];
+    memcpy(tok, sg_session_csrf_token(s), sizeof tok);
+    IS(strlen(tok), SG_CSRF_LEN, "a new session has a %d-digit token", SG_CSRF_LEN);
+    OK(sg_session_check_csrf(s, tok), "its own token checks");
+    OK(!sg_session_check_csrf(s, NULL) && !sg_session_check_csrf(s, "") &&
+       !sg_session_check_csrf(s, "00") , "NULL, empty and short tokens fail");
+    char wrong[SG_CSRF_LEN + 2];
+    memcpy(wrong, tok, sizeof tok);
+    wrong[SG_CSRF_LEN - 1] = wrong[SG_CSRF_LEN - 1] == 'a' ? 'b' : 'a';
+    OK(!sg_session_check_csrf(s, wrong), "one wrong digit fails");
+    memcpy(wrong, tok, sizeof tok);
+    strcat(wrong, "0");
+    OK(!sg_session_check_csrf(s, wrong), "a longer token fails");
+    memcpy(id, sg_session_id(s), sizeof id);
+    IS(sg_session_get(st, id, 0, &g, NULL), SG_OK, "get");
+    STR_IS(sg_session_csrf_token(g), tok, "the token is stored");
+    IS(sg_session_rotate(st, g, NULL), SG_OK, "rotate");
+    STR_IS(sg_session_csrf_token(g), tok, "rotate keeps the token");
+    sg_session_set_user(g, "ann", NULL);
+    IS(sg_session_save(st, g, NULL), SG_OK, "login (save with a new user)");
+    OK(strcmp(sg_session_csrf_token(g), tok) != 0, "login gives a new token");
+    memcpy(id, sg_session_id(g), sizeof id);
+    sg_session_free(g);
+    IS(sg_session_get(st, id, 0, &g, NULL), SG_OK, "get after login");
+    OK(!sg_session_check_csrf(g, tok), "the pre-login token no longer checks");
+
+    IS(sg_session_flash_add(g, "{\"message\":\"Saved\",\"category\":\"info\"}", NULL), SG_OK,
+       "flash_add");
+    IS(sg_session_flash_add(g, "[1]", NULL), SG_EINVAL, "a flash message must be an object");
+    IS(sg_session_save(st, g, NULL), SG_OK, "save with a flash message");
+    IS(sg_session_get(st, id, 0, &h, NULL), SG_OK, "a second copy");
+    OK(sg_session_has_flash(h), "it sees the message");
+    char *out = NULL;
+    IS(sg_session_flash_pop(st, h, &out, NULL), SG_OK, "pop");
+    STR_IS(out, "[{\"message\":\"Saved\",\"category\":\"info\"}]", "pop returns the messages");
+    free(out);
+    OK(!sg_session_has_flash(h), "the copy has none left");
+    IS(sg_session_save(st, h, NULL), SG_OK, "the popping copy still saves");
+    IS(sg_session_flash_pop(st, g, &out, NULL), SG_OK, "a second pop");
+    STR_IS(out, "[]", "finds nothing: a message is consumed once");
+    free(out);
+    sg_session_free(g);
+    sg_session_free(h);
+    sg_session_free(s);
+    sg_store_close(st);
+}
+
 /* Issue #12: the touch interval follows the idle timeout of the session
  * read, not the store's: a session made with idle 4 s on a store with the
  * default idle (1800 s, touch 60 s) stays alive while read every second. */
@@ -701,6 +756,7 @@ int main(int argc, char **argv)
     test_errors();
     test_expiry();
     test_touch_follows_session_idle();
+    test_csrf_and_flash();
     test_users_and_update();
     test_random_ids_never_found();
     test_group_mode_and_damaged_listing();
