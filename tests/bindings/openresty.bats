@@ -22,7 +22,14 @@ setup_file() {
   srv_render "$SG_SRCDIR/examples/openresty/nginx.conf.in" "$SRV_RUNDIR/nginx.conf"
   # The store exists before nginx starts (as sessgatectl or an app makes it).
   sessgatectl --store "$STORE" delete "$(sessgatectl --store "$STORE" create)"
-  srv_bg nginx nginx -p "$SRV_RUNDIR" -e "$SRV_RUNDIR/error.log" \
+  # Under make SANITIZE=address the module carries ASan, whose runtime must
+  # be the first library of the process (as for the interpreters).
+  local pre=()
+  if [[ "${SG_SANITIZE:-}" == *address* ]]; then
+    pre=(env LD_PRELOAD="$(${CC:-gcc} -print-file-name=libasan.so)"
+         ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
+  fi
+  srv_bg nginx "${pre[@]}" nginx -p "$SRV_RUNDIR" -e "$SRV_RUNDIR/error.log" \
     -c "$SRV_RUNDIR/nginx.conf" -g 'daemon off;'
   srv_wait_port "$SRV_PORT" 30 "$SRV_LAST_PID" || srv_failed
   export SRV_PORT SRV_RUNDIR
