@@ -117,6 +117,7 @@ sg_list *sgi_list_new(void);
 int sgi_list_push(sg_list *l, const char *id);
 
 #define SGI_USER_PREFIX "user:"     /* old index format: a JSON array */
-#define SGI_INDEX_PREFIX "uidx:"    /* the set (Redis) or its count (GDBM) */
+#define SGI_INDEX_PREFIX "uidx:"    /* the set (Redis) */
+#define SGI_GEN_PREFIX "ugen:"      /* the slot array's generation (GDBM) */
 
 #endif

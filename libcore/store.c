@@ -346,30 +346,33 @@ void sg_list_free(sg_list *l)
 /* ------------------------------------------------------ per-user index */
 
 /*
- * A user's index is a set of session ids with O(1) add and remove, so a
- * busy account (an API client, a kiosk login) costs no more per create than
- * anyone else.  On Redis it is a SET under "uidx:NAME" (the backend's set_*
- * functions: SADD, SREM, SMEMBERS, SCARD).  On a backend without sets
- * (GDBM) it is an array of slots kept in plain keys:
- *     "uidx:NAME"      -> n, the number of slots (decimal)
- *     "uslot:I:NAME"   -> the id in slot I, 0 <= I < n
- *     "upos:ID:NAME"   -> I, the slot that holds ID
- * An add appends a slot; a remove moves the last slot's id into the hole.
- * Each key names the user last, after a part of fixed shape (a decimal
- * number and ':', or a 36-character id and ':'), so no two pairs share a
- * key whatever bytes a name holds, and no key has the shape of a session
- * id.  An add costs two or three fetches and three puts, a remove at most
- * three of each, and the index holds two small keys per id: both
- * independent of how many sessions the user has.
+ * A user's index is a set of session ids that costs O(1) (GDBM: O(log n)
+ * fetches and one put) per add and per remove, so a busy account (an API
+ * client, a kiosk login) costs about what anyone else does per create.  On
+ * Redis it is a SET under "uidx:NAME" (the backend's set_* functions:
+ * SADD, SREM, SMEMBERS, SCARD).  On a backend without sets (GDBM) it is an
+ * append-only array of slots in plain keys:
+ *     "ugen:NAME"        -> "G R": the array's generation G, and R, the
+ *                           removes counted since it was written
+ *     "us:G:I:NAME"      -> the id in slot I of generation G; the slots of
+ *                           a generation are 0..n-1, with no hole
+ * An add finds n by probing (exponential, then binary search: O(log n)
+ * fetches, which cost far less than a write) and writes slot n: one put,
+ * the fewest there can be.  A remove only counts: R+1 in "ugen:NAME" (the
+ * id stays, as a stale entry, which every reader verifies anyway).  When R
+ * passes half of n, the array is compacted: the ids whose records are
+ * still the user's are written as generation G+1, "ugen:NAME" switched to
+ * it, and the old slots deleted; O(n), once per n/2 removes, so O(1) per
+ * remove amortised, and the index stays within about twice the user's
+ * sessions.  Each key names the user last, after parts of fixed shape
+ * (decimal numbers ended by ':'), so no two (generation, slot, user) share
+ * a key whatever bytes a name holds, and no key has the shape of an id.
  *
- * Crashes.  Each put is durable, the sequence is not.  An add writes the
- * slot, then the position, then the count; a remove copies the last id
- * into the hole, fixes its position, lowers the count, then deletes the
- * last slot and the removed id's position.  Cut anywhere, that leaves at
- * worst a slot past n (ignored, overwritten by the next add), a position
- * that no longer points at its id (every use checks that the slot holds
- * the id), or one id in two slots (readers drop duplicates): the index
- * stays a superset of the user's sessions, which is all readers rely on.
+ * Crashes.  Each put is durable, the sequence is not.  An add is one put.
+ * A compaction writes the new generation whole before it switches to it,
+ * and deletes the old one after: cut anywhere, the index in use is the
+ * old one or the new one, both supersets; a cut cleanup leaves dead keys
+ * of an old generation behind, nothing worse.  Readers drop duplicates.
  *
  * The old format, one key "user:NAME" holding a JSON array of every id,
  * made each create rewrite the whole array: quadratic in a user's session
@@ -446,52 +449,42 @@ static int index_parse(const char *p, const char *end, sg_list *l)
     }
 }
 
-/* Fetch a decimal count or slot number.  *found 0 when the key is absent
- * or does not hold a number (damage: treated as absent). */
-static sg_status fetch_num(sg_store *st, const char *key, size_t *n,
-                           int *found, sg_error *err)
-{
-    *found = 0;
-    *n = 0;
-    char *text;
-    size_t len;
-    sg_status rc = st->be->fetch(st, key, &text, &len, err);
-    if (rc == SG_ENOTFOUND)
-        return SG_OK;
-    if (rc != SG_OK)
-        return rc;
-    size_t v = 0, i;
-    for (i = 0; i < len && i < 15 && text[i] >= '0' && text[i] <= '9'; i++)
-        v = v * 10 + (size_t)(text[i] - '0');
-    free(text);
-    if (i > 0 && i == len) {
-        *n = v;
-        *found = 1;
-    }
-    return SG_OK;
-}
-
-static sg_status put_num(sg_store *st, const char *key, size_t n,
-                         sg_error *err)
-{
-    char buf[24];
-    int len = snprintf(buf, sizeof buf, "%zu", n);
-    return st->be->put(st, key, buf, (size_t)len, err);
-}
-
 static sg_status del_quiet(sg_store *st, const char *key, sg_error *err)
 {
     sg_status rc = st->be->del(st, key, err);
     return rc == SG_ENOTFOUND ? SG_OK : rc;
 }
 
-/* The id in slot i of user's array into id[] ("" when absent or not an
- * id). */
-static sg_status slot_get(sg_store *st, const char *user, size_t i,
-                          char id[SG_ID_LEN + 1], sg_error *err)
+static int by_id(const void *a, const void *b)
 {
-    id[0] = '\0';
-    char *key = keyf("uslot:%zu:%s", i, user);
+    return memcmp(a, b, SG_ID_LEN);
+}
+
+/* Sort l by id and drop repeats. */
+static void list_sort_unique(sg_list *l)
+{
+    if (l->n < 2)
+        return;
+    qsort(l->ids, l->n, sizeof l->ids[0], by_id);
+    size_t j = 1;
+    for (size_t i = 1; i < l->n; i++)
+        if (memcmp(l->ids[i], l->ids[j - 1], SG_ID_LEN) != 0)
+            memcpy(l->ids[j++], l->ids[i], SG_ID_LEN + 1);
+    l->n = j;
+}
+
+static int list_has(const sg_list *sorted, const char *id)
+{
+    return sorted->n && bsearch(id, sorted->ids, sorted->n,
+                                sizeof sorted->ids[0], by_id) != NULL;
+}
+
+/* The array's generation and remove count ("ugen:NAME"; absent: 0 0). */
+static sg_status meta_get(sg_store *st, const char *user, size_t *gen,
+                          size_t *removed, sg_error *err)
+{
+    *gen = *removed = 0;
+    char *key = keyf(SGI_GEN_PREFIX "%s", user);
     if (!key)
         return oom(st, err);
     char *text;
@@ -502,6 +495,48 @@ static sg_status slot_get(sg_store *st, const char *user, size_t i,
         return SG_OK;
     if (rc != SG_OK)
         return rc;
+    unsigned long long g = 0, r = 0;
+    if (sscanf(text, "%llu %llu", &g, &r) == 2 && g < SIZE_MAX && r < SIZE_MAX) {
+        *gen = (size_t)g;
+        *removed = (size_t)r;
+    }
+    free(text);
+    return SG_OK;
+}
+
+static sg_status meta_put(sg_store *st, const char *user, size_t gen,
+                          size_t removed, sg_error *err)
+{
+    char *key = keyf(SGI_GEN_PREFIX "%s", user);
+    if (!key)
+        return oom(st, err);
+    char buf[48];
+    int len = snprintf(buf, sizeof buf, "%zu %zu", gen, removed);
+    sg_status rc = st->be->put(st, key, buf, (size_t)len, err);
+    free(key);
+    return rc;
+}
+
+/* Slot i of generation gen into id[] ("" when it holds no id); *exists
+ * whether the key is there at all. */
+static sg_status slot_get(sg_store *st, const char *user, size_t gen,
+                          size_t i, char id[SG_ID_LEN + 1], int *exists,
+                          sg_error *err)
+{
+    id[0] = '\0';
+    *exists = 0;
+    char *key = keyf("us:%zu:%zu:%s", gen, i, user);
+    if (!key)
+        return oom(st, err);
+    char *text;
+    size_t len;
+    sg_status rc = st->be->fetch(st, key, &text, &len, err);
+    free(key);
+    if (rc == SG_ENOTFOUND)
+        return SG_OK;
+    if (rc != SG_OK)
+        return rc;
+    *exists = 1;
     if (len == SG_ID_LEN) {
         memcpy(id, text, SG_ID_LEN);
         id[SG_ID_LEN] = '\0';
@@ -512,10 +547,46 @@ static sg_status slot_get(sg_store *st, const char *user, size_t i,
     return SG_OK;
 }
 
-static sg_status slot_put(sg_store *st, const char *user, size_t i,
-                          const char *id, sg_error *err)
+/* The number of slots of generation gen: the first absent one, found by
+ * doubling, then bisecting (slots are written in order, never with a
+ * hole), in O(log n) fetches. */
+static sg_status slot_count(sg_store *st, const char *user, size_t gen,
+                            size_t *n, sg_error *err)
 {
-    char *key = keyf("uslot:%zu:%s", i, user);
+    char id[SG_ID_LEN + 1];
+    int ex;
+    *n = 0;
+    sg_status rc = slot_get(st, user, gen, 0, id, &ex, err);
+    if (rc != SG_OK || !ex)
+        return rc;
+    size_t lo = 0, hi = 1;          /* slot lo exists; is hi there? */
+    for (;;) {
+        rc = slot_get(st, user, gen, hi, id, &ex, err);
+        if (rc != SG_OK)
+            return rc;
+        if (!ex)
+            break;
+        lo = hi;
+        hi *= 2;
+    }
+    while (hi - lo > 1) {           /* lo exists, hi does not */
+        size_t mid = lo + (hi - lo) / 2;
+        rc = slot_get(st, user, gen, mid, id, &ex, err);
+        if (rc != SG_OK)
+            return rc;
+        if (ex)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    *n = hi;
+    return SG_OK;
+}
+
+static sg_status slot_put(sg_store *st, const char *user, size_t gen,
+                          size_t i, const char *id, sg_error *err)
+{
+    char *key = keyf("us:%zu:%zu:%s", gen, i, user);
     if (!key)
         return oom(st, err);
     sg_status rc = st->be->put(st, key, id, SG_ID_LEN, err);
@@ -523,112 +594,130 @@ static sg_status slot_put(sg_store *st, const char *user, size_t i,
     return rc;
 }
 
-/* Where id sits in user's array: *at, *found; and the count *n. */
-static sg_status slot_find(sg_store *st, const char *user, const char *id,
-                           size_t *at, int *found, size_t *n, sg_error *err)
+/* Append the ids of generation gen (n slots) to l. */
+static sg_status slots_read(sg_store *st, const char *user, size_t gen,
+                            size_t n, sg_list *l, sg_error *err)
 {
-    *found = 0;
-    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
-    char *pk = keyf("upos:%s:%s", id, user);
-    int has_n, has_i;
-    sg_status rc = ck && pk ? SG_OK : oom(st, err);
-    if (rc == SG_OK)
-        rc = fetch_num(st, ck, n, &has_n, err);
-    if (rc == SG_OK)
-        rc = fetch_num(st, pk, at, &has_i, err);
-    if (rc == SG_OK && has_i && *at < *n) {
-        char cur[SG_ID_LEN + 1];
-        rc = slot_get(st, user, *at, cur, err);
-        *found = rc == SG_OK && strcmp(cur, id) == 0;
+    sg_status rc = SG_OK;
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        char id[SG_ID_LEN + 1];
+        int ex;
+        rc = slot_get(st, user, gen, i, id, &ex, err);
+        if (rc == SG_OK && id[0] && sgi_list_push(l, id) < 0)
+            rc = oom(st, err);
     }
-    free(ck);
-    free(pk);
     return rc;
 }
 
-/* Add id to user's array (no-op when there). */
+/* Replace user's array (generation gen, n slots) by the ids of l, as the
+ * next generation: written whole, switched to, then the old slots
+ * deleted.  Caller holds the exclusive lock. */
+static sg_status array_rewrite(sg_store *st, const char *user, size_t gen,
+                               size_t n, const sg_list *l, sg_error *err)
+{
+    sg_status rc = SG_OK;
+    for (size_t i = 0; rc == SG_OK && i < l->n; i++)
+        rc = slot_put(st, user, gen + 1, i, l->ids[i], err);
+    if (rc == SG_OK)
+        rc = meta_put(st, user, gen + 1, 0, err);
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        char *key = keyf("us:%zu:%zu:%s", gen, i, user);
+        rc = key ? del_quiet(st, key, err) : oom(st, err);
+        free(key);
+    }
+    return rc;
+}
+
+/* Whether id's record exists and belongs to user.  *mine; an error other
+ * than a missing or damaged record is returned. */
+static sg_status owned_by(sg_store *st, const char *id, const char *user,
+                          int *mine, sg_error *err)
+{
+    sg_session *s;
+    int damaged;
+    sg_error lerr = { 0 };
+    *mine = 0;
+    sg_status rc = sgi_load_ex(st, id, &s, &damaged, &lerr);
+    if (rc == SG_OK) {
+        *mine = s->user && strcmp(s->user, user) == 0;
+        sg_session_free(s);
+        return SG_OK;
+    }
+    if (rc == SG_ENOTFOUND || damaged)
+        return SG_OK;
+    if (err && err->code == SG_OK)
+        *err = lerr;
+    return rc;
+}
+
+/* Compact user's array: keep, once each, the ids whose records are still
+ * the user's, plus those of keep (sorted; may be NULL). */
+static sg_status array_compact(sg_store *st, const char *user, size_t gen,
+                               size_t n, const sg_list *keep, sg_error *err)
+{
+    sg_list l = { 0, 0, NULL }, live = { 0, 0, NULL };
+    sg_status rc = slots_read(st, user, gen, n, &l, err);
+    list_sort_unique(&l);
+    for (size_t i = 0; rc == SG_OK && keep && i < keep->n; i++)
+        if (sgi_list_push(&live, keep->ids[i]) < 0)
+            rc = oom(st, err);
+    for (size_t i = 0; rc == SG_OK && i < l.n; i++) {
+        int mine = 0;
+        if (keep && list_has(keep, l.ids[i]))
+            continue;
+        rc = owned_by(st, l.ids[i], user, &mine, err);
+        if (rc == SG_OK && mine && sgi_list_push(&live, l.ids[i]) < 0)
+            rc = oom(st, err);
+    }
+    if (rc == SG_OK)
+        rc = array_rewrite(st, user, gen, n, &live, err);
+    free(l.ids);
+    free(live.ids);
+    return rc;
+}
+
+/* Add id to user's array: one put. */
 static sg_status array_add(sg_store *st, const char *user, const char *id,
                            sg_error *err)
 {
-    size_t at, n;
-    int found;
-    sg_status rc = slot_find(st, user, id, &at, &found, &n, err);
-    if (rc != SG_OK || found)
-        return rc;
-    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
-    char *pk = keyf("upos:%s:%s", id, user);
-    rc = ck && pk ? SG_OK : oom(st, err);
+    size_t gen, removed, n;
+    sg_status rc = meta_get(st, user, &gen, &removed, err);
     if (rc == SG_OK)
-        rc = slot_put(st, user, n, id, err);
+        rc = slot_count(st, user, gen, &n, err);
     if (rc == SG_OK)
-        rc = put_num(st, pk, n, err);
-    if (rc == SG_OK)
-        rc = put_num(st, ck, n + 1, err);
-    free(ck);
-    free(pk);
+        rc = slot_put(st, user, gen, n, id, err);
     return rc;
 }
 
-/* Remove id from user's array.  SG_ENOTFOUND when it is not there. */
+/* Count a remove from user's array, compacting when over half of it is
+ * stale. */
 static sg_status array_remove(sg_store *st, const char *user, const char *id,
                               sg_error *err)
 {
-    size_t at, n;
-    int found;
-    sg_status rc = slot_find(st, user, id, &at, &found, &n, err);
+    (void)id;               /* stays as a stale entry until compacted */
+    size_t gen, removed, n;
+    sg_status rc = meta_get(st, user, &gen, &removed, err);
+    if (rc == SG_OK)
+        rc = slot_count(st, user, gen, &n, err);
     if (rc != SG_OK)
         return rc;
-    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
-    char *pk = keyf("upos:%s:%s", id, user);
-    char *lk = n ? keyf("uslot:%zu:%s", n - 1, user) : NULL;
-    if (!ck || !pk || (n && !lk)) {
-        rc = oom(st, err);
-    } else if (!found) {
-        rc = del_quiet(st, pk, err);    /* a stale position, if any */
-        if (rc == SG_OK)
-            rc = SG_ENOTFOUND;
-    } else {
-        if (at != n - 1) {
-            char last[SG_ID_LEN + 1];
-            rc = slot_get(st, user, n - 1, last, err);
-            if (rc == SG_OK && last[0]) {
-                char *lpk = keyf("upos:%s:%s", last, user);
-                rc = lpk ? slot_put(st, user, at, last, err) : oom(st, err);
-                if (rc == SG_OK)
-                    rc = put_num(st, lpk, at, err);
-                free(lpk);
-            }
-        }
-        if (rc == SG_OK)
-            rc = n > 1 ? put_num(st, ck, n - 1, err) : del_quiet(st, ck, err);
-        if (rc == SG_OK)
-            rc = del_quiet(st, lk, err);
-        if (rc == SG_OK)
-            rc = del_quiet(st, pk, err);
-    }
-    free(ck);
-    free(pk);
-    free(lk);
-    return rc;
+    if (n == 0)
+        return SG_ENOTFOUND;
+    if (2 * (removed + 1) > n)
+        return array_compact(st, user, gen, n, NULL, err);
+    return meta_put(st, user, gen, removed + 1, err);
 }
 
 /* Append the ids of user's array to l. */
 static sg_status array_ids(sg_store *st, const char *user, sg_list *l,
                            sg_error *err)
 {
-    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
-    if (!ck)
-        return oom(st, err);
-    size_t n;
-    int has_n;
-    sg_status rc = fetch_num(st, ck, &n, &has_n, err);
-    free(ck);
-    for (size_t i = 0; rc == SG_OK && i < n; i++) {
-        char id[SG_ID_LEN + 1];
-        rc = slot_get(st, user, i, id, err);
-        if (rc == SG_OK && id[0] && sgi_list_push(l, id) < 0)
-            rc = oom(st, err);
-    }
+    size_t gen, removed, n;
+    sg_status rc = meta_get(st, user, &gen, &removed, err);
+    if (rc == SG_OK)
+        rc = slot_count(st, user, gen, &n, err);
+    if (rc == SG_OK)
+        rc = slots_read(st, user, gen, n, l, err);
     return rc;
 }
 
@@ -648,18 +737,15 @@ static sg_status set_remove(sg_store *st, const char *user, const char *id,
     return rc == SG_ENOTFOUND ? SG_OK : rc;
 }
 
+/* How many ids user's index holds: at least the user's live sessions. */
 static sg_status set_count(sg_store *st, const char *user, size_t *n,
                            sg_error *err)
 {
     if (st->be->set_count)
         return st->be->set_count(st, user, n, err);
-    char *ck = keyf(SGI_INDEX_PREFIX "%s", user);
-    if (!ck)
-        return oom(st, err);
-    int has_n;
-    sg_status rc = fetch_num(st, ck, n, &has_n, err);
-    free(ck);
-    return rc;
+    size_t gen, removed;
+    sg_status rc = meta_get(st, user, &gen, &removed, err);
+    return rc == SG_OK ? slot_count(st, user, gen, n, err) : rc;
 }
 
 /* Append the ids of user's old-format key to l; *found whether there is
@@ -707,30 +793,6 @@ static sg_status legacy_convert(sg_store *st, const char *user, sg_error *err)
         free(key);
     }
     return rc;
-}
-
-static int by_id(const void *a, const void *b)
-{
-    return memcmp(a, b, SG_ID_LEN);
-}
-
-/* Sort l by id and drop repeats. */
-static void list_sort_unique(sg_list *l)
-{
-    if (l->n < 2)
-        return;
-    qsort(l->ids, l->n, sizeof l->ids[0], by_id);
-    size_t j = 1;
-    for (size_t i = 1; i < l->n; i++)
-        if (memcmp(l->ids[i], l->ids[j - 1], SG_ID_LEN) != 0)
-            memcpy(l->ids[j++], l->ids[i], SG_ID_LEN + 1);
-    l->n = j;
-}
-
-static int list_has(const sg_list *sorted, const char *id)
-{
-    return sorted->n && bsearch(id, sorted->ids, sorted->n,
-                                sizeof sorted->ids[0], by_id) != NULL;
 }
 
 /* The user's indexed ids, sorted, each once.  New: *out.  A damaged index
@@ -925,6 +987,18 @@ static sg_status index_rebuild(sg_store *st, const char *user,
                                const sg_list *want, sg_error *err)
 {
     sg_status rc = legacy_convert(st, user, err);
+    if (rc == SG_OK && !st->be->set_add) {
+        /* The array: one compaction to want plus the user's others. */
+        size_t gen, removed, n;
+        rc = meta_get(st, user, &gen, &removed, err);
+        if (rc == SG_OK)
+            rc = slot_count(st, user, gen, &n, err);
+        if (rc == SG_OK && (n > 0 || want->n > 0))
+            rc = array_compact(st, user, gen, n, want, err);
+        if (rc == SG_OK && n == 0 && want->n == 0)
+            rc = SG_OK;
+        return rc;
+    }
     for (size_t i = 0; rc == SG_OK && i < want->n; i++)
         rc = set_add(st, user, want->ids[i], err);
     sg_list *have = NULL;
@@ -1006,9 +1080,17 @@ static int name_push(user_walk *w, const char *name)
 static int collect_user_key(const char *key, size_t len, void *arg)
 {
     user_walk *w = arg;
-    /* An index in either format: "uidx:NAME", or the old "user:NAME". */
+    /* An index in any format: a Redis set "uidx:NAME", the first slot
+     * "us:G:0:NAME" of a GDBM array, or an old "user:NAME". */
     size_t plen = sizeof SGI_INDEX_PREFIX - 1;
-    if (len <= plen || memcmp(key, SGI_INDEX_PREFIX, plen) != 0) {
+    if (len > 3 && memcmp(key, "us:", 3) == 0) {
+        plen = 3;
+        while (plen < len && key[plen] >= '0' && key[plen] <= '9')
+            plen++;
+        if (plen == 3 || len <= plen + 3 || memcmp(key + plen, ":0:", 3) != 0)
+            return 0;
+        plen += 3;
+    } else if (len <= plen || memcmp(key, SGI_INDEX_PREFIX, plen) != 0) {
         plen = sizeof SGI_USER_PREFIX - 1;
         if (len <= plen || memcmp(key, SGI_USER_PREFIX, plen) != 0)
             return 0;

@@ -149,3 +149,22 @@ old_store() {
   assert_line --partial "${OLD_IDS[0]}"
   assert_line --partial "${OLD_IDS[2]}"
 }
+
+# bats test_tags=gdbm-only
+@test "deletes compact a user's index: it stays within about twice the user's sessions" {
+  ids=()
+  for i in $(seq 40); do ids+=("$(ctl create --user hank)"); done
+  "$TOOLS/gdbm_get" "$STORE" "us:0:39:hank" >/dev/null || fail "no slot 39 after 40 creates"
+  for i in $(seq 0 34); do ctl delete "${ids[$i]}"; done
+  # More than half the slots went stale: rewritten as a new generation
+  # holding the 5 left, the old slots deleted.
+  run -0 "$TOOLS/gdbm_get" "$STORE" "ugen:hank"
+  gen=${output%% *}
+  [ "$gen" -ge 1 ] || fail "never compacted: ugen:hank is '$output'"
+  ! "$TOOLS/gdbm_get" "$STORE" "us:0:39:hank" >/dev/null || fail "old slots left behind"
+  ! "$TOOLS/gdbm_get" "$STORE" "us:$gen:20:hank" >/dev/null || fail "the new generation is too long"
+  run -0 ctl count --user hank
+  assert_output 5
+  run -0 ctl list --user hank
+  for i in $(seq 35 39); do assert_line --partial "${ids[$i]}"; done
+}

@@ -71,7 +71,7 @@ static int raw_fill(const char *file, long n, long users, long every)
     long now = (long)time(NULL);
     for (long i = 0; i < n; i++) {
         unsigned char r[16];
-        char id[SG_ID_LEN + 1], user[40], rec[512], k[128], v[32];
+        char id[SG_ID_LEN + 1], user[40], rec[512], k[128];
         if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
             return 1;
         snprintf(id, sizeof id, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
@@ -89,22 +89,11 @@ static int raw_fill(const char *file, long n, long users, long every)
                  "\"data\":{\"cart\":[1,2,3],\"theme\":\"dark\"}}", id, user,
                  created, created, expired ? now - 10 : now + 604800);
         put(db, id, rec);
-        if (u >= 0) {   /* the index as store.c keeps it */
-            snprintf(k, sizeof k, "uslot:%ld:u%ld", count[u], u);
+        if (u >= 0) {   /* the index as store.c keeps it: slot n, gen 0 */
+            snprintf(k, sizeof k, "us:0:%ld:u%ld", count[u], u);
             put(db, k, id);
-            snprintf(k, sizeof k, "upos:%s:u%ld", id, u);
-            snprintf(v, sizeof v, "%ld", count[u]);
-            put(db, k, v);
             count[u]++;
         }
-    }
-    for (long u = 0; u < users; u++) {
-        char k[64], v[32];
-        if (!count[u])
-            continue;
-        snprintf(k, sizeof k, "uidx:u%ld", u);
-        snprintf(v, sizeof v, "%ld", count[u]);
-        put(db, k, v);
     }
     free(count);
     gdbm_close(db);
