@@ -1074,7 +1074,10 @@ static uint64_t files_bytes(gdbm_be *b)
  * a rebuild: until the rename PATH stands untouched (a killed compaction
  * leaves only PATH.tmp, which the next one removes); after it the new
  * PATH holds the same records, so PATH.ckpt plus the log still rebuild it
- * exactly.  The new file is synced (gdbm_close) before it replaces PATH.
+ * exactly.  Durability against power loss is --sync's job, as for the
+ * checkpoint copy: only then is the new file synced before the rename
+ * (an fsync of a 60 MB file took most of a 12 s compaction here, all of
+ * it under the exclusive lock).
  * The write counter moves before and after the rename, so every other
  * process reopens: a handle on the old file reads old, equal data. */
 static sg_status compact(gdbm_be *b, sg_error *err)
@@ -1111,8 +1114,9 @@ static sg_status compact(gdbm_be *b, sg_error *err)
     free(k.dptr);
     if (rc == SG_OK && gdbm_errno != GDBM_ITEM_NOT_FOUND)
         rc = gdbm_fail(b, err, "compact (iterate)");
-    if (gdbm_close(out) != 0 && rc == SG_OK)
-        rc = gdbm_fail(b, err, "compact (close)");
+    if (rc == SG_OK && b->st->opt.sync && gdbm_sync(out) != 0)
+        rc = gdbm_fail(b, err, "compact (sync)");
+    close_gdbm(b, out, 1);   /* no second sync (see the top of the file) */
     if (rc != SG_OK) {
         unlink(b->tmppath);
         return rc;
