@@ -71,7 +71,7 @@ setup() {
   deploy_dir
   F_UNITS=/lib/systemd/system
   F_SHARE=/usr/share/sessgate
-  F_PY=
+  F_PY= F_LUA_PATH= F_LUA_CPATH=
   F_CTL=/usr/bin/sessgatectl
   F_SVC_USER=sessgate F_SVC_GROUP=sessgate
   F_STATE=/var/lib/sessgate
@@ -109,6 +109,10 @@ teardown() {
   assert_output "/usr/lib/python3/dist-packages/sessgate/__init__.py"
   run lua5.4 -e 'local sg = require "sessgate"; print(type(sg.open))'
   assert_output "function"
+  if command -v luajit >/dev/null; then
+    run luajit -e 'local sg = require "sessgate"; print(type(sg.open))'
+    assert_output "function"
+  fi
   run pkg-config --variable=prefix sessgate
   assert_output "/usr"
 }

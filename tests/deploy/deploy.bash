@@ -117,6 +117,7 @@ file_stat() { stat -c '%U:%G %a %n' "$@"; }
 #   F_UNITS   directory of the installed units (sessgate-auth.socket/.service)
 #   F_SHARE   PREFIX/share/sessgate (nginx snippets, examples)
 #   F_PY      PYTHONPATH for the installed module ("" when on the default path)
+#   F_LUA_PATH F_LUA_CPATH  the same for the Lua module
 #   F_SVC_USER F_SVC_GROUP  who the units' User=/Group=/SocketUser= "sessgate" is here
 #   F_STATE   the store directory (/var/lib/sessgate on a host)
 #   F_RUN     the socket directory (/run/sessgate on a host)
@@ -125,8 +126,9 @@ file_stat() { stat -c '%U:%G %a %n' "$@"; }
 # tree), nginx's "listen 80" -> a free port on 127.0.0.1, the app's port
 # 8000 -> a free port.
 
-# Under make SANITIZE=address,... the staged Python module carries ASan,
-# which must be loaded first: PYENV holds the env words python3 needs.
+# Under make SANITIZE=address,... the staged Python and Lua modules carry
+# ASan, which must be loaded first: PYENV holds the env words the
+# interpreters need.
 PYENV=()
 if [[ "${SG_SANITIZE:-}" == *address* ]]; then
   PYENV=(LD_PRELOAD="$(${CC:-gcc} -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0)
@@ -287,6 +289,17 @@ st = sessgate.Store(sys.argv[1], group=True)
 s = st.create(user="app-check"); print(st.get(s.id).user, st.count(user="admin-check"))
 ' "$F_STATE/sessions.db"
   assert_output "app-check 1"
+  # and a Lua app, as the app user too
+  cat > "$DDIR/check.lua" <<'LUA'
+local sg = require "sessgate"
+local st = assert(sg.open(arg[1], {group = true}))
+local s = assert(st:create{user = "lua-check"})
+print(assert(st:get(s.id)).user .. " " .. st:count("app-check"))
+LUA
+  chmod 644 "$DDIR/check.lua"
+  run as "$DU_APP" ${F_LUA_PATH:+LUA_PATH="$F_LUA_PATH"} ${F_LUA_CPATH:+LUA_CPATH="$F_LUA_CPATH"} \
+    "${PYENV[@]}" lua5.4 "$DDIR/check.lua" "$F_STATE/sessions.db"
+  assert_output "lua-check 1"
   flow_login_count_logout bob
 }
 

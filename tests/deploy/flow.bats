@@ -31,6 +31,7 @@ setup() {
   F_UNITS=$DDIR/root/usr/lib/systemd/system
   F_SHARE=$DDIR/root/usr/share/sessgate
   F_PY=$STAGE_PY
+  F_LUA_PATH="$DDIR/root/usr/share/lua/5.4/?.lua" F_LUA_CPATH="$DDIR/root/usr/lib/lua/5.4/?.so"
   F_CTL=$STAGE_BIN/sessgatectl
   F_SVC_USER=$DU_GW F_SVC_GROUP=$DG_STORE
   F_STATE=$DDIR/var/lib/sessgate
