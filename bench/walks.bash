@@ -2,7 +2,8 @@
 # bench/walks.bash - issue 19 items 2 and 3, run by bench/run (make bench):
 #
 # 1. "creates/s for one user with 10k sessions" beside anonymous creates
-#    (each create taking its own lock, as a site's do), GDBM and, with
+#    (each create taking its own lock, as a site's do; best of 3
+#    interleaved rounds of 1,000), GDBM and, with
 #    BENCH_REDIS_URI, Redis.  Target: within 2x of anonymous.  Before the
 #    per-user index became a set the one-user figure was 135/s at 10k
 #    (a 2 GB file and a 2 GB log).
@@ -29,8 +30,14 @@ rc=0
 creates_row() {
   local u a r_u r_a
   "$tools/mkstore" "$2" 10000 1 >/dev/null && "$tools/mkstore" "$3" 10000 0 >/dev/null || return 1
-  u=$("$tools/mkstore" --single "$2" 3000 1) && a=$("$tools/mkstore" --single "$3" 3000 0) || return 1
-  r_u=$(field rate "$u"); r_a=$(field rate "$a")
+  # Best of 3 interleaved rounds: on a shared machine the load moves.
+  r_u=0 r_a=0
+  for _ in 1 2 3; do
+    u=$("$tools/mkstore" --single "$2" 1000 1) && a=$("$tools/mkstore" --single "$3" 1000 0) || return 1
+    u=$(field rate "$u"); a=$(field rate "$a")
+    [ "$u" -gt "$r_u" ] && r_u=$u
+    [ "$a" -gt "$r_a" ] && r_a=$a
+  done
   awk -v l="$1" -v u="$r_u" -v a="$r_a" 'BEGIN {
     r = a / u
     printf "%-8s creates/s, one user with 10k sessions %8d   anonymous %8d   anonymous/user %.2fx  %s\n",

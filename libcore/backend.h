@@ -73,11 +73,13 @@ typedef struct sgi_backend {
     /* Optional (NULL: store.c keeps each user's index in plain keys).  A
      * native set of ids per user, each call O(1) in the set's size: add
      * (no-op when there), remove (SG_ENOTFOUND when absent), append every
-     * member to l, count.  add and remove under SGI_EXCLUSIVE. */
+     * member to l, count.  add and remove under SGI_EXCLUSIVE, and set
+     * *legacy to 1 when the user also has an index in the old format
+     * (store.c then converts it). */
     sg_status (*set_add)(sg_store *st, const char *user, const char *id,
-                         sg_error *err);
+                         int *legacy, sg_error *err);
     sg_status (*set_remove)(sg_store *st, const char *user, const char *id,
-                            sg_error *err);
+                            int *legacy, sg_error *err);
     sg_status (*set_ids)(sg_store *st, const char *user, struct sg_list *l,
                          sg_error *err);
     sg_status (*set_count)(sg_store *st, const char *user, size_t *n,

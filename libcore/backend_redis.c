@@ -781,14 +781,16 @@ static sg_status r_del(sg_store *st, const char *key, sg_error *err)
  * removing an id is one SADD / SREM whatever the user's count (store.c
  * keeps the old format, a JSON array under "user:NAME", readable and
  * converts it).  The writes are scripts for the same reasons as
- * WRITE_SCRIPT: lease checked and renewed, write counted, in one step. */
+ * WRITE_SCRIPT: lease checked and renewed, write counted, in one step;
+ * they also say whether an old-format key is there, so that store.c need
+ * not ask in a round trip of its own on every create. */
 static const char SET_SCRIPT[] =
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then "
     "return redis.error_reply('SESSGATE lock lease lost') end "
     "redis.call('pexpire', KEYS[1], ARGV[2]) "
     "local n = redis.call(ARGV[4], KEYS[2], ARGV[3]) "
     "if n > 0 then redis.call('incr', KEYS[3]) end "
-    "return n";
+    "return n + 2 * redis.call('exists', KEYS[4])";
 
 static char *set_key(redis_be *b, const char *user)
 {
@@ -802,41 +804,55 @@ static char *set_key(redis_be *b, const char *user)
     return k;
 }
 
-/* SADD or SREM id; *changed 1 when the set changed. */
+/* SADD or SREM id; *changed 1 when the set changed, *legacy 1 when the
+ * user has an old-format index key. */
 static sg_status set_change(sg_store *st, const char *op, const char *user,
-                            const char *id, int *changed, sg_error *err)
+                            const char *id, int *changed, int *legacy,
+                            sg_error *err)
 {
     redis_be *b = be_of(st);
     sg_status rc = write_check(st, b, err);
     if (rc != SG_OK)
         return rc;
     char *k = set_key(b, user);
-    if (!k)
+    char *old = NULL;
+    size_t n = strlen(b->prefix), m = strlen(user);
+    if (k && (old = malloc(n + sizeof SGI_USER_PREFIX + m))) {
+        memcpy(old, b->prefix, n);
+        memcpy(old + n, SGI_USER_PREFIX, sizeof SGI_USER_PREFIX - 1);
+        memcpy(old + n + sizeof SGI_USER_PREFIX - 1, user, m + 1);
+    }
+    if (!k || !old) {
+        free(k);
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+    }
     sg_error serr = { 0 };
-    redisReply *r = EVAL(b, op, &serr, SET_SCRIPT, "3 %s %s %s %s %d %s %s",
-                         b->lock_key, k, b->writes_key, b->token, RD_LEASE_MS,
-                         id, op);
+    redisReply *r = EVAL(b, op, &serr, SET_SCRIPT, "4 %s %s %s %s %s %d %s %s",
+                         b->lock_key, k, b->writes_key, old, b->token,
+                         RD_LEASE_MS, id, op);
     free(k);
+    free(old);
     if (!r)
         return script_fail(b, err, &serr);
-    *changed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    *changed = (v & 1) != 0;
+    *legacy = (v & 2) != 0;
     freeReplyObject(r);
     return SG_OK;
 }
 
 static sg_status r_set_add(sg_store *st, const char *user, const char *id,
-                           sg_error *err)
+                           int *legacy, sg_error *err)
 {
     int changed;
-    return set_change(st, "sadd", user, id, &changed, err);
+    return set_change(st, "sadd", user, id, &changed, legacy, err);
 }
 
 static sg_status r_set_remove(sg_store *st, const char *user, const char *id,
-                              sg_error *err)
+                              int *legacy, sg_error *err)
 {
     int changed = 0;
-    sg_status rc = set_change(st, "srem", user, id, &changed, err);
+    sg_status rc = set_change(st, "srem", user, id, &changed, legacy, err);
     return rc == SG_OK && !changed ? SG_ENOTFOUND : rc;
 }
 
