@@ -26,6 +26,10 @@ struct sg_store {
     int lock_depth;           /* nesting of sgi_lock calls */
     int begin_depth;          /* nesting of sg_store_begin */
     unsigned long recoveries; /* recoveries done through this handle */
+    /* The last user index array this handle sized (store.c slot_count):
+     * where to look first, checked on every use. */
+    char *hint_user;          /* Owned; NULL when none */
+    size_t hint_gen, hint_n;
     int touch_explicit;       /* opt.touch_interval was given, not derived */
     sg_lock_counters locks;   /* lock waits of this handle (sg_store_lock_counters) */
 };

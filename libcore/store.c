@@ -128,6 +128,7 @@ void sg_store_close(sg_store *st)
     if (st->lock_mode != SGI_UNLOCKED)
         st->be->unlock(st);
     st->be->close(st);
+    free(st->hint_user);
     free(st->path);
     free(st);
 }
@@ -547,27 +548,53 @@ static sg_status slot_get(sg_store *st, const char *user, size_t gen,
     return SG_OK;
 }
 
+/* Remember n slots for user's generation gen (best effort). */
+static void hint_set(sg_store *st, const char *user, size_t gen, size_t n)
+{
+    if (!st->hint_user || strcmp(st->hint_user, user) != 0) {
+        free(st->hint_user);
+        st->hint_user = strdup(user);
+    }
+    st->hint_gen = gen;
+    st->hint_n = n;
+}
+
 /* The number of slots of generation gen: the first absent one, found by
  * doubling, then bisecting (slots are written in order, never with a
- * hole), in O(log n) fetches. */
+ * hole), in O(log n) fetches.  The handle remembers the last array it
+ * sized: a user's creates in a row (the busy account) then cost two
+ * fetches here, and the guess is checked, never trusted. */
 static sg_status slot_count(sg_store *st, const char *user, size_t gen,
                             size_t *n, sg_error *err)
 {
     char id[SG_ID_LEN + 1];
     int ex;
     *n = 0;
-    sg_status rc = slot_get(st, user, gen, 0, id, &ex, err);
-    if (rc != SG_OK || !ex)
-        return rc;
+    sg_status rc;
     size_t lo = 0, hi = 1;          /* slot lo exists; is hi there? */
-    for (;;) {
+    if (st->hint_user && st->hint_n > 0 && st->hint_gen == gen &&
+        strcmp(st->hint_user, user) == 0) {
+        rc = slot_get(st, user, gen, st->hint_n - 1, id, &ex, err);
+        if (rc != SG_OK)
+            return rc;
+        if (ex) {
+            lo = st->hint_n - 1;
+            hi = st->hint_n;
+        }
+    }
+    if (lo == 0) {
+        rc = slot_get(st, user, gen, 0, id, &ex, err);
+        if (rc != SG_OK || !ex)
+            return rc;
+    }
+    for (size_t step = hi - lo; ; step *= 2) {
         rc = slot_get(st, user, gen, hi, id, &ex, err);
         if (rc != SG_OK)
             return rc;
         if (!ex)
             break;
         lo = hi;
-        hi *= 2;
+        hi = lo + 2 * step;
     }
     while (hi - lo > 1) {           /* lo exists, hi does not */
         size_t mid = lo + (hi - lo) / 2;
@@ -580,6 +607,7 @@ static sg_status slot_count(sg_store *st, const char *user, size_t gen,
             hi = mid;
     }
     *n = hi;
+    hint_set(st, user, gen, hi);
     return SG_OK;
 }
 
@@ -620,6 +648,8 @@ static sg_status array_rewrite(sg_store *st, const char *user, size_t gen,
         rc = slot_put(st, user, gen + 1, i, l->ids[i], err);
     if (rc == SG_OK)
         rc = meta_put(st, user, gen + 1, 0, err);
+    if (rc == SG_OK)
+        hint_set(st, user, gen + 1, l->n);
     for (size_t i = 0; rc == SG_OK && i < n; i++) {
         char *key = keyf("us:%zu:%zu:%s", gen, i, user);
         rc = key ? del_quiet(st, key, err) : oom(st, err);
@@ -686,6 +716,8 @@ static sg_status array_add(sg_store *st, const char *user, const char *id,
         rc = slot_count(st, user, gen, &n, err);
     if (rc == SG_OK)
         rc = slot_put(st, user, gen, n, id, err);
+    if (rc == SG_OK)
+        hint_set(st, user, gen, n + 1);
     return rc;
 }
 
