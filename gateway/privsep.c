@@ -52,7 +52,8 @@ int privsep_parse(const char *spec, int need_user, gw_ids *ids, char *msg, size_
 
     memset(ids, 0, sizeof *ids);
     if (ulen >= sizeof user || (colon && strlen(colon + 1) >= sizeof group)) {
-        snprintf(msg, msgsz, "%s: name too long", spec);
+        snprintf(msg, msgsz, "name too long (a user or group name has at most %zu bytes)",
+                 sizeof user - 1);
         return -1;
     }
     memcpy(user, spec, ulen);
