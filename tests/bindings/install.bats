@@ -53,6 +53,29 @@ mk() {
   assert_output "1"
 }
 
+@test "make install puts the LuaJIT module where LuaJIT and OpenResty look" {
+  [ -f "$SG_BUILDDIR/bindings/lua/luajit/sessgate_core.so" ] ||
+    skip "the LuaJIT module is not built (libluajit2-5.1-dev)"
+  mk /usr/local install
+  [ -f "$DEST/usr/local/lib/lua/5.1/sessgate_core.so" ]
+  [ -f "$DEST/usr/local/share/lua/5.1/sessgate.lua" ]
+  run luajit -e 'print(package.cpath); print(package.path)'
+  assert_output --partial "/usr/local/lib/lua/5.1/?.so"
+  assert_output --partial "/usr/local/share/lua/5.1/?.lua"
+  setup_store
+  cd "$BATS_TEST_TMPDIR"
+  local pre=()       # an ASan-built module needs the ASan runtime first
+  [[ "${SG_SANITIZE:-}" != *address* ]] ||
+    pre=(LD_PRELOAD="$(${CC:-gcc} -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0)
+  run env "${pre[@]}" LUA_PATH="$DEST/usr/local/share/lua/5.1/?.lua" LUA_CPATH="$DEST/usr/local/lib/lua/5.1/?.so" \
+    luajit -e 'local sg = require "sessgate"; local st = assert(sg.open(os.getenv("STORE"))); assert(st:create{}); print(st:count())'
+  assert_success
+  assert_output "1"
+  mk /usr/local uninstall
+  [ ! -e "$DEST/usr/local/lib/lua/5.1/sessgate_core.so" ]
+  [ ! -e "$DEST/usr/local/share/lua/5.1/sessgate.lua" ]
+}
+
 @test "make install with prefix /usr uses Debian's dist-packages and lua directories; uninstall removes them" {
   mk /usr install
   [ -f "$DEST/usr/lib/python3/dist-packages/sessgate/__init__.py" ]
