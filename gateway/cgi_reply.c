@@ -83,6 +83,7 @@ static const struct {
     { "X-Session-Login",   H_DIRECTIVE, DIR_LOGIN },
     { "X-Session-Logout",  H_DIRECTIVE, DIR_LOGOUT },
     { "X-Session-Rotate",  H_DIRECTIVE, DIR_ROTATE },
+    { "X-Session-Flash",   H_DIRECTIVE, DIR_FLASH },
 };
 
 /* Split the complete block into headers and apply the table. */

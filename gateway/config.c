@@ -75,6 +75,9 @@ static const opt_def opt_table[] = {
       "any: always 200; session: 401 without a session; user: 401 without a user" },
     { "anonymous", OPT_FLAG, F(anonymous), 0, 0, NULL, NULL,
       "create an anonymous session when there is none (responder role, cgi mode)" },
+    { "csrf", OPT_FLAG, F(csrf), 0, 0, NULL, NULL,
+      "refuse POST/PUT/PATCH/DELETE with 403 unless X-CSRF-Token matches the session's token "
+      "(and Origin/Sec-Fetch-Site are not foreign)" },
     { "login-url", OPT_STR, F(login_url), 0, 0, NULL, "URL",
       "on 401 send X-Session-Login-Url: URL?next=<request URI>" },
     { "login-redirect", OPT_FLAG, F(login_redirect), 0, 0, NULL, NULL,

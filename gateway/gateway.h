@@ -174,7 +174,8 @@ typedef enum reply_state { REPLY_MORE = 0, REPLY_DONE, REPLY_ERROR } reply_state
 
 typedef enum reply_directive {
     DIR_NONE = 0, DIR_SET, DIR_REPLACE, DIR_LOGIN, DIR_LOGOUT, DIR_ROTATE,
-    DIR_DROP             /* an unknown X-Session-* header: never passed on */
+    DIR_DROP,            /* an unknown X-Session-* header: never passed on */
+    DIR_FLASH            /* X-Session-Flash: {json}, queue a flash message */
 } reply_directive;
 
 typedef struct reply_header {
@@ -233,6 +234,7 @@ typedef struct gw_config {
     long        sync;
     long        policy;          /* gw_policy */
     long        anonymous;
+    long        csrf;            /* refuse unsafe methods without same-origin proof */
     const char *login_url;
     long        login_redirect;
     const char *inject_text;
@@ -336,6 +338,13 @@ const char *request_outcome(const gw_request *rq);
 /* Run the accept loop of one worker until told to stop.  Exit status. */
 int  request_loop(const gw_config *cfg, int listen_fd);
 
+/* ---------------------------------------------------------------- csrf.c */
+/* With --csrf: why an unsafe request (POST, PUT, PATCH, DELETE...) lacks
+ * same-origin proof (static text), or NULL when it may pass. */
+const char *csrf_refusal(const gw_request *rq);
+/* csrf_refusal, and on a refusal log it and answer 403.  0 to go on, -1
+ * when the answer went out. */
+int  csrf_enforce(gw_request *rq);
 /* --------------------------------------------------------- mode_*.c */
 void mode_auth_handle(gw_request *rq);
 void mode_cgi_handle(gw_request *rq);

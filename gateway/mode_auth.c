@@ -30,16 +30,17 @@
 #include "gateway.h"
 
 typedef struct names {
-    const char *id, *user, *data, *is_new, *truncated;
+    const char *id, *user, *data, *is_new, *truncated, *csrf, *flash;
 } names;
 
 static const names authorizer_names = {
     "Variable-SESSION_ID", "Variable-SESSION_USER", "Variable-SESSION_DATA",
     "Variable-SESSION_NEW", "Variable-SESSION_DATA_TRUNCATED",
+    "Variable-SESSION_CSRF", "Variable-SESSION_FLASH",
 };
 static const names responder_names = {
     "X-Session-Id", "X-Session-User", "X-Session-Data", "X-Session-New",
-    "X-Session-Data-Truncated",
+    "X-Session-Data-Truncated", "X-Session-Csrf", "X-Session-Flash",
 };
 
 /* The session as headers under the role's names; empty values are left
@@ -73,6 +74,21 @@ static void add_session_headers(gw_request *rq, const names *nm)
         respond_header(&rq->head, nm->is_new, "1");
     if (truncated)
         respond_header(&rq->head, nm->truncated, "1");
+    if (*sg_session_csrf_token(rq->session))
+        respond_header(&rq->head, nm->csrf, sg_session_csrf_token(rq->session));
+    /* Flash messages leave the store with this answer, once (see
+     * sg_session_flash_pop): a parallel request gets none of them. */
+    if (sg_session_has_flash(rq->session) && rq->store) {
+        char *flash = NULL;
+        sg_error ferr;
+
+        sg_error_clear(&ferr);
+        if (sg_session_flash_pop(rq->store, rq->session, &flash, &ferr) != SG_OK)
+            log_msg("flash messages not delivered: %s", ferr.text);
+        else if (strcmp(flash, "[]") != 0)
+            respond_header(&rq->head, nm->flash, flash);
+        free(flash);
+    }
     free(data);
     free(data_json);
     free(user_enc);
@@ -140,6 +156,8 @@ void mode_auth_handle(gw_request *rq)
         request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
         return;
     }
+    if (csrf_enforce(rq) < 0)
+        return;
     /* lighttpd drops Set-Cookie on an authorizer 200, so a session made
      * there would never reach the browser: only the responder role creates. */
     if (!rq->session && cfg->anonymous && rq->role == ROLE_RESPONDER &&

@@ -142,7 +142,7 @@ static void env_free(cgi_env *env)
 
 /* Build the program's environment: fixed PATH, allowed params, the
  * session.  *truncated says whether SESSION_DATA was left out. */
-static void cgi_build_env(gw_request *rq, cgi_env *env)
+static void cgi_build_env(gw_request *rq, cgi_env *env, const char *flash)
 {
     char **e;
     buf cookies;
@@ -182,6 +182,10 @@ static void cgi_build_env(gw_request *rq, cgi_env *env)
         free(data_json);
         if (rq->created)
             env_addf(env, "SESSION_NEW", "1");
+        if (*sg_session_csrf_token(rq->session))
+            env_addf(env, "SESSION_CSRF", sg_session_csrf_token(rq->session));
+        if (flash)
+            env_addf(env, "SESSION_FLASH", flash);
         if (truncated)
             env_addf(env, "SESSION_DATA_TRUNCATED", "1");
     }
@@ -331,7 +335,7 @@ static int cgi_apply(gw_request *rq, const reply *r)
 
     for (i = 0; i < r->nheaders; i++) {
         switch (r->headers[i].directive) {
-        case DIR_SET: case DIR_REPLACE: case DIR_LOGIN:
+        case DIR_SET: case DIR_REPLACE: case DIR_LOGIN: case DIR_FLASH:
             want = 1;
             break;
         case DIR_LOGOUT:
@@ -434,6 +438,9 @@ static int cgi_apply(gw_request *rq, const reply *r)
             rc = sg_session_set_user(s, h->value, &err);
             if (rc == SG_OK)
                 rotate = 1;
+            break;
+        case DIR_FLASH:
+            rc = sg_session_flash_add(s, h->value, &err);
             break;
         default:
             continue;
@@ -948,7 +955,7 @@ static int cgi_pump(cgi_io *io, int64_t deadline)
 void mode_cgi_handle(gw_request *rq)
 {
     const gw_config *cfg = rq->cfg;
-    char *script = NULL, *dir, *slash;
+    char *script = NULL, *dir, *slash, *flash = NULL;
     cgi_env env;
     cgi_io io;
     int status, timed_out, broke, code;
@@ -960,13 +967,38 @@ void mode_cgi_handle(gw_request *rq)
                                code == 403 ? "403 Forbidden\n" : "500 Internal Server Error\n");
         return;
     }
-    if (request_load_session(rq) < 0 ||
-        (!rq->session && cfg->anonymous && request_create_session(rq) < 0)) {
+    if (request_load_session(rq) < 0) {
         request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
         free(script);
         return;
     }
-    cgi_build_env(rq, &env);
+    /* Before an anonymous session is made: a request refused here must
+     * leave nothing behind. */
+    if (csrf_enforce(rq) < 0) {
+        free(script);
+        return;
+    }
+    if (!rq->session && cfg->anonymous && request_create_session(rq) < 0) {
+        request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
+        free(script);
+        return;
+    }
+    /* Flash messages are taken from the store now, once: a second request
+     * of the same session running at the same time gets none of them. */
+    if (rq->session && sg_session_has_flash(rq->session) && rq->store) {
+        sg_error ferr;
+
+        sg_error_clear(&ferr);
+        if (sg_session_flash_pop(rq->store, rq->session, &flash, &ferr) != SG_OK) {
+            log_msg("flash messages not delivered: %s", ferr.text);
+            flash = NULL;
+        } else if (strcmp(flash, "[]") == 0) {
+            free(flash);
+            flash = NULL;
+        }
+    }
+    cgi_build_env(rq, &env, flash);
+    free(flash);
     dir = strdup(script);
     slash = dir ? strrchr(dir, '/') : NULL;
     if (slash)

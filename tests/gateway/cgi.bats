@@ -22,6 +22,8 @@ replace) printf 'X-Session-Replace: {"only":true}\r\n' ;;
 login) printf 'X-Session-Login: alice\r\nX-Session-Set: {"role":"admin"}\r\n' ;;
 logout) printf 'X-Session-Logout: 1\r\n' ;;
 logoutall) printf 'X-Session-Logout: all\r\n' ;;
+flash) printf 'X-Session-Flash: {"message":"Saved","category":"info"}\r\n' ;;
+badflash) printf 'X-Session-Set: {"x":2}\r\nX-Session-Flash: "just text"\r\n' ;;
 rotate) printf 'X-Session-Rotate: 1\r\n' ;;
 badjson) printf 'X-Session-Set: {nope\r\n' ;;
 mixed) printf 'X-Session-Set: {"good":1}\r\nX-Session-Replace: [1,2]\r\nX-Session-Rotate: 1\r\n' ;;
@@ -31,6 +33,7 @@ leak) printf 'X-Session-Id: leaked\r\nX-Session-Data: leaked\r\n' ;;
 esac
 printf 'Set-Cookie: app=1; Path=/\r\nContent-Type: text/plain\r\n\r\n'
 printf 'id=%s user=%s new=%s data=%s\n' "$SESSION_ID" "$SESSION_USER" "$SESSION_NEW" "$SESSION_DATA"
+printf 'csrf=%s flash=%s\n' "$SESSION_CSRF" "$SESSION_FLASH"
 SH
   script crash.cgi <<'SH'
 kill -SEGV $$
@@ -308,6 +311,92 @@ SH
   c1=$(new_session --user bob)
   run -0 req act.cgi -p QUERY_STRING=logout -p "HTTP_COOKIE=sessgate=$c1"
   run -0 ctl get "$b"
+}
+
+@test "the program gets SESSION_CSRF, the session's token; login changes it" {
+  id=$(new_session --data '{}')
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$id"
+  tok=$(sed -n 's/^csrf=\([0-9a-f]*\) .*/\1/p' <<<"$output")
+  [ "${#tok}" = 64 ] || fail "no token: $output"
+  run -0 ctl get "$id"
+  assert_output --partial "\"csrf\":\"$tok\""
+  run -0 req act.cgi -p QUERY_STRING=login -p "HTTP_COOKIE=sessgate=$id"
+  new=$(sed -nE 's/^Set-Cookie: sessgate=([^;]*);.*/\1/p' <<<"$output")
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$new"
+  tok2=$(sed -n 's/^csrf=\([0-9a-f]*\) .*/\1/p' <<<"$output")
+  [ "${#tok2}" = 64 ] && [ "$tok2" != "$tok" ]
+}
+
+@test "--csrf: unsafe methods need the token and no foreign Origin or Sec-Fetch-Site; GET never refused" {
+  id=$(new_session)
+  tok=$(ctl get "$id" | sed -E 's/.*"csrf":"([0-9a-f]+)".*/\1/')
+  gw_start --mode cgi --cgi-root "$ROOT" --csrf
+  post() {
+    gw_req -p REQUEST_METHOD=POST -p REQUEST_URI=/cgi/act.cgi -p "SCRIPT_FILENAME=$ROOT/act.cgi" \
+      -p HTTP_HOST=app.example -p "HTTP_COOKIE=sessgate=$id" "$@"
+  }
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$id" -p HTTP_SEC_FETCH_SITE=cross-site
+  assert_line "Status: 200 OK"
+  run -0 post -p "HTTP_X_CSRF_TOKEN=$tok" -p HTTP_SEC_FETCH_SITE=same-origin \
+    -p HTTP_ORIGIN=https://app.example
+  assert_line "Status: 200 OK"
+  run -0 post
+  assert_line "Status: 403 Forbidden"
+  refute_line --partial "id=$id"
+  run -0 post -p "HTTP_X_CSRF_TOKEN=${tok%?}0"
+  assert_line "Status: 403 Forbidden"
+  run -0 post -p "HTTP_X_CSRF_TOKEN=$tok" -p HTTP_SEC_FETCH_SITE=cross-site
+  assert_line "Status: 403 Forbidden"
+  run -0 post -p "HTTP_X_CSRF_TOKEN=$tok" -p HTTP_ORIGIN=https://evil.example
+  assert_line "Status: 403 Forbidden"
+  run -0 post -p "HTTP_X_CSRF_TOKEN=$tok" -p HTTP_ORIGIN=null
+  assert_line "Status: 403 Forbidden"
+  for m in PUT PATCH DELETE; do
+    run -0 gw_req -p REQUEST_METHOD=$m -p "SCRIPT_FILENAME=$ROOT/act.cgi" -p "HTTP_COOKIE=sessgate=$id"
+    assert_line "Status: 403 Forbidden"
+  done
+  # no session: nothing to prove with, and nothing is created
+  run -0 gw_req -p REQUEST_METHOD=POST -p "SCRIPT_FILENAME=$ROOT/act.cgi" -p QUERY_STRING=set
+  assert_line "Status: 403 Forbidden"
+  run -0 ctl count
+  assert_output 1
+  run grep -c "event=csrf_refused" "$GW_ERR"
+  [ "$output" -ge 8 ]
+}
+
+@test "X-Session-Flash queues a message; the next request gets SESSION_FLASH once" {
+  id=$(new_session)
+  gw_start --mode cgi --cgi-root "$ROOT"
+  run -0 req act.cgi -p QUERY_STRING=flash -p "HTTP_COOKIE=sessgate=$id"
+  refute_line --partial "X-Session-Flash"
+  assert_line --regexp '^csrf=[0-9a-f]{64} flash=$'
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$id"
+  assert_line --regexp '^csrf=[0-9a-f]{64} flash=\[\{"message":"Saved","category":"info"\}\]$'
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$id"
+  assert_line --regexp '^csrf=[0-9a-f]{64} flash=$'
+  # a flash that is not a JSON object is rejected with the rest of the reply
+  run -0 req act.cgi -p QUERY_STRING=badflash -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 502 Bad Gateway"
+  run -0 ctl get "$id"
+  refute_output --partial '"x":2'
+}
+
+@test "two concurrent requests never both get one flash message" {
+  id=$(new_session)
+  gw_start --mode cgi --cgi-root "$ROOT" --workers 4
+  for round in 1 2 3; do
+    run -0 req act.cgi -p QUERY_STRING=flash -p "HTTP_COOKIE=sessgate=$id"
+    pids=()
+    for i in 1 2 3 4 5 6; do
+      "$FCGI_CLIENT" -s "$GW_SOCK" -t 10 -p REQUEST_METHOD=GET -p "SCRIPT_FILENAME=$ROOT/act.cgi" \
+        -p "HTTP_COOKIE=sessgate=$id" > "$BATS_TEST_TMPDIR/par.$round.$i" 3>&- &
+      pids+=($!)
+    done
+    wait "${pids[@]}"
+    n=$(cat "$BATS_TEST_TMPDIR"/par.$round.* | grep -c 'flash=\[{"message":"Saved"' || true)
+    [ "$n" = 1 ] || fail "round $round: $n requests got the message"
+  done
 }
 
 @test "any other X-Session-* header of the program is stripped" {
