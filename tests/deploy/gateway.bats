@@ -135,6 +135,12 @@ PY
   assert_line "READY=1"
   # the process systemd started is the gateway's master, as the user
   [ "$(stat -c %U "/proc/$pid")" = "$DU_GW" ]
+  # systemctl reload (the units' ExecReload=) sends SIGHUP: logs reopen,
+  # the gateway keeps serving
+  kill -HUP "$pid"
+  sleep 0.2
+  run req www-data
+  assert_output --partial "Status: 200"
   kill -TERM "$pid"
   rc=0
   wait "$pid" || rc=$?
