@@ -147,3 +147,17 @@ except TypeError as e:
     print(type(e).__name__, e)'
   assert_output --partial "NotSerializable session data['t']: tuple not allowed"
 }
+
+@test "behind the gateway, SESSION_ID in the environ names the session; a bad one none" {
+  run -0 fl '
+sid = STORE.create(data={"n": 10}).id
+r = C.get("/count", environ_base={"SESSION_ID": sid})
+print(r.get_data(as_text=True), STORE.get(sid).data)
+r = C.get("/peek", environ_base={"SESSION_ID": "forged"})
+print(r.get_data(as_text=True))
+r = app.test_client().get("/peek", headers={"Session-Id": sid})   # HTTP_SESSION_ID
+print(r.get_data(as_text=True))'
+  assert_line -n 0 "n=11 {'n': 11}"
+  assert_line -n 1 "n=0"
+  assert_line -n 2 "n=0"
+}

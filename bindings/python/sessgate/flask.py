@@ -17,6 +17,11 @@ timeout (``session.permanent`` decides only whether the cookie outlives
 the browser).  ``SESSGATE_OPTIONS`` (a dict) gives ``sessgate.Store``
 keywords.
 
+Behind the sessgate gateway (cgi mode, or an nginx auth_request config
+that passes it), the session named by ``SESSION_ID`` in the WSGI environ is
+used, as by :mod:`sessgate.wsgi` (``init_app(app, trust_gateway=False)``
+to use the cookie only).
+
 Differences from Flask's signed-cookie sessions: changes inside values
 (``session["cart"].append(1)``) are saved without ``session.modified``
 (the data is compared at the end of the request); values JSON cannot carry
@@ -35,7 +40,7 @@ from flask import Flask
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
-from . import NotFound, Store
+from . import NotFound, Store, id_valid
 from .wsgi import parse_cookie_ids
 
 __all__ = ["SessgateSession", "SessgateSessionInterface", "init_app"]
@@ -77,8 +82,10 @@ class SessgateSessionInterface(SessionInterface):
 
     session_class = SessgateSession
 
-    def __init__(self, store: Optional[Store] = None) -> None:
+    def __init__(self, store: Optional[Store] = None,
+                 trust_gateway: bool = True) -> None:
         self._store = store
+        self.trust_gateway = trust_gateway
 
     def store(self, app: Flask) -> Store:
         if self._store is None:
@@ -87,8 +94,15 @@ class SessgateSessionInterface(SessionInterface):
         return self._store
 
     def open_session(self, app: Flask, request: Any) -> SessgateSession:
-        sid = parse_cookie_ids(request.headers.get("Cookie"),
-                               self.get_cookie_name(app))
+        # As the WSGI middleware: the gateway's SESSION_ID first (cgi mode,
+        # or an nginx auth_request config; no client header can produce
+        # that environ key, headers arrive as HTTP_*), else the cookie.
+        gw = request.environ.get("SESSION_ID") if self.trust_gateway else None
+        if gw:
+            sid = gw if id_valid(gw) else None
+        else:
+            sid = parse_cookie_ids(request.headers.get("Cookie"),
+                                   self.get_cookie_name(app))
         s = self.store(app).get(sid) if sid else None
         if s is None:
             return SessgateSession()
@@ -142,8 +156,11 @@ class SessgateSessionInterface(SessionInterface):
                 samesite=self.get_cookie_samesite(app))
 
 
-def init_app(app: Flask, store: Optional[Store] = None) -> SessgateSessionInterface:
-    """Make flask.session a sessgate session for this app."""
-    iface = SessgateSessionInterface(store)
+def init_app(app: Flask, store: Optional[Store] = None,
+             trust_gateway: bool = True) -> SessgateSessionInterface:
+    """Make flask.session a sessgate session for this app.  With
+    trust_gateway, the session named by the gateway's SESSION_ID (sessgate
+    cgi mode) wins over the cookie."""
+    iface = SessgateSessionInterface(store, trust_gateway)
     app.session_interface = iface
     return iface
