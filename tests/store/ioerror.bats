@@ -348,7 +348,7 @@ readable_as_before() {
   run -0 sessgatectl --store "$S" set "${LIVE[1]}" '{"after":"full"}'
   passes_check
   run -0 sessgatectl --store "$S" get "${LIVE[1]}"
-  assert_output --partial '"after":"full"}}'
+  assert_output --partial '"after":"full"}'
 }
 
 @test "EFBIG during the recovery a killed writer left: writes fail clearly, reads go on, recovery without the limit" {
@@ -367,7 +367,7 @@ readable_as_before() {
   run -0 sessgatectl --store "$S" set "${LIVE[1]}" '{"after":"limit"}'
   passes_check
   run -0 sessgatectl --store "$S" get "${LIVE[1]}"
-  assert_output --partial '"after":"limit"}}'
+  assert_output --partial '"after":"limit"}'
 }
 
 @test "ENOSPC during check --repair of a sound store: an error, the store still sound and writable" {
