@@ -131,6 +131,11 @@ typedef struct gdbm_be {
     dev_t db_dev;
     ino_t db_ino;
     off_t db_size;         /* PATH's size when db was opened */
+    int verified;          /* PATH read back whole during this exclusive
+                            * hold, at write counter verified_writes: a
+                            * checkpoint need not walk it again */
+    uint64_t verified_writes, verified_live;
+    size_t verified_records;
     int64_t inode_checked; /* monotonic ms of the last db inode check */
     int64_t lock_checked;  /* monotonic ms of the last lock inode check */
     int writer_reads;      /* reads served by a writer handle in a row */
@@ -629,6 +634,7 @@ static sg_status create_db(gdbm_be *b, sg_error *err)
 }
 
 static int db_truncated(int fd);
+static void note_verified(gdbm_be *b, uint64_t live, size_t records);
 
 /* Make a writer handle reuse the space it frees.  GDBM 1.23's defaults
  * never merge adjacent free blocks and keep most freed space in per-bucket
@@ -1094,6 +1100,8 @@ static sg_status compact(gdbm_be *b, sg_error *err)
     adopt_owner(b, gdbm_fdesc(out), b->dbpath);
     tune_writer(out);
     sg_status rc = SG_OK;
+    uint64_t live = 0;
+    size_t records = 0;
     gdbm_errno = GDBM_NO_ERROR;
     datum k = gdbm_firstkey(b->db);
     while (k.dptr && rc == SG_OK) {
@@ -1102,6 +1110,10 @@ static sg_status compact(gdbm_be *b, sg_error *err)
             rc = gdbm_fail(b, err, "compact (read)");
         else if (gdbm_store(out, k, v, GDBM_REPLACE) != 0)
             rc = gdbm_fail(b, err, "compact (write)");
+        else {
+            live += (uint64_t)k.dsize + (uint64_t)v.dsize;
+            records++;
+        }
         free(v.dptr);
         datum next = { NULL, 0 };
         if (rc == SG_OK) {
@@ -1129,17 +1141,40 @@ static sg_status compact(gdbm_be *b, sg_error *err)
         return rc;
     }
     b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
-    return open_db(b, err);
+    rc = open_db(b, err);
+    if (rc == SG_OK)
+        note_verified(b, live, records);   /* every record written back */
+    return rc;
 }
 
 /* Whether PATH, through a fresh handle, is whole: not truncated, and
  * every record reads back (db_readable).  *live gets its live bytes. */
+static void note_verified(gdbm_be *b, uint64_t live, size_t records)
+{
+    b->verified = 1;
+    b->verified_writes = __atomic_load_n(&b->page->writes, __ATOMIC_ACQUIRE);
+    b->verified_live = live;
+    b->verified_records = records;
+}
+
 static int verify_db(gdbm_be *b, uint64_t *live)
 {
+    /* Walked already under this hold (g_open's first checkpoint, a
+     * compaction) and nothing written since: one walk of a big store is
+     * seconds that writers wait. */
+    if (b->verified && b->db && !b->broken && b->held == SGI_EXCLUSIVE &&
+        b->verified_writes == __atomic_load_n(&b->page->writes,
+                                              __ATOMIC_ACQUIRE)) {
+        *live = b->verified_live;
+        return 1;
+    }
     sg_error ignored = { 0 };
-    if (open_db(b, &ignored) != SG_OK || gdbm_needs_recovery(b->db))
+    gdbm_count_t n = 0;
+    if (open_db(b, &ignored) != SG_OK || gdbm_needs_recovery(b->db) ||
+        !db_readable(b->db, live) || gdbm_count(b->db, &n) != 0)
         return 0;
-    return db_readable(b->db, live);
+    note_verified(b, *live, (size_t)n);
+    return 1;
 }
 
 /* Copy a clean PATH to PATH.ckpt and empty the log.  Caller holds the
@@ -1317,6 +1352,7 @@ static void unlock_fd(gdbm_be *b)
     b->held = SGI_UNLOCKED;
     b->bumped = 0;
     b->wrote = 0;
+    b->verified = 0;
 }
 
 /* Take the flock and check the lock path still names the locked file. */
@@ -1792,12 +1828,8 @@ static sg_status g_compact(sg_store *st, sg_compact_report *rep,
     sg_status rc = checkpoint_as(b, 1, err);
     rep->bytes_after = files_bytes(b);
     if (rc == SG_OK) {
-        gdbm_count_t n = 0;
-        uint64_t live = 0;
-        if (db_readable(b->db, &live) && gdbm_count(b->db, &n) == 0) {
-            rep->records = (size_t)n;
-            rep->live_bytes = live;
-        }
+        rep->records = b->verified ? b->verified_records : 0;
+        rep->live_bytes = b->verified ? b->verified_live : 0;
         rep->compacted = 1;
     }
     return rc;
@@ -1940,11 +1972,14 @@ static sg_status g_open(sg_store *st, const char *location, sg_error *err)
                  * takes no writes either (a rebuild from a log without its
                  * checkpoint would replace it with the log alone) until
                  * check --repair has salvaged it. */
+                uint64_t live = 0;
                 if (gdbm_count(b->db, &n) != 0 ||
-                    (n > 0 && !db_readable(b->db, NULL)))
+                    (n > 0 && !db_readable(b->db, &live)))
                     b->salvage = 1;
-                else if (n > 0)
+                else if (n > 0) {
+                    note_verified(b, live, (size_t)n);
                     rc = checkpoint(b, err);
+                }
             }
             g_unlock(st);
         }
