@@ -12,6 +12,8 @@ once, then times, in this one process:
   save       s["n"] = i; s.save()               vs  rec["data"]["n"] = i;
                                                     db[id] = json.dumps(rec)
   update     with store.update(id) as s: n+=1   vs  loads, +1, dumps, store
+  datacheck  the data rules' walk (sessgate._data.check, run at every
+             assignment and save)               vs  json.dumps of the same data
 
 and prints one line per row: "name ours_ops_s baseline_ops_s ratio".
 The baseline has no locking, no expiry check and no cross-process
@@ -103,10 +105,22 @@ def main(argv):
             rec["data"]["n"] += 1
             db[k] = DUMPS(rec)
 
+    from sessgate import _data
+
+    def ours_check(n):
+        check = _data.check
+        for _ in range(n):
+            check(data)
+
+    def base_check(n):
+        for _ in range(n):
+            DUMPS(data)
+
     rows = [("get", ours_get, base_get, ops),
             ("get+data", ours_get_data, base_get_data, ops),
             ("save", ours_save, base_save, ops // 4),
-            ("update", ours_update, base_update, ops // 4)]
+            ("update", ours_update, base_update, ops // 4),
+            ("datacheck", ours_check, base_check, ops)]
     for name, ours, base, n in rows:
         base(min(n, 2000))          # warm both paths
         ours(min(n, 2000))
