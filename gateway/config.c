@@ -92,6 +92,15 @@ static const opt_def opt_table[] = {
       "cgi mode: run this one program for every request" },
     { "cgi-timeout", OPT_LONG, F(cgi_timeout), 1, 86400, NULL, "S",
       "kill the CGI program's process group after S seconds (default 30)" },
+    { "read-idle-timeout", OPT_LONG, F(read_idle_timeout), 1, 86400, NULL, "S",
+      "drop a FastCGI connection that sends nothing for S seconds, idle keep-alive "
+      "ones too (default 30)" },
+    { "read-timeout", OPT_LONG, F(read_timeout), 1, 86400, NULL, "S",
+      "drop a FastCGI connection whose request head (BEGIN + PARAMS) takes longer "
+      "than S seconds in all (default 60)" },
+    { "queue-timeout", OPT_LONG, F(queue_timeout), 0, 600000, NULL, "MS",
+      "with --listen: when every worker has been busy and a connection has waited "
+      "MS ms, the master answers it 503 at once; 0: wait without bound (default 0)" },
     { "user", OPT_STR, F(user_arg), 0, 0, NULL, "USER[:GROUP]",
       "as root: switch to USER (and GROUP, else USER's group) after binding the socket" },
     { "group", OPT_FLAG, F(group), 0, 0, NULL, NULL,
@@ -329,6 +338,8 @@ int config_parse(gw_config *cfg, int argc, char **argv)
     cfg->inject_text = "all";
     cfg->inject_max = 2048;
     cfg->cgi_timeout = 30;
+    cfg->read_idle_timeout = 30;
+    cfg->read_timeout = 60;
     cfg->log_format = LOGF_LOGFMT;
     cfg->log_level = LOG_INFO;
 

@@ -244,6 +244,8 @@ typedef struct gw_config {
     char       *cgi_root;        /* realpath; owned by the config */
     char       *cgi_program;     /* realpath; owned by the config */
     long        cgi_timeout;
+    long        read_idle_timeout, read_timeout;   /* per FastCGI connection, s */
+    long        queue_timeout;                     /* ms; 0: no bound */
     const char *user_arg;        /* --user USER[:GROUP] */
     gw_ids      run_as;
     long        group;           /* --group: store files 0660 */
@@ -376,5 +378,10 @@ void listen_close(const gw_config *cfg, int fd);
 int  prefork_run(const gw_config *cfg, int fd);
 /* Set by the SIGTERM handler in a worker: finish the request and leave. */
 extern volatile sig_atomic_t prefork_stop;
+/* In a pre-forked worker: tell the master whether this worker holds a
+ * connection (busy) and which CGI program it runs (0: none), so the master
+ * can answer 503 when all are busy and kill what a dead worker left. */
+void prefork_mark_busy(int busy);
+void prefork_mark_cgi(pid_t pid);
 
 #endif /* SESSGATE_GATEWAY_H */

@@ -1011,6 +1011,8 @@ void mode_cgi_handle(gw_request *rq)
     reply_init(&io.r);
     io.inbuf = malloc(GW_IO_CHUNK);        /* owned here, freed below */
     io.pid = io.inbuf ? proc_spawn(script, env.vars, dir, &io.to_child, &io.from_child) : -1;
+    if (io.pid > 0)
+        prefork_mark_cgi(io.pid);       /* the master kills it if we die */
     env_free(&env);
     free(dir);
     if (io.pid < 0) {
@@ -1048,6 +1050,7 @@ void mode_cgi_handle(gw_request *rq)
     if (timed_out || broke)
         proc_kill(io.pid, SIGKILL);
     status = proc_reap(io.pid, (timed_out || broke) ? proc_now_ms() : deadline);
+    prefork_mark_cgi(0);
     if (timed_out)
         metrics_add(MET_CGI_TIMEOUTS, 1);
     else if (!broke && status != -1 && WIFSIGNALED(status))

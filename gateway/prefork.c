@@ -12,12 +12,31 @@
  *
  * Started by a spawner on fd 0 with one worker, the process is the worker
  * itself: the spawner (lighttpd, mod_fcgid) already restarts it.
+ *
+ * Issue #17, two more duties, both fed by a small shared table (one slot
+ * per worker: does it hold a connection, which CGI program does it run):
+ *  - the master is the workers' child subreaper, so a CGI program whose
+ *    worker died (SIGSEGV, OOM kill) is reparented to it, not to init; it
+ *    kills that program's process group at once and reaps it, where before
+ *    it ran on unsupervised (--cgi-timeout lived in the dead worker);
+ *  - with --queue-timeout MS, a bounded wait: while every worker is busy the
+ *    master watches the listening socket, and a connection that has been
+ *    waiting there MS ms is accepted by the master and answered 503
+ *    (Retry-After: 1) at once, instead of queueing without bound in the
+ *    kernel's backlog (measured before: 3-9 s in cgi mode under load).
+ *    The bound is on the wait, which is what a client feels; the backlog's
+ *    length is the kernel's (listen(2)).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +49,109 @@ volatile sig_atomic_t prefork_stop;
 static pid_t *pids;
 static time_t *started;
 static volatile sig_atomic_t master_stop, master_child;
+
+/* One slot per worker, shared with it (MAP_SHARED, made before the forks). */
+typedef struct worker_slot {
+    int   busy;                 /* holds a connection: cannot accept */
+    pid_t cgi;                  /* the CGI program it runs, 0: none */
+} worker_slot;
+static worker_slot *slots;      /* the master's view; NULL without a master */
+static worker_slot *my_slot;    /* in a worker: its own slot */
+
+/* See gateway.h. */
+void prefork_mark_busy(int busy)
+{
+    if (my_slot)
+        __atomic_store_n(&my_slot->busy, busy, __ATOMIC_RELAXED);
+}
+
+/* See gateway.h. */
+void prefork_mark_cgi(pid_t pid)
+{
+    if (my_slot)
+        __atomic_store_n(&my_slot->cgi, pid, __ATOMIC_RELAXED);
+}
+
+/* Whether every request worker holds a connection (or is dead). */
+static int all_busy(long nw)
+{
+    long i;
+
+    for (i = 0; i < nw; i++)
+        if (pids[i] > 0 && !__atomic_load_n(&slots[i].busy, __ATOMIC_RELAXED))
+            return 0;
+    return 1;
+}
+
+/* FastCGI record header: version 1, type, request id, content length. */
+static size_t fcgi_record(unsigned char *p, int type, unsigned id, size_t len)
+{
+    p[0] = 1;
+    p[1] = (unsigned char)type;
+    p[2] = (unsigned char)(id >> 8);
+    p[3] = (unsigned char)id;
+    p[4] = (unsigned char)(len >> 8);
+    p[5] = (unsigned char)len;
+    p[6] = p[7] = 0;
+    return 8;
+}
+
+/* Accept one waiting connection and answer it 503 over FastCGI.  Bounded:
+ * at most ~200 ms to read its BEGIN record and ~200 ms to drain what it
+ * sends after our answer (closing with unread input would reset the
+ * connection and could destroy the answer before the server reads it). */
+static void reject_one(int lfd)
+{
+    static const char body[] = "Status: 503 Service Unavailable\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\nRetry-After: 1\r\n\r\n"
+        "503 Service Unavailable: every worker is busy (--queue-timeout)\n";
+    static unsigned long rejected;
+    unsigned char h[16], out[64 + sizeof body];
+    size_t got = 0, n = 0;
+    int64_t end = proc_now_ms() + 200;
+    int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+    if (c < 0)
+        return;                         /* a worker took it after all */
+    while (got < sizeof h && proc_now_ms() < end) {
+        struct pollfd pf = { c, POLLIN, 0 };
+        ssize_t k;
+
+        if (poll(&pf, 1, 20) <= 0)
+            continue;
+        k = recv(c, h + got, sizeof h - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    if (got == sizeof h && h[0] == 1 && h[1] == 1 /* FCGI_BEGIN_REQUEST */) {
+        unsigned id = ((unsigned)h[2] << 8) | h[3];
+
+        n += fcgi_record(out + n, 6 /* STDOUT */, id, sizeof body - 1);
+        memcpy(out + n, body, sizeof body - 1);
+        n += sizeof body - 1;
+        n += fcgi_record(out + n, 6, id, 0);
+        n += fcgi_record(out + n, 3 /* END_REQUEST */, id, 8);
+        memset(out + n, 0, 8);          /* appStatus 0, FCGI_REQUEST_COMPLETE */
+        n += 8;
+        if (send(c, out, n, MSG_NOSIGNAL) < 0) {
+            /* it left: nothing to answer */
+        }
+    }
+    shutdown(c, SHUT_WR);
+    end = proc_now_ms() + 200;
+    while (proc_now_ms() < end) {
+        struct pollfd pf = { c, POLLIN, 0 };
+        char sink[4096];
+
+        if (poll(&pf, 1, 20) > 0 && recv(c, sink, sizeof sink, 0) <= 0)
+            break;
+    }
+    close(c);
+    if (rejected++ % 100 == 0)
+        log_event(LOG_WARN, "queue_full", "every worker busy past --queue-timeout; "
+                  "answered 503 (logged once per 100)", (const char *)NULL);
+}
 
 static void on_master_term(int sig)
 {
@@ -60,6 +182,7 @@ static int start_worker(const gw_config *cfg, int fd, pid_t master, long i)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master)
         _exit(0);                       /* the master died before prctl */
+    my_slot = slots && i < cfg->workers ? &slots[i] : NULL;
     if (i == cfg->workers)
         _exit(metrics_serve(cfg));
     _exit(request_loop(cfg, fd));
@@ -97,6 +220,22 @@ int prefork_run(const gw_config *cfg, int fd)
     sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, &old);
 
+    /* Why shared and made before the forks: each worker writes its own
+     * slot, the master reads them all (queue bound, orphans). */
+    slots = mmap(NULL, (size_t)n * sizeof *slots, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (slots == MAP_FAILED)
+        slots = NULL;                   /* both duties off; still serves */
+    else
+        memset(slots, 0, (size_t)n * sizeof *slots);
+    /* Orphans of a dead worker come to us, not to init (see the top). */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    if (cfg->queue_timeout > 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    }
+
     for (i = 0; i < n; i++) {
         pids[i] = start_worker(cfg, fd, master, i);
         started[i] = time(NULL);
@@ -107,7 +246,23 @@ int prefork_run(const gw_config *cfg, int fd)
         pid_t pid;
         int status;
 
-        sigsuspend(&old);
+        if (cfg->queue_timeout > 0 && slots) {
+            /* Bounded wait (see the top): look every 20 ms. */
+            static int64_t waiting_since;
+            struct timespec tick = { 0, 20000000L };
+            struct pollfd pf = { fd, POLLIN, 0 };
+            int busy = all_busy(cfg->workers);
+
+            if (ppoll(&pf, busy ? 1 : 0, &tick, &old) > 0 && (pf.revents & POLLIN) &&
+                all_busy(cfg->workers)) {
+                if (!waiting_since)
+                    waiting_since = proc_now_ms();
+                else if (proc_now_ms() - waiting_since >= cfg->queue_timeout)
+                    reject_one(fd);
+            } else if (!busy || !all_busy(cfg->workers))
+                waiting_since = 0;
+        } else
+            sigsuspend(&old);
         master_child = 0;
         if (log_hup_taken()) {          /* SIGHUP: every worker reopens its log */
             log_tick();
@@ -120,8 +275,24 @@ int prefork_run(const gw_config *cfg, int fd)
                 if (pids[i] == pid)
                     break;
             if (i == n)
-                continue;
+                continue;               /* a reaped orphan (subreaper) */
             pids[i] = 0;
+            if (slots) {
+                pid_t cgi = __atomic_exchange_n(&slots[i].cgi, 0, __ATOMIC_RELAXED);
+
+                slots[i].busy = 0;
+                if (cgi > 0) {
+                    char ps[16];
+
+                    /* Why: its --cgi-timeout died with the worker; nobody
+                     * else would ever stop it.  Reaped by this loop. */
+                    proc_kill(cgi, SIGKILL);
+                    snprintf(ps, sizeof ps, "%ld", (long)cgi);
+                    log_event(LOG_WARN, "cgi_orphan_killed", "a dead worker's CGI program "
+                              "was killed with its process group", "pid", ps,
+                              (const char *)NULL);
+                }
+            }
             if (master_stop)
                 continue;
             metrics_add(MET_WORKER_RESTARTS, 1);
@@ -180,5 +351,8 @@ int prefork_run(const gw_config *cfg, int fd)
     free(started);
     pids = NULL;
     started = NULL;
+    if (slots)
+        munmap(slots, (size_t)n * sizeof *slots);
+    slots = NULL;
     return 0;
 }

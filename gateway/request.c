@@ -14,11 +14,14 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <poll.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -311,50 +314,148 @@ static int request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
     return rq.abort;
 }
 
+/*
+ * Per-connection read deadlines (issue #17).  libfcgi reads with plain
+ * blocking read()s and has no timeout: a client that sent a BEGIN record
+ * and two bytes held its worker for as long as it liked (with the default
+ * --workers 1, the whole gateway).  So the worker accepts connections
+ * itself instead of inside FCGX_Accept_r, and before libfcgi reads a byte:
+ *  - SO_RCVTIMEO/SO_SNDTIMEO = --read-idle-timeout: a read or write that
+ *    makes no progress for that long fails, and libfcgi drops the
+ *    connection (this also ends idle keep-alive connections);
+ *  - an ITIMER_REAL of --read-timeout around FCGX_Accept_r: the request's
+ *    BEGIN and PARAMS must arrive within that in all (a client dripping a
+ *    byte a second is cut off); SIGALRM without SA_RESTART makes the read
+ *    fail with EINTR, and libfcgi drops the connection.
+ * libfcgi is handed the accepted descriptor (ipcFd) and a listen_sock of
+ * -1, so when it drops a connection it cannot block in accept() itself:
+ * FCGX_Accept_r returns and the loop accepts the next one here.
+ */
+static void on_read_alarm(int sig)
+{
+    (void)sig;                          /* only interrupts a blocking read */
+}
+
+static void request_set_timeouts(const gw_config *cfg, int fd)
+{
+    struct timeval tv = { cfg->read_idle_timeout, 0 };
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static void request_alarm(long seconds)
+{
+    struct itimerval it;
+
+    memset(&it, 0, sizeof it);
+    it.it_value.tv_sec = seconds;
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* The next connection on listen_fd (made non-blocking: every worker polls
+ * it and one wins each accept), or -1 when told to stop or the socket is
+ * broken (errno). */
+static int request_accept(const gw_config *cfg, int listen_fd)
+{
+    for (;;) {
+        struct pollfd pf = { listen_fd, POLLIN, 0 };
+        int fd;
+
+        if (prefork_stop)
+            return -1;
+        if (poll(&pf, 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+                errno == ECONNABORTED || errno == EPROTO)
+                continue;               /* another worker got it, or it left */
+            return -1;
+        }
+        request_set_timeouts(cfg, fd);
+        return fd;
+    }
+}
+
 /* Run one worker's accept loop; see gateway.h. */
 int request_loop(const gw_config *cfg, int listen_fd)
 {
     FCGX_Request fr;
     sg_store *st = NULL;
     struct sigaction sa;
-    int errors = 0;
+    int errors = 0, fl;
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_worker_term;     /* no SA_RESTART: accept() returns */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_read_alarm;      /* no SA_RESTART: read() returns */
+    sigaction(SIGALRM, &sa, NULL);
     /* A web server that hangs up must not kill the worker: writes fail
      * with EPIPE instead.  CGI children get SIG_DFL back before exec. */
     signal(SIGPIPE, SIG_IGN);
-    if (FCGX_InitRequest(&fr, listen_fd, 0) != 0) {
+    if (FCGX_InitRequest(&fr, -1, 0) != 0) {
         log_msg("cannot set up a FastCGI request");
         return 1;
     }
+    fl = fcntl(listen_fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
     store_handle(cfg, &st);
     while (!prefork_stop) {
-        worker_busy = 0;
-        if (prefork_stop)
-            break;
-        if (FCGX_Accept_r(&fr) < 0) {
-            worker_busy = 1;
+        int rc;
+
+        if (fr.ipcFd < 0) {
+            worker_busy = 0;
+            prefork_mark_busy(0);
+            fr.ipcFd = request_accept(cfg, listen_fd);
+            if (fr.ipcFd < 0) {
+                if (prefork_stop)
+                    break;
+                /* Why: a listening socket that keeps failing will not heal. */
+                if (++errors > 100) {
+                    log_msg("accept keeps failing (%s); worker exits", strerror(errno));
+                    break;
+                }
+                {
+                    struct timespec ts = { 0, 10000000L };
+                    nanosleep(&ts, NULL);
+                }
+                continue;
+            }
+            errors = 0;
+            prefork_mark_busy(1);
+            /* FCGX_Accept_r first finishes the "current" request: keep
+             * it from closing the connection just accepted. */
+            fr.keepConnection = 1;
+        }
+        worker_busy = 0;                /* SIGTERM now: leave at once */
+        request_alarm(cfg->read_timeout);
+        rc = FCGX_Accept_r(&fr);
+        request_alarm(0);
+        /* Why: libfcgi ends PARAMS at the first failed read as if the
+         * record stream were complete (measured: a client stalled mid-
+         * PARAMS was answered 200 with no params once its read timed out).
+         * A request whose head did not arrive whole is never answered. */
+        if (rc >= 0 && fr.in && FCGX_GetError(fr.in) != 0) {
+            FCGX_Free(&fr, 1);          /* closes the connection */
+            rc = -1;
+        }
+        if (rc < 0) {
+            /* The connection broke, timed out or spoke no FastCGI; libfcgi
+             * closed it and (listen_sock -1) came back here. */
             if (prefork_stop)
                 break;
-            /* Why: a bad connection is the client's problem, but a
-             * listening socket that keeps failing will not heal. */
-            if (++errors > 100) {
-                log_msg("accept keeps failing; worker exits");
-                FCGX_Free(&fr, 1);
-                sg_store_close(st);
-                return 1;
-            }
-            {
-                struct timespec ts = { 0, 10000000L };
-                nanosleep(&ts, NULL);
-            }
+            log_event(LOG_INFO, "connection_dropped", "a FastCGI connection timed out or "
+                      "broke before its request was read", (const char *)NULL);
+            fr.ipcFd = -1;
             continue;
         }
         worker_busy = 1;
-        errors = 0;
         if (request_handle(cfg, store_handle(cfg, &st), &fr)) {
             /* Why: FCGX_Finish_r would send FCGI_END_REQUEST, and the web
              * server would end the reply as complete (a normal-looking 200
@@ -363,6 +464,7 @@ int request_loop(const gw_config *cfg, int listen_fd)
             FCGX_FFlush(fr.out);
             if (fr.ipcFd >= 0)
                 shutdown(fr.ipcFd, SHUT_RDWR);
+            fr.keepConnection = 0;
         }
         FCGX_Finish_r(&fr);
         log_tick();
@@ -370,5 +472,5 @@ int request_loop(const gw_config *cfg, int listen_fd)
     log_flush_limits();
     FCGX_Free(&fr, 1);
     sg_store_close(st);
-    return 0;
+    return errors > 100 ? 1 : 0;
 }

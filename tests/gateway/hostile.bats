@@ -1,0 +1,138 @@
+#!/usr/bin/env bats
+# Hostile FastCGI clients and programs (issue #17): slow clients that would
+# hold a worker (slowloris, a byte at a time), a full house of busy workers
+# (bounded queue, fast 503), and a CGI program orphaned by a dying worker.
+# Raw clients are small Python scripts speaking FastCGI on the socket; the
+# normal traffic beside them is tests/tools/fcgi_client.
+# backends: gdbm redis
+load ../helpers/common
+load gateway
+
+setup() {
+  gw_setup
+  ROOT="$BATS_TEST_TMPDIR/cgi-bin"
+  mkdir -p "$ROOT"
+}
+teardown() { gw_teardown; }
+
+workers_of() { ps -o pid= --ppid "$1" | tr -d ' ' | sort -n; }
+
+# slow_client MODE: a raw FastCGI client on $GW_SOCK in the background.
+#   stall  BEGIN_REQUEST and two bytes of a PARAMS header, then nothing
+#   drip   BEGIN_REQUEST, then one byte of PARAMS every 0.3 s, for ever
+# It stops when the gateway hangs up, and it writes
+# "closed after N s" to $BATS_TEST_TMPDIR/slow.MODE.
+slow_client() {
+  cat > "$BATS_TEST_TMPDIR/slow.py" <<'PY'
+import socket, sys, time
+path, mode, out = sys.argv[1:4]
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+t0 = time.time()
+begin = bytes([1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+params = bytes([1, 4, 0, 1, 0, 200, 0, 0]) + b"\x0bREQUEST_URI" * 20
+s.sendall(begin)
+try:
+    if mode == "stall":
+        s.sendall(params[:2])
+        s.settimeout(120)
+        s.recv(1)
+    else:
+        s.settimeout(0.3)
+        for b in params:
+            s.sendall(bytes([b]))
+            try:
+                if s.recv(1) == b"":
+                    break
+            except socket.timeout:
+                pass
+except OSError:
+    pass
+with open(out, "a") as f:
+    f.write("closed after %d s\n" % (time.time() - t0))
+PY
+  # not $(start_bg ...): the client would hold the substitution's pipe
+  start_bg "$SG_PYTHON" "$BATS_TEST_TMPDIR/slow.py" "$GW_SOCK" "$1" \
+    "$BATS_TEST_TMPDIR/slow.$1" > /dev/null
+}
+
+@test "a stalled client (slowloris) is dropped at --read-idle-timeout; normal traffic goes on beside it" {
+  id=$(new_session --user alice)
+  gw_start --workers 1 --read-idle-timeout 2 --read-timeout 30
+  t0=$(date +%s)
+  slow_client stall
+  slow_client stall
+  sleep 0.5
+  # the one worker is held by the first slow client until the idle timeout;
+  # then the next slow client; normal requests still get through in time
+  for i in 1 2 3; do
+    run -0 gw_req -t 15 -p "HTTP_COOKIE=sessgate=$id"
+    assert_line "X-Session-User: alice"
+  done
+  [ $(( $(date +%s) - t0 )) -lt 12 ] || fail "normal traffic waited $(( $(date +%s) - t0 )) s"
+  for i in $(seq 100); do [ -s "$BATS_TEST_TMPDIR/slow.stall" ] && break; sleep 0.1; done
+  run head -1 "$BATS_TEST_TMPDIR/slow.stall"
+  assert_output --regexp '^closed after [0-9] s$'
+  grep -q "connection_dropped" "$GW_ERR"
+}
+
+@test "a client dripping its request a byte at a time is dropped at --read-timeout" {
+  id=$(new_session --user bob)
+  gw_start --workers 1 --read-idle-timeout 5 --read-timeout 2
+  t0=$(date +%s)
+  slow_client drip
+  sleep 0.3
+  run -0 gw_req -t 15 -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "X-Session-User: bob"
+  [ $(( $(date +%s) - t0 )) -lt 8 ] || fail "the request waited $(( $(date +%s) - t0 )) s"
+  for i in $(seq 100); do [ -s "$BATS_TEST_TMPDIR/slow.drip" ] && break; sleep 0.1; done
+  run head -1 "$BATS_TEST_TMPDIR/slow.drip"
+  assert_output --regexp '^closed after [2-4] s$'
+}
+
+@test "--queue-timeout: with every worker busy a waiting request gets 503 at once, not a long wait" {
+  printf '#!/bin/sh\nsleep 4\nprintf "Content-Type: text/plain\\r\\n\\r\\nslow\\n"\n' > "$ROOT/slow.cgi"
+  printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\nquick\\n"\n' > "$ROOT/quick.cgi"
+  chmod +x "$ROOT/slow.cgi" "$ROOT/quick.cgi"
+  gw_start --mode cgi --cgi-root "$ROOT" --workers 1 --queue-timeout 300
+  "$FCGI_CLIENT" -s "$GW_SOCK" -t 20 -p "SCRIPT_FILENAME=$ROOT/slow.cgi" \
+    > "$BATS_TEST_TMPDIR/slow.out" 2>&1 3>&- &
+  cpid=$!
+  sleep 0.5
+  t0=$(date +%s%N)
+  run -0 gw_req -t 20 -p "SCRIPT_FILENAME=$ROOT/quick.cgi"
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  assert_line "Status: 503 Service Unavailable"
+  assert_line "Retry-After: 1"
+  [ "$ms" -lt 2500 ] || fail "the 503 took $ms ms"
+  wait "$cpid"
+  grep -q "slow" "$BATS_TEST_TMPDIR/slow.out"
+  # a free worker serves again at once
+  run -0 gw_req -t 20 -p "SCRIPT_FILENAME=$ROOT/quick.cgi"
+  assert_line "quick"
+  grep -q "queue_full" "$GW_ERR"
+}
+
+@test "a CGI program whose worker dies is killed with its process group by the master" {
+  printf '#!/bin/sh\necho $$ > "%s/orphan.pid"\nsleep 60 &\necho $! > "%s/orphan.child"\nwait\n' \
+    "$ROOT" "$ROOT" > "$ROOT/orphan.cgi"
+  chmod +x "$ROOT/orphan.cgi"
+  gw_start --mode cgi --cgi-root "$ROOT" --cgi-timeout 60 --workers 1
+  "$FCGI_CLIENT" -s "$GW_SOCK" -t 20 -p "SCRIPT_FILENAME=$ROOT/orphan.cgi" >/dev/null 2>&1 3>&- &
+  cpid=$!
+  for i in $(seq 100); do [ -s "$ROOT/orphan.child" ] && break; sleep 0.05; done
+  [ -s "$ROOT/orphan.child" ] || fail "the program did not start"
+  worker=$(workers_of "$GW_PID" | head -1)
+  kill -SEGV "$worker"
+  for i in $(seq 60); do
+    ! kill -0 "$(cat "$ROOT/orphan.pid")" 2>/dev/null &&
+      ! kill -0 "$(cat "$ROOT/orphan.child")" 2>/dev/null && break
+    sleep 0.05
+  done
+  ! kill -0 "$(cat "$ROOT/orphan.pid")" 2>/dev/null || fail "the orphaned program still runs"
+  ! kill -0 "$(cat "$ROOT/orphan.child")" 2>/dev/null || fail "its child still runs"
+  # reaped, not a zombie of the master
+  ! ps -o stat= -p "$(cat "$ROOT/orphan.pid")" 2>/dev/null | grep -q Z
+  grep -q "cgi_orphan_killed" "$GW_ERR"
+  wait "$cpid" || true
+}
