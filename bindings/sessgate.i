@@ -93,6 +93,19 @@ SG_OWNED_OUT(sg_session)
     SGW_APPEND_SIZE(*$1);
 }
 
+/* A New string out-parameter (sg_session_flash_pop) becomes a native
+ * string; the C string is freed here. */
+%typemap(in, numinputs=0) char **json_out (char *owned = NULL) {
+    $1 = &owned;
+}
+%typemap(argout) char **json_out {
+    if (*$1) {
+        SGW_APPEND_STRING(*$1);
+        free(*$1);
+        *$1 = NULL;
+    }
+}
+
 /* An id snapshot becomes a native list at once; the sg_list is freed here
  * (it is New, owned by this wrapper until then). */
 %typemap(in, numinputs=0) sg_list **out (sg_list *owned = NULL) {

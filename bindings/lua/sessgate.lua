@@ -429,6 +429,7 @@ local function refresh(s)
   rawset(s, "idle_timeout", core.session_idle_timeout(raw))
   rawset(s, "version", core.session_version(raw))
   rawset(s, "is_new", core.session_is_new(raw) ~= 0)
+  rawset(s, "csrf_token", core.session_csrf_token(raw))
   return s
 end
 
@@ -529,6 +530,32 @@ end
 --- Change the idle timeout and/or max age (seconds; 0 keeps); saved by save().
 function Session:set_timeouts(idle_timeout, max_age)
   return core.session_set_timeouts(self._raw, idle_timeout or 0, max_age or 0)
+end
+
+--- Whether v is the session's CSRF token (constant-time comparison).
+function Session:check_csrf(v)
+  if type(v) ~= "string" or v:find("\0", 1, true) then return false end
+  return core.session_check_csrf(self._raw, v) ~= 0
+end
+
+--- Queue a one-shot message for the next page; stored by save().
+function Session:flash(message, category)
+  local text, err, ecode = M.encode({ message = message, category = category or "message" })
+  if not text then return nil, err, ecode end
+  return core.session_flash_add(self._raw, text)
+end
+
+--- Take the pending flash messages out of the store, atomically: of two
+--- concurrent pops one gets them.  Returns an array of
+--- {message=, category=} tables.
+function Session:pop_flashes()
+  local st, msg, code = store_handle(self._store)
+  if not st then return nil, msg, code end
+  local text
+  text, msg, code = core.session_flash_pop(st, self._raw)
+  if not text then return nil, msg, code end
+  refresh(self)
+  return M.decode(text)
 end
 
 --- The whole stored record as JSON text (unsaved changes not included).

@@ -34,6 +34,11 @@
         SWIG_arg++;                                     \
     } while (0)
 
+#define SGW_APPEND_STRING(t) do {                       \
+        lua_pushstring(L, (t));                         \
+        SWIG_arg++;                                     \
+    } while (0)
+
 #define SGW_APPEND_LIST(l) do {                                         \
         size_t sgw_i, sgw_n = sg_list_count(l);                         \
         lua_createtable(L, sgw_n > INT_MAX ? 0 : (int)sgw_n, 0);        \

@@ -60,6 +60,10 @@ static void sgw_raise(const sg_error *e)
 #define SGW_APPEND_SIZE(n) \
     (resultobj = SWIG_Python_AppendOutput(resultobj, PyLong_FromSize_t(n)))
 
+/* Append a C string as str (the caller frees the C string). */
+#define SGW_APPEND_STRING(t) \
+    (resultobj = SWIG_Python_AppendOutput(resultobj, PyUnicode_FromString(t)))
+
 /* Append the ids of l as a list of str; on a Python failure, fail. */
 #define SGW_APPEND_LIST(l) do {                                         \
         size_t sgw_i, sgw_n = sg_list_count(l);                         \

@@ -394,3 +394,24 @@ print(store:clear(), store:count(), store:get(b) == nil)'
   assert_line --index 3 "nil	true"
   assert_line --index 4 "1	0	true"
 }
+
+@test "csrf_token, check_csrf, flash and pop_flashes" {
+  run lua_run '
+local store = assert(sg.open(STORE))
+local s = assert(store:create{})
+local t = s.csrf_token
+print(#t, s:check_csrf(t), s:check_csrf("x"), s:check_csrf(nil))
+assert(s:flash("Saved", "info"))
+assert(s:save())
+local g = assert(store:get(s.id))
+local f = assert(g:pop_flashes())
+print(#f, f[1].message, f[1].category)
+print(#assert(g:pop_flashes()))
+assert(g:login("ann"))
+print(g.csrf_token ~= t, g:check_csrf(t))'
+  assert_success
+  assert_line --index 0 "64	true	false	false"
+  assert_line --index 1 "1	Saved	info"
+  assert_line --index 2 "0"
+  assert_line --index 3 "true	false"
+}

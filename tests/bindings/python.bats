@@ -618,3 +618,42 @@ print(st.count("ann"))'
   assert_line --index 2 "2 0 None"
   assert_line --index 3 "1"
 }
+
+@test "csrf_token and check_csrf: one token per session, new at login, kept by rotate" {
+  run py '
+st = sessgate.Store(STORE)
+s = st.create()
+t = s.csrf_token
+print(len(t), s.check_csrf(t), s.check_csrf(t[:-1] + ("0" if t[-1] != "0" else "1")), s.check_csrf(None), s.check_csrf(b"x"))
+s.rotate()
+print(s.csrf_token == t, st.get(s.id).csrf_token == t)
+s.login("ann")
+print(s.csrf_token != t, st.get(s.id).check_csrf(t))'
+  assert_success
+  assert_line --index 0 "64 True False False False"
+  assert_line --index 1 "True True"
+  assert_line --index 2 "True False"
+}
+
+@test "flash queues messages; pop_flashes takes them once, also across threads" {
+  run py '
+import threading
+st = sessgate.Store(STORE)
+s = st.create()
+s.flash("Saved", category="info"); s.flash({"n": 1}); s.save()
+g = st.get(s.id)
+print(g.pop_flashes())
+print(g.pop_flashes())
+g["k"] = 1; g.save()                       # the popping copy still saves
+s2 = st.get(s.id); s2.flash("again"); s2.save()
+got = []
+def pop():
+    got.append(st.get(s.id).pop_flashes())
+ts = [threading.Thread(target=pop) for _ in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(sum(1 for x in got if x), sum(len(x) for x in got))'
+  assert_success
+  assert_line --index 0 "[{'message': 'Saved', 'category': 'info'}, {'message': {'n': 1}, 'category': 'message'}]"
+  assert_line --index 1 "[]"
+  assert_line --index 2 "1 1"
+}

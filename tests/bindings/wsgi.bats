@@ -417,3 +417,44 @@ gw_get() {
   run py 'print(sessgate.Store(STORE).count())'
   assert_output "1"
 }
+
+@test "the middleware with csrf=True checks the form field or header of unsafe requests" {
+  run py '
+import io
+from wsgiref.util import setup_testing_defaults
+from sessgate.wsgi import SessionMiddleware
+def app(environ, start_response):
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [])
+    return [b"app saw " + body]
+st = sessgate.Store(STORE)
+s = st.create()
+mw = SessionMiddleware(app, st, csrf=True)
+def call(method, body=b"", **env):
+    e = {}
+    setup_testing_defaults(e)
+    e.update(REQUEST_METHOD=method, HTTP_COOKIE="sessgate=" + s.id, HTTP_HOST="127.0.0.1",
+             CONTENT_TYPE="application/x-www-form-urlencoded", CONTENT_LENGTH=str(len(body)),
+             **env)
+    e["wsgi.input"] = io.BytesIO(body)
+    e["wsgi.errors"] = io.StringIO()
+    out = []
+    r = b"".join(mw(e, lambda st_, h, x=None: out.append(st_)))
+    return out[0].split()[0] + " " + r.decode().strip()
+tok = s.csrf_token
+print(call("GET", HTTP_SEC_FETCH_SITE="cross-site"))
+print(call("POST", ("a=1&csrf_token=" + tok).encode(), HTTP_ORIGIN="http://127.0.0.1:8080"))
+print(call("POST", b"a=1"))
+print(call("POST", b"a=1&csrf_token=" + b"0" * 64))
+print(call("POST", b"a=1", HTTP_X_CSRF_TOKEN=tok))
+print(call("POST", ("csrf_token=" + tok).encode(), HTTP_SEC_FETCH_SITE="cross-site"))
+print(call("POST", ("csrf_token=" + tok).encode(), HTTP_ORIGIN="https://evil.example"))'
+  assert_success
+  assert_line --index 0 "200 app saw"
+  assert_line --index 1 --partial "200 app saw a=1&csrf_token="
+  assert_line --index 2 --partial "403"
+  assert_line --index 3 --partial "403"
+  assert_line --index 4 "200 app saw a=1"
+  assert_line --index 5 --partial "403"
+  assert_line --index 6 --partial "403"
+}

@@ -310,6 +310,36 @@ class Session(MutableMapping[str, JSONValue]):
         with store._mutex:
             _c.session_delete(store._handle(), self.id)
 
+    # ------------------------------------------------------ csrf, flash
+    @property
+    def csrf_token(self) -> str:
+        """The session's CSRF token (64 hex digits): put it in your forms
+        (a hidden field) or in the X-CSRF-Token header of scripted
+        requests.  It changes at login and survives :meth:`rotate`."""
+        return _c.session_csrf_token(self._raw)
+
+    def check_csrf(self, value: Any) -> bool:
+        """Whether value is this session's CSRF token (constant-time
+        comparison; False for anything that is not a str)."""
+        if not isinstance(value, str) or "\0" in value:
+            return False
+        return bool(_c.session_check_csrf(self._raw, value))
+
+    def flash(self, message: JSONValue, category: str = "message") -> None:
+        """Queue a one-shot message for the next page; stored by
+        :meth:`save` (or the end of an ``update()`` block)."""
+        _c.session_flash_add(self._raw, _dumps({"message": message,
+                                                "category": category}))
+
+    def pop_flashes(self) -> list:
+        """Take the pending flash messages (a list of dicts with
+        "message" and "category") out of the store, atomically: of two
+        concurrent pops one gets them, the other []."""
+        store = self._store
+        with store._mutex:
+            text = _c.session_flash_pop(store._handle(), self._raw)
+        return _loads(text)
+
     def set_timeouts(self, idle_timeout: int = 0, max_age: int = 0) -> None:
         """Change this session's idle timeout and/or max age (seconds;
         0 keeps the current one).  Stored by :meth:`save`."""

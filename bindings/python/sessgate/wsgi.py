@@ -29,7 +29,9 @@ Works under any WSGI server, including ``wsgiref.simple_server`` and
 
 from __future__ import annotations
 
+import io
 import re
+import urllib.parse
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping,
                     MutableMapping, Optional, Tuple)
 
@@ -42,6 +44,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 _COOKIE_SPLIT = re.compile(r"[;,]")
+_MAX_FORM = 1 << 20     # form bodies read for the CSRF field, at most
 _BLANKS = " \t"
 
 
@@ -210,7 +213,9 @@ class SessionMiddleware:
                  environ_key: str = "sessgate.session",
                  session_idle_timeout: int = 0,
                  session_max_age: int = 0,
-                 samesite: str = "Lax") -> None:
+                 samesite: str = "Lax",
+                 csrf: bool = False,
+                 csrf_field: str = "csrf_token") -> None:
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", cookie_name):
             raise ValueError(f"invalid cookie name {cookie_name!r}")
         ss = {"lax": "Lax", "strict": "Strict", "none": "None"}.get(
@@ -233,6 +238,8 @@ class SessionMiddleware:
                 raise ValueError(f"{cookie_name}: a __Secure- cookie is always Secure")
             secure = True
         self.samesite = ss
+        self.csrf = csrf
+        self.csrf_field = csrf_field
         self.app = app
         self.store = store if isinstance(store, Store) else Store(store)
         self.cookie_name = cookie_name
@@ -272,8 +279,53 @@ class SessionMiddleware:
             parts.append("Secure")
         return ("Set-Cookie", "; ".join(parts))
 
+    def csrf_refusal(self, environ: Environ, session: Optional[Session]) -> Optional[str]:
+        """Why an unsafe request lacks same-origin proof, or None (the
+        gateway's --csrf rules, plus the form field ``csrf_field`` of an
+        application/x-www-form-urlencoded body, which is read here and
+        handed on to the application unchanged)."""
+        if environ.get("REQUEST_METHOD", "GET") in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            return None
+        if str(environ.get("HTTP_SEC_FETCH_SITE", "")).lower() == "cross-site":
+            return "Sec-Fetch-Site: cross-site"
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None:
+            host = str(environ.get("HTTP_HOST", "")).lower()
+            o = str(origin).lower()
+            oh = o.split("://", 1)[1] if "://" in o else None
+            if oh is None or not host or (oh != host and oh.split(":")[0] != host):
+                return "Origin does not name this host"
+        if session is None:
+            return "no session (so no CSRF token)"
+        token = environ.get("HTTP_X_CSRF_TOKEN")
+        if not token and str(environ.get("CONTENT_TYPE", "")).split(";")[0].strip() \
+                == "application/x-www-form-urlencoded":
+            try:
+                n = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                n = 0
+            if 0 < n <= _MAX_FORM:
+                body = environ["wsgi.input"].read(n)
+                environ["wsgi.input"] = io.BytesIO(body)
+                vals = urllib.parse.parse_qs(body.decode("latin-1")).get(self.csrf_field)
+                token = vals[0] if vals and len(vals) == 1 else None
+        if not token:
+            return "no CSRF token (header X-CSRF-Token or form field)"
+        if not session.check_csrf(token):
+            return "CSRF token does not match the session's"
+        return None
+
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         session = self.store.get(self.session_id(environ))
+        if self.csrf:
+            why = self.csrf_refusal(environ, session)
+            if why is not None:
+                err = environ.get("wsgi.errors")
+                if err is not None:
+                    err.write(f"sessgate.wsgi: CSRF check failed ({why}); 403\n")
+                start_response("403 Forbidden", [("Content-Type", "text/plain"),
+                                                 ("Cache-Control", "no-store")])
+                return [b"403 Forbidden: cross-site request refused (CSRF check failed)\n"]
         rs = RequestSession(self.store, session, self._create_opts)
         environ[self.environ_key] = rs
 
