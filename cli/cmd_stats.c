@@ -157,8 +157,8 @@ static json_t *hist_json(const size_t *counts)
     return o;
 }
 
-static int print_json(sg_store *st, const sg_stats *stats, const walk *w, int by_user,
-                      int ages, long top)
+static int print_json(sg_store *st, const sg_stats *stats, const sg_counters *cnt,
+                      const walk *w, int by_user, int ages, long top)
 {
     json_t *o = json_object(), *u;
     size_t i;
@@ -167,13 +167,24 @@ static int print_json(sg_store *st, const sg_stats *stats, const walk *w, int by
     if (!o)
         goto oom;
     json_object_set_new(o, "store", json_string(sg_store_path(st)));
-    json_object_set_new(o, "sessions", json_integer((json_int_t)stats->sessions));
-    json_object_set_new(o, "live", json_integer((json_int_t)stats->live));
-    json_object_set_new(o, "expired", json_integer((json_int_t)stats->expired));
-    json_object_set_new(o, "users", json_integer((json_int_t)stats->users));
-    json_object_set_new(o, "anonymous", json_integer((json_int_t)stats->anonymous));
-    json_object_set_new(o, "file_bytes", json_integer((json_int_t)stats->file_bytes));
-    json_object_set_new(o, "writes", json_integer((json_int_t)stats->writes));
+    if (stats) {
+        json_object_set_new(o, "sessions", json_integer((json_int_t)stats->sessions));
+        json_object_set_new(o, "live", json_integer((json_int_t)stats->live));
+        json_object_set_new(o, "expired", json_integer((json_int_t)stats->expired));
+        json_object_set_new(o, "users", json_integer((json_int_t)stats->users));
+        json_object_set_new(o, "anonymous", json_integer((json_int_t)stats->anonymous));
+        json_object_set_new(o, "file_bytes", json_integer((json_int_t)stats->file_bytes));
+        json_object_set_new(o, "writes", json_integer((json_int_t)stats->writes));
+    } else {
+        json_object_set_new(o, "sessions", json_integer((json_int_t)cnt->sessions));
+        json_object_set_new(o, "users", json_integer((json_int_t)cnt->users));
+        json_object_set_new(o, "anonymous", json_integer((json_int_t)cnt->anonymous));
+        json_object_set_new(o, "expired_removed",
+                            json_integer((json_int_t)cnt->expired_removed));
+        json_object_set_new(o, "file_bytes", json_integer((json_int_t)cnt->file_bytes));
+        json_object_set_new(o, "writes", json_integer((json_int_t)cnt->writes));
+        json_object_set_new(o, "counted", json_string(cnt->kept ? "kept" : "walk"));
+    }
     if (by_user) {
         u = json_array();
         for (i = 0; u && i < w->nusers && (long)i < top; i++) {
@@ -214,14 +225,16 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
         { "by-user", no_argument, NULL, 'u' },
         { "top", required_argument, NULL, 't' },
         { "ages", no_argument, NULL, 'a' },
+        { "walk", no_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     sg_stats stats;
+    sg_counters cnt;
     sg_error err;
     sg_status rc;
     walk w;
-    int c, status, json = 0, by_user = 0, ages = 0;
+    int c, status, json = 0, by_user = 0, ages = 0, full = 0;
     int64_t top = 10;
     size_t i;
 
@@ -238,6 +251,9 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
         case 'a':
             ages = 1;
             break;
+        case 'w':
+            full = 1;
+            break;
         case 't':
             if ((status = cli_parse_int(self, "--top", optarg, 1, 1000000, &top)))
                 return status;
@@ -252,7 +268,8 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
         return status;
 
     sg_error_clear(&err);
-    rc = sg_store_stats(ctx->st, &stats, &err);
+    rc = full ? sg_store_stats(ctx->st, &stats, &err)
+              : sg_store_counters(ctx->st, &cnt, &err);
     if (rc != SG_OK)
         return cli_fail(&err, rc);
     memset(&w, 0, sizeof w);
@@ -261,18 +278,28 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
         return status;
     }
     if (json) {
-        status = print_json(ctx->st, &stats, &w, by_user, ages, (long)top);
+        status = print_json(ctx->st, full ? &stats : NULL, &cnt, &w, by_user, ages, (long)top);
         walk_free(&w);
         return status;
     }
     printf("store: %s\n", sg_store_path(ctx->st));
-    printf("sessions: %zu\n", stats.sessions);
-    printf("live: %zu\n", stats.live);
-    printf("expired: %zu\n", stats.expired);
-    printf("users: %zu\n", stats.users);
-    printf("anonymous: %zu\n", stats.anonymous);
-    printf("file_bytes: %llu\n", (unsigned long long)stats.file_bytes);
-    printf("writes: %llu\n", (unsigned long long)stats.writes);
+    if (full) {
+        printf("sessions: %zu\n", stats.sessions);
+        printf("live: %zu\n", stats.live);
+        printf("expired: %zu\n", stats.expired);
+        printf("users: %zu\n", stats.users);
+        printf("anonymous: %zu\n", stats.anonymous);
+        printf("file_bytes: %llu\n", (unsigned long long)stats.file_bytes);
+        printf("writes: %llu\n", (unsigned long long)stats.writes);
+    } else {
+        printf("sessions: %zu\n", cnt.sessions);
+        printf("users: %zu\n", cnt.users);
+        printf("anonymous: %zu\n", cnt.anonymous);
+        printf("expired_removed: %llu\n", (unsigned long long)cnt.expired_removed);
+        printf("file_bytes: %llu\n", (unsigned long long)cnt.file_bytes);
+        printf("writes: %llu\n", (unsigned long long)cnt.writes);
+        printf("counted: %s\n", cnt.kept ? "kept" : "walk");
+    }
     if (by_user || ages)
         printf("walked: %zu\n", w.walked);
     if (ages)
@@ -300,10 +327,16 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
 
 /* The `stats` entry of the command table. */
 const struct cli_cmd cli_cmd_stats = {
-    "stats", "[--json] [--by-user [--top N]] [--ages]",
+    "stats", "[--walk] [--json] [--by-user [--top N]] [--ages]",
     "print the store's figures as key: value lines (or --json)",
-    "  Keys: store, sessions (records, live or not), live, expired, users\n"
-    "  (distinct, among live sessions), anonymous, file_bytes, writes.\n"
+    "  Keys: store, sessions (records: live, or expired and not purged),\n"
+    "  users (with a record), anonymous, expired_removed (records removed\n"
+    "  after they had expired), file_bytes, writes, counted (kept: figures the store\n"
+    "  keeps, no walk; walk: every record read, after a crash until\n"
+    "  check --repair, or on Redis).\n"
+    "  --walk          read every record for exact live figures: sessions,\n"
+    "                  live, expired, users (among live), anonymous, file_bytes,\n"
+    "                  writes\n"
     "  --json          the same figures as one JSON object\n"
     "  --by-user       sessions per user, most first: lines \"user: N NAME\"\n"
     "  --top N         with --by-user, the first N users only (default 10)\n"

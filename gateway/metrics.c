@@ -189,15 +189,16 @@ static void histogram(buf *b, const char *name, const char *label, const double 
     }
 }
 
-/* Live sessions and users from the store's stats.  sg_store_stats reads
- * every record (0.34 s at 12k sessions), so it runs in this process only,
- * never on a worker's request path, and at most every 10 s or every 30
- * times its own last duration, whichever is longer: a big store is walked
- * rarely, never back to back. */
+/* Sessions and users from the store's kept figures (sg_store_counters:
+ * no walk).  When those cannot be trusted (after a crash, until check
+ * --repair; Redis) the call reads every record, so it runs in this
+ * process only, never on a worker's request path, and at most every
+ * second or every 30 times its own last duration, whichever is longer: a
+ * big store is walked rarely, never back to back. */
 static void store_gauges(const gw_config *cfg, buf *b)
 {
     static sg_store *st;
-    static sg_stats cached;
+    static sg_counters cached;
     static int64_t at_ms, gap_ms = 10000, took_us;
     static int ok;
     sg_error err;
@@ -209,15 +210,15 @@ static void store_gauges(const gw_config *cfg, buf *b)
         sg_error_clear(&err);
         if (!st && sg_store_open(cfg->store_uri, &cfg->store_opt, &st, &err) != SG_OK)
             st = NULL;
-        ok = st && sg_store_stats(st, &cached, &err) == SG_OK;
+        ok = st && sg_store_counters(st, &cached, &err) == SG_OK;
         if (!ok)
             log_store_error(&err);
         took_us = proc_now_us() - t0;
-        gap_ms = took_us * 30 / 1000 > 10000 ? took_us * 30 / 1000 : 10000;
+        gap_ms = took_us * 30 / 1000 > 1000 ? took_us * 30 / 1000 : 1000;
         at_ms = proc_now_ms();
     }
     buf_adds(b, "# HELP sessgate_store_stats_seconds How long the last store stats call "
-                "took (the gauges below are at most max(10 s, 30x this) old).\n"
+                "took (the gauges below are at most max(1 s, 30x this) old).\n"
                 "# TYPE sessgate_store_stats_seconds gauge\n");
     buf_addf(b, "sessgate_store_stats_seconds %.6f\n", (double)took_us / 1e6);
     buf_adds(b, "# HELP sessgate_store_up Whether the store answered the last stats call.\n"
@@ -225,12 +226,16 @@ static void store_gauges(const gw_config *cfg, buf *b)
     buf_addf(b, "sessgate_store_up %d\n", ok);
     if (!ok)
         return;
-    buf_adds(b, "# HELP sessgate_sessions Live sessions in the store.\n"
-                "# TYPE sessgate_sessions gauge\n");
-    buf_addf(b, "sessgate_sessions %zu\n", cached.live);
-    buf_adds(b, "# HELP sessgate_users Distinct users with a live session.\n"
+    buf_adds(b, "# HELP sessgate_sessions Session records in the store (live, and "
+                "expired ones not yet purged).\n# TYPE sessgate_sessions gauge\n");
+    buf_addf(b, "sessgate_sessions %zu\n", cached.sessions);
+    buf_adds(b, "# HELP sessgate_users Users with a session record.\n"
                 "# TYPE sessgate_users gauge\n");
     buf_addf(b, "sessgate_users %zu\n", cached.users);
+    buf_adds(b, "# HELP sessgate_store_figures_kept Whether the figures came from the "
+                "store's kept counters (1) or a walk (0).\n"
+                "# TYPE sessgate_store_figures_kept gauge\n");
+    buf_addf(b, "sessgate_store_figures_kept %d\n", cached.kept);
 }
 
 /* See gateway.h. */

@@ -17,6 +17,23 @@
 /* Lock modes, in increasing strength. */
 enum { SGI_UNLOCKED = 0, SGI_SHARED = 1, SGI_EXCLUSIVE = 2 };
 
+/* counters.c: the figures kept in the store (see there). */
+#define SGI_COUNTERS_KEY "stat:counters"
+typedef struct sgi_counts {
+    uint64_t at, sessions, anonymous, users, expired;
+} sgi_counts;
+typedef struct sgi_cnt_hold {
+    int active, broken, recounted;
+    uint64_t w0;                /* write counter when the hold began */
+    int64_t d_sessions, d_anonymous, d_users, d_expired;
+    sgi_counts recount;
+} sgi_cnt_hold;
+typedef struct sgi_cnt {
+    const sgi_backend *real;    /* the backend's own table; NULL: not kept */
+    sgi_backend table;          /* its copy with put and del wrapped */
+    sgi_cnt_hold hold;
+} sgi_cnt;
+
 struct sg_store {
     const sgi_backend *be;    /* function table of the backend */
     void *be_data;            /* Owned: the backend's state (be->close frees) */
@@ -32,6 +49,7 @@ struct sg_store {
     size_t hint_gen, hint_n;
     int touch_explicit;       /* opt.touch_interval was given, not derived */
     sg_lock_counters locks;   /* lock waits of this handle (sg_store_lock_counters) */
+    sgi_cnt cnt;              /* kept figures (counters.c) */
 };
 
 struct sg_session {
@@ -115,6 +133,14 @@ sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
                         sg_error *err);
 sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
                           sg_error *err);
+
+/* counters.c: wrap the backend's put/del (at open), and bracket every
+ * exclusive hold (sgi_lock/sgi_unlock); recount inside a hold (check
+ * --repair). */
+void sgi_counters_attach(sg_store *st);
+void sgi_counters_begin(sg_store *st);
+void sgi_counters_end(sg_store *st);
+sg_status sgi_counters_recount(sg_store *st, sg_error *err);
 
 /* list helpers */
 sg_list *sgi_list_new(void);

@@ -173,6 +173,23 @@ typedef struct sg_lock_counters {
 
 void sg_store_lock_counters(const sg_store *st, sg_lock_counters *out);
 
+/* The figures the store keeps as it is written (GDBM): no walk when they
+ * are right, which they are unless a writer died mid-write or the store
+ * predates them; then every record is read (kept = 0) until
+ * sg_store_check(repair) writes them back.  On Redis, whose records expire
+ * inside the server, always a walk (sg_store_stats). */
+typedef struct sg_counters {
+    size_t   sessions;        /* records: live, and expired ones not purged */
+    size_t   anonymous;       /* of those, without a user */
+    size_t   users;           /* users with at least one record */
+    uint64_t expired_removed; /* records removed after they had expired */
+    uint64_t file_bytes;
+    uint64_t writes;
+    int      kept;            /* 1: from the kept figures; 0: counted now */
+} sg_counters;
+
+sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err);
+
 /* Fill *out with the store's figures (one full scan). */
 sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err);
 

@@ -116,6 +116,7 @@ sg_status sg_store_open(const char *uri, const sg_options *opt,
         free(st);
         return rc;
     }
+    sgi_counters_attach(st);
     *out = st;
     return SG_OK;
 }
@@ -176,6 +177,8 @@ sg_status sgi_lock(sg_store *st, int mode, sg_error *err)
     st->locks.acquired++;
     st->lock_mode = mode;
     st->lock_depth = 1;
+    if (mode == SGI_EXCLUSIVE)
+        sgi_counters_begin(st);     /* counters.c: figures follow the hold */
     return SG_OK;
 }
 
@@ -192,6 +195,8 @@ void sg_store_lock_counters(const sg_store *st, sg_lock_counters *out)
 void sgi_unlock(sg_store *st)
 {
     if (st->lock_depth > 0 && --st->lock_depth == 0) {
+        if (st->lock_mode == SGI_EXCLUSIVE)
+            sgi_counters_end(st);   /* the hold's last put */
         st->be->unlock(st);
         st->lock_mode = SGI_UNLOCKED;
     }
@@ -1710,6 +1715,12 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
     free_users(&names);
     free_users(&w);
     sg_list_free(ids);
+    /* Repair recounts the kept figures (counters.c), in one hold of its
+     * own: a walk of the keys with writers held off, as a repair may. */
+    if (rc == SG_OK && repair && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
+        rc = sgi_counters_recount(st, err);
+        sgi_unlock(st);
+    }
     if (out)
         *out = rep;
     if (rc == SG_OK && rep.bad_records && !repair)

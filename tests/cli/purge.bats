@@ -13,13 +13,13 @@ load cli
   ctl create --user alice --ttl 1 >/dev/null
   keep=$(ctl create --user bob)
   sleep 2.1
-  run -0 ctl stats
+  run -0 ctl stats --walk
   assert_line 'sessions: 3'
   assert_line 'expired: 2'
   run -0 --separate-stderr ctl purge
   assert_output 2
   [ -z "$stderr" ]
-  run -0 ctl stats
+  run -0 ctl stats --walk
   assert_line 'sessions: 1'
   assert_line 'expired: 0'
   run -0 ctl get "$keep"

@@ -4,14 +4,14 @@
 load ../helpers/common
 load cli
 
-@test "stats prints every figure as a key: value line" {
+@test "stats --walk prints every exact figure as a key: value line" {
   ctl create --user alice >/dev/null
   ctl create --user alice >/dev/null
   ctl create --user bob >/dev/null
   ctl create >/dev/null
   ctl create --idle 1 >/dev/null
   sleep 2.1
-  run -0 --separate-stderr ctl stats
+  run -0 --separate-stderr ctl stats --walk
   assert_line "store: $STORE"
   # GDBM keeps the expired record until purge; Redis has deleted it.
   if on_redis; then

@@ -353,7 +353,7 @@ done
 "$ctl" --store "$store" list > "$tmp/list" 2>"$tmp/list.err" || fail "sessions: sessgatectl list failed: $(cat "$tmp/list.err")"
 count=$("$ctl" --store "$store" count 2>&1) || fail "sessions: sessgatectl count failed: $count"
 nexport=$("$ctl" --store "$store" export 2>/dev/null | wc -l)
-stats_live=$("$ctl" --store "$store" stats 2>/dev/null | awk '$1 == "live:" { print $2 }')
+stats_live=$("$ctl" --store "$store" stats --walk 2>/dev/null | awk '$1 == "live:" { print $2 }')
 nlist=$(wc -l < "$tmp/list")
 awk '$2 ~ /^soaker-/ { print $1 }' "$tmp/list" | sort > "$tmp/live.login"
 awk '$1 == "pool" { print $2 }' "$tmp/wrk.pool" 2>/dev/null | sort > "$tmp/held"
