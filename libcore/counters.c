@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define COUNTERS_FMT "sgcounters 1 at=%" PRIu64 " sessions=%" PRIu64 \
                      " anonymous=%" PRIu64 " users=%" PRIu64 " expired=%" PRIu64
@@ -140,6 +141,7 @@ static sg_status cnt_put(sg_store *st, const char *key, const char *val,
         st->cnt.hold.broken = 1;
         return rc;
     }
+    st->cnt.hold.wrote = 1;
     if (record)
         record_facts(st, val, len, &now);
     else {
@@ -165,6 +167,7 @@ static sg_status cnt_del(sg_store *st, const char *key, sg_error *err)
         st->cnt.hold.broken = 1;
         return rc;
     }
+    st->cnt.hold.wrote |= rc == SG_OK;
     memset(&now, 0, sizeof now);
     add_change(st, record, &was, &now, 1);
     return rc;
@@ -252,8 +255,11 @@ void sgi_counters_end(sg_store *st)
     if (h->recounted) {
         c = h->recount;
     } else {
-        if (w1 == h->w0 || h->broken)
-            return;                     /* wrote nothing, or not surely right */
+        /* Only after this hold's own writes all went through: a hold
+         * that wrote nothing of ours (a rebuild, a failed check) leaves
+         * the backend in a state we do not touch, and the figures stale. */
+        if (w1 == h->w0 || h->broken || !h->wrote)
+            return;
         if (counters_read(st, &c) < 0) {
             /* No record: right only for a store that never had a write
              * (a new one): it had no sessions then. */
@@ -281,69 +287,156 @@ void sgi_counters_end(sg_store *st)
 
 /* ------------------------------------------------------------ reading */
 
-typedef struct count_walk {
-    sg_store *st;
-    sgi_counts c;
-    int failed;
-} count_walk;
+/* A recount reads every key, in chunks that each hold the shared lock for
+ * a few milliseconds (as store.c's walks do), so writers never wait long:
+ * first the names (sorted, each once: a chunked walk may see a key twice),
+ * then each value. */
+#define COUNT_KEYS    256
+#define COUNT_HOLD_MS 8
 
-static int count_key(const char *key, size_t len, void *arg)
+typedef struct key_list {
+    char **keys;
+    size_t n, cap;
+    int oom;
+} key_list;
+
+static int collect(const char *key, size_t len, void *arg)
 {
-    count_walk *w = arg;
-    facts f;
+    key_list *l = arg;
     (void)len;
 
-    if (sg_id_valid(key)) {
-        if (old_facts(w->st, key, 1, &f) < 0) {
-            w->failed = 1;
+    if (!sg_id_valid(key) && !is_index_count_key(key) && !is_legacy_index_key(key))
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        char **k = realloc(l->keys, cap * sizeof *k);
+        if (!k) {
+            l->oom = 1;
             return 1;
         }
-        w->c.sessions += f.present;
-        w->c.anonymous += f.present && f.anonymous;
-    } else if (is_index_count_key(key) || is_legacy_index_key(key)) {
-        if (old_facts(w->st, key, 0, &f) < 0) {
-            w->failed = 1;
-            return 1;
-        }
-        w->c.users += f.users;
+        l->keys = k;
+        l->cap = cap;
     }
+    if (!(l->keys[l->n] = strdup(key))) {
+        l->oom = 1;
+        return 1;
+    }
+    l->n++;
     return 0;
 }
 
-/* Read every key and count.  Caller holds a lock. */
-static sg_status recount(sg_store *st, sgi_counts *c, sg_error *err)
+static int by_key(const void *a, const void *b)
 {
-    count_walk w;
-    const sgi_backend *be = st->cnt.real ? st->cnt.real : st->be;
-    sg_status rc;
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
-    memset(&w, 0, sizeof w);
-    w.st = st;
-    rc = be->keys(st, count_key, &w, err);
-    if (rc == SG_OK && w.failed)
-        rc = sgi_err(err, SG_ESTORE, 0, "store %s: a record could not be read "
-                     "while counting", st->path);
-    *c = w.c;
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Count every record and index, in chunks.  *w_start: the write counter
+ * before the walk began. */
+static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start, sg_error *err)
+{
+    const sgi_backend *be = real_be(st);
+    key_list l;
+    sg_status rc;
+    size_t i, j;
+    uint64_t bytes;
+
+    memset(c, 0, sizeof *c);
+    memset(&l, 0, sizeof l);
+    rc = sgi_lock(st, SGI_SHARED, err);
+    if (rc != SG_OK)
+        return rc;
+    be->info(st, &bytes, w_start);
+    if (be->keys_chunk && st->lock_depth == 1) {
+        sgi_cursor cur;
+
+        memset(&cur, 0, sizeof cur);
+        while (rc == SG_OK && !cur.done && !l.oom) {
+            int64_t t0 = mono_ms();
+
+            do
+                rc = be->keys_chunk(st, &cur, COUNT_KEYS, collect, &l, err);
+            while (rc == SG_OK && !cur.done && !l.oom && mono_ms() - t0 < COUNT_HOLD_MS);
+            sgi_unlock(st);
+            if (rc == SG_OK && !cur.done && !l.oom)
+                rc = sgi_lock(st, SGI_SHARED, err);
+            else
+                break;
+        }
+        for (int k = 0; k < cur.nlast; k++)
+            free(cur.last[k]);
+    } else {
+        rc = be->keys(st, collect, &l, err);    /* inside a caller's lock: at once */
+        sgi_unlock(st);
+    }
+    if (rc == SG_OK && l.oom)
+        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    if (l.n > 1)
+        qsort(l.keys, l.n, sizeof *l.keys, by_key);
+    i = 0;
+    while (rc == SG_OK && i < l.n) {
+        int64_t t0 = mono_ms();
+
+        rc = sgi_lock(st, SGI_SHARED, err);
+        int locked = rc == SG_OK;
+        for (j = 0; rc == SG_OK && i < l.n; i++, j++) {
+            facts f;
+            int record = sg_id_valid(l.keys[i]);
+
+            if (j % 64 == 63 && mono_ms() - t0 >= COUNT_HOLD_MS)
+                break;                  /* let writers in; go on after */
+            if (i > 0 && strcmp(l.keys[i], l.keys[i - 1]) == 0)
+                continue;
+            if (old_facts(st, l.keys[i], record, &f) < 0)
+                rc = sgi_err(err, SG_ESTORE, 0, "store %s: a record could not be "
+                             "read while counting", st->path);
+            else if (record) {
+                c->sessions += f.present;
+                c->anonymous += f.present && f.anonymous;
+            } else
+                c->users += f.users;
+        }
+        if (locked)
+            sgi_unlock(st);
+    }
+    for (i = 0; i < l.n; i++)
+        free(l.keys[i]);
+    free(l.keys);
     return rc;
 }
 
 /* See internal.h. */
-sg_status sgi_counters_recount(sg_store *st, sg_error *err)
+sg_status sgi_counters_rebuild(sg_store *st, sg_error *err)
 {
     sgi_counts c, old;
+    uint64_t w_start, w_now, bytes;
     sg_status rc;
 
-    if (!st->cnt.real || !st->cnt.hold.active)
+    if (!st->cnt.real)
         return SG_OK;
-    rc = recount(st, &c, err);
+    rc = recount(st, &c, &w_start, err);
     if (rc != SG_OK)
         return rc;
-    /* The removals of expired records are history, not in the keys: keep
-     * the old figure when there is one. */
-    if (counters_read(st, &old) == 0)
-        c.expired = old.expired;
-    st->cnt.hold.recount = c;
-    st->cnt.hold.recounted = 1;
+    rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK)
+        return rc;
+    st->be->info(st, &bytes, &w_now);
+    /* Only a count that no write overtook is right; under constant writes
+     * the figures stay unused (stats walks) until a quieter repair. */
+    if (w_now == w_start) {
+        /* The removals of expired records are history, not in the keys. */
+        c.expired = counters_read(st, &old) == 0 ? old.expired : 0;
+        st->cnt.hold.recount = c;
+        st->cnt.hold.recounted = 1;
+    }
+    sgi_unlock(st);
     return SG_OK;
 }
 
@@ -373,11 +466,16 @@ sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err)
     st->be->info(st, &out->file_bytes, &out->writes);
     if (counters_read(st, &c) == 0 && c.at == out->writes) {
         out->kept = 1;
+        sgi_unlock(st);
     } else {
-        rc = recount(st, &c, err);
+        uint64_t w_start;
+
         c.expired = counters_read(st, &old) == 0 ? old.expired : 0;
+        sgi_unlock(st);
+        old = c;
+        rc = recount(st, &c, &w_start, err);
+        c.expired = old.expired;
     }
-    sgi_unlock(st);
     out->sessions = (size_t)c.sessions;
     out->anonymous = (size_t)c.anonymous;
     out->users = (size_t)c.users;

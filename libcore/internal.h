@@ -23,7 +23,7 @@ typedef struct sgi_counts {
     uint64_t at, sessions, anonymous, users, expired;
 } sgi_counts;
 typedef struct sgi_cnt_hold {
-    int active, broken, recounted;
+    int active, broken, recounted, wrote;
     uint64_t w0;                /* write counter when the hold began */
     int64_t d_sessions, d_anonymous, d_users, d_expired;
     sgi_counts recount;
@@ -135,12 +135,13 @@ sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
                           sg_error *err);
 
 /* counters.c: wrap the backend's put/del (at open), and bracket every
- * exclusive hold (sgi_lock/sgi_unlock); recount inside a hold (check
- * --repair). */
+ * exclusive hold (sgi_lock/sgi_unlock); recount in chunks and write the
+ * figures back if no write overtook the count (check --repair; no lock
+ * held by the caller). */
 void sgi_counters_attach(sg_store *st);
 void sgi_counters_begin(sg_store *st);
 void sgi_counters_end(sg_store *st);
-sg_status sgi_counters_recount(sg_store *st, sg_error *err);
+sg_status sgi_counters_rebuild(sg_store *st, sg_error *err);
 
 /* list helpers */
 sg_list *sgi_list_new(void);

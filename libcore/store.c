@@ -1715,12 +1715,10 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
     free_users(&names);
     free_users(&w);
     sg_list_free(ids);
-    /* Repair recounts the kept figures (counters.c), in one hold of its
-     * own: a walk of the keys with writers held off, as a repair may. */
-    if (rc == SG_OK && repair && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
-        rc = sgi_counters_recount(st, err);
-        sgi_unlock(st);
-    }
+    /* Repair recounts the kept figures (counters.c), chunked like the
+     * walks above. */
+    if (rc == SG_OK && repair)
+        rc = sgi_counters_rebuild(st, err);
     if (out)
         *out = rep;
     if (rc == SG_OK && rep.bad_records && !repair)

@@ -14,10 +14,10 @@ rec() {
     "$1" "$user" $((now - $3)) $((now - $4)) $((now + 864000)) 864000
 }
 
-@test "stats --json: the figures as one JSON object" {
+@test "stats --walk --json: the exact figures as one JSON object" {
   ctl create --user alice > /dev/null
   ctl create > /dev/null
-  run -0 --separate-stderr ctl stats --json
+  run -0 --separate-stderr ctl stats --walk --json
   [ "${#lines[@]}" -eq 1 ]
   run "$SG_PYTHON" -c '
 import json, sys

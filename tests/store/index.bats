@@ -133,7 +133,7 @@ old_store() {
   for id in "${OLD_IDS[@]}"; do assert_line --partial "$id"; done
   run -0 ctl count --user frank
   assert_output 0
-  run -0 ctl stats
+  run -0 ctl stats --walk
   assert_line 'users: 2'
   run -0 ctl delete "${OLD_IDS[0]}"
   run -0 ctl count --user dave

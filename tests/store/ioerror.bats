@@ -284,14 +284,14 @@ room_for_new_not_delete() {
 # room the purge removes the rest and the store holds only live ones.
 purged_after_room() {
   assert_equal "$(snapshot)" "$before"
-  run -0 sessgatectl --store "$S" stats
+  run -0 sessgatectl --store "$S" stats --walk
   assert_line "live: ${#LIVE[@]}"
   passes_check
   free_disk   # (nothing to free under a file size limit)
   run -0 sessgatectl --store "$S" purge
   note "the purge with room removed $output"
   [ "$output" -gt 0 ]
-  run -0 sessgatectl --store "$S" stats
+  run -0 sessgatectl --store "$S" stats --walk
   assert_line "sessions: ${#LIVE[@]}"
   assert_line 'expired: 0'
   assert_equal "$(snapshot)" "$before"

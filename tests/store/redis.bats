@@ -99,7 +99,7 @@ UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   [ "${#lines[@]}" -eq 2 ]
   run -0 ctl list
   [ "${#lines[@]}" -eq 4 ]
-  run -0 ctl stats
+  run -0 ctl stats --walk
   assert_line "live: 4"
   assert_line "users: 2"
   assert_line --regexp '^writes: [1-9]'
