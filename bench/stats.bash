@@ -27,6 +27,7 @@ best() {  # best RUNS STORE ARGS...: the best wall time of `stats ARGS`, in ms
 }
 
 for n in 1000 100000 "$BENCH_STATS_BIG"; do
+  "$ctl" --store "$dir/s$n" stats --keep on > /dev/null &&      # the store keeps its figures
   "$mk" "$dir/s$n" "$n" 1000 > "$dir/mk$n" || { echo "mkstore $n failed" >&2; exit 1; }
 done
 grep -q '^counted: kept$' <("$ctl" --store "$dir/s$BENCH_STATS_BIG" stats) ||

@@ -226,6 +226,7 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
         { "top", required_argument, NULL, 't' },
         { "ages", no_argument, NULL, 'a' },
         { "walk", no_argument, NULL, 'w' },
+        { "keep", required_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -234,7 +235,7 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
     sg_error err;
     sg_status rc;
     walk w;
-    int c, status, json = 0, by_user = 0, ages = 0, full = 0;
+    int c, status, json = 0, by_user = 0, ages = 0, full = 0, keep = -1;
     int64_t top = 10;
     size_t i;
 
@@ -254,6 +255,14 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
         case 'w':
             full = 1;
             break;
+        case 'k':
+            if (strcmp(optarg, "on") == 0)
+                keep = 1;
+            else if (strcmp(optarg, "off") == 0)
+                keep = 0;
+            else
+                return cli_usage(self, "--keep takes on or off, not '%s'", optarg);
+            break;
         case 't':
             if ((status = cli_parse_int(self, "--top", optarg, 1, 1000000, &top)))
                 return status;
@@ -264,10 +273,12 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
     }
     if (optind != argc)
         return cli_usage(self, "takes no arguments");
-    if ((status = cli_open(ctx, CLI_OPEN_READ)))
+    if ((status = cli_open(ctx, keep >= 0 ? 0 : CLI_OPEN_READ)))
         return status;
 
     sg_error_clear(&err);
+    if (keep >= 0 && (rc = sg_store_keep_counters(ctx->st, keep, &err)) != SG_OK)
+        return cli_fail(&err, rc);
     rc = full ? sg_store_stats(ctx->st, &stats, &err)
               : sg_store_counters(ctx->st, &cnt, &err);
     if (rc != SG_OK)
@@ -327,13 +338,17 @@ static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
 
 /* The `stats` entry of the command table. */
 const struct cli_cmd cli_cmd_stats = {
-    "stats", "[--walk] [--json] [--by-user [--top N]] [--ages]",
+    "stats", "[--keep on|off] [--walk] [--json] [--by-user [--top N]] [--ages]",
     "print the store's figures as key: value lines (or --json)",
     "  Keys: store, sessions (records: live, or expired and not purged),\n"
     "  users (with a record), anonymous, expired_removed (records removed\n"
     "  after they had expired), file_bytes, writes, counted (kept: figures the store\n"
-    "  keeps, no walk; walk: every record read, after a crash until\n"
-    "  check --repair, or on Redis).\n"
+    "  keeps, no walk; walk: every record read: a store that does not keep\n"
+    "  them, after a crash until check --repair, or on Redis).\n"
+    "  --keep on|off   start (count once) or stop keeping the figures in this\n"
+    "                  GDBM store; keeping costs each write one more put;\n"
+    "                  restart long-running users (the gateway) after on,\n"
+    "                  then check --repair\n"
     "  --walk          read every record for exact live figures: sessions,\n"
     "                  live, expired, users (among live), anonymous, file_bytes,\n"
     "                  writes\n"

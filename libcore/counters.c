@@ -1,33 +1,40 @@
 /*
- * counters.c - figures the store keeps as it is written, so `stats` need
- * not read every record (0.34 s at 12k sessions, growing with the store).
+ * counters.c - figures a store keeps as it is written, so `stats` need not
+ * read every record (0.34 s at 12k sessions, growing with the store).
  *
  * What is kept, in one record under SGI_COUNTERS_KEY:
  *     sessions   records stored (live, and expired ones not yet purged)
  *     anonymous  those without a user
- *     users      users with an index (at least one record)
+ *     users      users with at least one record (from "ucnt:NAME" keys,
+ *                each user's record count)
  *     expired    records removed after they had expired (purge, deletes)
  *     at         the backend's write counter when the figures were right
  *
- * How: on a store whose records do not vanish by themselves (GDBM; Redis
- * expires keys on its own, so it keeps walking) the store's function table
- * is wrapped (sgi_counters_attach): every put and del of a session record
- * or of a user's index count goes through here first, reads what it
- * replaces, and adds the difference to this hold's deltas.  When the
- * exclusive hold ends (sgi_unlock) and the hold wrote anything, the
- * deltas are added to the record and it is written with `at` = the write
- * counter, as the hold's last put, under the same lock.
+ * Opt-in per store (sg_store_keep_counters, `sessgatectl stats --keep
+ * on`): keeping them costs each write hold one more put (two when a user
+ * gains or loses a record), which a store that never asks should not pay.
+ * Only GDBM: Redis expires records inside the server, unseen by any put or
+ * del, so figures kept this way would drift; it keeps walking.
+ *
+ * How: when a store that has the record is opened for writing, its
+ * function table is wrapped (sgi_counters_attach): every put and del of a
+ * session record goes through here first, reads what it replaces, and
+ * adds the difference to this hold's deltas (and to the user's count).
+ * When the exclusive hold ends (sgi_unlock) and it wrote anything, the
+ * deltas are added to the record, written with `at` = the write counter as
+ * the hold's last put, under the same lock.
  *
  * Why that stays right after kill -9: the GDBM write counter is bumped
- * before a hold's first change, and the counters record is the hold's last
- * put.  A process killed anywhere in between leaves `at` behind the write
- * counter; so does a rebuild from the write-ahead log, a writer of an
- * older version, a put that failed, or a deleted lock file (the counter
- * starts over).  Figures whose `at` is not the write counter are never
- * used: stats reads every record instead (exact, and says so), and
- * `check --repair` recounts and writes them back.  A hold on figures that
- * were already stale leaves them stale: deltas are only ever added to
- * figures known right.  So the figures are either right or not used.
+ * before a hold's first change, and the figures are the hold's last put.
+ * A process killed anywhere in between leaves `at` behind the counter; so
+ * does a rebuild from the write-ahead log, a writer that does not keep the
+ * figures (an older version, a handle opened before --keep on), a put that
+ * failed, or a deleted lock file (the counter starts over).  Figures whose
+ * `at` is not the write counter are never used: stats reads every record
+ * instead (exact, and says so), and `check --repair` recounts, in chunks
+ * like the other walks, and writes them back if no write overtook the
+ * count.  A hold on stale figures leaves them stale: deltas are only ever
+ * added to figures known right.  So the figures are right or not used.
  */
 #include "internal.h"
 
@@ -45,47 +52,55 @@ static const sgi_backend *real_be(const sg_store *st)
     return st->cnt.real ? st->cnt.real : st->be;
 }
 
-static int is_index_count_key(const char *key)
+#define UCOUNT_PREFIX "ucnt:"       /* "ucnt:NAME" -> records of user NAME */
+
+static int is_ucount_key(const char *key)
 {
-    return strncmp(key, SGI_INDEX_PREFIX, sizeof SGI_INDEX_PREFIX - 1) == 0;
+    return strncmp(key, UCOUNT_PREFIX, sizeof UCOUNT_PREFIX - 1) == 0;
 }
 
-static int is_legacy_index_key(const char *key)
-{
-    return strncmp(key, SGI_USER_PREFIX, sizeof SGI_USER_PREFIX - 1) == 0;
-}
-
-/* What a stored value means for the figures: present, anonymous, expired
- * (records); count > 0 (index counts). */
+/* What a stored record means for the figures. */
 typedef struct facts {
-    int present, anonymous, expired, users;
+    int present, anonymous, expired;
+    char *user;                 /* Owned; NULL: anonymous or absent */
 } facts;
 
-static void record_facts(sg_store *st, const char *val, size_t len, facts *f)
+static void facts_free(facts *f)
+{
+    free(f->user);
+    f->user = NULL;
+}
+
+/* 0, or -1 when out of memory (the figures cannot follow). */
+static int record_facts(sg_store *st, const char *val, size_t len, facts *f)
 {
     sg_session *s = NULL;
     sg_error ignored;
 
     memset(f, 0, sizeof *f);
     if (!val)
-        return;
+        return 0;
     f->present = 1;
     sg_error_clear(&ignored);
-    if (sgi_record_parse(val, len, &s, &ignored) == SG_OK) {
-        f->anonymous = s->user == NULL;
-        f->expired = !sgi_live(s, sgi_now(st));
+    if (sgi_record_parse(val, len, &s, &ignored) != SG_OK)
+        return ignored.code == SG_ENOMEM ? -1 : 0;  /* damaged: check --repair */
+    f->anonymous = s->user == NULL;
+    f->expired = !sgi_live(s, sgi_now(st));
+    if (s->user && !(f->user = strdup(s->user))) {
         sg_session_free(s);
+        return -1;
     }
-    /* A damaged record counts as a session with a user: check --repair
-     * removes it and recounts. */
+    sg_session_free(s);
+    return 0;
 }
 
-/* The facts of whatever is stored under key now (absent: all zero). */
-static int old_facts(sg_store *st, const char *key, int record, facts *f)
+/* The facts of the record stored under key now (absent: all zero). */
+static int old_facts(sg_store *st, const char *key, facts *f)
 {
     char *val = NULL;
     size_t len = 0;
     sg_error ignored;
+    int r;
 
     memset(f, 0, sizeof *f);
     sg_error_clear(&ignored);
@@ -94,91 +109,137 @@ static int old_facts(sg_store *st, const char *key, int record, facts *f)
         return 0;
     if (rc != SG_OK)
         return -1;
-    if (record)
-        record_facts(st, val, len, f);
-    else {
-        f->present = 1;
-        f->users = is_legacy_index_key(key) || strtoull(val, NULL, 10) > 0;
-    }
+    r = record_facts(st, val, len, f);
     free(val);
+    return r;
+}
+
+/* Add d to user's record count ("ucnt:NAME"); a count that leaves or
+ * reaches zero moves the users figure.  0 or -1. */
+static int ucount_add(sg_store *st, const char *user, int d)
+{
+    size_t klen = sizeof UCOUNT_PREFIX + strlen(user);
+    char *key = malloc(klen), *val = NULL, num[32];
+    size_t len;
+    sg_error ignored;
+    long long n = 0, n2;
+    sg_status rc;
+
+    if (!key)
+        return -1;
+    snprintf(key, klen, UCOUNT_PREFIX "%s", user);
+    sg_error_clear(&ignored);
+    rc = real_be(st)->fetch(st, key, &val, &len, &ignored);
+    if (rc == SG_OK)
+        n = strtoll(val, NULL, 10);
+    free(val);
+    if (rc != SG_OK && rc != SG_ENOTFOUND) {
+        free(key);
+        return -1;
+    }
+    n2 = n + d;
+    if (n2 <= 0)
+        rc = real_be(st)->del(st, key, &ignored);
+    else {
+        snprintf(num, sizeof num, "%lld", n2);
+        rc = real_be(st)->put(st, key, num, strlen(num), &ignored);
+    }
+    free(key);
+    if (rc != SG_OK && rc != SG_ENOTFOUND)
+        return -1;
+    st->cnt.hold.d_users += (n <= 0 && n2 > 0) - (n > 0 && n2 <= 0);
     return 0;
 }
 
-static void add_change(sg_store *st, int record, const facts *was, const facts *now,
-                       int removed)
+static int same_user(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Account for a record going from was to now. */
+static void add_change(sg_store *st, const facts *was, const facts *now, int removed)
 {
     sgi_cnt_hold *h = &st->cnt.hold;
 
-    if (!record) {
-        h->d_users += now->users - was->users;
-        return;
-    }
     h->d_sessions += now->present - was->present;
     h->d_anonymous += (now->present && now->anonymous) - (was->present && was->anonymous);
     if (removed && was->present && was->expired)
         h->d_expired++;
-}
-
-static int tracked(sg_store *st, const char *key, int *record)
-{
-    *record = sg_id_valid(key);
-    return st->cnt.hold.active && (*record || is_index_count_key(key) ||
-                                   is_legacy_index_key(key));
+    if (!same_user(was->user, now->user)) {
+        if (was->user && ucount_add(st, was->user, -1) < 0)
+            h->broken = 1;
+        if (now->user && ucount_add(st, now->user, +1) < 0)
+            h->broken = 1;
+    }
 }
 
 static sg_status cnt_put(sg_store *st, const char *key, const char *val,
                          size_t len, sg_error *err)
 {
-    int record;
     facts was, now;
 
-    if (!tracked(st, key, &record))
+    if (!st->cnt.hold.active || !sg_id_valid(key))
         return real_be(st)->put(st, key, val, len, err);
-    if (old_facts(st, key, record, &was) < 0)
+    if (old_facts(st, key, &was) < 0)
         st->cnt.hold.broken = 1;
     sg_status rc = real_be(st)->put(st, key, val, len, err);
     if (rc != SG_OK) {
         st->cnt.hold.broken = 1;
+        facts_free(&was);
         return rc;
     }
     st->cnt.hold.wrote = 1;
-    if (record)
-        record_facts(st, val, len, &now);
-    else {
-        memset(&now, 0, sizeof now);
-        now.present = 1;
-        now.users = is_legacy_index_key(key) || strtoull(val, NULL, 10) > 0;
-    }
-    add_change(st, record, &was, &now, 0);
+    if (record_facts(st, val, len, &now) < 0)
+        st->cnt.hold.broken = 1;
+    add_change(st, &was, &now, 0);
+    facts_free(&was);
+    facts_free(&now);
     return rc;
 }
 
 static sg_status cnt_del(sg_store *st, const char *key, sg_error *err)
 {
-    int record;
     facts was, now;
 
-    if (!tracked(st, key, &record))
+    if (!st->cnt.hold.active || !sg_id_valid(key))
         return real_be(st)->del(st, key, err);
-    if (old_facts(st, key, record, &was) < 0)
+    if (old_facts(st, key, &was) < 0)
         st->cnt.hold.broken = 1;
     sg_status rc = real_be(st)->del(st, key, err);
     if (rc != SG_OK && rc != SG_ENOTFOUND) {
         st->cnt.hold.broken = 1;
+        facts_free(&was);
         return rc;
     }
     st->cnt.hold.wrote |= rc == SG_OK;
     memset(&now, 0, sizeof now);
-    add_change(st, record, &was, &now, 1);
+    if (rc == SG_OK)
+        add_change(st, &was, &now, 1);
+    facts_free(&was);
     return rc;
 }
 
 /* See internal.h. */
 void sgi_counters_attach(sg_store *st)
 {
+    char *val = NULL;
+    size_t len;
+    sg_error ignored;
+    sg_status rc;
+
     /* Redis removes expired records by itself (PEXPIREAT), unseen by any
      * put or del here: figures kept this way would drift. */
-    if (strcmp(st->be->scheme, "gdbm") != 0 || st->opt.readonly)
+    if (strcmp(st->be->scheme, "gdbm") != 0 || st->opt.readonly || st->cnt.real)
+        return;
+    /* Opt-in per store (sg_store_keep_counters): keeping the figures costs
+     * every write hold one more put, so only a store that has them pays. */
+    sg_error_clear(&ignored);
+    if (st->be->lock(st, SGI_SHARED, &ignored) != SG_OK)
+        return;
+    rc = st->be->fetch(st, SGI_COUNTERS_KEY, &val, &len, &ignored);
+    st->be->unlock(st);
+    free(val);
+    if (rc != SG_OK)
         return;
     st->cnt.real = st->be;
     st->cnt.table = *st->be;
@@ -300,29 +361,42 @@ typedef struct key_list {
     int oom;
 } key_list;
 
-static int collect(const char *key, size_t len, void *arg)
+static int list_push(key_list *l, const char *key)
 {
-    key_list *l = arg;
-    (void)len;
-
-    if (!sg_id_valid(key) && !is_index_count_key(key) && !is_legacy_index_key(key))
-        return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 1024;
         char **k = realloc(l->keys, cap * sizeof *k);
         if (!k) {
             l->oom = 1;
-            return 1;
+            return -1;
         }
         l->keys = k;
         l->cap = cap;
     }
     if (!(l->keys[l->n] = strdup(key))) {
         l->oom = 1;
-        return 1;
+        return -1;
     }
     l->n++;
     return 0;
+}
+
+static void list_free(key_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->keys[i]);
+    free(l->keys);
+    memset(l, 0, sizeof *l);
+}
+
+static int collect(const char *key, size_t len, void *arg)
+{
+    key_list *l = arg;
+    (void)len;
+
+    if (!sg_id_valid(key) && !is_ucount_key(key))
+        return 0;
+    return list_push(l, key) < 0;
 }
 
 static int by_key(const void *a, const void *b)
@@ -338,9 +412,16 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Count every record and index, in chunks.  *w_start: the write counter
- * before the walk began. */
-static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start, sg_error *err)
+/* What a recount found besides the figures: the user of every record
+ * (sorted) and the "ucnt:" keys there were. */
+typedef struct recount_out {
+    key_list users, ucnt;
+} recount_out;
+
+/* Count every record, in chunks.  *w_start: the write counter before the
+ * walk began. */
+static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start,
+                         recount_out *ro, sg_error *err)
 {
     const sgi_backend *be = real_be(st);
     key_list l;
@@ -350,6 +431,7 @@ static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start, sg_erro
 
     memset(c, 0, sizeof *c);
     memset(&l, 0, sizeof l);
+    memset(ro, 0, sizeof *ro);
     rc = sgi_lock(st, SGI_SHARED, err);
     if (rc != SG_OK)
         return rc;
@@ -376,39 +458,74 @@ static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start, sg_erro
         rc = be->keys(st, collect, &l, err);    /* inside a caller's lock: at once */
         sgi_unlock(st);
     }
-    if (rc == SG_OK && l.oom)
-        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
     if (l.n > 1)
         qsort(l.keys, l.n, sizeof *l.keys, by_key);
     i = 0;
-    while (rc == SG_OK && i < l.n) {
+    while (rc == SG_OK && !l.oom && i < l.n) {
         int64_t t0 = mono_ms();
 
         rc = sgi_lock(st, SGI_SHARED, err);
         int locked = rc == SG_OK;
         for (j = 0; rc == SG_OK && i < l.n; i++, j++) {
             facts f;
-            int record = sg_id_valid(l.keys[i]);
 
             if (j % 64 == 63 && mono_ms() - t0 >= COUNT_HOLD_MS)
                 break;                  /* let writers in; go on after */
             if (i > 0 && strcmp(l.keys[i], l.keys[i - 1]) == 0)
                 continue;
-            if (old_facts(st, l.keys[i], record, &f) < 0)
+            if (is_ucount_key(l.keys[i])) {
+                list_push(&ro->ucnt, l.keys[i]);
+                continue;
+            }
+            if (old_facts(st, l.keys[i], &f) < 0) {
                 rc = sgi_err(err, SG_ESTORE, 0, "store %s: a record could not be "
                              "read while counting", st->path);
-            else if (record) {
-                c->sessions += f.present;
-                c->anonymous += f.present && f.anonymous;
-            } else
-                c->users += f.users;
+                break;
+            }
+            c->sessions += f.present;
+            c->anonymous += f.present && f.anonymous;
+            if (f.user)
+                list_push(&ro->users, f.user);
+            facts_free(&f);
         }
         if (locked)
             sgi_unlock(st);
     }
-    for (i = 0; i < l.n; i++)
-        free(l.keys[i]);
-    free(l.keys);
+    if (rc == SG_OK && (l.oom || ro->users.oom || ro->ucnt.oom))
+        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    list_free(&l);
+    if (ro->users.n > 1)
+        qsort(ro->users.keys, ro->users.n, sizeof *ro->users.keys, by_key);
+    for (i = 0; i < ro->users.n; i++)
+        c->users += i == 0 || strcmp(ro->users.keys[i], ro->users.keys[i - 1]) != 0;
+    return rc;
+}
+
+/* Under the exclusive lock: make the "ucnt:" keys what the recount found. */
+static sg_status write_ucounts(sg_store *st, const recount_out *ro, sg_error *err)
+{
+    const sgi_backend *be = real_be(st);
+    sg_status rc = SG_OK;
+    size_t i, j;
+
+    for (i = 0; rc == SG_OK && i < ro->ucnt.n; i++) {
+        rc = be->del(st, ro->ucnt.keys[i], err);
+        if (rc == SG_ENOTFOUND)
+            rc = SG_OK;
+    }
+    for (i = 0; rc == SG_OK && i < ro->users.n; i = j) {
+        char num[32], *key;
+        size_t klen = sizeof UCOUNT_PREFIX + strlen(ro->users.keys[i]);
+
+        for (j = i; j < ro->users.n && strcmp(ro->users.keys[j], ro->users.keys[i]) == 0; j++)
+            ;
+        if (!(key = malloc(klen)))
+            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+        snprintf(key, klen, UCOUNT_PREFIX "%s", ro->users.keys[i]);
+        snprintf(num, sizeof num, "%zu", j - i);
+        rc = be->put(st, key, num, strlen(num), err);
+        free(key);
+    }
     return rc;
 }
 
@@ -417,27 +534,38 @@ sg_status sgi_counters_rebuild(sg_store *st, sg_error *err)
 {
     sgi_counts c, old;
     uint64_t w_start, w_now, bytes;
+    recount_out ro;
     sg_status rc;
 
     if (!st->cnt.real)
         return SG_OK;
-    rc = recount(st, &c, &w_start, err);
-    if (rc != SG_OK)
+    rc = recount(st, &c, &w_start, &ro, err);
+    if (rc == SG_OK)
+        rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK) {
+        list_free(&ro.users);
+        list_free(&ro.ucnt);
         return rc;
-    rc = sgi_lock(st, SGI_EXCLUSIVE, err);
-    if (rc != SG_OK)
-        return rc;
+    }
     st->be->info(st, &bytes, &w_now);
     /* Only a count that no write overtook is right; under constant writes
      * the figures stay unused (stats walks) until a quieter repair. */
     if (w_now == w_start) {
+        st->cnt.hold.active = 0;        /* these puts are the recount's own */
+        rc = write_ucounts(st, &ro, err);
+        st->cnt.hold.active = 1;
         /* The removals of expired records are history, not in the keys. */
         c.expired = counters_read(st, &old) == 0 ? old.expired : 0;
-        st->cnt.hold.recount = c;
-        st->cnt.hold.recounted = 1;
+        if (rc == SG_OK) {
+            st->cnt.hold.recount = c;
+            st->cnt.hold.recounted = 1;
+        } else
+            st->cnt.hold.broken = 1;
     }
     sgi_unlock(st);
-    return SG_OK;
+    list_free(&ro.users);
+    list_free(&ro.ucnt);
+    return rc;
 }
 
 /* See sessgate.h. */
@@ -469,11 +597,14 @@ sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err)
         sgi_unlock(st);
     } else {
         uint64_t w_start;
+        recount_out ro;
 
         c.expired = counters_read(st, &old) == 0 ? old.expired : 0;
         sgi_unlock(st);
         old = c;
-        rc = recount(st, &c, &w_start, err);
+        rc = recount(st, &c, &w_start, &ro, err);
+        list_free(&ro.users);
+        list_free(&ro.ucnt);
         c.expired = old.expired;
     }
     out->sessions = (size_t)c.sessions;
@@ -481,4 +612,52 @@ sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err)
     out->users = (size_t)c.users;
     out->expired_removed = c.expired;
     return rc;
+}
+
+/* See sessgate.h. */
+sg_status sg_store_keep_counters(sg_store *st, int on, sg_error *err)
+{
+    sg_status rc;
+
+    if (strcmp(st->be->scheme, "gdbm") != 0)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: only a GDBM store keeps its "
+                       "figures (Redis expires records inside the server)", st->path);
+    if (st->opt.readonly)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only", st->path);
+    if (!on) {
+        rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+        if (rc != SG_OK)
+            return rc;
+        const sgi_backend *real = st->cnt.real ? st->cnt.real : st->be;
+        st->cnt.hold.active = 0;
+        rc = real->del(st, SGI_COUNTERS_KEY, err);
+        if (rc == SG_ENOTFOUND)
+            rc = SG_OK;
+        sgi_unlock(st);
+        if (st->cnt.real) {
+            st->be = st->cnt.real;
+            st->cnt.real = NULL;
+        }
+        return rc;
+    }
+    if (!st->cnt.real) {
+        st->cnt.real = st->be;
+        st->cnt.table = *st->be;
+        st->cnt.table.put = cnt_put;
+        st->cnt.table.del = cnt_del;
+        st->be = &st->cnt.table;
+    }
+    /* A count that writes overtook is not written; try a few times. */
+    for (int tries = 0; tries < 5; tries++) {
+        sg_counters now;
+
+        rc = sgi_counters_rebuild(st, err);
+        if (rc != SG_OK)
+            return rc;
+        rc = sg_store_counters(st, &now, err);
+        if (rc != SG_OK || now.kept)
+            return rc;
+    }
+    return sgi_err(err, SG_ESTORE, 0, "store %s: writes kept overtaking the count; "
+                   "try again when the store is quieter", st->path);
 }

@@ -173,10 +173,10 @@ typedef struct sg_lock_counters {
 
 void sg_store_lock_counters(const sg_store *st, sg_lock_counters *out);
 
-/* The figures the store keeps as it is written (GDBM): no walk when they
- * are right, which they are unless a writer died mid-write or the store
- * predates them; then every record is read (kept = 0) until
- * sg_store_check(repair) writes them back.  On Redis, whose records expire
+/* The figures a store keeps as it is written (GDBM, once
+ * sg_store_keep_counters turned it on): no walk when they are right,
+ * which they are unless a writer died mid-write; then every record is
+ * read (kept = 0) until sg_store_check(repair) writes them back.  On Redis, whose records expire
  * inside the server, always a walk (sg_store_stats). */
 typedef struct sg_counters {
     size_t   sessions;        /* records: live, and expired ones not purged */
@@ -189,6 +189,12 @@ typedef struct sg_counters {
 } sg_counters;
 
 sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err);
+
+/* Start (on: count once, in chunks, then keep the figures) or stop keeping
+ * a GDBM store's figures.  Keeping them costs every write hold one more
+ * put; handles opened before keep the figures stale until reopened.
+ * SG_EINVAL on Redis or a read-only handle. */
+sg_status sg_store_keep_counters(sg_store *st, int on, sg_error *err);
 
 /* Fill *out with the store's figures (one full scan). */
 sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err);

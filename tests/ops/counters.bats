@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# O(1) stats (issue 16): the store keeps its figures as it is written
-# (libcore/counters.c), so `sessgatectl stats` reads no record; the figures
+# O(1) stats (issue 16): a GDBM store told to (`stats --keep on`) keeps
+# its figures as it is written (libcore/counters.c), so `sessgatectl stats`
+# reads no record; the figures
 # are right after every kind of write, and after kill -9 they are either
 # right or not used (stats walks and says so) until check --repair
 # recounts.  Redis expires records inside the server: there stats walks.
@@ -9,6 +10,12 @@ load ../helpers/common
 load ../cli/cli
 
 TOOLS="$SG_BUILDDIR/tests/tools"
+
+# Every store of this file keeps its figures (opt-in per store).
+setup() {
+  STORE=$(make_store)
+  on_redis || ctl stats --keep on > /dev/null
+}
 
 # fig KEY [ARGS]: one figure of `stats ARGS`
 fig() { local k=$1; shift; ctl stats "$@" | sed -n "s/^$k: //p"; }
@@ -127,4 +134,28 @@ print(o["sessions"], o["users"], o["anonymous"], o["counted"] in ("kept", "walk"
   assert_line 'sessions: 20000'
   assert_line 'users: 100'
   assert_line 'counted: kept'
+}
+
+@test "figures are kept only once asked: --keep on counts, --keep off stops" {
+  S2=$(make_store plain)
+  sessgatectl --store "$S2" create --user lee > /dev/null
+  sessgatectl --store "$S2" create > /dev/null
+  run -0 sessgatectl --store "$S2" stats
+  assert_line 'counted: walk'
+  assert_line 'sessions: 2'
+  assert_line 'users: 1'
+  if on_redis; then
+    run -2 sessgatectl --store "$S2" stats --keep on
+    assert_output --partial 'only a GDBM store keeps its figures'
+    return
+  fi
+  run -0 sessgatectl --store "$S2" stats --keep on
+  assert_line 'counted: kept'
+  assert_line 'sessions: 2'
+  assert_line 'users: 1'
+  sessgatectl --store "$S2" create --user lee > /dev/null
+  [ "$(sessgatectl --store "$S2" stats | sed -n 's/^counted: //p')" = kept ]
+  run -0 sessgatectl --store "$S2" stats --keep off
+  assert_line 'counted: walk'
+  assert_line 'sessions: 3'
 }
