@@ -434,6 +434,19 @@ int request_loop(const gw_config *cfg, int listen_fd)
             fr.keepConnection = 1;
         }
         worker_busy = 0;                /* SIGTERM now: leave at once */
+        {
+            /* A peer that closes between requests (the normal end of a
+             * kept connection) or stays idle is let go quietly. */
+            struct pollfd pf = { fr.ipcFd, POLLIN, 0 };
+            char c;
+
+            if (poll(&pf, 1, (int)cfg->read_idle_timeout * 1000) <= 0 ||
+                recv(fr.ipcFd, &c, 1, MSG_PEEK) <= 0) {
+                FCGX_Free(&fr, 1);
+                fr.ipcFd = -1;
+                continue;
+            }
+        }
         request_alarm(cfg->read_timeout);
         rc = FCGX_Accept_r(&fr);
         request_alarm(0);
@@ -465,6 +478,25 @@ int request_loop(const gw_config *cfg, int listen_fd)
             if (fr.ipcFd >= 0)
                 shutdown(fr.ipcFd, SHUT_RDWR);
             fr.keepConnection = 0;
+        } else if (fr.keepConnection && fr.in && !FCGX_HasSeenEOF(fr.in)) {
+            /* Why (issue #17): on a kept connection (FCGI_KEEP_CONN) the
+             * rest of a body the mode never read (auth mode never reads
+             * one) sat in front of the next request, and libfcgi, reading
+             * it as the next request's start, dropped the connection: the
+             * next request was lost (measured with a 180 KB body).  So the
+             * rest of FCGI_STDIN is read and discarded before END_REQUEST,
+             * bounded by --read-timeout; a body that does not end in time
+             * (an authorizer's, which Apache never ends) closes the
+             * connection cleanly after the answer instead. */
+            static char sink[8192];
+
+            FCGX_FFlush(fr.out);        /* the answer goes out first */
+            request_alarm(cfg->read_timeout);
+            while (FCGX_GetStr(sink, (int)sizeof sink, fr.in) > 0)
+                ;
+            request_alarm(0);
+            if (FCGX_GetError(fr.in) != 0 || !FCGX_HasSeenEOF(fr.in))
+                fr.keepConnection = 0;
         }
         FCGX_Finish_r(&fr);
         log_tick();
