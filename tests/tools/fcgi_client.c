@@ -188,6 +188,8 @@ int main(int argc, char **argv)
 
         if (left <= 0) {
             fprintf(stderr, "fcgi_client: timeout after %d s\n", timeout);
+            free(out.p);
+            free(params.p);
             return 3;
         }
         /* Keep the outgoing buffer topped up with body records. */
@@ -221,6 +223,9 @@ int main(int argc, char **argv)
             ssize_t r = read(fd, in + in_len, sizeof in - in_len);
             if (r == 0 || (r < 0 && errno != EAGAIN)) {
                 fprintf(stderr, "fcgi_client: connection closed before END_REQUEST\n");
+                fflush(stdout);
+                free(out.p);            /* a clean exit 4 under LeakSanitizer too */
+                free(params.p);
                 return 4;
             }
             if (r > 0)
