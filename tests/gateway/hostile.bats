@@ -123,7 +123,7 @@ PY
   for i in $(seq 100); do [ -s "$ROOT/orphan.child" ] && break; sleep 0.05; done
   [ -s "$ROOT/orphan.child" ] || fail "the program did not start"
   worker=$(workers_of "$GW_PID" | head -1)
-  kill -SEGV "$worker"
+  kill -KILL "$worker"                 # as the OOM killer would
   for i in $(seq 60); do
     ! kill -0 "$(cat "$ROOT/orphan.pid")" 2>/dev/null &&
       ! kill -0 "$(cat "$ROOT/orphan.child")" 2>/dev/null && break
