@@ -88,6 +88,20 @@ static const struct {
         "Requests whose session data was over --inject-max." },
     [MET_WORKER_RESTARTS] = { "sessgate_worker_restarts_total",
         "Workers that died and were restarted by the master." },
+    [MET_SPOOF_REFUSED] = { "sessgate_spoof_refused_total",
+        "Requests refused (403) for a header imitating a session header." },
+    [MET_RECORDS_DAMAGED] = { "sessgate_records_damaged_total",
+        "Session cookies naming a record that cannot be parsed (treated as no session)." },
+    [MET_BODIES_TRUNCATED] = { "sessgate_bodies_truncated_total",
+        "cgi mode: request bodies shorter than CONTENT_LENGTH (400, nothing applied)." },
+    [MET_CLIENTS_GONE] = { "sessgate_clients_gone_total",
+        "cgi mode: programs killed because the web server aborted or hung up." },
+    [MET_CONNECTIONS_DROPPED] = { "sessgate_connections_dropped_total",
+        "FastCGI connections dropped before their request head arrived (read deadlines)." },
+    [MET_QUEUE_REJECTED] = { "sessgate_queue_rejected_total",
+        "Requests answered 503 by the master after --queue-timeout." },
+    [MET_CGI_ORPHANS] = { "sessgate_cgi_orphans_killed_total",
+        "CGI programs of dead workers killed by the master." },
 };
 
 /* See gateway.h. */

@@ -145,6 +145,7 @@ void mode_auth_handle(gw_request *rq)
     int ok;
 
     if (inbound_find_spoof(rq->envp, name, sizeof name)) {
+        metrics_add(MET_SPOOF_REFUSED, 1);
         log_event(LOG_WARN, "spoof_refused",
                   "a request header imitates a session header; refused with 403",
                   "param", name, (const char *)NULL);

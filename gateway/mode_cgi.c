@@ -633,6 +633,7 @@ static int cgi_truncated(cgi_io *io)
 
     snprintf(got, sizeof got, "%llu", io->body_total);
     snprintf(want, sizeof want, "%lld", io->content_length);
+    metrics_add(MET_BODIES_TRUNCATED, 1);
     log_event(LOG_WARN, "body_truncated", "the request body ended before CONTENT_LENGTH; "
               "the program's session directives were not applied",
               "received", got, "declared", want, (const char *)NULL);
@@ -920,6 +921,7 @@ static int cgi_pump(cgi_io *io, int64_t deadline)
                 /* Kill at once: nobody is left to read the answer. */
                 proc_kill(io->pid, SIGKILL);
                 io->client_gone = 1;
+                metrics_add(MET_CLIENTS_GONE, 1);
                 log_event(LOG_INFO, "client_gone", "the web server aborted the request or "
                           "closed the connection; the program's process group was killed",
                           (const char *)NULL);

@@ -148,6 +148,7 @@ static void reject_one(int lfd)
             break;
     }
     close(c);
+    metrics_add(MET_QUEUE_REJECTED, 1);
     if (rejected++ % 100 == 0)
         log_event(LOG_WARN, "queue_full", "every worker busy past --queue-timeout; "
                   "answered 503 (logged once per 100)", (const char *)NULL);
@@ -287,6 +288,7 @@ int prefork_run(const gw_config *cfg, int fd)
                     /* Why: its --cgi-timeout died with the worker; nobody
                      * else would ever stop it.  Reaped by this loop. */
                     proc_kill(cgi, SIGKILL);
+                    metrics_add(MET_CGI_ORPHANS, 1);
                     snprintf(ps, sizeof ps, "%ld", (long)cgi);
                     log_event(LOG_WARN, "cgi_orphan_killed", "a dead worker's CGI program "
                               "was killed with its process group", "pid", ps,

@@ -129,6 +129,7 @@ int request_load_session(gw_request *rq)
              * expired, instead of a 503 on every request of that browser.
              * Logged by its keyed hash: the raw id is a credential. */
             rq->session = NULL;
+            metrics_add(MET_RECORDS_DAMAGED, 1);
             log_event(LOG_WARN, "record_damaged", "the session's record is damaged; "
                       "treated as no session (run sessgatectl check --repair)",
                       "sid", log_idhash(rq->cookie_id, h), (const char *)NULL);
@@ -463,6 +464,7 @@ int request_loop(const gw_config *cfg, int listen_fd)
              * closed it and (listen_sock -1) came back here. */
             if (prefork_stop)
                 break;
+            metrics_add(MET_CONNECTIONS_DROPPED, 1);
             log_event(LOG_INFO, "connection_dropped", "a FastCGI connection timed out or "
                       "broke before its request was read", (const char *)NULL);
             fr.ipcFd = -1;

@@ -188,3 +188,28 @@ PY
   run -0 gw_req -r authorizer -p REQUEST_URI=/c
   assert_line "Status: 200 OK"
 }
+
+@test "the new refusals are counted in the metrics (spoof, damaged record, dropped connection)" {
+  require_tool curl
+  local port bad=0b5c1d2e-0000-4000-8000-00000000dead
+  new_session >/dev/null
+  if on_redis; then
+    redis-cli -s "$SG_TEST_REDIS_SOCK" SET "${STORE##*prefix=}$bad" 'not json' >/dev/null
+  else
+    "$SG_BUILDDIR/tests/tools/gdbm_put" "$STORE" "$bad" 'not json'
+  fi
+  port=$(free_port)
+  gw_start --workers 1 --read-idle-timeout 1 --metrics-listen "127.0.0.1:$port"
+  wait_for_port "$port"
+  run -0 gw_req -p REQUEST_URI=/ -p HTTP_X_SESSION.USER=forged
+  assert_line "Status: 403 Forbidden"
+  run -0 gw_req -p REQUEST_URI=/ -p "HTTP_COOKIE=sessgate=$bad"
+  assert_line "Status: 200 OK"
+  "$SG_PYTHON" -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes([1, 1, 0, 1, 0, 8, 0, 0]))
+time.sleep(2.5)' "$GW_SOCK"
+  run -0 curl -sf "http://127.0.0.1:$port/metrics"
+  assert_line "sessgate_spoof_refused_total 1"
+  assert_line "sessgate_records_damaged_total 1"
+  assert_line "sessgate_connections_dropped_total 1"
+}
