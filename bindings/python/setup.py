@@ -22,6 +22,7 @@ import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.install import install
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -98,6 +99,20 @@ class BuildExt(build_ext):
             self.copy_file(os.path.join(gen, "sessgate_core.py"), d)
 
 
+class Install(install):
+    """Debian's setuptools (python3-setuptools-whl, the wheel offline builds
+    use) reads install.install_layout and install.prefix_option, options
+    only Debian's own Python defines: with any other python3 (pyenv, a
+    self-built one) the wheel build stopped with AttributeError.  Default
+    them to None (= not set, as on Debian's Python without the options)."""
+
+    def initialize_options(self):
+        super().initialize_options()
+        for name in ("install_layout", "prefix_option", "multiarch"):
+            if not hasattr(self, name):
+                setattr(self, name, None)
+
+
 # Build byproducts (build/, sessgate.egg-info) go to SESSGATE_BUILD_BASE
 # when set (the tests keep the source tree clean that way).
 BUILD_BASE = os.environ.get("SESSGATE_BUILD_BASE")
@@ -115,7 +130,7 @@ setup(
         define_macros=[("_GNU_SOURCE", None)],
         extra_compile_args=["-std=gnu11", "-w"],
     )],
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "install": Install},
     options={"build": {"build_base": BUILD_BASE or "build"},
              "egg_info": {"egg_base": BUILD_BASE or "."}},
 )
