@@ -331,14 +331,15 @@ class Session(MutableMapping[str, JSONValue]):
         _c.session_flash_add(self._raw, _dumps({"message": message,
                                                 "category": category}))
 
-    def pop_flashes(self) -> list:
+    def pop_flashes(self) -> List[Dict[str, Any]]:
         """Take the pending flash messages (a list of dicts with
         "message" and "category") out of the store, atomically: of two
         concurrent pops one gets them, the other []."""
         store = self._store
         with store._mutex:
             text = _c.session_flash_pop(store._handle(), self._raw)
-        return _loads(text)
+        flashes: List[Dict[str, Any]] = _loads(text)
+        return flashes
 
     def set_timeouts(self, idle_timeout: int = 0, max_age: int = 0) -> None:
         """Change this session's idle timeout and/or max age (seconds;
