@@ -75,6 +75,8 @@ static const opt_def opt_table[] = {
       "any: always 200; session: 401 without a session; user: 401 without a user" },
     { "anonymous", OPT_FLAG, F(anonymous), 0, 0, NULL, NULL,
       "create an anonymous session when there is none (responder role, cgi mode)" },
+    { "rotate-grace", OPT_LONG, F(rotate_grace), 0, 300, NULL, "S",
+      "after a rotation the old id keeps working S seconds (never after a login; default 0)" },
     { "csrf", OPT_FLAG, F(csrf), 0, 0, NULL, NULL,
       "refuse POST/PUT/PATCH/DELETE with 403 unless X-CSRF-Token matches the session's token "
       "(and Origin/Sec-Fetch-Site are not foreign)" },
@@ -314,6 +316,7 @@ static int config_check(gw_config *cfg)
     /* 0 unless given: the library then derives the interval from the idle
      * timeout of each session it reads (a session may carry its own). */
     cfg->store_opt.touch_interval = cfg->touch_interval;
+    cfg->store_opt.rotate_grace = cfg->rotate_grace;
     if (cfg->lock_timeout)
         cfg->store_opt.lock_timeout_ms = (int)cfg->lock_timeout;
     cfg->store_opt.max_per_user = (int)cfg->max_per_user;

@@ -238,6 +238,7 @@ typedef struct gw_config {
     long        policy;          /* gw_policy */
     long        anonymous;
     long        csrf;            /* refuse unsafe methods without same-origin proof */
+    long        rotate_grace;    /* s an old id lives on after a rotation */
     const char *login_url;
     long        login_redirect;
     const char *inject_text;

@@ -13,9 +13,16 @@
  * not the store's size.  As in sg_session_delete, the record goes first
  * and the index entry after: a process killed between the two leaves a
  * stale entry, which readers verify and purge removes.
+ *
+ * Also here: the grace aliases of rotations (sg_options.rotate_grace).  A
+ * rotation leaves "alias:OLD" -> "NEW UNTIL" so that requests already in
+ * flight with the old id (a page loading 20 assets, a second tab) still
+ * find the session until UNTIL; never for a login, logout or user change
+ * (session.c decides), so a fixated pre-login id dies at login at once.
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,4 +145,83 @@ sg_status sg_store_clear(sg_store *st, size_t *removed, sg_error *err)
     if (removed)
         *removed = n;
     return rc;
+}
+
+/* Record that old_id now means new_id for the store's grace window.
+ * Best effort: without the alias the old id simply stops working at
+ * once, as it does with no grace.  Caller holds the exclusive lock. */
+void sgi_alias_put(sg_store *st, const char *old_id, const char *new_id)
+{
+    char key[sizeof SGI_ALIAS_PREFIX + SG_ID_LEN];
+    char val[SG_ID_LEN + 32];
+    int n = snprintf(val, sizeof val, "%s %lld", new_id,
+                     (long long)sgi_add_sat(sgi_now(st), st->opt.rotate_grace));
+    snprintf(key, sizeof key, "%s%s", SGI_ALIAS_PREFIX, old_id);
+    if (n > 0 && (size_t)n < sizeof val)
+        (void)st->be->put(st, key, val, (size_t)n, NULL);
+}
+
+/* The id that id was rotated to, if its grace window is still open:
+ * SG_OK with out filled, else SG_ENOTFOUND.  Caller holds a lock. */
+sg_status sgi_alias_resolve(sg_store *st, const char *id, char out[SG_ID_LEN + 1])
+{
+    char key[sizeof SGI_ALIAS_PREFIX + SG_ID_LEN];
+    char *val = NULL;
+    size_t len = 0;
+    long long until = 0;
+    snprintf(key, sizeof key, "%s%s", SGI_ALIAS_PREFIX, id);
+    if (st->be->fetch(st, key, &val, &len, NULL) != SG_OK)
+        return SG_ENOTFOUND;
+    sg_status rc = SG_ENOTFOUND;
+    if (len > SG_ID_LEN + 1 && val[SG_ID_LEN] == ' ') {
+        memcpy(out, val, SG_ID_LEN);
+        out[SG_ID_LEN] = '\0';
+        char *end = NULL;
+        until = strtoll(val + SG_ID_LEN + 1, &end, 10);
+        if (sg_id_valid(out) && end && *end == '\0' && sgi_now(st) < until)
+            rc = SG_OK;
+    }
+    free(val);
+    return rc;
+}
+
+typedef struct alias_walk {
+    char **keys;
+    size_t n, cap;
+} alias_walk;
+
+static int collect_alias(const char *key, size_t len, void *arg)
+{
+    alias_walk *w = arg;
+    size_t plen = sizeof SGI_ALIAS_PREFIX - 1;
+    if (len != plen + SG_ID_LEN || memcmp(key, SGI_ALIAS_PREFIX, plen) != 0)
+        return 0;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        char **p = realloc(w->keys, cap * sizeof *p);
+        if (!p)
+            return 1;
+        w->keys = p;
+        w->cap = cap;
+    }
+    if (!(w->keys[w->n] = strdup(key)))
+        return 1;
+    w->n++;
+    return 0;
+}
+
+/* Drop aliases whose window has closed (purge).  Best effort.  Caller
+ * holds the exclusive lock. */
+void sgi_alias_purge(sg_store *st, int64_t now)
+{
+    alias_walk w = { NULL, 0, 0 };
+    (void)now;
+    (void)st->be->keys(st, collect_alias, &w, NULL);
+    for (size_t i = 0; i < w.n; i++) {
+        char id[SG_ID_LEN + 1];
+        if (sgi_alias_resolve(st, w.keys[i] + sizeof SGI_ALIAS_PREFIX - 1, id) != SG_OK)
+            (void)st->be->del(st, w.keys[i], NULL);
+        free(w.keys[i]);
+    }
+    free(w.keys);
 }

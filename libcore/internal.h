@@ -147,6 +147,11 @@ sg_status sgi_counters_rebuild(sg_store *st, sg_error *err);
 sg_list *sgi_list_new(void);
 int sgi_list_push(sg_list *l, const char *id);
 
+#define SGI_ALIAS_PREFIX "alias:"   /* old id -> "NEWID UNTIL" for a rotate's grace */
+/* bulk.c: rotation grace aliases. */
+void sgi_alias_put(sg_store *st, const char *old_id, const char *new_id);
+sg_status sgi_alias_resolve(sg_store *st, const char *id, char out[SG_ID_LEN + 1]);
+void sgi_alias_purge(sg_store *st, int64_t now);
 #define SGI_USER_PREFIX "user:"     /* old index format: a JSON array */
 #define SGI_INDEX_PREFIX "uidx:"    /* the set (Redis) */
 #define SGI_GEN_PREFIX "ugen:"      /* the slot array's generation (GDBM) */

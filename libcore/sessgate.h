@@ -92,6 +92,9 @@ typedef struct sg_options {
     int      readonly;         /* nonzero: never write (no touch, no create) */
     sg_clock_fn clock;         /* NULL: time(2).  For tests and embedders. */
     void    *clock_arg;
+    int64_t  rotate_grace;     /* s the old id of a rotation (never of a
+                                * login, logout or user change) keeps
+                                * resolving to the session; 0 = none */
 } sg_options;
 
 /* Fill *opt with the defaults (all fields explicit). */

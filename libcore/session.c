@@ -162,8 +162,21 @@ sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
         return rc;
     sg_session *s;
     int damaged = 0;
-    rc = sgi_load_ex(st, id, &s, &damaged, err);
+    sg_error lerr = { 0 };
+    rc = sgi_load_ex(st, id, &s, &damaged, &lerr);
+    /* An id rotated away within the grace window resolves to the session
+     * it became (one hop: an alias never names another alias). */
+    char renewed[SG_ID_LEN + 1];
+    if (rc == SG_ENOTFOUND && st->opt.rotate_grace > 0 &&
+        sgi_alias_resolve(st, id, renewed) == SG_OK) {
+        sg_error_clear(&lerr);
+        rc = sgi_load_ex(st, renewed, &s, &damaged, &lerr);
+        if (rc == SG_OK)
+            id = s->id;
+    }
     sgi_unlock(st);
+    if (rc != SG_OK && rc != SG_ENOTFOUND && err && err->code == SG_OK)
+        *err = lerr;
     if (rc == SG_ENOTFOUND)
         return sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found", id);
     /* Why: a record that fails to parse can never become a session again,
@@ -301,6 +314,10 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
         rc = st->be->del(st, s->id, err);
         if (rc == SG_ENOTFOUND)
             rc = SG_OK;
+        /* Grace for a renewal or rotate only: a login (user change) must
+         * kill the old, possibly fixated, id at once. */
+        if (rc == SG_OK && !login && st->opt.rotate_grace > 0)
+            sgi_alias_put(st, s->id, new_id);
     }
     /* Failed after the record was written: undo, best effort, so that an
      * error leaves the session as it was under the id the caller holds

@@ -71,6 +71,9 @@ static sg_status fill_options(const sg_options *in, sg_options *o,
     o->sync = in->sync;
     o->group = in->group;
     o->readonly = in->readonly;
+    if (in->rotate_grace < 0)
+        return sgi_err(err, SG_EINVAL, 0, "store options: negative rotate_grace");
+    o->rotate_grace = in->rotate_grace;
     o->clock = in->clock;
     o->clock_arg = in->clock_arg;
     return SG_OK;
@@ -1471,6 +1474,12 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
     }
     free(dead.ids);
     sg_list_free(ids);
+    /* Rotation grace aliases whose window has closed. */
+    if (rc == SG_OK && st->opt.rotate_grace > 0 &&
+        sgi_lock(st, SGI_EXCLUSIVE, NULL) == SG_OK) {
+        sgi_alias_purge(st, now);
+        sgi_unlock(st);
+    }
     if (removed)
         *removed = count;
     return rc;

@@ -517,8 +517,7 @@ end
 function Session:login(user)
   if type(user) ~= "string" then error("login: user must be a string", 2) end
   rawset(self, "user", user)
-  local ok, msg, code = self:save()
-  if not ok then return nil, msg, code end
+  -- one rotate carrying the user change: no grace window for a login
   return self:rotate()
 end
 

@@ -399,6 +399,27 @@ SH
   done
 }
 
+@test "--rotate-grace: after X-Session-Rotate the old id works for the window, then dies; a login gets no grace" {
+  old=$(new_session --user bob --data '{"x":1}')
+  gw_start --mode cgi --cgi-root "$ROOT" --rotate-grace 2
+  run -0 req act.cgi -p QUERY_STRING=rotate -p "HTTP_COOKIE=sessgate=$old"
+  new=$(sed -nE 's/^Set-Cookie: sessgate=([^;]*);.*/\1/p' <<<"$output")
+  [ -n "$new" ] && [ "$new" != "$old" ]
+  # a request still carrying the old id, in flight during the renewal
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$old"
+  assert_line --partial "id=$new user=bob"
+  sleep 3
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$old"
+  assert_line --partial "id= user="
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$new"
+  assert_line --partial "id=$new user=bob"
+  # login: the pre-login id dies at once
+  pre=$(new_session --data '{}')
+  run -0 req act.cgi -p QUERY_STRING=login -p "HTTP_COOKIE=sessgate=$pre"
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$pre"
+  assert_line --partial "id= user="
+}
+
 @test "any other X-Session-* header of the program is stripped" {
   gw_start --mode cgi --cgi-root "$ROOT"
   run -0 req act.cgi -p QUERY_STRING=leak

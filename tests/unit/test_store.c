@@ -304,6 +304,43 @@ static void test_expiry(void)
     sg_store_close(st);
 }
 
+/* Issue #12: with rotate_grace, the old id of a rotate resolves to the
+ * session for the window and then dies; a login leaves no grace. */
+static void test_rotate_grace(void)
+{
+    sg_options o;
+    sg_options_init(&o);
+    o.rotate_grace = 5;
+    sg_store *st = open_store("grace.db", &o);
+    sg_session *s = NULL, *g = NULL;
+    char old[SG_ID_LEN + 1], pre[SG_ID_LEN + 1];
+    fake_now = 1764000000;
+    IS(sg_session_create(st, "bob", "{\"k\":1}", 0, 0, &s, NULL), SG_OK, "create");
+    memcpy(old, sg_session_id(s), sizeof old);
+    IS(sg_session_rotate(st, s, NULL), SG_OK, "rotate");
+    fake_now += 4;
+    IS(sg_session_get(st, old, 0, &g, NULL), SG_OK, "the old id resolves within the grace window");
+    STR_IS(g ? sg_session_id(g) : NULL, sg_session_id(s), "to the renewed session (its new id)");
+    sg_session_free(g);
+    g = NULL;
+    fake_now += 1;
+    IS(sg_session_get(st, old, 0, &g, NULL), SG_ENOTFOUND, "and is dead after it");
+    IS(sg_session_get(st, sg_session_id(s), 0, &g, NULL), SG_OK, "the new id lives on");
+    sg_session_free(g);
+    g = NULL;
+    sg_session_free(s);
+    /* a login (user change in the rotation) leaves no grace */
+    IS(sg_session_create(st, NULL, NULL, 0, 0, &s, NULL), SG_OK, "an anonymous session");
+    memcpy(pre, sg_session_id(s), sizeof pre);
+    sg_session_set_user(s, "eve", NULL);
+    IS(sg_session_rotate(st, s, NULL), SG_OK, "login: user change and rotation in one");
+    IS(sg_session_get(st, pre, 0, &g, NULL), SG_ENOTFOUND, "the pre-login id dies at once");
+    sg_session_free(s);
+    size_t removed = 0;
+    IS(sg_store_purge(st, &removed, NULL), SG_OK, "purge drops closed grace aliases");
+    sg_store_close(st);
+}
+
 /* Issue #12: a CSRF token per session, new at login, kept by rotate;
  * flash messages popped once. */
 static void test_csrf_and_flash(void)
@@ -757,6 +794,7 @@ int main(int argc, char **argv)
     test_expiry();
     test_touch_follows_session_idle();
     test_csrf_and_flash();
+    test_rotate_grace();
     test_users_and_update();
     test_random_ids_never_found();
     test_group_mode_and_damaged_listing();

@@ -299,8 +299,10 @@ class Session(MutableMapping[str, JSONValue]):
     def login(self, user: str) -> str:
         """Set the user, save, and rotate the id (no session fixation).
         Returns the new id."""
+        # One rotate carrying the user change: the library sees a login
+        # and gives the old id no grace window (a save, then a plain
+        # rotate, would let a fixated pre-login id live on).
         self.user = user
-        self.save()
         return self.rotate()
 
     def delete(self) -> None:
