@@ -75,6 +75,8 @@ static const opt_def opt_table[] = {
       "any: always 200; session: 401 without a session; user: 401 without a user" },
     { "anonymous", OPT_FLAG, F(anonymous), 0, 0, NULL, NULL,
       "create an anonymous session when there is none (responder role, cgi mode)" },
+    { "renew-interval", OPT_LONG, F(renew_interval), 0, 315360000, NULL, "S",
+      "give a session in use a new id (and cookie) every S seconds; use with --rotate-grace (default 0: never)" },
     { "rotate-grace", OPT_LONG, F(rotate_grace), 0, 300, NULL, "S",
       "after a rotation the old id keeps working S seconds (never after a login; default 0)" },
     { "csrf", OPT_FLAG, F(csrf), 0, 0, NULL, NULL,

@@ -239,6 +239,7 @@ typedef struct gw_config {
     long        anonymous;
     long        csrf;            /* refuse unsafe methods without same-origin proof */
     long        rotate_grace;    /* s an old id lives on after a rotation */
+    long        renew_interval;  /* s between id renewals of a session in use */
     const char *login_url;
     long        login_redirect;
     const char *inject_text;
@@ -318,6 +319,7 @@ typedef struct gw_request {
     cookie_result        cookie;
     sg_session          *session;   /* owned: freed by request_done */
     int                  created;   /* session made by this request */
+    int                  renewed;   /* session given a new id by this request */
     buf                  head;      /* response header block being built */
     int                  status;    /* HTTP status sent (request_send) */
     int                  gw_failed; /* the answer was request_fail's page */
@@ -344,6 +346,10 @@ const char *request_outcome(const gw_request *rq);
 /* Run the accept loop of one worker until told to stop.  Exit status. */
 int  request_loop(const gw_config *cfg, int listen_fd);
 
+/* --------------------------------------------------------------- renew.c */
+/* With --renew-interval: rotate rq->session when its id is older than the
+ * interval (cgi mode and RESPONDER role only); sets rq->renewed. */
+void renew_maybe(gw_request *rq);
 /* ---------------------------------------------------------------- csrf.c */
 /* With --csrf: why an unsafe request (POST, PUT, PATCH, DELETE...) lacks
  * same-origin proof (static text), or NULL when it may pass. */

@@ -101,7 +101,7 @@ static void allow(gw_request *rq)
         add_session_headers(rq, rq->role == ROLE_AUTHORIZER ? &authorizer_names
                                                             : &responder_names);
     if (rq->role == ROLE_RESPONDER) {
-        if (rq->created)
+        if (rq->created || rq->renewed)
             respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
         else if (!rq->session && rq->cookie != COOKIE_NONE)
             respond_cookie(&rq->head, rq->cfg, NULL, rq->https);
@@ -159,6 +159,7 @@ void mode_auth_handle(gw_request *rq)
     }
     if (csrf_enforce(rq) < 0)
         return;
+    renew_maybe(rq);
     /* lighttpd drops Set-Cookie on an authorizer 200, so a session made
      * there would never reach the browser: only the responder role creates. */
     if (!rq->session && cfg->anonymous && rq->role == ROLE_RESPONDER &&

@@ -351,7 +351,7 @@ static int cgi_apply(gw_request *rq, const reply *r)
         }
     }
     if (!want && !logout && !rotate) {
-        if (rq->created)
+        if (rq->created || rq->renewed)
             respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
         return APPLY_OK;
     }
@@ -402,6 +402,8 @@ static int cgi_apply(gw_request *rq, const reply *r)
     }
     if (!s && !want) {
         sg_store_end(st);
+        if (rq->renewed && rq->session)
+            respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
         return APPLY_OK;                /* rotate without a session: nothing */
     }
     if (want && cgi_stale(rq->session, s, r)) {
@@ -481,7 +483,7 @@ static int cgi_apply(gw_request *rq, const reply *r)
         metrics_add(MET_SESSIONS_CREATED, 1);
     else if (rotate && !created)
         metrics_add(MET_SESSIONS_ROTATED, 1);
-    if (created || rotate)
+    if (created || rotate || rq->renewed)
         respond_cookie(&rq->head, rq->cfg, sg_session_id(s), rq->https);
     sg_session_free(s);
     return APPLY_OK;
@@ -980,6 +982,7 @@ void mode_cgi_handle(gw_request *rq)
         free(script);
         return;
     }
+    renew_maybe(rq);
     if (!rq->session && cfg->anonymous && request_create_session(rq) < 0) {
         request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
         free(script);

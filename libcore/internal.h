@@ -62,6 +62,7 @@ struct sg_session {
     size_t max_data;          /* the store's cap, for set/merge */
     char csrf[SG_CSRF_LEN + 1]; /* CSRF token, hex; "" in a record from
                                  * before tokens (one is added on use) */
+    int64_t rotated;          /* last rotation, 0 = never (record "rotated") */
     json_t *flash;            /* Owned: pending flash messages (array of
                                * objects), or NULL for none */
 };

@@ -386,6 +386,9 @@ sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
             goto fail;
         memcpy(s->csrf, json_string_value(c), SG_CSRF_LEN + 1);
     }
+    why = "bad rotation time";
+    if (json_object_get(o, "rotated") && get_int(o, "rotated", &s->rotated))
+        goto fail;
     why = "bad flash messages";
     json_t *fl = json_object_get(o, "flash");
     if (fl) {
@@ -424,7 +427,8 @@ char *sgi_record_dump(const sg_session *s, size_t *len)
                           "data", s->data);
     if (!o)
         return NULL;
-    if ((s->csrf[0] && json_object_set_new(o, "csrf", json_string(s->csrf)) != 0) ||
+    if ((s->rotated && json_object_set_new(o, "rotated", json_integer(s->rotated)) != 0) ||
+        (s->csrf[0] && json_object_set_new(o, "csrf", json_string(s->csrf)) != 0) ||
         (s->flash && json_array_size(s->flash) > 0 &&
          json_object_set(o, "flash", s->flash) != 0)) {
         json_decref(o);

@@ -300,6 +300,10 @@ int64_t     sg_session_idle_timeout(const sg_session *s);
 uint64_t    sg_session_version(const sg_session *s);
 int         sg_session_is_new(const sg_session *s);  /* made by this create */
 
+/* When the session last got a new id (rotate, login), or its creation
+ * time if never: what sessgate --renew-interval measures from. */
+int64_t sg_session_rotated(const sg_session *s);
+
 /* Borrowed: the session's CSRF token, SG_CSRF_LEN lower-case hex digits
  * from the same random source as ids; made with the session, replaced at
  * every change of user (login, logout to anonymous), kept by rotate.  ""

@@ -276,6 +276,8 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
     next.version = cur->version + 1;
     int64_t now = sgi_now(st);
     next.accessed = cur->accessed > now ? cur->accessed : now;
+    if (strcmp(new_id, s->id) != 0)
+        next.rotated = now;
     int rotating = strcmp(new_id, s->id) != 0;
     int login = !same_user(s->user, cur->user);
     sg_status rc = SG_OK;
@@ -337,6 +339,7 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
     if (rc == SG_OK) {
         memcpy(s->id, new_id, SG_ID_LEN + 1);
         memcpy(s->csrf, next.csrf, SG_CSRF_LEN + 1);
+        s->rotated = next.rotated;
         s->version = next.version;
         s->accessed = next.accessed;
     }
@@ -450,6 +453,10 @@ int64_t sg_session_idle_timeout(const sg_session *s) { return s->idle; }
 uint64_t sg_session_version(const sg_session *s) { return s->version; }
 int sg_session_is_new(const sg_session *s) { return s->is_new; }
 const char *sg_session_csrf_token(const sg_session *s) { return s->csrf; }
+int64_t sg_session_rotated(const sg_session *s)
+{
+    return s->rotated ? s->rotated : s->created;
+}
 
 /* Constant-time comparison with the session's token. */
 int sg_session_check_csrf(const sg_session *s, const char *token)

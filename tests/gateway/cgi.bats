@@ -344,7 +344,8 @@ SH
   run -0 post
   assert_line "Status: 403 Forbidden"
   refute_line --partial "id=$id"
-  run -0 post -p "HTTP_X_CSRF_TOKEN=${tok%?}0"
+  last=${tok: -1}; [ "$last" = 0 ] && flip=1 || flip=0
+  run -0 post -p "HTTP_X_CSRF_TOKEN=${tok%?}$flip"
   assert_line "Status: 403 Forbidden"
   run -0 post -p "HTTP_X_CSRF_TOKEN=$tok" -p HTTP_SEC_FETCH_SITE=cross-site
   assert_line "Status: 403 Forbidden"
@@ -417,6 +418,28 @@ SH
   pre=$(new_session --data '{}')
   run -0 req act.cgi -p QUERY_STRING=login -p "HTTP_COOKIE=sessgate=$pre"
   run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$pre"
+  assert_line --partial "id= user="
+}
+
+@test "--renew-interval: 20 concurrent requests racing a renewal all keep the session; the old id dies after the grace" {
+  old=$(new_session --user bob)
+  gw_start --mode cgi --cgi-root "$ROOT" --renew-interval 1 --rotate-grace 3 --workers 4
+  sleep 1.2                               # the renewal is due
+  pids=()
+  for i in $(seq 20); do
+    "$FCGI_CLIENT" -s "$GW_SOCK" -t 10 -p REQUEST_METHOD=GET -p "SCRIPT_FILENAME=$ROOT/act.cgi" \
+      -p "HTTP_COOKIE=sessgate=$old" > "$BATS_TEST_TMPDIR/ren.$i" 3>&- &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  ok=$(cat "$BATS_TEST_TMPDIR"/ren.* | grep -c 'user=bob' || true)
+  [ "$ok" = 20 ] || fail "only $ok of 20 requests kept the session"
+  new=$(cat "$BATS_TEST_TMPDIR"/ren.* | tr -d '\r' | sed -nE 's/^Set-Cookie: sessgate=([0-9a-f-]{36});.*/\1/p' | head -1)
+  [ -n "$new" ] && [ "$new" != "$old" ] || fail "no renewal cookie"
+  run -0 ctl get "$new"
+  assert_output --partial '"user":"bob"'
+  sleep 3.5
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$old"
   assert_line --partial "id= user="
 }
 
