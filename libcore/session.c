@@ -288,7 +288,7 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
     if (login || !next.csrf[0])
         rc = sgi_token_new(next.csrf, err);
     /* Index before record (a superset is safe, a missing entry is not). */
-    if (s->user && (rotating || login))
+    if (rc == SG_OK && s->user && (rotating || login))
         rc = sgi_index_add(st, s->user, new_id, err);
     /* The record is dumped once: its length sizes the reservation below
      * and the same text is written. */
@@ -682,7 +682,10 @@ sg_status sg_session_import(sg_store *st, const char *record_json,
      * its owner's index when the import then failed. */
     sg_session *cur;        /* the record replaced; NULL if none (or unreadable) */
     (void)sgi_load(st, s->id, &cur, NULL);
-    if (rc == SG_OK && s->user)
+    /* A record replaced by one of the same user is in that user's index
+     * already: adding it again would leave a duplicate entry, which one
+     * delete does not account for. */
+    if (rc == SG_OK && s->user && !(cur && same_user(cur->user, s->user)))
         rc = sgi_index_add(st, s->user, s->id, err);
     if (rc == SG_OK)
         rc = sgi_put(st, s, err);

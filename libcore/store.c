@@ -654,10 +654,22 @@ static sg_status array_rewrite(sg_store *st, const char *user, size_t gen,
     sg_status rc = SG_OK;
     for (size_t i = 0; rc == SG_OK && i < l->n; i++)
         rc = slot_put(st, user, gen + 1, i, l->ids[i], err);
-    if (rc == SG_OK)
+    if (rc == SG_OK && l->n == 0) {
+        /* Why: a user with no session left must leave no key behind, or
+         * the store keeps one "ugen:NAME" per user it ever saw.  The
+         * array starts again at generation 0; a slot of an old generation
+         * 0 that a cut cleanup left is a stale entry, which readers verify
+         * and the next compaction deletes. */
+        char *key = keyf(SGI_GEN_PREFIX "%s", user);
+        rc = key ? del_quiet(st, key, err) : oom(st, err);
+        free(key);
+        if (rc == SG_OK)
+            hint_set(st, user, 0, 0);
+    } else if (rc == SG_OK) {
         rc = meta_put(st, user, gen + 1, 0, err);
-    if (rc == SG_OK)
-        hint_set(st, user, gen + 1, l->n);
+        if (rc == SG_OK)
+            hint_set(st, user, gen + 1, l->n);
+    }
     for (size_t i = 0; rc == SG_OK && i < n; i++) {
         char *key = keyf("us:%zu:%zu:%s", gen, i, user);
         rc = key ? del_quiet(st, key, err) : oom(st, err);
@@ -729,8 +741,8 @@ static sg_status array_add(sg_store *st, const char *user, const char *id,
     return rc;
 }
 
-/* Count a remove from user's array, compacting when over half of it is
- * stale. */
+/* Count a remove from user's array, compacting when half of it or more is
+ * stale (so a user's last delete leaves no key behind). */
 static sg_status array_remove(sg_store *st, const char *user, const char *id,
                               sg_error *err)
 {
@@ -743,7 +755,7 @@ static sg_status array_remove(sg_store *st, const char *user, const char *id,
         return rc;
     if (n == 0)
         return SG_ENOTFOUND;
-    if (2 * (removed + 1) > n)
+    if (2 * (removed + 1) >= n)
         return array_compact(st, user, gen, n, NULL, err);
     return meta_put(st, user, gen, removed + 1, err);
 }

@@ -132,7 +132,8 @@ PY
   ! kill -0 "$(cat "$ROOT/orphan.pid")" 2>/dev/null || fail "the orphaned program still runs"
   ! kill -0 "$(cat "$ROOT/orphan.child")" 2>/dev/null || fail "its child still runs"
   # reaped, not a zombie of the master
-  ! ps -o stat= -p "$(cat "$ROOT/orphan.pid")" 2>/dev/null | grep -q Z
+  ! ps -o stat= -p "$(cat "$ROOT/orphan.pid")" 2>/dev/null | grep -q Z ||
+    fail "the orphaned program is a zombie of the master"
   grep -q "cgi_orphan_killed" "$GW_ERR"
   wait "$cpid" || true
 }

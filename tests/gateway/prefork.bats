@@ -33,7 +33,7 @@ workers_of() { ps -o pid= --ppid "$1" | tr -d ' ' | sort -n; }
     sleep 0.05
   done
   [ "$(wc -l <<<"$now")" = 2 ] || fail "workers now: $now"
-  ! grep -qx "$victim" <<<"$now"
+  ! grep -qx "$victim" <<<"$now" || fail "the killed worker $victim is still listed"
   run -0 gw_req -p REQUEST_URI=/
   assert_line "Status: 200 OK"
   run grep -c "killed by signal 9; restarting" "$GW_ERR"

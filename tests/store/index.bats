@@ -168,3 +168,25 @@ old_store() {
   run -0 ctl list --user hank
   for i in $(seq 35 39); do assert_line --partial "${ids[$i]}"; done
 }
+
+@test "a user whose every session is deleted leaves no index key behind" {
+  local ids=() i
+  for i in 1 2 3; do ids+=("$(ctl create --user gone)"); done
+  for i in "${ids[@]}"; do run -0 ctl delete "$i"; done
+  run -0 ctl list --user gone
+  assert_output ''
+  if on_redis; then
+    ! has_raw "uidx:gone" || fail "uidx:gone left behind"
+  else
+    # The array's generation record and every slot of the generations
+    # it went through: a store must not keep a key per user it ever saw.
+    ! has_raw "ugen:gone" || fail "ugen:gone left behind"
+    for k in us:0:0:gone us:0:1:gone us:0:2:gone us:1:0:gone us:2:0:gone; do
+      ! has_raw "$k" || fail "$k left behind"
+    done
+  fi
+  # And a new session for the same user is indexed again.
+  id=$(ctl create --user gone)
+  run -0 ctl list --user gone
+  assert_output --partial "$id"
+}
