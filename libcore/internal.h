@@ -149,6 +149,7 @@ sg_list *sgi_list_new(void);
 int sgi_list_push(sg_list *l, const char *id);
 
 #define SGI_ALIAS_PREFIX "alias:"   /* old id -> "NEWID UNTIL" for a rotate's grace */
+#define SGI_MAX_ALIAS_HOPS 8        /* renewals followed within a grace window */
 /* bulk.c: rotation grace aliases. */
 void sgi_alias_put(sg_store *st, const char *old_id, const char *new_id);
 sg_status sgi_alias_resolve(sg_store *st, const char *id, char out[SG_ID_LEN + 1]);

@@ -165,14 +165,18 @@ sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
     sg_error lerr = { 0 };
     rc = sgi_load_ex(st, id, &s, &damaged, &lerr);
     /* An id rotated away within the grace window resolves to the session
-     * it became (one hop: an alias never names another alias). */
-    char renewed[SG_ID_LEN + 1];
-    if (rc == SG_ENOTFOUND && st->opt.rotate_grace > 0 &&
-        sgi_alias_resolve(st, id, renewed) == SG_OK) {
+     * it became.  The new id may itself have been renewed within the
+     * window (a renewal interval shorter than the grace), so the aliases
+     * are followed, a bounded number of hops, each with its own window. */
+    char hop[SG_ID_LEN + 1], renewed[SG_ID_LEN + 1];
+    memcpy(hop, id, SG_ID_LEN + 1);
+    for (int hops = 0; rc == SG_ENOTFOUND && st->opt.rotate_grace > 0 &&
+         hops < SGI_MAX_ALIAS_HOPS && sgi_alias_resolve(st, hop, renewed) == SG_OK; hops++) {
         sg_error_clear(&lerr);
         rc = sgi_load_ex(st, renewed, &s, &damaged, &lerr);
         if (rc == SG_OK)
             id = s->id;
+        memcpy(hop, renewed, SG_ID_LEN + 1);
     }
     sgi_unlock(st);
     if (rc != SG_OK && rc != SG_ENOTFOUND && err && err->code == SG_OK)
