@@ -570,6 +570,7 @@ Store.__name = "sessgate.store"
 
 local option_names = {
   idle_timeout = "number", max_age = "number", touch_interval = "number",
+  rotate_grace = "number",
   lock_timeout_ms = "number", max_per_user = "number", max_data = "number",
   sync = "boolean", group = "boolean", readonly = "boolean",
 }

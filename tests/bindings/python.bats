@@ -657,3 +657,20 @@ print(sum(1 for x in got if x), sum(len(x) for x in got))'
   assert_line --index 1 "[]"
   assert_line --index 2 "1 1"
 }
+
+@test "Store(rotate_grace=): the old id of a rotate resolves for the window; a login leaves none" {
+  run py '
+st = sessgate.Store(STORE, rotate_grace=2)
+s = st.create(user="bob")
+old = s.id
+s.rotate()
+print(st.get(old).id == s.id)
+a = st.create()
+pre = a.id
+a.login("eve")
+print(st.get(pre))
+time.sleep(3)
+print(st.get(old))'
+  assert_success
+  assert_output $'True\nNone\nNone'
+}

@@ -416,7 +416,7 @@ class Store:
                  touch_interval: int = 0, lock_timeout_ms: int = 0,
                  max_per_user: int = 0, max_data: int = 0,
                  sync: bool = False, group: bool = False,
-                 readonly: bool = False,
+                 readonly: bool = False, rotate_grace: int = 0,
                  json_default: Optional[Callable[[Any], Any]] = None,
                  model: Optional[type] = None) -> None:
         if path is None:
@@ -439,7 +439,8 @@ class Store:
         numbers = {"idle_timeout": idle_timeout, "max_age": max_age,
                    "touch_interval": touch_interval,
                    "lock_timeout_ms": lock_timeout_ms,
-                   "max_per_user": max_per_user, "max_data": max_data}
+                   "max_per_user": max_per_user, "max_data": max_data,
+                   "rotate_grace": rotate_grace}
         for name, value in numbers.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidArgument(f"store option {name} must be an int >= 0,"
