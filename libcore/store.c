@@ -488,21 +488,33 @@ static int list_has(const sg_list *sorted, const char *id)
                                 sizeof sorted->ids[0], by_id) != NULL;
 }
 
+/* Fetch key (owned: freed here; NULL means out of memory).  *text is new,
+ * or NULL when the key is absent, which is not an error. */
+static sg_status fetch_owned(sg_store *st, char *key, char **text,
+                             size_t *len, sg_error *err)
+{
+    *text = NULL;
+    if (!key)
+        return oom(st, err);
+    sg_status rc = st->be->fetch(st, key, text, len, err);
+    free(key);
+    if (rc == SG_ENOTFOUND) {
+        *text = NULL;
+        return SG_OK;
+    }
+    return rc;
+}
+
 /* The array's generation and remove count ("ugen:NAME"; absent: 0 0). */
 static sg_status meta_get(sg_store *st, const char *user, size_t *gen,
                           size_t *removed, sg_error *err)
 {
     *gen = *removed = 0;
-    char *key = keyf(SGI_GEN_PREFIX "%s", user);
-    if (!key)
-        return oom(st, err);
     char *text;
     size_t len;
-    sg_status rc = st->be->fetch(st, key, &text, &len, err);
-    free(key);
-    if (rc == SG_ENOTFOUND)
-        return SG_OK;
-    if (rc != SG_OK)
+    sg_status rc = fetch_owned(st, keyf(SGI_GEN_PREFIX "%s", user), &text,
+                               &len, err);
+    if (rc != SG_OK || !text)
         return rc;
     unsigned long long g = 0, r = 0;
     if (sscanf(text, "%llu %llu", &g, &r) == 2 && g < SIZE_MAX && r < SIZE_MAX) {
@@ -534,16 +546,11 @@ static sg_status slot_get(sg_store *st, const char *user, size_t gen,
 {
     id[0] = '\0';
     *exists = 0;
-    char *key = keyf("us:%zu:%zu:%s", gen, i, user);
-    if (!key)
-        return oom(st, err);
     char *text;
     size_t len;
-    sg_status rc = st->be->fetch(st, key, &text, &len, err);
-    free(key);
-    if (rc == SG_ENOTFOUND)
-        return SG_OK;
-    if (rc != SG_OK)
+    sg_status rc = fetch_owned(st, keyf("us:%zu:%zu:%s", gen, i, user),
+                               &text, &len, err);
+    if (rc != SG_OK || !text)
         return rc;
     *exists = 1;
     if (len == SG_ID_LEN) {
@@ -824,16 +831,11 @@ static sg_status legacy_ids(sg_store *st, const char *user, sg_list *l,
                             int *found, sg_error *err)
 {
     *found = 0;
-    char *key = keyf(SGI_USER_PREFIX "%s", user);
-    if (!key)
-        return oom(st, err);
     char *text;
     size_t len;
-    sg_status rc = st->be->fetch(st, key, &text, &len, err);
-    free(key);
-    if (rc == SG_ENOTFOUND)
-        return SG_OK;
-    if (rc != SG_OK)
+    sg_status rc = fetch_owned(st, keyf(SGI_USER_PREFIX "%s", user), &text,
+                               &len, err);
+    if (rc != SG_OK || !text)
         return rc;
     *found = 1;
     size_t before = l->n;
