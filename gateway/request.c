@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -354,18 +355,54 @@ static void request_alarm(long seconds)
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
-/* The next connection on listen_fd (made non-blocking: every worker polls
- * it and one wins each accept), or -1 when told to stop or the socket is
- * broken (errno). */
-static int request_accept(const gw_config *cfg, int listen_fd)
+/*
+ * Why epoll with EPOLLEXCLUSIVE: every worker waits on the same listening
+ * socket, and with poll() each new connection woke all of them; all but
+ * one then found accept() empty (EAGAIN) and went back to sleep, N wakeups
+ * and N-1 wasted accept()s per connection with --workers N.  nginx opens a
+ * new FastCGI connection per request unless fastcgi_keep_conn is on, so
+ * that was per request.  An exclusive epoll wait is woken alone.  The
+ * socket stays non-blocking (two workers can still race for one
+ * connection, and the master polls it to answer 503 when all are busy).
+ * Where the kernel refuses EPOLLEXCLUSIVE (before Linux 4.5), this returns
+ * -1 and the loop polls as before.
+ */
+static int request_accept_setup(int listen_fd)
+{
+    struct epoll_event ev;
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+    if (epfd < 0)
+        return -1;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+        close(epfd);
+        return -1;
+    }
+    return epfd;
+}
+
+/* The next connection on listen_fd (non-blocking: see above), waiting in
+ * epfd (or poll() when epfd is -1), or -1 when told to stop or the socket
+ * is broken (errno). */
+static int request_accept(const gw_config *cfg, int epfd, int listen_fd)
 {
     for (;;) {
-        struct pollfd pf = { listen_fd, POLLIN, 0 };
-        int fd;
+        int fd, n;
 
         if (prefork_stop)
             return -1;
-        if (poll(&pf, 1, -1) < 0) {
+        if (epfd >= 0) {
+            struct epoll_event ev;
+
+            n = epoll_wait(epfd, &ev, 1, -1);
+        } else {
+            struct pollfd pf = { listen_fd, POLLIN, 0 };
+
+            n = poll(&pf, 1, -1);
+        }
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -1;
@@ -388,7 +425,7 @@ int request_loop(const gw_config *cfg, int listen_fd)
     FCGX_Request fr;
     sg_store *st = NULL;
     struct sigaction sa;
-    int errors = 0, fl;
+    int errors = 0, fl, epfd;
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_worker_term;     /* no SA_RESTART: accept() returns */
@@ -406,6 +443,7 @@ int request_loop(const gw_config *cfg, int listen_fd)
     fl = fcntl(listen_fd, F_GETFL);
     if (fl >= 0)
         fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
+    epfd = request_accept_setup(listen_fd);
     store_handle(cfg, &st);
     while (!prefork_stop) {
         int rc;
@@ -413,7 +451,7 @@ int request_loop(const gw_config *cfg, int listen_fd)
         if (fr.ipcFd < 0) {
             worker_busy = 0;
             prefork_mark_busy(0);
-            fr.ipcFd = request_accept(cfg, listen_fd);
+            fr.ipcFd = request_accept(cfg, epfd, listen_fd);
             if (fr.ipcFd < 0) {
                 if (prefork_stop)
                     break;
@@ -506,5 +544,7 @@ int request_loop(const gw_config *cfg, int listen_fd)
     log_flush_limits();
     FCGX_Free(&fr, 1);
     sg_store_close(st);
+    if (epfd >= 0)
+        close(epfd);
     return errors > 100 ? 1 : 0;
 }

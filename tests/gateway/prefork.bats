@@ -22,6 +22,33 @@ workers_of() { ps -o pid= --ppid "$1" | tr -d ' ' | sort -n; }
   done
 }
 
+# Sum of a process's voluntary context switches (its wakeups from sleep).
+wakeups_of() { awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$1/status"; }
+
+@test "a new connection wakes one idle worker, not every worker (no thundering herd)" {
+  gw_start --workers 3
+  for i in $(seq 50); do [ "$(workers_of "$GW_PID" | wc -l)" = 3 ] && break; sleep 0.05; done
+  ws=$(workers_of "$GW_PID")
+  [ "$(wc -l <<<"$ws")" = 3 ] || fail "workers: $ws"
+  run -0 gw_req -p REQUEST_URI=/       # every worker has opened its store
+  sleep 0.2
+  declare -A before
+  for w in $ws; do before[$w]=$(wakeups_of "$w"); done
+  for i in $(seq 30); do               # 30 requests, a new connection each
+    run -0 gw_req -p REQUEST_URI=/
+    assert_line "Status: 200 OK"
+  done
+  least=1000000 report=
+  for w in $ws; do
+    d=$(( $(wakeups_of "$w") - ${before[$w]} ))
+    report="$report $w:+$d"
+    [ "$d" -lt "$least" ] && least=$d
+  done
+  # Waiting in poll() on the shared socket, each of the 3 woke for each of
+  # the 30 connections (30+ each); an exclusive wait wakes one of them.
+  [ "$least" -lt 10 ] || fail "every worker woke for most connections:$report"
+}
+
 @test "a killed worker is restarted and the gateway keeps answering" {
   gw_start --workers 2
   for i in $(seq 50); do [ "$(workers_of "$GW_PID" | wc -l)" = 2 ] && break; sleep 0.05; done
