@@ -2,9 +2,6 @@
  * backend_redis.c - the Redis backend: session records in a Redis server,
  * for deployments whose gateways and apps run on several hosts.
  *
- * Store URIs:
- *     redis://HOST[:PORT][/DB][?prefix=NAME&timeout_ms=N]
- *     redis+unix:/path/to/socket[?db=N&prefix=NAME&timeout_ms=N]
  * Every key of the store lives under the prefix (default "sessgate:"), so
  * several stores can share one Redis database.  Besides the keys store.c
  * writes (36-char session ids, "uidx:NAME" per-user sets, old "user:NAME"
@@ -12,13 +9,7 @@
  * of its own, PREFIX "lock" (the lease lock) and PREFIX "writes" (a write
  * counter for stats), which keys() hides.
  *
- * Each store handle keeps one connection, opened by open() so that a
- * missing server is reported at once, and reopened by the next lock() after
- * any error: a hiredis context is unusable after an I/O error, and
- * reconnecting in lock() means a gateway worker or a long-lived app
- * survives a Redis restart without reopening its store.  Connecting and
- * every command are bounded by timeout_ms (default 1000), so a hung server
- * becomes an error, never a hung request.
+ * The connection (URI, connect, reconnect, commands) is redis_conn.c's.
  *
  * What differs from GDBM: sessions expire inside Redis (PEXPIREAT at the
  * end of their life, so no purge is needed), the exclusive lock is a lease
@@ -28,14 +19,10 @@
  * necessarily a crash of the Redis server.
  */
 #include "internal.h"
-
-#include <hiredis.h>
+#include "redis_conn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,43 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RD_DEFAULT_PORT       6379
 #define RD_DEFAULT_PREFIX     "sessgate:"
-#define RD_DEFAULT_TIMEOUT_MS 1000
-#define RD_MAX_TIMEOUT_MS     600000
-#define RD_MAX_DB             1000000
-#define RD_MAX_PREFIX         128
 /* A holder killed while it holds the lock frees it after this long.  Every
  * write under the lock renews the lease, so only a holder idle for this
  * long (e.g. user code in update() stuck in a slow call) can lose it, and
  * then its writes fail (see WRITE_SCRIPT) instead of clobbering. */
 #define RD_LEASE_MS           30000
 #define RD_SCAN_COUNT         "1000"
-#define RD_TOKEN_BYTES        16
-/* Length of a Redis run_id (INFO server), 40 hex digits, new at every
- * start of the server: lease tokens begin with it (see r_lock). */
-#define RD_RUNID_LEN          40
-
-typedef struct redis_be {
-    char *uri;                /* Owned: the URI as given, for messages */
-    char *host;               /* Owned: TCP host, or NULL */
-    int port;
-    char *sock;               /* Owned: unix socket path, or NULL */
-    long db;
-    int timeout_ms;
-    char *prefix;             /* Owned */
-    char *lock_key;           /* Owned: PREFIX "lock" */
-    char *writes_key;         /* Owned: PREFIX "writes" */
-    redisContext *c;          /* Owned: the connection, NULL when down */
-    int broken;               /* an error happened: reconnect at lock() */
-    sg_status last;           /* status of the last failed cmd() (err may
-                               * be NULL, or hold an earlier error) */
-    int held;                 /* SGI_* held now */
-    pid_t pid;                /* process that opened c */
-    char run_id[RD_RUNID_LEN + 1];  /* the server's run_id, "" if unknown */
-    /* our lease token while held: RUN_ID "." 32 random hex digits */
-    char token[RD_RUNID_LEN + 1 + 2 * RD_TOKEN_BYTES + 1];
-} redis_be;
 
 static redis_be *be_of(sg_store *st)
 {
@@ -93,365 +50,13 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ------------------------------------------------------------- the URI */
-
-/* Parse a whole decimal number in [lo, hi] from s[0..n). */
-static int parse_num(const char *s, size_t n, long lo, long hi, long *out)
-{
-    char buf[24];
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (buf[0] < '0' || buf[0] > '9')
-        return -1;              /* strtol would take "+5", " 5", "-5" */
-    char *end;
-    errno = 0;
-    long v = strtol(buf, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static char *dupn(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = '\0';
-    }
-    return p;
-}
-
-/* The query string: prefix=, timeout_ms=, and (unix sockets) db=. */
-static sg_status parse_query(redis_be *b, const char *q, int allow_db,
-                             sg_error *err)
-{
-    while (q && *q) {
-        const char *amp = strchr(q, '&');
-        size_t n = amp ? (size_t)(amp - q) : strlen(q);
-        const char *eq = memchr(q, '=', n);
-        if (!eq)
-            return sgi_err(err, SG_EINVAL, 0, "store %s: bad query parameter "
-                           "'%.*s' (use NAME=VALUE)", b->uri, (int)n, q);
-        size_t kn = (size_t)(eq - q), vn = n - kn - 1;
-        const char *v = eq + 1;
-        long num;
-        if (kn == 6 && memcmp(q, "prefix", 6) == 0) {
-            /* Printable, no spaces: the prefix shows up in redis-cli
-             * sessions of admins and in error messages. */
-            if (vn == 0 || vn > RD_MAX_PREFIX)
-                return sgi_err(err, SG_EINVAL, 0, "store %s: prefix must be "
-                               "1..%d bytes", b->uri, RD_MAX_PREFIX);
-            for (size_t i = 0; i < vn; i++)
-                if (v[i] <= ' ' || v[i] >= 0x7f)
-                    return sgi_err(err, SG_EINVAL, 0, "store %s: prefix may "
-                                   "hold only printable characters without "
-                                   "spaces", b->uri);
-            free(b->prefix);
-            if (!(b->prefix = dupn(v, vn)))
-                return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                               b->uri);
-        } else if (kn == 10 && memcmp(q, "timeout_ms", 10) == 0) {
-            if (parse_num(v, vn, 1, RD_MAX_TIMEOUT_MS, &num) < 0)
-                return sgi_err(err, SG_EINVAL, 0, "store %s: timeout_ms must "
-                               "be a number of milliseconds, 1..%d", b->uri,
-                               RD_MAX_TIMEOUT_MS);
-            b->timeout_ms = (int)num;
-        } else if (allow_db && kn == 2 && memcmp(q, "db", 2) == 0) {
-            if (parse_num(v, vn, 0, RD_MAX_DB, &num) < 0)
-                return sgi_err(err, SG_EINVAL, 0, "store %s: db must be a "
-                               "database number, 0..%d", b->uri, RD_MAX_DB);
-            b->db = num;
-        } else {
-            return sgi_err(err, SG_EINVAL, 0, "store %s: unknown query "
-                           "parameter '%.*s' (known: %sprefix, timeout_ms)",
-                           b->uri, (int)kn, q, allow_db ? "db, " : "");
-        }
-        q = amp ? amp + 1 : NULL;
-    }
-    return SG_OK;
-}
-
-/* redis://HOST[:PORT][/DB][?...] or redis+unix:/PATH[?...]. */
-static sg_status parse_uri(redis_be *b, sg_error *err)
-{
-    const char *u = b->uri;
-    b->port = RD_DEFAULT_PORT;
-    b->timeout_ms = RD_DEFAULT_TIMEOUT_MS;
-    if (strncmp(u, "redis+unix:", 11) == 0) {
-        const char *p = u + 11;
-        if (strncmp(p, "//", 2) == 0)
-            p += 2;             /* redis+unix:///path is the same thing */
-        const char *q = strchr(p, '?');
-        size_t n = q ? (size_t)(q - p) : strlen(p);
-        if (n == 0 || p[0] != '/')
-            return sgi_err(err, SG_EINVAL, 0, "store %s: needs an absolute "
-                           "socket path (redis+unix:/path/to/redis.sock)", u);
-        if (!(b->sock = dupn(p, n)))
-            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", u);
-        return parse_query(b, q ? q + 1 : NULL, 1, err);
-    }
-    if (strncmp(u, "redis://", 8) != 0)
-        return sgi_err(err, SG_EINVAL, 0, "store %s: not a Redis URI (use "
-                       "redis://HOST:PORT/DB or redis+unix:/SOCKET)", u);
-    const char *p = u + 8;
-    const char *q = strchr(p, '?');
-    const char *end = q ? q : p + strlen(p);
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    const char *hend = slash ? slash : end;
-    const char *hs = p, *he;
-    const char *colon;
-    /* Checked first: a "user:password@" part would read as a bad port. */
-    if (memchr(p, '@', (size_t)(hend - p)))
-        return sgi_err(err, SG_EINVAL, 0, "store %s: passwords in the URI "
-                       "are not supported (use a unix socket with "
-                       "permissions, or a trusted network)", u);
-    if (*p == '[') {            /* [IPv6]:PORT */
-        const char *rb = memchr(p, ']', (size_t)(hend - p));
-        if (!rb)
-            return sgi_err(err, SG_EINVAL, 0, "store %s: unclosed '[' in "
-                           "the host", u);
-        hs = p + 1;
-        he = rb;
-        colon = rb + 1 < hend && rb[1] == ':' ? rb + 1 : NULL;
-        if (!colon && rb + 1 != hend)
-            return sgi_err(err, SG_EINVAL, 0, "store %s: junk after ']'", u);
-    } else {
-        colon = memchr(p, ':', (size_t)(hend - p));
-        he = colon ? colon : hend;
-    }
-    if (he == hs)
-        return sgi_err(err, SG_EINVAL, 0, "store %s: no host (use "
-                       "redis://HOST:PORT/DB)", u);
-    if (!(b->host = dupn(hs, (size_t)(he - hs))))
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", u);
-    long num;
-    if (colon) {
-        if (parse_num(colon + 1, (size_t)(hend - colon - 1), 1, 65535, &num) < 0)
-            return sgi_err(err, SG_EINVAL, 0, "store %s: port must be 1..65535",
-                           u);
-        b->port = (int)num;
-    }
-    if (slash && slash + 1 < end) {
-        if (parse_num(slash + 1, (size_t)(end - slash - 1), 0, RD_MAX_DB,
-                      &num) < 0)
-            return sgi_err(err, SG_EINVAL, 0, "store %s: database must be a "
-                           "number, 0..%d", u, RD_MAX_DB);
-        b->db = num;
-    }
-    return parse_query(b, q ? q + 1 : NULL, 0, err);
-}
-
-/* ---------------------------------------------------------- connection */
-
-/* redisvCommand without SIGPIPE.  hiredis writes with write(2), and a
- * write to a connection the server closed (Redis killed or restarted)
- * raises SIGPIPE, whose default action kills the whole process: a gateway
- * worker or an app must get an error instead.  A library must not change
- * the process's signal dispositions, so block SIGPIPE in this thread for
- * the call and swallow one we caused (not one already pending before). */
-static redisReply *quiet_command(redisContext *c, const char *fmt, va_list ap)
-{
-    sigset_t pipe_set, old, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    sigemptyset(&pending);
-    sigpending(&pending);
-    int was_pending = sigismember(&pending, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    if (!was_pending) {
-        sigemptyset(&pending);
-        sigpending(&pending);
-        if (sigismember(&pending, SIGPIPE)) {
-            struct timespec zero = { 0, 0 };
-            sigtimedwait(&pipe_set, NULL, &zero);
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return r;
-}
-
-static redisReply *quiet(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = quiet_command(c, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-static void drop_conn(redis_be *b)
-{
-    if (b->c)
-        redisFree(b->c);
-    b->c = NULL;
-    b->broken = 0;
-}
-
-/* Record a failed command: an I/O error (NULL reply) leaves the context
- * unusable, so the next lock() reconnects. */
-static sg_status cmd_fail(redis_be *b, redisReply *r, const char *what,
-                          sg_error *err)
-{
-    sg_status rc;
-    if (!r) {
-        rc = sgi_err(err, SG_ESTORE, 0, "store %s: Redis %s failed: %s (is "
-                     "redis-server running and reachable?)", b->uri, what,
-                     b->c && b->c->errstr[0] ? b->c->errstr : "connection lost");
-        b->broken = 1;
-    } else {
-        rc = sgi_err(err, SG_ESTORE, 0, "store %s: Redis %s failed: %s",
-                     b->uri, what, r->type == REDIS_REPLY_ERROR && r->str
-                     ? r->str : "unexpected reply");
-        freeReplyObject(r);
-    }
-    return rc;
-}
-
-/* Connect (if not connected, or after an error) and select the database. */
-static sg_status conn_up(redis_be *b, sg_error *err)
-{
-    /* A connection inherited across fork() would interleave two
-     * processes' commands and replies on one socket: the child opens its
-     * own (redisFree only closes the child's copy of the descriptor). */
-    if (b->c && !b->broken && !b->c->err && b->pid == getpid())
-        return SG_OK;
-    drop_conn(b);
-    struct timeval tv = { b->timeout_ms / 1000, (b->timeout_ms % 1000) * 1000 };
-    redisContext *c = b->sock ? redisConnectUnixWithTimeout(b->sock, tv)
-                              : redisConnectWithTimeout(b->host, b->port, tv);
-    if (!c)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
-    if (c->err) {
-        /* sys_errno stays 0: an ENOENT here is a missing socket of a
-         * server that is down, not a missing store, and callers treat
-         * ENOENT as "no such store". */
-        sg_status rc = sgi_err(err, SG_ESTORE, 0, "store %s: cannot connect "
-                               "to Redis: %s (start redis-server or fix the "
-                               "URI)", b->uri, c->errstr);
-        redisFree(c);
-        return rc;
-    }
-    /* Close-on-exec, like every descriptor of the GDBM backend: a program
-     * the app runs (os.execute, a CGI) must not inherit the connection,
-     * which would bypass the socket's file permissions and could write
-     * into our command stream.  hiredis 0.14 has no option for it. */
-    int fdflags = fcntl(c->fd, F_GETFD);
-    if (fdflags < 0 || fcntl(c->fd, F_SETFD, fdflags | FD_CLOEXEC) < 0) {
-        sg_status rc = sgi_err(err, SG_ESTORE, errno, "store %s: cannot set "
-                               "close-on-exec on the Redis connection: %s",
-                               b->uri, strerror(errno));
-        redisFree(c);
-        return rc;
-    }
-    /* Commands get the same bound as connecting: a server that stops
-     * answering becomes an error, never a hung request. */
-    if (redisSetTimeout(c, tv) != REDIS_OK) {
-        sg_status rc = sgi_err(err, SG_ESTORE, 0, "store %s: cannot set the "
-                               "Redis timeout: %s", b->uri, c->errstr);
-        redisFree(c);
-        return rc;
-    }
-    b->c = c;
-    b->pid = getpid();
-    if (b->db != 0) {
-        redisReply *r = quiet(c, "SELECT %ld", b->db);
-        if (!r || r->type != REDIS_REPLY_STATUS) {
-            sg_status rc = cmd_fail(b, r, "SELECT", err);
-            drop_conn(b);
-            return rc;
-        }
-        freeReplyObject(r);
-    }
-    /* The run_id tells a lease taken before a restart of the server from
-     * a live one (r_lock).  A server that hides it (INFO renamed away, a
-     * Redis look-alike) only loses that: leases then just run out. */
-    b->run_id[0] = '\0';
-    redisReply *r = quiet(c, "INFO server");
-    if (!r) {
-        sg_status rc = cmd_fail(b, r, "INFO", err);
-        drop_conn(b);
-        return rc;
-    }
-    const char *id = r->type == REDIS_REPLY_STRING ? strstr(r->str, "run_id:")
-                                                   : NULL;
-    if (id && strspn(id + 7, "0123456789abcdef") == RD_RUNID_LEN) {
-        memcpy(b->run_id, id + 7, RD_RUNID_LEN);
-        b->run_id[RD_RUNID_LEN] = '\0';
-    }
-    freeReplyObject(r);
-    return SG_OK;
-}
-
-/* Run a command.  New: the reply, or NULL with err filled.  With retry,
- * an I/O error reconnects and runs the command once more: a kept
- * connection finds out only by using it that the server restarted since,
- * and a read is safe to repeat, so a restart costs readers nothing.
- * Writes are never repeated (a lost reply may hide a done write). */
-static redisReply *cmd_v(redis_be *b, const char *what, sg_error *err,
-                         int retry, const char *fmt, va_list ap)
-{
-    if (!b->c || b->broken) {
-        b->last = sgi_err(err, SG_ESTORE, 0, "store %s: not connected to "
-                          "Redis (a previous error closed the connection)",
-                          b->uri);
-        return NULL;
-    }
-    va_list again;
-    va_copy(again, ap);
-    redisReply *r = quiet_command(b->c, fmt, again);
-    va_end(again);
-    if (!r && retry) {
-        b->broken = 1;
-        if (conn_up(b, NULL) == SG_OK) {
-            va_copy(again, ap);
-            r = quiet_command(b->c, fmt, again);
-            va_end(again);
-        }
-    }
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        b->last = cmd_fail(b, r, what, err);
-        return NULL;
-    }
-    return r;
-}
-
-static redisReply *cmd(redis_be *b, const char *what, sg_error *err,
-                       const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = cmd_v(b, what, err, 0, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-/* cmd for reads: repeated once after a reconnect. */
-static redisReply *read_cmd(redis_be *b, const char *what, sg_error *err,
-                            const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = cmd_v(b, what, err, 1, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-/* Run EVAL of a script with n keys; args after fmt are the keys and args
- * as %s / %b of fmt.  New: the reply, or NULL with err filled. */
-#define EVAL(b, what, err, script, fmt, ...) \
-    cmd((b), (what), (err), "EVAL %s " fmt, (script), __VA_ARGS__)
-
 /* ----------------------------------------------------------------- lock */
 
 /* Take the lease if it is free: SET NX PX.  1 taken, 0 held by another,
  * -1 error. */
 static int try_lease(redis_be *b, sg_error *err)
 {
-    redisReply *r = cmd(b, "SET (lock)", err, "SET %s %s NX PX %d",
+    redisReply *r = sgi_redis_cmd(b, "SET (lock)", err, "SET %s %s NX PX %d",
                         b->lock_key, b->token, RD_LEASE_MS);
     if (!r)
         return -1;
@@ -524,7 +129,7 @@ static const char UNLOCK_SCRIPT[] =
 static sg_status r_lock(sg_store *st, int mode, sg_error *err)
 {
     redis_be *b = be_of(st);
-    sg_status rc = conn_up(b, err);
+    sg_status rc = sgi_redis_up(b, err);
     if (rc != SG_OK)
         return rc;
     if (mode != SGI_EXCLUSIVE) {
@@ -551,7 +156,7 @@ static sg_status r_lock(sg_store *st, int mode, sg_error *err)
             memcpy(old_run, b->run_id, sizeof old_run);
             retried = check_token = 1;
             looked = 0;
-            rc = conn_up(b, err);
+            rc = sgi_redis_up(b, err);
             if (rc != SG_OK)
                 return rc;
             if (strcmp(old_run, b->run_id) != 0) {
@@ -569,7 +174,7 @@ static sg_status r_lock(sg_store *st, int mode, sg_error *err)
         /* Held: once per wait (and after a reconnect), look at the value:
          * our own lost SET, or a lease of an earlier run to break. */
         if (t == 0 && (check_token || !looked)) {
-            redisReply *r = cmd(b, "GET (lock)", err, "GET %s", b->lock_key);
+            redisReply *r = sgi_redis_cmd(b, "GET (lock)", err, "GET %s", b->lock_key);
             if (!r)
                 return b->last;
             if (r->type == REDIS_REPLY_STRING && check_token &&
@@ -612,7 +217,7 @@ static void r_unlock(sg_store *st)
      * to release it: otherwise every other process would wait out the
      * lease.  A failure here leaves the lease to run out: nothing to
      * report, and unlock cannot fail by contract. */
-    if (b->held == SGI_EXCLUSIVE && conn_up(b, NULL) == SG_OK) {
+    if (b->held == SGI_EXCLUSIVE && sgi_redis_up(b, NULL) == SG_OK) {
         sg_error ignored = { 0 };
         redisReply *r = EVAL(b, "EVAL (unlock)", &ignored, UNLOCK_SCRIPT,
                              "1 %s %s", b->lock_key, b->token);
@@ -643,7 +248,7 @@ static sg_status r_fetch(sg_store *st, const char *key, char **val,
     char *k = key_of(b, key);
     if (!k)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
-    redisReply *r = read_cmd(b, "GET", err, "GET %s", k);
+    redisReply *r = sgi_redis_read(b, "GET", err, "GET %s", k);
     free(k);
     if (!r)
         return b->last;
@@ -652,7 +257,7 @@ static sg_status r_fetch(sg_store *st, const char *key, char **val,
         return SG_ENOTFOUND;
     }
     if (r->type != REDIS_REPLY_STRING)
-        return cmd_fail(b, r, "GET", err);
+        return sgi_redis_fail(b, r, "GET", err);
     char *p = malloc((size_t)r->len + 1);
     if (!p) {
         freeReplyObject(r);
@@ -863,12 +468,12 @@ static sg_status r_set_ids(sg_store *st, const char *user, sg_list *l,
     char *k = set_key(b, user);
     if (!k)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
-    redisReply *r = read_cmd(b, "SMEMBERS", err, "SMEMBERS %s", k);
+    redisReply *r = sgi_redis_read(b, "SMEMBERS", err, "SMEMBERS %s", k);
     free(k);
     if (!r)
         return b->last;
     if (r->type != REDIS_REPLY_ARRAY)
-        return cmd_fail(b, r, "SMEMBERS", err);
+        return sgi_redis_fail(b, r, "SMEMBERS", err);
     sg_status rc = SG_OK;
     for (size_t i = 0; i < r->elements && rc == SG_OK; i++) {
         redisReply *e = r->element[i];
@@ -888,12 +493,12 @@ static sg_status r_set_count(sg_store *st, const char *user, size_t *n,
     char *k = set_key(b, user);
     if (!k)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
-    redisReply *r = read_cmd(b, "SCARD", err, "SCARD %s", k);
+    redisReply *r = sgi_redis_read(b, "SCARD", err, "SCARD %s", k);
     free(k);
     if (!r)
         return b->last;
     if (r->type != REDIS_REPLY_INTEGER || r->integer < 0)
-        return cmd_fail(b, r, "SCARD", err);
+        return sgi_redis_fail(b, r, "SCARD", err);
     *n = (size_t)r->integer;
     freeReplyObject(r);
     return SG_OK;
@@ -952,9 +557,9 @@ static sg_status r_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
         /* Only the first page may be repeated: a cursor means nothing
          * to a restarted server. */
         int first = strcmp(cursor, "0") == 0;
-        redisReply *r = first ? read_cmd(b, "SCAN", err, "SCAN %s MATCH %s "
+        redisReply *r = first ? sgi_redis_read(b, "SCAN", err, "SCAN %s MATCH %s "
                                          "COUNT " RD_SCAN_COUNT, cursor, pat)
-                              : cmd(b, "SCAN", err, "SCAN %s MATCH %s COUNT "
+                              : sgi_redis_cmd(b, "SCAN", err, "SCAN %s MATCH %s COUNT "
                                     RD_SCAN_COUNT, cursor, pat);
         if (!r) {
             rc = b->last;
@@ -964,7 +569,7 @@ static sg_status r_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
             r->element[0]->type != REDIS_REPLY_STRING ||
             r->element[0]->len >= sizeof cursor ||
             r->element[1]->type != REDIS_REPLY_ARRAY) {
-            rc = cmd_fail(b, r, "SCAN", err);
+            rc = sgi_redis_fail(b, r, "SCAN", err);
             break;
         }
         memcpy(cursor, r->element[0]->str, (size_t)r->element[0]->len + 1);
@@ -1019,7 +624,7 @@ static sg_status r_check(sg_store *st, int repair, sg_check_report *rep,
     (void)repair;
     (void)rep;
     redis_be *b = be_of(st);
-    redisReply *r = read_cmd(b, "PING", err, "PING");
+    redisReply *r = sgi_redis_read(b, "PING", err, "PING");
     if (!r)
         return b->last;
     freeReplyObject(r);
@@ -1037,13 +642,13 @@ static void r_info(sg_store *st, uint64_t *bytes, uint64_t *writes)
     redis_be *b = be_of(st);
     sg_error ignored = { 0 };
     *bytes = *writes = 0;
-    redisReply *r = cmd(b, "GET", &ignored, "GET %s", b->writes_key);
+    redisReply *r = sgi_redis_cmd(b, "GET", &ignored, "GET %s", b->writes_key);
     if (r) {
         if (r->type == REDIS_REPLY_STRING)
             *writes = strtoull(r->str, NULL, 10);
         freeReplyObject(r);
     }
-    r = cmd(b, "INFO", &ignored, "INFO memory");
+    r = sgi_redis_cmd(b, "INFO", &ignored, "INFO memory");
     if (r) {
         const char *m = r->type == REDIS_REPLY_STRING
                       ? strstr(r->str, "used_memory:") : NULL;
@@ -1058,7 +663,7 @@ static void r_close(sg_store *st)
     redis_be *b = be_of(st);
     if (!b)
         return;
-    drop_conn(b);
+    sgi_redis_drop(b);
     free(b->uri);
     free(b->host);
     free(b->sock);
@@ -1080,7 +685,7 @@ static sg_status r_open(sg_store *st, const char *location, sg_error *err)
         r_close(st);
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
     }
-    sg_status rc = parse_uri(b, err);
+    sg_status rc = sgi_redis_parse_uri(b, err);
     if (rc == SG_OK && !b->prefix && !(b->prefix = strdup(RD_DEFAULT_PREFIX)))
         rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
     if (rc == SG_OK) {
@@ -1093,7 +698,7 @@ static sg_status r_open(sg_store *st, const char *location, sg_error *err)
     /* Connect now, so a server that is down shows at open with the URI
      * and the fix, not at the first request. */
     if (rc == SG_OK)
-        rc = conn_up(b, err);
+        rc = sgi_redis_up(b, err);
     if (rc != SG_OK)
         r_close(st);
     return rc;
