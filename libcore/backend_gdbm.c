@@ -499,17 +499,20 @@ static sg_status open_lockfile(gdbm_be *b, sg_error *err)
 #define WRITER_ANNOUNCE_MS 20
 #define READER_DEFER_MAX_MS 25
 
-static void defer_to_writers(gdbm_be *b)
+/* Returns nonzero when it would have waited on a no-wait handle. */
+static int defer_to_writers(gdbm_be *b)
 {
     if (!b->page)
-        return;
+        return 0;
     int64_t t0 = mono_ms(), t = t0;
     for (;;) {
         int64_t until = __atomic_load_n(&b->page->writer_until,
                                         __ATOMIC_ACQUIRE);
         if (until <= t || until > t + 4 * WRITER_ANNOUNCE_MS ||
             t - t0 >= READER_DEFER_MAX_MS)
-            return;
+            return 0;
+        if (b->st->nowait)
+            return 1;
         struct timespec ts = { 0, 50000 };
         nanosleep(&ts, NULL);
         t = mono_ms();
@@ -529,6 +532,15 @@ static void writer_done_waiting(gdbm_be *b)
         __atomic_store_n(&b->page->writer_until, 0, __ATOMIC_RELEASE);
 }
 
+/* The answer of a no-wait handle (SG_GET_NOWAIT) to a lock it would have
+ * to wait for: the caller retries later, on its own clock. */
+static sg_status busy(gdbm_be *b, sg_error *err, const char *path)
+{
+    return sgi_err(err, SG_ELOCKTIMEOUT, EWOULDBLOCK, "store %s: %s is "
+                   "held by another process (not waiting: asked not to)",
+                   b->dbpath, path);
+}
+
 /* flock fd (path, for messages) with a deadline.  flock() cannot time out
  * by itself and a library must not install signal handlers, so we poll:
  * try, then sleep with a backoff from 20 us up to 2 ms (500 us for a
@@ -542,6 +554,8 @@ static sg_status flock_deadline(gdbm_be *b, int fd, const char *path, int op,
         return SG_OK;
     if (errno != EWOULDBLOCK && errno != EINTR)
         return sys_fail(b, err, "flock", path, errno);
+    if (b->st->nowait)
+        return busy(b, err, path);
     int timeout = b->st->opt.lock_timeout_ms;
     if (*deadline == 0)
         *deadline = mono_ms() + timeout;
@@ -1365,8 +1379,8 @@ static sg_status take(gdbm_be *b, int mode, sg_error *err)
             if (rc != SG_OK)
                 return rc;
         }
-        if (mode == SGI_SHARED)
-            defer_to_writers(b);
+        if (mode == SGI_SHARED && defer_to_writers(b))
+            return busy(b, err, b->lockpath);
         sg_status rc = flock_deadline(b, b->lockfd, b->lockpath,
                                       mode == SGI_EXCLUSIVE ? LOCK_EX : LOCK_SH,
                                       &deadline, err);

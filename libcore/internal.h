@@ -50,6 +50,9 @@ struct sg_store {
     int touch_explicit;       /* opt.touch_interval was given, not derived */
     sg_lock_counters locks;   /* lock waits of this handle (sg_store_lock_counters) */
     sgi_cnt cnt;              /* kept figures (counters.c) */
+    int nowait;               /* nonzero: a lock another process holds is
+                               * SG_ELOCKTIMEOUT/EWOULDBLOCK at once
+                               * (sg_session_get with SG_GET_NOWAIT) */
 };
 
 struct sg_session {

@@ -257,6 +257,13 @@ sg_status sg_session_create(sg_store *st, const char *user,
  * SG_ESTORE.  For request paths, where a damaged record must not lock a
  * browser out (issue #17); admin tools keep the SG_ESTORE default. */
 #define SG_GET_DAMAGED_ABSENT 2u
+/* Never wait for the store's lock (GDBM; no effect on Redis): when another
+ * process holds it, or a writer is queued for it, the get returns
+ * SG_ELOCKTIMEOUT at once with err->sys_errno set to EWOULDBLOCK, and the
+ * caller tries again later (the nginx module does, from a timer, so a
+ * worker's event loop never sleeps in the library).  A touch or expiry
+ * mark that would have to wait is skipped, as any failed touch is. */
+#define SG_GET_NOWAIT 4u
 
 /* Load a live session.  Strict: a malformed, unknown or expired id gives
  * SG_ENOTFOUND or SG_EEXPIRED and never a session.  Unless SG_GET_NOTOUCH,

@@ -151,12 +151,27 @@ fail:
 }
 
 /* Load a live session (strict).  New: *out. */
+static sg_status get_session(sg_store *st, const char *id, unsigned flags,
+                             sg_session **out, sg_error *err);
+
 sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
                          sg_session **out, sg_error *err)
 {
     *out = NULL;
     if (!sg_id_valid(id))
         return sgi_err(err, SG_ENOTFOUND, 0, "session: malformed id");
+    /* Only the outermost lock waits (an sg_store_begin around the get
+     * already holds it), so the flag is the handle's for this call. */
+    int was = st->nowait;
+    st->nowait = (flags & SG_GET_NOWAIT) != 0;
+    sg_status rc = get_session(st, id, flags, out, err);
+    st->nowait = was;
+    return rc;
+}
+
+static sg_status get_session(sg_store *st, const char *id, unsigned flags,
+                             sg_session **out, sg_error *err)
+{
     sg_status rc = sgi_lock(st, SGI_SHARED, err);
     if (rc != SG_OK)
         return rc;

@@ -173,8 +173,8 @@ sg_status sgi_lock(sg_store *st, int mode, sg_error *err)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     st->locks.wait_us += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
                                     (t1.tv_nsec - t0.tv_nsec) / 1000);
-    if (rc == SG_ELOCKTIMEOUT)
-        st->locks.timeouts++;
+    if (rc == SG_ELOCKTIMEOUT && !st->nowait)
+        st->locks.timeouts++;       /* (a no-wait "busy" is no timeout) */
     if (rc != SG_OK)
         return rc;
     st->locks.acquired++;

@@ -1,0 +1,98 @@
+/*
+ * test_nowait.c - sg_session_get with SG_GET_NOWAIT never waits for the
+ * store's lock: the nginx module calls it from a worker's event loop and
+ * retries from a timer instead (nginx/ngx_http_sessgate_module.c).
+ *
+ * Two handles on one store in one process hold separate flocks, so one
+ * handle's sg_store_begin is "another process" for the other.
+ * Usage: test_nowait DIR   (a scratch directory)
+ */
+#include "sessgate.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+    char path[600];
+    sg_options o;
+    sg_store *a = NULL, *b = NULL;
+    sg_session *s = NULL, *got = NULL;
+    sg_error err = { 0 };
+    sg_lock_counters lc;
+    int64_t t0, dt;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_nowait DIR\n");
+        return 2;
+    }
+    snprintf(path, sizeof path, "%s/nowait.db", argv[1]);
+    sg_options_init(&o);
+    o.lock_timeout_ms = 300;
+    IS(sg_store_open(path, &o, &a, &err), SG_OK, "open handle a: %s", err.text);
+    IS(sg_store_open(path, &o, &b, &err), SG_OK, "open handle b: %s", err.text);
+    if (!a || !b)
+        return tap_done();
+    IS(sg_session_create(a, "alice", "{\"k\":1}", 0, 0, &s, &err), SG_OK, "create");
+
+    /* a holds the exclusive lock: b's no-wait get answers at once. */
+    IS(sg_store_begin(a, &err), SG_OK, "a takes the exclusive lock");
+    sg_error_clear(&err);
+    t0 = now_ms();
+    IS(sg_session_get(b, sg_session_id(s), SG_GET_NOWAIT, &got, &err),
+       SG_ELOCKTIMEOUT, "no-wait get under a held lock: SG_ELOCKTIMEOUT");
+    dt = now_ms() - t0;
+    OK(dt < 100, "... at once (%lld ms, lock timeout 300 ms)", (long long)dt);
+    IS(err.sys_errno, EWOULDBLOCK, "... with sys_errno EWOULDBLOCK");
+    OK(got == NULL, "... and no session");
+    sg_store_lock_counters(b, &lc);
+    IS(lc.timeouts, 0, "a no-wait 'busy' is not counted as a lock timeout");
+
+    /* The same get without the flag waits the lock timeout out. */
+    sg_error_clear(&err);
+    t0 = now_ms();
+    IS(sg_session_get(b, sg_session_id(s), 0, &got, &err), SG_ELOCKTIMEOUT,
+       "a waiting get under a held lock times out");
+    dt = now_ms() - t0;
+    OK(dt >= 250, "... after waiting (%lld ms)", (long long)dt);
+    OK(err.sys_errno != EWOULDBLOCK, "... as a timeout, not a 'busy'");
+    sg_store_end(a);
+
+    /* Free: the no-wait get reads the session (and the flag is per call). */
+    sg_error_clear(&err);
+    IS(sg_session_get(b, sg_session_id(s), SG_GET_NOWAIT | SG_GET_DAMAGED_ABSENT,
+                      &got, &err), SG_OK, "no-wait get on a free store: %s", err.text);
+    STR_IS(got ? sg_session_user(got) : NULL, "alice", "... reads the session");
+    sg_session_free(got);
+    got = NULL;
+
+    /* Strictness is unchanged: unknown ids are still not found. */
+    sg_error_clear(&err);
+    IS(sg_session_get(b, "00000000-0000-4000-8000-000000000000", SG_GET_NOWAIT,
+                      &got, &err), SG_ENOTFOUND, "no-wait get of an unknown id: not found");
+
+    /* After a busy answer the handle still waits when not asked otherwise. */
+    IS(sg_store_begin(a, &err), SG_OK, "a locks again");
+    sg_error_clear(&err);
+    IS(sg_session_get(b, sg_session_id(s), SG_GET_NOWAIT, &got, &err),
+       SG_ELOCKTIMEOUT, "busy again");
+    sg_store_end(a);
+    sg_error_clear(&err);
+    IS(sg_session_get(b, sg_session_id(s), 0, &got, &err), SG_OK,
+       "a plain get after a busy one: %s", err.text);
+    sg_session_free(got);
+
+    sg_session_free(s);
+    sg_store_close(a);
+    sg_store_close(b);
+    return tap_done();
+}
