@@ -6,7 +6,8 @@
  * versions, users, the per-user index) lives above it in store.c and
  * session.c, so a second backend (Redis) is one new file and one line in
  * the table of store.c; the gateway, sessgatectl and the bindings do not
- * change.
+ * change.  No backend parses a value: what it needs to know about one
+ * (when it may drop it) comes as an argument, computed once above it.
  *
  * Contract for every backend:
  *  - lock() takes the lock in the given mode (SGI_SHARED / SGI_EXCLUSIVE)
@@ -17,6 +18,12 @@
  *    only under SGI_EXCLUSIVE.
  *  - put returns SG_OK only when the value is in the backend such that the
  *    death of this process at any later instant cannot lose it.
+ *  - put's expire_at (Unix seconds, real time; 0 = never) is the first
+ *    instant at which the value is of no use to the layer above (for a
+ *    session record: the end of its life, sgi_expire_at).  A backend may
+ *    drop the value from then on (Redis does, with PEXPIREAT) or keep it
+ *    until deleted (GDBM does: purge removes it); it must not drop it
+ *    earlier.
  */
 #ifndef SG_BACKEND_H
 #define SG_BACKEND_H
@@ -47,7 +54,7 @@ typedef struct sgi_backend {
     sg_status (*fetch)(sg_store *st, const char *key, char **val,
                        size_t *len, sg_error *err);
     sg_status (*put)(sg_store *st, const char *key, const char *val,
-                     size_t len, sg_error *err);
+                     size_t len, int64_t expire_at, sg_error *err);
     /* SG_ENOTFOUND when absent. */
     sg_status (*del)(sg_store *st, const char *key, sg_error *err);
     sg_status (*keys)(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err);

@@ -318,34 +318,20 @@ static sg_status script_fail(redis_be *b, sg_error *err, sg_error *serr)
 }
 
 static sg_status r_put(sg_store *st, const char *key, const char *val,
-                       size_t len, sg_error *err)
+                       size_t len, int64_t expire_at, sg_error *err)
 {
     redis_be *b = be_of(st);
     sg_status rc = write_check(st, b, err);
     if (rc != SG_OK)
         return rc;
-    /* A session record expires in Redis when the session dies: at
-     * min(expires, accessed + idle), the first instant sgi_live() says no,
-     * so Redis never drops a live session and expired ones vanish without
-     * purge.  Not with a store clock (tests, embedders): Redis measures
-     * real time and would drop records the store's clock still finds
-     * live.  Index keys ("uidx:NAME" sets) never expire; readers verify ids.
-     * Redis's clock decides the instant, so hosts whose clocks differ from
-     * the server's (no NTP) see sessions vanish early or linger. */
+    /* A value with an end (a session record: sgi_expire_at) expires in
+     * Redis at that instant, so dead sessions vanish without purge; one
+     * without (index keys) stays until deleted.  Redis's clock decides
+     * the instant, so hosts whose clocks differ from the server's (no NTP)
+     * see sessions vanish early or linger. */
     char at[32] = "";
-    if (strlen(key) == SG_ID_LEN && sg_id_valid(key) && !st->opt.clock) {
-        sg_session *s;
-        sg_error perr = { 0 };
-        if (sgi_record_parse(val, len, &s, &perr) == SG_OK) {
-            int64_t end = s->expires;
-            int64_t idle_end = sgi_add_sat(s->accessed, s->idle);
-            if (idle_end < end)
-                end = idle_end;
-            sg_session_free(s);
-            if (end > 0 && end < INT64_MAX / 1000)
-                snprintf(at, sizeof at, "%lld", (long long)end * 1000);
-        }
-    }
+    if (expire_at > 0 && expire_at < INT64_MAX / 1000)
+        snprintf(at, sizeof at, "%lld", (long long)expire_at * 1000);
     char *k = key_of(b, key);
     if (!k)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);

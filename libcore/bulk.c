@@ -158,7 +158,7 @@ void sgi_alias_put(sg_store *st, const char *old_id, const char *new_id)
                      (long long)sgi_add_sat(sgi_now(st), st->opt.rotate_grace));
     snprintf(key, sizeof key, "%s%s", SGI_ALIAS_PREFIX, old_id);
     if (n > 0 && (size_t)n < sizeof val)
-        (void)st->be->put(st, key, val, (size_t)n, NULL);
+        (void)st->be->put(st, key, val, (size_t)n, 0, NULL);
 }
 
 /* The id that id was rotated to, if its grace window is still open:

@@ -142,7 +142,7 @@ static int ucount_add(sg_store *st, const char *user, int d)
         rc = real_be(st)->del(st, key, &ignored);
     else {
         snprintf(num, sizeof num, "%lld", n2);
-        rc = real_be(st)->put(st, key, num, strlen(num), &ignored);
+        rc = real_be(st)->put(st, key, num, strlen(num), 0, &ignored);
     }
     free(key);
     if (rc != SG_OK && rc != SG_ENOTFOUND)
@@ -174,15 +174,15 @@ static void add_change(sg_store *st, const facts *was, const facts *now, int rem
 }
 
 static sg_status cnt_put(sg_store *st, const char *key, const char *val,
-                         size_t len, sg_error *err)
+                         size_t len, int64_t expire_at, sg_error *err)
 {
     facts was, now;
 
     if (!st->cnt.hold.active || !sg_id_valid(key))
-        return real_be(st)->put(st, key, val, len, err);
+        return real_be(st)->put(st, key, val, len, expire_at, err);
     if (old_facts(st, key, &was) < 0)
         st->cnt.hold.broken = 1;
-    sg_status rc = real_be(st)->put(st, key, val, len, err);
+    sg_status rc = real_be(st)->put(st, key, val, len, expire_at, err);
     if (rc != SG_OK) {
         st->cnt.hold.broken = 1;
         facts_free(&was);
@@ -281,7 +281,7 @@ static sg_status counters_write(sg_store *st, const sgi_counts *c, sg_error *err
     int n = snprintf(text, sizeof text, COUNTERS_FMT, c->at, c->sessions, c->anonymous,
                      c->users, c->expired);
 
-    return real_be(st)->put(st, SGI_COUNTERS_KEY, text, (size_t)n, err);
+    return real_be(st)->put(st, SGI_COUNTERS_KEY, text, (size_t)n, 0, err);
 }
 
 /* See internal.h. */
@@ -523,7 +523,7 @@ static sg_status write_ucounts(sg_store *st, const recount_out *ro, sg_error *er
             return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
         snprintf(key, klen, UCOUNT_PREFIX "%s", ro->users.keys[i]);
         snprintf(num, sizeof num, "%zu", j - i);
-        rc = be->put(st, key, num, strlen(num), err);
+        rc = be->put(st, key, num, strlen(num), 0, err);
         free(key);
     }
     return rc;

@@ -102,6 +102,7 @@ void sgi_unlock(sg_store *st);
 int64_t sgi_now(const sg_store *st);
 int sgi_live(const sg_session *s, int64_t now);
 int64_t sgi_touch_interval(const sg_store *st, const sg_session *s);
+int64_t sgi_expire_at(const sg_store *st, const sg_session *s);
 
 /* a + b, saturated at the int64 limits.  Why: timestamps and lifetimes come
  * from stored and imported records, so accessed + idle or created + max_age

@@ -323,7 +323,7 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
         rc = st->be->reserve(st, 2 * len + 4096, err);
     int written = 0;
     if (rc == SG_OK) {
-        rc = st->be->put(st, next.id, text, len, err);
+        rc = st->be->put(st, next.id, text, len, sgi_expire_at(st, &next), err);
         written = rc == SG_OK;
     }
     free(text);

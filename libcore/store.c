@@ -240,6 +240,24 @@ int sgi_live(const sg_session *s, int64_t now)
     return now < s->expires && now < sgi_add_sat(s->accessed, s->idle);
 }
 
+/* When a backend may drop session s's record (backend.h, put): the first
+ * instant sgi_live() says no, min(expires, accessed + idle), so a backend
+ * that expires records by itself (Redis) never drops a live session and
+ * dead ones vanish without purge.  0 (never) with a store clock (tests,
+ * embedders): a backend measures real time and would drop records the
+ * store's clock still finds live; and for an end too far off to express
+ * in milliseconds.  The one place outside sgi_live() that knows the rule. */
+int64_t sgi_expire_at(const sg_store *st, const sg_session *s)
+{
+    if (st->opt.clock)
+        return 0;
+    int64_t end = s->expires;
+    int64_t idle_end = sgi_add_sat(s->accessed, s->idle);
+    if (idle_end < end)
+        end = idle_end;
+    return end > 0 && end < INT64_MAX / 1000 ? end : 0;
+}
+
 /* The default touch interval for an idle timeout: 1/10 of it, at least
  * 1 s, at most SG_MAX_TOUCH_INTERVAL. */
 static int64_t touch_for_idle(int64_t idle)
@@ -305,7 +323,7 @@ sg_status sgi_put(sg_store *st, const sg_session *s, sg_error *err)
     char *text = sgi_record_dump(s, &len);
     if (!text)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-    sg_status rc = st->be->put(st, s->id, text, len, err);
+    sg_status rc = st->be->put(st, s->id, text, len, sgi_expire_at(st, s), err);
     free(text);
     return rc;
 }
@@ -533,7 +551,7 @@ static sg_status meta_put(sg_store *st, const char *user, size_t gen,
         return oom(st, err);
     char buf[48];
     int len = snprintf(buf, sizeof buf, "%zu %zu", gen, removed);
-    sg_status rc = st->be->put(st, key, buf, (size_t)len, err);
+    sg_status rc = st->be->put(st, key, buf, (size_t)len, 0, err);
     free(key);
     return rc;
 }
@@ -632,7 +650,7 @@ static sg_status slot_put(sg_store *st, const char *user, size_t gen,
     char *key = keyf("us:%zu:%zu:%s", gen, i, user);
     if (!key)
         return oom(st, err);
-    sg_status rc = st->be->put(st, key, id, SG_ID_LEN, err);
+    sg_status rc = st->be->put(st, key, id, SG_ID_LEN, 0, err);
     free(key);
     return rc;
 }

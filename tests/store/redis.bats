@@ -156,6 +156,17 @@ UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   assert_output 0
 }
 
+@test "no backend parses a session record: the expiry comes from the layer above (backend.h)" {
+  # Issue #18: a second copy of the liveness rule in a backend drifts from
+  # store.c's.  The backends must not call the record parser at all.
+  local o
+  for o in backend_redis backend_gdbm; do
+    [ -f "$SG_BUILDDIR/libcore/$o.o" ] || skip "no $o.o in the build directory"
+    run -0 nm -u "$SG_BUILDDIR/libcore/$o.o"
+    refute_output --partial sgi_record_parse
+  done
+}
+
 @test "eight processes doing 250 atomic increments each leave the counter at exactly 2000" {
   id=$("$TOOLS/counter" init "$STORE")
   run -0 "$TOOLS/counter" get "$STORE" "$id"
