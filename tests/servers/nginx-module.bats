@@ -1,0 +1,321 @@
+#!/usr/bin/env bats
+# tests/servers/nginx-module.bats - ngx_http_sessgate_module (nginx/) loaded
+# by Debian's packaged nginx with load_module, configured as
+# examples/nginx-module/nginx.conf.in: the session is checked inside nginx,
+# with no gateway.  The nginx suite's auth-mode cases (live, absent,
+# forged/malformed/unknown/expired, the spoof set, policy, login redirect)
+# run against it, asserting on what the backends print, plus the module's
+# own promise: a store lock held by another process never blocks the worker
+# (it serves other requests meanwhile) and gives 503 past the timeout.
+#
+# As production runs: as root, nginx's master binds and its worker runs as
+# an unprivileged user of this run, in the group that shares the store
+# (files 0660); not root, everything runs as the caller.
+# backends: gdbm
+load ../helpers/common
+load ../helpers/servers
+load ../helpers/server_checks
+
+MODULE=$SG_BUILDDIR/nginx/ngx_http_sessgate_module.so
+
+# A short user/group name unique to this file's run (as tests/deploy).
+nm_user() {
+  printf 'sgnm%s' "$(printf '%s' "$BATS_FILE_TMPDIR" | cksum | awk '{ printf "%06x", $1 % 16777216 }')"
+}
+
+setup_file() {
+  require_tool nginx fcgiwrap curl
+  [ -f "$MODULE" ] || skip "the nginx module is not built (needs nginx-dev)"
+  local store_dir=$BATS_FILE_TMPDIR/store
+  srv_init "$BATS_FILE_TMPDIR/run" "$store_dir/sessions.db"
+  SRV_MODULE=$MODULE
+  mkdir -p "$store_dir"
+  sessgatectl --store "$SRV_STORE" --group purge > /dev/null
+  if [ "$(id -u)" = 0 ]; then
+    NM_USER=$(nm_user)
+    userdel "$NM_USER" 2>/dev/null || true
+    getent group "$NM_USER" > /dev/null && groupdel "$NM_USER"
+    useradd --system --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin --user-group "$NM_USER"
+    echo "$NM_USER" > "$BATS_FILE_TMPDIR/nm.user"
+    # The store's directory and files belong to its group (0660 files,
+    # 2770 directory: libsessgate may create a checkpoint or log there).
+    chgrp -R "$NM_USER" "$store_dir"
+    chmod 2770 "$store_dir"
+    SRV_USER_LINE="user $NM_USER $NM_USER;"
+    # The worker must traverse the test's directories (bats makes them 0700).
+    local d=$BATS_FILE_TMPDIR
+    while [ "$d" != / ] && [ "$d" != "${TMPDIR:-/tmp}" ]; do
+      chmod o+x "$d"
+      d=$(dirname "$d")
+    done
+    chmod o+x "$SRV_RUNDIR"
+  fi
+  srv_fcgiwrap || srv_failed
+  # nginx's worker connects to fcgiwrap as its own user (spawn-fcgi -M).
+  chmod 0666 "$SRV_RUNDIR/fcgiwrap.sock"
+  srv_echo || srv_failed
+  SRV_PORT=$(srv_free_port)
+  srv_render "$SG_SRCDIR/examples/nginx-module/nginx.conf.in" "$SRV_RUNDIR/nginx.conf" ||
+    srv_failed
+  # Under make SANITIZE=address the module carries ASan, whose runtime must
+  # be the process's first library (as tests/bindings/openresty.bats).
+  local pre=()
+  if [[ "${SG_SANITIZE:-}" == *address* ]]; then
+    pre=(env LD_PRELOAD="$(${CC:-gcc} -print-file-name=libasan.so)"
+         ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
+  fi
+  srv_bg nginx "${pre[@]}" nginx -p "$SRV_RUNDIR" -e "$SRV_RUNDIR/error.log" \
+    -c "$SRV_RUNDIR/nginx.conf" -g 'daemon off;'
+  srv_wait_port "$SRV_PORT" 30 "$SRV_LAST_PID" || srv_failed
+  export SRV_RUNDIR SRV_STORE SRV_PORT
+  make_expired
+}
+
+teardown_file() {
+  srv_stop_all
+  if [ -f "$BATS_FILE_TMPDIR/nm.user" ]; then
+    local u
+    u=$(cat "$BATS_FILE_TMPDIR/nm.user")
+    userdel "$u" 2>/dev/null || userdel -f "$u" 2>/dev/null || true
+    if getent group "$u" > /dev/null; then groupdel "$u" || true; fi
+  fi
+}
+
+teardown() {
+  stop_all
+}
+
+@test "nginx module: the packaged nginx loads it and its worker runs unprivileged" {
+  req "$(srv_url /plain/)"
+  expect_status 200
+  run ! grep -E '\[(emerg|alert|crit)\]' "$SRV_RUNDIR/error.log"
+  if [ "$(id -u)" = 0 ]; then
+    run ps -o user= --ppid "$(cat "$SRV_RUNDIR/nginx.pid")"
+    assert_output "$(cat "$BATS_FILE_TMPDIR/nm.user")"
+    run stat -c '%G %a' "$SRV_STORE"
+    assert_output "$(cat "$BATS_FILE_TMPDIR/nm.user") 660"
+  fi
+}
+
+@test "nginx module: a live session reaches the FastCGI backend as SESSION_*" {
+  chk_auth_session /app/
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$(new_session)"
+  [[ $(body_var SESSION_CSRF) =~ ^[0-9a-f]{64}$ ]] || fail "no CSRF token: $BODY"
+}
+
+@test "nginx module: without a cookie the backend sees no session" {
+  chk_auth_none /app/
+}
+
+@test "nginx module: the HTTP backend gets X-Session-* from the variables" {
+  local id
+  id=$(new_session --user alice --data '{"k":"v"}')
+  req "$(srv_url /papp/x)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  printf '%s\n' "$BODY" | grep -qx "X-Session-Id: $id" || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -qx "X-Session-User: alice" || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -qx 'X-Session-Data: {"k":"v"}' || fail "$BODY"
+  # no session: proxy_set_header with an empty variable sends nothing
+  req "$(srv_url /papp/x)"
+  expect_status 200
+  if printf '%s\n' "$BODY" | grep -i '^X-Session-'; then fail "headers without a session"; fi
+}
+
+@test "nginx module: forged, malformed, unknown and expired ids are never adopted" {
+  local label val
+  while read -r label val; do
+    req "$(srv_url /app/)" -H "Cookie: sessgate=$val"
+    expect_status 200
+    [ -z "$(body_var SESSION_ID)" ] || fail "$label id gave a session: $BODY"
+    [ -z "$(body_var SESSION_USER)" ] || fail "$label id gave a user: $BODY"
+  done < <(strict_ids)
+}
+
+@test "nginx module: policy session: 401 without a live session, the backend with one" {
+  req "$(srv_url /sess/)"
+  expect_status 401
+  header WWW-Authenticate | grep -q '^SessGate realm="sessgate"' || fail "$HDRS"
+  if printf '%s\n' "$BODY" | grep -q '^whoami'; then fail "backend ran"; fi
+  local id
+  id=$(new_session)
+  req "$(srv_url /sess/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_ID)" = "$id" ] || fail "$BODY"
+}
+
+@test "nginx module: a logged-in user reaches /private/" {
+  local id
+  id=$(new_session --user alice)
+  req "$(srv_url /private/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
+@test "nginx module: no user on /private/ redirects to the login URL with next=" {
+  local anon
+  anon=$(new_session)
+  req "$(srv_url '/private/a%20b?q=1&r=2')" -H "Cookie: sessgate=$anon"
+  expect_status 302
+  expect_login_location /login '/private/a%20b?q=1&r=2'
+  if printf '%s\n' "$BODY" | grep -q '^whoami'; then fail "backend ran"; fi
+  req "$(srv_url /private/x)"
+  expect_status 302
+}
+
+@test "nginx module: forged, malformed, unknown and expired ids never pass /private/" {
+  chk_strict_user /private/ 302
+}
+
+@test "nginx module: without a user /api/ answers 401 with WWW-Authenticate" {
+  chk_strict_user /api/ 401
+  req "$(srv_url /api/x)"
+  expect_status 401
+  header WWW-Authenticate | grep -q '^SessGate realm="sessgate"' || fail "$HDRS"
+  local id
+  id=$(new_session --user alice)
+  req "$(srv_url /api/x)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
+@test "nginx module: the spoof set never reaches the FastCGI or HTTP backend" {
+  local id
+  id=$(new_session --user alice)
+  chk_spoof /app/
+  chk_spoof /app/ "$id"
+  chk_spoof /private/ "$id"
+  chk_spoof /papp/x
+  chk_spoof /papp/x "$id"
+  # removed, not refused: the module serves the request without them
+  req "$(srv_url /app/)" "${SPOOF[@]}" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -qx "HTTP_X_SESSION_ID=" && fail "an empty look-alike reached the backend"
+  printf '%s\n' "$BODY" | grep -q '^HTTP_X_SESSION\|^HTTP_SESSION\|^HTTP_VARIABLE' &&
+    fail "a look-alike reached the backend: $BODY"
+  true
+}
+
+@test "nginx module: a session header spelled with any separator byte never reaches a backend" {
+  local id
+  id=$(new_session --user alice)
+  chk_spoof_folded /app/
+  chk_spoof_folded /app/ "$id"
+  chk_spoof_folded /papp/x "$id"
+}
+
+@test "nginx module: duplicate and comma-joined session cookies never choose a session" {
+  local a b
+  a=$(new_session --user alice)
+  b=$(new_session --user mallory)
+  chk_cookie_copies /app/ "$a" "$b"
+}
+
+@test "nginx module: CR, LF, NUL and non-ASCII in session values never break a header" {
+  chk_hostile_values /app/
+  chk_hostile_values /papp/x
+}
+
+@test "nginx module: a 16 KB cookie and 1,000 cookies are handled without an error" {
+  chk_big_cookies /app/
+}
+
+@test "nginx module: session data over the inject cap is left out and flagged, never a 500" {
+  chk_truncated /app/
+}
+
+@test "nginx module: a POST is authorized and its body reaches the backend" {
+  chk_auth_post /app/
+}
+
+@test "nginx module: a use of the session extends its idle window (touch)" {
+  local id before after i
+  # idle 20 s: touch interval 2 s
+  id=$(new_session --user alice --idle 20)
+  before=$(sessgatectl --store "$SRV_STORE" get "$id" | sed -n 's/.*"accessed": *\([0-9]*\).*/\1/p')
+  [ -n "$before" ] || fail "no accessed field"
+  sleep 3
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_ID)" = "$id" ] || fail "$BODY"
+  after=$(sessgatectl --store "$SRV_STORE" get "$id" | sed -n 's/.*"accessed": *\([0-9]*\).*/\1/p')
+  [ "$after" -gt "$before" ] || fail "accessed not moved: $before -> $after"
+}
+
+@test "nginx module: a lock held past sessgate_lock_timeout is 503, and the worker serves others meanwhile" {
+  local id t0 t1 pid out=$BATS_TEST_TMPDIR/held.out
+  id=$(new_session --user alice)
+  STORE=$SRV_STORE hold_store_lock -x 6
+  t0=$(date +%s%N)
+  curl -s -o "$out" -w '%{http_code}\n' --max-time 20 -H "Cookie: sessgate=$id" \
+    "$(srv_url /short/)" > "$out.status" 3>&- &
+  pid=$!
+  sleep 0.2
+  # One worker: while that request waits, the same worker answers others.
+  local i
+  for i in 1 2 3; do
+    t1=$(date +%s%N)
+    req "$(srv_url /plain/)"
+    expect_status 200
+    [ $(( ($(date +%s%N) - t1) / 1000000 )) -lt 500 ] ||
+      fail "a request without a session check took $(( ($(date +%s%N) - t1) / 1000000 )) ms"
+    req "$(srv_url /app/)"        # a session check without a cookie
+    expect_status 200
+  done
+  wait "$pid"
+  [ "$(cat "$out.status")" = 503 ] || fail "held lock: HTTP $(cat "$out.status"), want 503"
+  t1=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ "$t1" -ge 900 ] && [ "$t1" -lt 5000 ] || fail "503 after $t1 ms (timeout 1000 ms)"
+  grep -q 'sessgate: store .*the lock was held by another process' "$SRV_RUNDIR/error.log" ||
+    fail "no error log line: $(tail -n 5 "$SRV_RUNDIR/error.log")"
+  stop_pid "$HOLDER"
+  req "$(srv_url /short/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
+@test "nginx module: a lock released before the timeout: the waiting request is served" {
+  local id t0 ms
+  id=$(new_session --user alice)
+  STORE=$SRV_STORE hold_store_lock -x 30
+  ( sleep 0.7; kill "$HOLDER" ) 3>&- &
+  t0=$(date +%s%N)
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  wait
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+  [ "$ms" -ge 400 ] || fail "served in $ms ms: the lock was not waited for"
+}
+
+@test "nginx module: a shared lock (another reader) does not hold a lookup up" {
+  local id
+  id=$(new_session --user alice)
+  STORE=$SRV_STORE hold_store_lock -s 30
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
+@test "nginx module: a Redis store or a policy without a store is refused at start" {
+  local conf=$BATS_TEST_TMPDIR/t.conf
+  printf 'load_module %s;\nevents {}\nhttp { sessgate_store redis://127.0.0.1:6379/0; }\n' "$MODULE" > "$conf"
+  run nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  assert_failure
+  assert_output --partial 'GDBM stores only'
+  printf 'load_module %s;\nevents {}\nhttp { server { location / { sessgate_policy user; } } }\n' "$MODULE" > "$conf"
+  run nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  assert_failure
+  assert_output --partial 'no sessgate_store'
+  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie "a;b"; }\n' "$MODULE" > "$conf"
+  run nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  assert_failure
+  assert_output --partial 'not a valid cookie name'
+}
+
+# Last.
+@test "nginx module: no sanitizer report or crash in the server logs" {
+  chk_logs_clean
+  run ! grep -E '\[(alert|emerg)\]|signal [0-9]+' "$SRV_RUNDIR/error.log"
+}
