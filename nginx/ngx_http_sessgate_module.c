@@ -85,7 +85,10 @@ typedef struct {
     ngx_uint_t  retries;
     ngx_uint_t  have;           /* a live session was found */
     u_char      cookie_id[SG_ID_LEN + 1];
+    sg_session *session;        /* Owned (pool cleanup): the live session */
+    size_t      inject_max;
     ngx_str_t   id, user, data, csrf, login_url;
+    ngx_uint_t  data_done;      /* data and truncated computed (lazily) */
     ngx_uint_t  truncated;
     ngx_uint_t  has_user;
 } ngx_http_sessgate_ctx_t;
@@ -482,15 +485,52 @@ ngx_http_sessgate_data(ngx_http_request_t *r, const char *json, size_t max,
     return NGX_OK;
 }
 
-/* Pool copy of the session's values into ctx. */
+static void
+ngx_http_sessgate_free_session(void *data)
+{
+    sg_session_free(data);
+}
+
+/* The data JSON, made when a variable first asks for it: a location that
+ * never uses $sessgate_data pays no JSON encoding. */
+static ngx_int_t
+ngx_http_sessgate_need_data(ngx_http_request_t *r,
+    ngx_http_sessgate_ctx_t *ctx)
+{
+    char       *json;
+    ngx_int_t   rc;
+
+    if (ctx->data_done || ctx->session == NULL) {
+        return NGX_OK;
+    }
+    json = sg_session_data_json(ctx->session);     /* owned here */
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+    rc = ngx_http_sessgate_data(r, json, ctx->inject_max, ctx);
+    free(json);
+    ctx->data_done = 1;
+    return rc;
+}
+
+/* Keep the session (freed with the request's pool) and the values every
+ * use needs as pool copies in ctx. */
 static ngx_int_t
 ngx_http_sessgate_keep(ngx_http_request_t *r, sg_session *s,
     ngx_http_sessgate_loc_conf_t *lcf, ngx_http_sessgate_ctx_t *ctx)
 {
-    const char  *user, *csrf;
-    char        *json;
-    ngx_int_t    rc;
+    const char          *user, *csrf;
+    ngx_pool_cleanup_t  *cln;
 
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        sg_session_free(s);
+        return NGX_ERROR;
+    }
+    cln->handler = ngx_http_sessgate_free_session;
+    cln->data = s;
+    ctx->session = s;
+    ctx->inject_max = lcf->inject_max;
     ctx->have = 1;
     ctx->id.len = SG_ID_LEN;
     ctx->id.data = ngx_pnalloc(r->pool, SG_ID_LEN);
@@ -514,13 +554,7 @@ ngx_http_sessgate_keep(ngx_http_request_t *r, sg_session *s,
         }
         ngx_memcpy(ctx->csrf.data, csrf, ctx->csrf.len);
     }
-    json = sg_session_data_json(s);         /* owned here */
-    if (json == NULL) {
-        return NGX_ERROR;
-    }
-    rc = ngx_http_sessgate_data(r, json, lcf->inject_max, ctx);
-    free(json);
-    return rc;
+    return NGX_OK;
 }
 
 /* ------------------------------------------------------------ the store */
@@ -551,7 +585,6 @@ ngx_http_sessgate_lookup(ngx_http_request_t *r,
     sg_session  *s = NULL;
     sg_status    rc;
     sg_error     err;
-    ngx_int_t    kept;
 
     if (lcf->store->st == NULL
         && ngx_http_sessgate_open(lcf->store, r->connection->log) != NGX_OK)
@@ -565,9 +598,7 @@ ngx_http_sessgate_lookup(ngx_http_request_t *r,
                         SG_GET_NOWAIT | SG_GET_DAMAGED_ABSENT, &s, &err);
     switch (rc) {
     case SG_OK:
-        kept = ngx_http_sessgate_keep(r, s, lcf, ctx);
-        sg_session_free(s);
-        return kept;
+        return ngx_http_sessgate_keep(r, s, lcf, ctx);   /* takes s */
     case SG_ENOTFOUND:
     case SG_EEXPIRED:
         if (err.sys_errno == EBADMSG) {
@@ -779,6 +810,11 @@ ngx_http_sessgate_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_sessgate_module);
     if (ctx != NULL && ctx->done) {
+        if ((data == VAR_DATA || data == VAR_TRUNCATED)
+            && ngx_http_sessgate_need_data(r->main, ctx) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
         switch (data) {
         case VAR_ID:
             val = ctx->id;
