@@ -361,6 +361,66 @@ int  csrf_enforce(gw_request *rq);
 void mode_auth_handle(gw_request *rq);
 void mode_cgi_handle(gw_request *rq);
 
+/* ------------------------------------------------------------ cgi_script.c */
+/* Resolve the script to run.  New: *out (free()).  Returns 0 or the HTTP
+ * status to answer with (403, 404). */
+int  cgi_resolve(gw_request *rq, char **out);
+
+/* --------------------------------------------------------------- cgi_env.c */
+typedef struct cgi_env {
+    char  *vars[GW_MAX_ENV + 1];
+    char  *owned[16];               /* strings made here, freed by cgi_env_free */
+    size_t n, nowned;
+} cgi_env;
+
+/* Build the program's environment: fixed PATH, allowed params, the
+ * session (flash: the popped flash messages, or NULL). */
+void cgi_build_env(gw_request *rq, cgi_env *env, const char *flash);
+void cgi_env_free(cgi_env *env);
+
+/* ------------------------------------------------------------- cgi_apply.c */
+/* What cgi_apply did. */
+enum {
+    APPLY_OK = 0,           /* applied (or nothing to apply) */
+    APPLY_STALE = 1,        /* stale (cgi_stale): nothing applied, 409 */
+    APPLY_REJECTED = 2,     /* a directive was invalid: nothing applied, 502 */
+    APPLY_STORE = -1        /* store failure: 503 */
+};
+/* Apply the program's X-Session-* directives.  Appends Set-Cookie to
+ * rq->head as needed.  Returns an APPLY_* code. */
+int  cgi_apply(gw_request *rq, const reply *r);
+
+/* ------------------------------------------------------------ cgi_stream.c */
+typedef struct cgi_io {
+    gw_request *rq;
+    pid_t   pid;
+    int     to_child, from_child;
+    char   *inbuf;                  /* body bytes on their way to the program */
+    size_t  in_len, in_off;
+    int     body_eof;
+    long long content_length;       /* CONTENT_LENGTH, -1 when not given */
+    unsigned long long body_total;  /* body bytes received from the server */
+    int     deferred;               /* header block done, body not yet whole */
+    buf     pending;                /* output held while deferred */
+    int     client_gone;            /* abort or hang-up seen: program killed */
+    reply   r;
+    int     sent;                   /* the header block has gone out */
+    int     failed;                 /* an error answer went out */
+} cgi_io;
+
+/* Output held back while the body is still arriving: beyond this the
+ * program's stdout is not read (backpressure), so memory stays bounded. */
+#define CGI_PENDING_MAX (1024 * 1024)
+
+/* Run the poll loop until the program's stdout ends (and a held header
+ * block is decided) or time runs out.  Returns 1 on timeout, 0 otherwise. */
+int  cgi_pump(cgi_io *io, int64_t deadline);
+/* Close *fd if open and set it to -1. */
+void cgi_close_fd(int *fd);
+/* (mode_cgi.c) Emit the reply's header block, with the session changes
+ * applied.  0, or -1 when an error answer went out instead. */
+int  cgi_send_headers(cgi_io *io);
+
 /* ---------------------------------------------------------------- privsep.c */
 /* Resolve USER[:GROUP] (":GROUP" too unless need_user) into *ids through
  * the user and group databases; names or numeric ids.  0, or -1 with msg. */

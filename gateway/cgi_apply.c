@@ -1,0 +1,270 @@
+/*
+ * cgi_apply.c - apply the session changes a CGI program asks for in its
+ * reply (X-Session-Set/Replace/Login/Logout/Rotate/Flash), under the store
+ * lock, all or nothing; and refuse them when the session changed while the
+ * program ran (cgi_stale: no lost updates).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "gateway.h"
+
+static int directive_on(const char *v)
+{
+    return *v && strcmp(v, "0") != 0;
+}
+
+/* Whether json values a and b (either may be NULL: key absent) are equal. */
+static int json_same(json_t *a, json_t *b)
+{
+    return (!a && !b) || (a && b && json_equal(a, b));
+}
+
+/*
+ * Why (DESIGN 3, no lost updates): the program computed its X-Session-Set
+ * and X-Session-Replace values from the SESSION_DATA it was given (a
+ * counter: n+1).  If another request saved the session while it ran, the
+ * copy reloaded under the lock is newer, and merging into it would silently
+ * overwrite that request's write: two concurrent increments would count as
+ * one (measured: up to half of concurrent increments lost).  So a change is
+ * stale when a key it sets (Set), or the data it replaces (Replace), no
+ * longer holds what the program was given.  Keys it did not name may have
+ * changed freely, e.g. by the program itself through the bindings, which is
+ * why the reload stays.  1 stale (or unreadable: fail safe), 0 not.
+ */
+static int cgi_stale(const sg_session *seen, const sg_session *cur, const reply *r)
+{
+    char *seen_text, *cur_text;
+    json_t *seen_data, *cur_data;
+    int stale = 0;
+    size_t i;
+
+    if (!seen || !cur || sg_session_version(seen) == sg_session_version(cur))
+        return 0;
+    for (i = 0; i < r->nheaders; i++)
+        if (r->headers[i].directive == DIR_SET || r->headers[i].directive == DIR_REPLACE)
+            break;
+    if (i == r->nheaders)
+        return 0;                       /* no Set/Replace: nothing to overwrite */
+    seen_text = sg_session_data_json(seen);     /* owned here, freed below */
+    cur_text = sg_session_data_json(cur);       /* owned here, freed below */
+    seen_data = seen_text ? json_loads(seen_text, 0, NULL) : NULL;
+    cur_data = cur_text ? json_loads(cur_text, 0, NULL) : NULL;
+    if (!json_is_object(seen_data) || !json_is_object(cur_data))
+        stale = 1;
+    for (i = 0; i < r->nheaders && !stale; i++) {
+        const reply_header *h = &r->headers[i];
+        json_t *change, *v;
+        const char *key;
+
+        if (h->directive == DIR_REPLACE)
+            stale = !json_equal(seen_data, cur_data);
+        else if (h->directive == DIR_SET) {
+            change = json_loads(h->value, 0, NULL);
+            /* Not an object: not applied below either (logged there). */
+            if (json_is_object(change))
+                json_object_foreach(change, key, v)
+                    if (!json_same(json_object_get(seen_data, key),
+                                   json_object_get(cur_data, key))) {
+                        stale = 1;
+                        break;
+                    }
+            json_decref(change);
+        }
+    }
+    json_decref(seen_data);
+    json_decref(cur_data);
+    free(seen_text);
+    free(cur_text);
+    return stale;
+}
+
+/*
+ * Apply the program's X-Session-* directives.  Appends Set-Cookie to
+ * rq->head as needed.  Returns an APPLY_* code.
+ *
+ * Why all-or-nothing (issue #12, item 6): the directives of one reply are
+ * one change of the session, as the program meant it.  Applying the good
+ * ones of a reply whose X-Session-Set is invalid JSON (or too big) stores
+ * a state the program never asked for, and passing its 200 on tells the
+ * client that a change happened that did not.  So every directive is
+ * applied to one copy under the store lock, and only when all of them are
+ * accepted is the copy written, in one write (a rotate saves the pending
+ * changes with the new id); otherwise nothing is written and the client
+ * gets an error, not the program's body.
+ */
+int cgi_apply(gw_request *rq, const reply *r)
+{
+    sg_store *st = rq->store;
+    sg_session *s = NULL;
+    sg_error err;
+    sg_status rc;
+    size_t i;
+    int want = 0, logout = 0, logout_all = 0, rotate = 0, changed = 0;
+    int created = rq->created;
+    const char *bad = NULL;
+
+    for (i = 0; i < r->nheaders; i++) {
+        switch (r->headers[i].directive) {
+        case DIR_SET: case DIR_REPLACE: case DIR_LOGIN: case DIR_FLASH:
+            want = 1;
+            break;
+        case DIR_LOGOUT:
+            if (strcmp(r->headers[i].value, "all") == 0)
+                logout_all = 1;
+            logout |= directive_on(r->headers[i].value);
+            break;
+        case DIR_ROTATE:
+            rotate |= directive_on(r->headers[i].value);
+            break;
+        default:
+            break;
+        }
+    }
+    if (!want && !logout && !rotate) {
+        if (rq->created || rq->renewed)
+            respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
+        return APPLY_OK;
+    }
+    if (!st)
+        return APPLY_STORE;     /* store_handle() logged why, once */
+    sg_error_clear(&err);
+    if (logout) {
+        /* "all": every session of the current user ends, in one step
+         * that a login of that user elsewhere cannot interleave with
+         * (sg_store_delete_user); the current one too, user or not. */
+        const char *user = rq->session ? sg_session_user(rq->session) : NULL;
+        if (logout_all && user) {
+            size_t n = 0;
+            rc = sg_store_delete_user(st, user, &n, &err);
+            if (rc != SG_OK) {
+                log_msg("%s", err.text);
+                return APPLY_STORE;
+            }
+            metrics_add(MET_SESSIONS_DELETED, n);
+            sg_error_clear(&err);
+        }
+        if (rq->session) {
+            rc = sg_session_delete(st, sg_session_id(rq->session), &err);
+            if (rc != SG_OK && rc != SG_ENOTFOUND) {
+                log_store_error(&err);
+                return APPLY_STORE;
+            }
+            if (rc == SG_OK)
+                metrics_add(MET_SESSIONS_DELETED, 1);
+        }
+        if (want || rotate)
+            log_msg("X-Session-Logout given: other X-Session directives ignored");
+        respond_cookie(&rq->head, rq->cfg, NULL, rq->https);
+        return APPLY_OK;
+    }
+    /* Why: the program may have changed the session itself (bindings)
+     * while it ran; reload it under the lock so nothing is lost. */
+    if (sg_store_begin(st, &err) != SG_OK) {
+        log_store_error(&err);
+        return APPLY_STORE;
+    }
+    if (rq->session) {
+        rc = sg_session_get(st, sg_session_id(rq->session), SG_GET_NOTOUCH | SG_GET_DAMAGED_ABSENT,
+                            &s, &err);
+        if (rc != SG_OK && rc != SG_ENOTFOUND && rc != SG_EEXPIRED)
+            goto store_fail;
+        sg_error_clear(&err);
+    }
+    if (!s && !want) {
+        sg_store_end(st);
+        if (rq->renewed && rq->session)
+            respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
+        return APPLY_OK;                /* rotate without a session: nothing */
+    }
+    if (want && cgi_stale(rq->session, s, r)) {
+        char h[LOG_HASH_LEN + 1];
+
+        sg_store_end(st);
+        log_event(LOG_WARN, "conflict", "the session changed while the program ran; its "
+                  "X-Session-Set/Replace would overwrite that change: not applied, 409",
+                  "sid", log_idhash(sg_session_id(s), h), (const char *)NULL);
+        metrics_add(MET_CONFLICTS, 1);
+        sg_session_free(s);
+        return APPLY_STALE;
+    }
+    if (!s) {
+        /* Made under the lock we hold: if a directive is then rejected it
+         * is deleted again before anyone could have learnt its id. */
+        rc = sg_session_create(st, NULL, NULL, 0, 0, &s, &err);
+        if (rc != SG_OK)
+            goto store_fail;
+        created = 2;
+    }
+    for (i = 0; i < r->nheaders && !bad; i++) {
+        const reply_header *h = &r->headers[i];
+
+        sg_error_clear(&err);
+        switch (h->directive) {
+        case DIR_SET:
+            rc = sg_session_merge_data(s, h->value, &err);
+            break;
+        case DIR_REPLACE:
+            rc = sg_session_set_data(s, h->value, &err);
+            break;
+        case DIR_LOGIN:
+            rc = sg_session_set_user(s, h->value, &err);
+            if (rc == SG_OK)
+                rotate = 1;
+            break;
+        case DIR_FLASH:
+            rc = sg_session_flash_add(s, h->value, &err);
+            break;
+        default:
+            continue;
+        }
+        if (rc == SG_OK)
+            changed = 1;
+        else if (rc == SG_ENOMEM)
+            goto store_fail;
+        else
+            bad = h->name;
+    }
+    if (bad) {
+        log_msg("%s from the program rejected: %s; no X-Session directive of this "
+                "reply applied, 502", bad, err.text);
+        if (created == 2)
+            (void)sg_session_delete(st, sg_session_id(s), NULL);
+        sg_store_end(st);
+        sg_session_free(s);
+        return APPLY_REJECTED;
+    }
+    sg_error_clear(&err);
+    /* One write: a rotate stores the pending changes under the new id. */
+    if (rotate && !created)
+        rc = sg_session_rotate(st, s, &err);
+    else
+        rc = changed ? sg_session_save(st, s, &err) : SG_OK;
+    if (rc == SG_ECONFLICT) {
+        sg_store_end(st);
+        log_msg("%s; nothing applied, 409", err.text);
+        metrics_add(MET_CONFLICTS, 1);
+        sg_session_free(s);
+        return APPLY_STALE;
+    }
+    if (rc != SG_OK)
+        goto store_fail;
+    sg_store_end(st);
+    if (created == 2)
+        metrics_add(MET_SESSIONS_CREATED, 1);
+    else if (rotate && !created)
+        metrics_add(MET_SESSIONS_ROTATED, 1);
+    if (created || rotate || rq->renewed)
+        respond_cookie(&rq->head, rq->cfg, sg_session_id(s), rq->https);
+    sg_session_free(s);
+    return APPLY_OK;
+store_fail:
+    if (created == 2)
+        (void)sg_session_delete(st, sg_session_id(s), NULL);
+    sg_store_end(st);
+    log_store_error(&err);
+    sg_session_free(s);
+    return APPLY_STORE;
+}
