@@ -127,9 +127,9 @@ sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
 /* Write a record as it is.  Caller holds the exclusive lock. */
 sg_status sgi_put(sg_store *st, const sg_session *s, sg_error *err);
 
-/* Per-user index: a set of ids per user (a superset of the user's
- * sessions; readers verify each), O(1) per add and remove; see store.c for
- * its keys.  Caller holds the lock. */
+/* index.c: per-user index: a set of ids per user (a superset of the
+ * user's sessions; readers verify each), O(1) per add and remove; see
+ * index.c for its keys.  Caller holds the lock. */
 sg_status sgi_index_add(sg_store *st, const char *user, const char *id,
                         sg_error *err);
 sg_status sgi_index_remove(sg_store *st, const char *user, const char *id,
@@ -138,6 +138,16 @@ sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
                         sg_error *err);
 sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
                           sg_error *err);
+/* Make user's index hold the ids of want (sorted, unique) plus any
+ * session of the user's added meanwhile.  Caller holds SGI_EXCLUSIVE. */
+sg_status sgi_index_rebuild(sg_store *st, const char *user,
+                            const sg_list *want, sg_error *err);
+
+/* walk.c: the live sessions among ids, belonging to user (NULL: any),
+ * oldest first.  New: *out (n entries).  Takes a shared lock per chunk. */
+typedef struct sgi_dated { int64_t created; char id[SG_ID_LEN + 1]; } sgi_dated;
+sg_status sgi_live_sorted(sg_store *st, const sg_list *ids, const char *user,
+                          sgi_dated **out, size_t *n, sg_error *err);
 
 /* counters.c: wrap the backend's put/del (at open), and bracket every
  * exclusive hold (sgi_lock/sgi_unlock); recount in chunks and write the
@@ -148,9 +158,11 @@ void sgi_counters_begin(sg_store *st);
 void sgi_counters_end(sg_store *st);
 sg_status sgi_counters_rebuild(sg_store *st, sg_error *err);
 
-/* list helpers */
+/* idlist.c: id lists. */
 sg_list *sgi_list_new(void);
 int sgi_list_push(sg_list *l, const char *id);
+void sgi_list_sort_unique(sg_list *l);
+int sgi_list_has(const sg_list *sorted, const char *id);
 
 #define SGI_ALIAS_PREFIX "alias:"   /* old id -> "NEWID UNTIL" for a rotate's grace */
 #define SGI_MAX_ALIAS_HOPS 8        /* renewals followed within a grace window */

@@ -1,0 +1,735 @@
+/*
+ * walk.c - the whole-store operations: list, each (export), count, purge,
+ * stats, compact and check, all of which visit every session in chunks.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A walk chunk (see "Walks" below) holds the lock for about WALK_HOLD_MS,
+ * and reads at most WALK_MAX records. */
+#define WALK_HOLD_MS 8
+#define WALK_KEYS    256    /* keys per keys_chunk call */
+#define WALK_MAX     4096
+
+static sg_status oom(sg_store *st, sg_error *err)
+{
+    return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+}
+
+static int64_t walk_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether a chunk begun at t0 that has read k records should end. */
+static int chunk_over(int64_t t0, size_t k)
+{
+    return k >= WALK_MAX || (k % 16 == 0 && k > 0 && walk_ms() - t0 >= WALK_HOLD_MS);
+}
+
+static int by_created(const void *a, const void *b)
+{
+    const sgi_dated *x = a, *y = b;
+    if (x->created != y->created)
+        return x->created < y->created ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* The live sessions among ids, belonging to user (NULL: any), oldest first.
+ * New: *out (n entries). */
+sg_status sgi_live_sorted(sg_store *st, const sg_list *ids, const char *user,
+                          sgi_dated **out, size_t *n, sg_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    sgi_dated *d = malloc((ids->n ? ids->n : 1) * sizeof *d);
+    if (!d)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+    int64_t now = sgi_now(st);
+    size_t k = 0;
+    /* A shared lock per chunk (see "Walks" below); under a caller's lock
+     * (the cap, sg_store_begin) these only nest. */
+    int locked = 0;
+    int64_t t0 = 0;
+    for (size_t i = 0, in_chunk = 0; i < ids->n; i++, in_chunk++) {
+        if (!locked || chunk_over(t0, in_chunk)) {
+            if (locked)
+                sgi_unlock(st);
+            sg_status rc = sgi_lock(st, SGI_SHARED, err);
+            locked = rc == SG_OK;
+            if (!locked) {
+                free(d);
+                return rc;
+            }
+            t0 = walk_ms();
+            in_chunk = 0;
+        }
+        sg_session *s;
+        int damaged;
+        sg_error lerr = { 0 };
+        sg_status rc = sgi_load_ex(st, ids->ids[i], &s, &damaged, &lerr);
+        /* A damaged record is check's business (and reported there); it
+         * must not stop an admin listing or exporting everything else. */
+        if (rc == SG_ENOTFOUND || damaged)
+            continue;
+        if (rc != SG_OK) {
+            if (err && err->code == SG_OK)
+                *err = lerr;
+            sgi_unlock(st);
+            free(d);
+            return rc;
+        }
+        if (sgi_live(s, now) && (!user || (s->user && strcmp(s->user, user) == 0))) {
+            d[k].created = s->created;
+            memcpy(d[k].id, s->id, SG_ID_LEN + 1);
+            k++;
+        }
+        sg_session_free(s);
+    }
+    if (locked)
+        sgi_unlock(st);
+    qsort(d, k, sizeof *d, by_created);
+    *out = d;
+    *n = k;
+    return SG_OK;
+}
+
+/* ------------------------------------------------------ whole-store ops */
+
+/*
+ * Walks.  list, count, export, purge, stats and check visit every session,
+ * and a store of a real site's size has a million: holding the lock for the
+ * whole walk kept every writer, and with an exclusive walk every gateway
+ * read, waiting for seconds and then failing on the lock timeout.  So a
+ * walk never holds the lock for more than a chunk of about WALK_HOLD_MS:
+ * it collects the keys under the shared lock (the backend's keys_chunk,
+ * which resumes where the last chunk stopped), then reads (or purges) the
+ * records, each chunk under a lock of its own.  A
+ * purge finds the expired sessions of a chunk under the shared lock and
+ * takes the exclusive one only to delete those, checked again under it.
+ *
+ * What a walk sees of writes made during it (docs/sessgatectl.1): each
+ * record is read as it is when its chunk is read, so a session changed
+ * during the walk shows one of its states; one created during the walk may
+ * or may not be listed, one deleted may or may not be; nothing is listed
+ * twice.  On GDBM, creates and deletes during the collection can also make
+ * it miss a session that existed throughout (see g_keys_chunk), so a walk
+ * that must see everything (a backup to compare with) is run while nothing
+ * writes, or inside sg_store_begin, under which chunks do not release the
+ * lock.  Nothing a walk does relies on seeing everything: purge leaves a
+ * missed session to the next purge, and check --repair removes an id from
+ * an index only after reading its record under the exclusive lock.
+ */
+typedef struct user_walk {
+    char **users;
+    size_t n, cap;
+    int oom;
+} user_walk;
+
+/* Append a copy of name to w; 0, or -1 without memory. */
+static int name_push(user_walk *w, const char *name)
+{
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        char **p = realloc(w->users, cap * sizeof *p);
+        if (!p)
+            return -1;
+        w->users = p;
+        w->cap = cap;
+    }
+    if (!(w->users[w->n] = strdup(name)))
+        return -1;
+    w->n++;
+    return 0;
+}
+
+static int collect_user_key(const char *key, size_t len, void *arg)
+{
+    user_walk *w = arg;
+    /* An index in any format: a Redis set "uidx:NAME", the first slot
+     * "us:G:0:NAME" of a GDBM array, or an old "user:NAME". */
+    size_t plen = sizeof SGI_INDEX_PREFIX - 1;
+    if (len > 3 && memcmp(key, "us:", 3) == 0) {
+        plen = 3;
+        while (plen < len && key[plen] >= '0' && key[plen] <= '9')
+            plen++;
+        if (plen == 3 || len <= plen + 3 || memcmp(key + plen, ":0:", 3) != 0)
+            return 0;
+        plen += 3;
+    } else if (len <= plen || memcmp(key, SGI_INDEX_PREFIX, plen) != 0) {
+        plen = sizeof SGI_USER_PREFIX - 1;
+        if (len <= plen || memcmp(key, SGI_USER_PREFIX, plen) != 0)
+            return 0;
+    }
+    if (name_push(w, key + plen) < 0) {
+        w->oom = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_users(user_walk *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->users[i]);
+    free(w->users);
+}
+
+typedef struct key_walk {
+    sg_list *ids;
+    user_walk *users;       /* NULL: session keys only */
+    int oom;
+} key_walk;
+
+static int collect_key(const char *key, size_t len, void *arg)
+{
+    key_walk *w = arg;
+    if (len == SG_ID_LEN && sg_id_valid(key)) {
+        if (sgi_list_push(w->ids, key) < 0) {
+            w->oom = 1;
+            return 1;
+        }
+        return 0;
+    }
+    return w->users ? collect_user_key(key, len, w->users) : 0;
+}
+
+static void cursor_free(sgi_cursor *c)
+{
+    for (int i = 0; i < c->nlast; i++)
+        free(c->last[i]);
+    c->nlast = 0;
+}
+
+/* Every session key in the store, sorted, each once, and with users the
+ * name of every per-user index (sorted, each once), collected in chunks.
+ * New: *out (and users->users). */
+static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
+                          sg_error *err)
+{
+    *out = NULL;
+    key_walk w = { sgi_list_new(), users, 0 };
+    if (!w.ids)
+        return oom(st, err);
+    sg_status rc = SG_OK;
+    if (st->be->keys_chunk) {
+        sgi_cursor c;
+        memset(&c, 0, sizeof c);
+        while (rc == SG_OK && !c.done) {
+            rc = sgi_lock(st, SGI_SHARED, err);
+            if (rc != SG_OK)
+                break;
+            int64_t t0 = walk_ms();
+            do
+                rc = st->be->keys_chunk(st, &c, WALK_KEYS, collect_key, &w,
+                                        err);
+            while (rc == SG_OK && !c.done && walk_ms() - t0 < WALK_HOLD_MS);
+            sgi_unlock(st);
+        }
+        cursor_free(&c);
+    } else {
+        rc = sgi_lock(st, SGI_SHARED, err);
+        if (rc == SG_OK) {
+            rc = st->be->keys(st, collect_key, &w, err);
+            sgi_unlock(st);
+        }
+    }
+    if (rc == SG_OK && (w.oom || (users && users->oom)))
+        rc = oom(st, err);
+    if (rc != SG_OK) {
+        sg_list_free(w.ids);
+        if (users) {
+            free_users(users);
+            memset(users, 0, sizeof *users);
+        }
+        return rc;
+    }
+    sgi_list_sort_unique(w.ids);
+    if (users && users->n > 1) {
+        qsort(users->users, users->n, sizeof *users->users, by_name);
+        size_t j = 1;
+        for (size_t i = 1; i < users->n; i++) {
+            if (strcmp(users->users[i], users->users[j - 1]) == 0)
+                free(users->users[i]);
+            else
+                users->users[j++] = users->users[i];
+        }
+        users->n = j;
+    }
+    *out = w.ids;
+    return SG_OK;
+}
+
+/* Load a record for a whole-store walk.  SG_ENOTFOUND (skip it) for one
+ * that is gone or damaged, *damaged (may be NULL) telling which: damage is
+ * check's business and reported there, not an error of the walk.  Any
+ * other failure (out of memory, I/O) is the walk's error: skipping the
+ * record would give a false count, or check --repair would delete a sound
+ * record. */
+static sg_status walk_load(sg_store *st, const char *id, sg_session **s,
+                           int *damaged, sg_error *err)
+{
+    int d;
+    sg_error lerr = { 0 };
+    sg_status rc = sgi_load_ex(st, id, s, &d, &lerr);
+    if (damaged)
+        *damaged = d;
+    if (rc == SG_ENOTFOUND || d)
+        return SG_ENOTFOUND;
+    if (rc != SG_OK && err && err->code == SG_OK)
+        *err = lerr;
+    return rc;
+}
+
+/* Live sessions (of user, or all), oldest first.  New: *out. */
+sg_status sg_store_list(sg_store *st, const char *user, sg_list **out,
+                        sg_error *err)
+{
+    *out = NULL;
+    sg_list *ids = NULL;
+    sg_status rc;
+    if (user) {
+        rc = sgi_lock(st, SGI_SHARED, err);
+        if (rc == SG_OK) {
+            rc = sgi_index_ids(st, user, &ids, err);
+            sgi_unlock(st);
+        }
+    } else {
+        rc = all_keys(st, &ids, NULL, err);
+    }
+    sgi_dated *d = NULL;
+    size_t n = 0;
+    if (rc == SG_OK) {
+        rc = sgi_live_sorted(st, ids, user, &d, &n, err);
+        sg_list_free(ids);
+    }
+    if (rc != SG_OK)
+        return rc;
+    sg_list *l = sgi_list_new();
+    for (size_t i = 0; l && i < n; i++)
+        if (sgi_list_push(l, d[i].id) < 0) {
+            sg_list_free(l);
+            l = NULL;
+        }
+    free(d);
+    if (!l)
+        return oom(st, err);
+    *out = l;
+    return SG_OK;
+}
+
+/* Call fn for each live session (of user, or all), oldest first.  A chunk
+ * of sessions is loaded under the shared lock, and fn runs for them after
+ * it is released: fn may block (writing to a pipe) for as long as it
+ * likes. */
+sg_status sg_store_each(sg_store *st, const char *user, sg_each_fn fn,
+                        void *arg, sg_error *err)
+{
+    sg_list *l;
+    sg_status rc = sg_store_list(st, user, &l, err);
+    if (rc != SG_OK)
+        return rc;
+    sg_session **chunk = malloc(WALK_MAX * sizeof *chunk);
+    if (!chunk) {
+        sg_list_free(l);
+        return oom(st, err);
+    }
+    int stop = 0;
+    for (size_t i = 0; rc == SG_OK && !stop && i < l->n; ) {
+        size_t k = 0;
+        rc = sgi_lock(st, SGI_SHARED, err);
+        if (rc != SG_OK)
+            break;
+        int64_t now = sgi_now(st);
+        int64_t t0 = walk_ms();
+        for (size_t in_chunk = 0; i < l->n && !chunk_over(t0, in_chunk);
+             i++, in_chunk++) {
+            sg_session *s;
+            sg_status lrc = walk_load(st, l->ids[i], &s, NULL, err);
+            if (lrc == SG_ENOTFOUND)
+                continue;       /* ended since the list: not live */
+            if (lrc != SG_OK) {
+                rc = lrc;
+                break;
+            }
+            if (sgi_live(s, now) &&
+                (!user || (s->user && strcmp(s->user, user) == 0)))
+                chunk[k++] = s;
+            else
+                sg_session_free(s);
+        }
+        sgi_unlock(st);
+        for (size_t j = 0; j < k; j++) {
+            if (rc == SG_OK && !stop)
+                stop = fn(chunk[j], arg);
+            sg_session_free(chunk[j]);
+        }
+    }
+    free(chunk);
+    sg_list_free(l);
+    return rc;
+}
+
+/* Count live sessions, all or of one user. */
+sg_status sg_store_count(sg_store *st, const char *user, size_t *out,
+                         sg_error *err)
+{
+    sg_list *l;
+    sg_status rc = sg_store_list(st, user, &l, err);
+    if (rc != SG_OK)
+        return rc;
+    *out = l->n;
+    sg_list_free(l);
+    return SG_OK;
+}
+
+/* Remove expired sessions and their index entries, a chunk at a time. */
+sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
+{
+    if (removed)
+        *removed = 0;
+    if (st->opt.readonly)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only",
+                       st->path);
+    sg_list *ids;
+    sg_status rc = all_keys(st, &ids, NULL, err);
+    if (rc != SG_OK)
+        return rc;
+    int64_t now = sgi_now(st);
+    size_t count = 0;
+    sg_list dead = { 0, 0, NULL };
+    for (size_t i = 0; rc == SG_OK && i < ids->n; ) {
+        /* The chunk's expired sessions, found under the shared lock. */
+        dead.n = 0;
+        rc = sgi_lock(st, SGI_SHARED, err);
+        if (rc != SG_OK)
+            break;
+        int64_t t0 = walk_ms();
+        for (size_t in_chunk = 0; rc == SG_OK && i < ids->n &&
+             !chunk_over(t0, in_chunk); i++, in_chunk++) {
+            sg_session *s;
+            sg_status lrc = walk_load(st, ids->ids[i], &s, NULL, err);
+            if (lrc == SG_ENOTFOUND)
+                continue;
+            if (lrc != SG_OK) {
+                rc = lrc;
+                break;
+            }
+            if (!sgi_live(s, now) && sgi_list_push(&dead, s->id) < 0)
+                rc = oom(st, err);
+            sg_session_free(s);
+        }
+        sgi_unlock(st);
+        if (rc != SG_OK || dead.n == 0)
+            continue;
+        /* Deleted under the exclusive lock, each read again first: it may
+         * have been touched or deleted since. */
+        int locked = 0;
+        int64_t tx = 0;
+        for (size_t j = 0, in_chunk = 0; rc == SG_OK && j < dead.n;
+             j++, in_chunk++) {
+            if (!locked || chunk_over(tx, in_chunk)) {
+                if (locked)
+                    sgi_unlock(st);
+                rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+                if (!(locked = rc == SG_OK))
+                    break;
+                tx = walk_ms();
+                in_chunk = 0;
+            }
+            sg_session *s;
+            sg_status lrc = walk_load(st, dead.ids[j], &s, NULL, err);
+            if (lrc == SG_ENOTFOUND)
+                continue;
+            if (lrc != SG_OK) {
+                rc = lrc;
+                break;
+            }
+            if (!sgi_live(s, now)) {
+                rc = st->be->del(st, s->id, err);
+                if (rc == SG_ENOTFOUND)
+                    rc = SG_OK;
+                if (rc == SG_OK && s->user)
+                    rc = sgi_index_remove(st, s->user, s->id, err);
+                if (rc == SG_OK)
+                    count++;
+            }
+            sg_session_free(s);
+        }
+        if (locked)
+            sgi_unlock(st);
+    }
+    free(dead.ids);
+    sg_list_free(ids);
+    /* Rotation grace aliases whose window has closed. */
+    if (rc == SG_OK && st->opt.rotate_grace > 0 &&
+        sgi_lock(st, SGI_EXCLUSIVE, NULL) == SG_OK) {
+        sgi_alias_purge(st, now);
+        sgi_unlock(st);
+    }
+    if (removed)
+        *removed = count;
+    return rc;
+}
+
+/* Store figures (one full walk, in chunks). */
+sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    sg_list *ids;
+    user_walk w = { 0 };
+    sg_status rc = all_keys(st, &ids, &w, err);
+    if (rc != SG_OK)
+        return rc;
+    int64_t now = sgi_now(st);
+    for (size_t i = 0; rc == SG_OK && i < ids->n; ) {
+        rc = sgi_lock(st, SGI_SHARED, err);
+        if (rc != SG_OK)
+            break;
+        int64_t t0 = walk_ms();
+        for (size_t in_chunk = 0; rc == SG_OK && i < ids->n &&
+             !chunk_over(t0, in_chunk); i++, in_chunk++) {
+            sg_session *s;
+            sg_status lrc = walk_load(st, ids->ids[i], &s, NULL, err);
+            if (lrc == SG_ENOTFOUND)
+                continue;
+            if (lrc != SG_OK) {
+                rc = lrc;
+                break;
+            }
+            out->sessions++;
+            if (sgi_live(s, now)) {
+                out->live++;
+                if (!s->user)
+                    out->anonymous++;
+            } else {
+                out->expired++;
+            }
+            sg_session_free(s);
+        }
+        sgi_unlock(st);
+    }
+    /* Users with at least one live session. */
+    for (size_t i = 0; rc == SG_OK && i < w.n; i++) {
+        sg_list *uids = NULL;
+        rc = sgi_lock(st, SGI_SHARED, err);
+        if (rc != SG_OK)
+            break;
+        rc = sgi_index_ids(st, w.users[i], &uids, err);
+        sgi_unlock(st);
+        sgi_dated *d;
+        size_t n;
+        if (rc == SG_OK)
+            rc = sgi_live_sorted(st, uids, w.users[i], &d, &n, err);
+        sg_list_free(uids);
+        if (rc == SG_OK) {
+            out->users += n > 0;
+            free(d);
+        }
+    }
+    free_users(&w);
+    sg_list_free(ids);
+    if (rc == SG_OK && (rc = sgi_lock(st, SGI_SHARED, err)) == SG_OK) {
+        st->be->info(st, &out->file_bytes, &out->writes);
+        sgi_unlock(st);
+    }
+    return rc;
+}
+
+typedef struct owned { const char *user; char id[SG_ID_LEN + 1]; } owned;
+
+static int by_owner(const void *a, const void *b)
+{
+    const owned *x = a, *y = b;
+    int c = strcmp(x->user, y->user);
+    return c ? c : memcmp(x->id, y->id, SG_ID_LEN);
+}
+
+/* Compact under the exclusive lock; nothing to do without a backend op. */
+sg_status sg_store_compact(sg_store *st, sg_compact_report *out,
+                           sg_error *err)
+{
+    sg_compact_report rep;
+    memset(&rep, 0, sizeof rep);
+    if (st->opt.readonly)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only; "
+                       "cannot compact", st->path);
+    sg_status rc = SG_OK;
+    if (st->be->compact) {
+        rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+        if (rc != SG_OK)
+            return rc;
+        rc = st->be->compact(st, &rep, err);
+        sgi_unlock(st);
+    }
+    if (out)
+        *out = rep;
+    return rc;
+}
+
+/* Verify every record; with repair, rebuild the file, drop unparsable
+ * records and rebuild the per-user index from the records.  The walk is
+ * chunked like every other; what repair deletes or drops from an index it
+ * reads again under the exclusive lock first. */
+sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
+                         sg_error *err)
+{
+    sg_check_report rep;
+    memset(&rep, 0, sizeof rep);
+    if (repair && st->opt.readonly)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only; "
+                       "cannot repair", st->path);
+    sg_status rc = SG_OK;
+    if (repair && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
+        rc = st->be->check(st, 1, &rep, err);
+        sgi_unlock(st);
+    }
+    sg_list *ids = NULL;
+    user_walk w = { 0 };
+    if (rc == SG_OK)
+        rc = all_keys(st, &ids, repair ? &w : NULL, err);
+    /* (user, id) of every record that names a user, to rebuild the
+     * indexes from; user names borrowed from names[]. */
+    owned *own = NULL;
+    size_t nown = 0, capown = 0;
+    user_walk names = { 0 };
+    sg_list bad = { 0, 0, NULL };
+    for (size_t i = 0; rc == SG_OK && i < ids->n; ) {
+        bad.n = 0;
+        rc = sgi_lock(st, SGI_SHARED, err);
+        if (rc != SG_OK)
+            break;
+        int64_t t0 = walk_ms();
+        for (size_t in_chunk = 0; rc == SG_OK && i < ids->n &&
+             !chunk_over(t0, in_chunk); i++, in_chunk++) {
+            sg_session *s;
+            int damaged;
+            sg_status lrc = walk_load(st, ids->ids[i], &s, &damaged, err);
+            if (lrc == SG_ENOTFOUND && damaged) {
+                rep.records++;
+                rep.bad_records++;
+                if (repair && sgi_list_push(&bad, ids->ids[i]) < 0)
+                    rc = oom(st, err);
+                continue;
+            }
+            if (lrc == SG_ENOTFOUND)
+                continue;
+            if (lrc != SG_OK) {
+                rc = lrc;
+                break;
+            }
+            rep.records++;
+            if (repair && s->user) {
+                if (nown == capown) {
+                    size_t cap = capown ? capown * 2 : 64;
+                    owned *p = realloc(own, cap * sizeof *p);
+                    if (!p)
+                        rc = oom(st, err);
+                    else {
+                        own = p;
+                        capown = cap;
+                    }
+                }
+                /* A copy of the name, shared with the previous record
+                 * when it has the same owner. */
+                if (rc == SG_OK && (names.n == 0 ||
+                                    strcmp(names.users[names.n - 1], s->user) != 0) &&
+                    name_push(&names, s->user) < 0)
+                    rc = oom(st, err);
+                if (rc == SG_OK) {
+                    own[nown].user = names.users[names.n - 1];
+                    memcpy(own[nown].id, s->id, SG_ID_LEN + 1);
+                    nown++;
+                }
+            }
+            sg_session_free(s);
+        }
+        sgi_unlock(st);
+        if (rc != SG_OK || bad.n == 0)
+            continue;
+        rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+        int locked = rc == SG_OK;
+        for (size_t j = 0; rc == SG_OK && j < bad.n; j++) {
+            sg_session *s;
+            int damaged;
+            sg_status lrc = walk_load(st, bad.ids[j], &s, &damaged, err);
+            if (lrc == SG_OK)
+                sg_session_free(s);     /* rewritten since: sound now */
+            else if (lrc == SG_ENOTFOUND && damaged)
+                rc = st->be->del(st, bad.ids[j], err);
+            else if (lrc != SG_ENOTFOUND)
+                rc = lrc;
+            if (rc == SG_ENOTFOUND)
+                rc = SG_OK;
+        }
+        if (locked)
+            sgi_unlock(st);
+    }
+    free(bad.ids);
+    /* Each user's index rebuilt under a lock of its own: the owners in
+     * order of name, then the users with an index but no session. */
+    if (rc == SG_OK && nown > 1)
+        qsort(own, nown, sizeof *own, by_owner);
+    sg_list want = { 0, 0, NULL };
+    for (size_t i = 0; rc == SG_OK && i < nown; ) {
+        size_t j = i;
+        want.n = 0;
+        for (; j < nown && strcmp(own[j].user, own[i].user) == 0; j++)
+            if (sgi_list_push(&want, own[j].id) < 0) {
+                rc = oom(st, err);
+                break;
+            }
+        if (rc == SG_OK && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
+            sgi_list_sort_unique(&want);
+            rc = sgi_index_rebuild(st, own[i].user, &want, err);
+            sgi_unlock(st);
+        }
+        i = j;
+    }
+    free(want.ids);
+    for (size_t i = 0; rc == SG_OK && i < w.n; i++) {
+        owned key;
+        key.user = w.users[i];
+        memset(key.id, 0, sizeof key.id);
+        size_t lo = 0, hi = nown;    /* first entry of user w.users[i] */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(own[mid].user, key.user) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < nown && strcmp(own[lo].user, key.user) == 0)
+            continue;
+        sg_list empty = { 0, 0, NULL };   /* a user with no session */
+        if ((rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
+            rc = sgi_index_rebuild(st, w.users[i], &empty, err);
+            sgi_unlock(st);
+        }
+    }
+    free(own);
+    free_users(&names);
+    free_users(&w);
+    sg_list_free(ids);
+    /* Repair recounts the kept figures (counters.c), chunked like the
+     * walks above. */
+    if (rc == SG_OK && repair)
+        rc = sgi_counters_rebuild(st, err);
+    if (out)
+        *out = rep;
+    if (rc == SG_OK && rep.bad_records && !repair)
+        return sgi_err(err, SG_ESTORE, 0, "store %s: %zu damaged record(s) "
+                       "(run sessgatectl check --repair)", st->path,
+                       rep.bad_records);
+    return rc;
+}
