@@ -85,16 +85,23 @@ sg_status sgi_id_new(char out[SG_ID_LEN + 1], sg_error *err);
 sg_status sgi_token_new(char out[SG_CSRF_LEN + 1], sg_error *err);
 int sgi_token_valid(const char *text);
 
-/* json.c: session records and data. */
+/* json.c: JSON text of data and records (jansson). */
 sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
                          sg_error *err);
+char *sgi_dump(const json_t *v, size_t *len);
+sg_status sgi_data_depth_check(const json_t *data, sg_error *err);
+/* json_loadb, but NULL with *oom set when an allocation failed during it. */
+json_t *sgi_json_load(const char *text, size_t len, size_t flags,
+                      json_error_t *je, int *oom);
+
+/* record.c: the session record (new, free, accessors, parse, dump). */
+sg_session *sgi_session_new(void);
 sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
                            sg_error *err);
 char *sgi_record_dump(const sg_session *s, size_t *len);
 sg_status sgi_user_check(const char *user, sg_error *err);
-char *sgi_dump(const json_t *v, size_t *len);
-sg_status sgi_data_depth_check(const json_t *data, sg_error *err);
-sg_session *sgi_session_new(void);
+sg_status sgi_data_size_check(const sg_session *s, json_t *data,
+                              sg_error *err);
 
 /* store.c: locking with nesting, the clock, liveness. */
 sg_status sgi_lock(sg_store *st, int mode, sg_error *err);

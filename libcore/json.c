@@ -1,13 +1,10 @@
 /*
- * json.c - the session record and its data as JSON (jansson).
- *
- * A record is one compact, ASCII-only JSON object:
- *   {"id":"…","user":"alice"|null,"created":…,"accessed":…,"expires":…,
- *    "idle":1800,"version":7,"data":{…}}
- * Input is parsed strictly: duplicate keys are rejected (jansson would
- * otherwise keep the last one silently), data must be an object, sizes are
- * capped before parsing.  Output is ASCII with \u escapes so that no byte
- * of a session can break a header or an environment variable downstream.
+ * json.c - JSON text in and out through jansson, for session data and
+ * records: a strict parse of data (an object, no duplicate keys, sizes
+ * capped before parsing, no number that a double cannot hold), the nesting
+ * limit, and a dump that is compact and ASCII with \u escapes, so that no
+ * byte of a session can break a header or an environment variable
+ * downstream.  Knows nothing of sessions (record.c does).
  */
 #include "internal.h"
 
@@ -68,8 +65,8 @@ __attribute__((destructor)) static void counting_remove(void)
 
 /* json_loadb, but NULL with *oom set when an allocation failed during it.
  * New: the value. */
-static json_t *load(const char *text, size_t len, size_t flags,
-                    json_error_t *je, int *oom)
+json_t *sgi_json_load(const char *text, size_t len, size_t flags,
+                      json_error_t *je, int *oom)
 {
     pthread_once(&counting_once, counting_install);
     unsigned long before = failed_allocs;
@@ -136,20 +133,6 @@ char *sgi_dump(const json_t *v, size_t *len)
     return t;
 }
 
-/* New: an empty session object (data = {}), or NULL without memory. */
-sg_session *sgi_session_new(void)
-{
-    sg_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->data = json_object();
-    if (!s->data) {
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
 /* Whether a number in the JSON text underflows a double (issue #17).
  * Why: jansson refuses a real that overflows ("real number overflow") but
  * stores one that underflows, 1e-400, silently as 0.0: the data saved is
@@ -210,7 +193,7 @@ sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
                        "%zu (raise max_data / --max-data)", len, max);
     json_error_t je;
     int oom;
-    json_t *v = load(text, len, JSON_REJECT_DUPLICATES, &je, &oom);
+    json_t *v = sgi_json_load(text, len, JSON_REJECT_DUPLICATES, &je, &oom);
     if (oom)
         return sgi_err(err, SG_ENOMEM, 0, "session data: out of memory");
     if (!v)
@@ -281,172 +264,4 @@ sg_status sgi_data_depth_check(const json_t *data, sg_error *err)
                        "levels (SG_MAX_DEPTH; the data object is level 1)",
                        SG_MAX_DEPTH);
     return SG_OK;
-}
-
-/* Whether user is an acceptable user name (see sg_session_set_user). */
-sg_status sgi_user_check(const char *user, sg_error *err)
-{
-    size_t len = strlen(user);
-    if (len == 0 || len > SG_MAX_USER)
-        return sgi_err(err, SG_EINVAL, 0,
-                       "user name: must be 1 to %d bytes", SG_MAX_USER);
-    const unsigned char *p = (const unsigned char *)user;
-    while (*p) {
-        unsigned c = *p;
-        if (c < 0x20 || c == 0x7f)
-            return sgi_err(err, SG_EINVAL, 0,
-                           "user name: control character 0x%02x not allowed",
-                           c);
-        int extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1
-                  : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
-        if (extra < 0 || (extra == 1 && c < 0xc2) || (c == 0xf4 && p[1] > 0x8f)
-            || c > 0xf4)
-            return sgi_err(err, SG_EINVAL, 0, "user name: invalid UTF-8");
-        for (int i = 1; i <= extra; i++)
-            if ((p[i] & 0xc0) != 0x80)
-                return sgi_err(err, SG_EINVAL, 0, "user name: invalid UTF-8");
-        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xf0 && p[1] < 0x90) ||
-            (c == 0xed && p[1] > 0x9f))
-            return sgi_err(err, SG_EINVAL, 0, "user name: invalid UTF-8");
-        p += 1 + extra;
-    }
-    return SG_OK;
-}
-
-static int get_int(json_t *o, const char *k, int64_t *out)
-{
-    json_t *v = json_object_get(o, k);
-    if (!json_is_integer(v))
-        return -1;
-    *out = json_integer_value(v);
-    return 0;
-}
-
-/* Parse a stored record.  New: *out.  SG_EINVAL when it is not a valid
- * record (the caller decides whether that is damage or bad input). */
-sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
-                           sg_error *err)
-{
-    *out = NULL;
-    json_error_t je;
-    int oom;
-    json_t *o = load(text, len, JSON_REJECT_DUPLICATES, &je, &oom);
-    if (oom)    /* not SG_EINVAL: that would make a sound record "damaged" */
-        return sgi_err(err, SG_ENOMEM, 0, "session record: out of memory");
-    if (!o)
-        return sgi_err(err, SG_EINVAL, 0, "session record: invalid JSON: %s",
-                       je.text);
-    sg_session *s = calloc(1, sizeof *s);
-    if (!s) {
-        json_decref(o);
-        return sgi_err(err, SG_ENOMEM, 0, "session record: out of memory");
-    }
-    sg_status rc = SG_EINVAL;
-    const char *why = "not an object";
-    if (!json_is_object(o))
-        goto fail;
-    why = "bad id";
-    const char *id = json_string_value(json_object_get(o, "id"));
-    if (!id || !sg_id_valid(id))
-        goto fail;
-    memcpy(s->id, id, SG_ID_LEN + 1);
-    why = "bad user";
-    json_t *u = json_object_get(o, "user");
-    if (json_is_string(u)) {
-        if (sgi_user_check(json_string_value(u), NULL) != SG_OK)
-            goto fail;
-        s->user = strdup(json_string_value(u));
-        if (!s->user) {
-            rc = sgi_err(err, SG_ENOMEM, 0, "session record: out of memory");
-            goto fail_set;
-        }
-    } else if (u && !json_is_null(u)) {
-        goto fail;
-    }
-    int64_t version;
-    why = "bad timestamps";
-    if (get_int(o, "created", &s->created) || get_int(o, "accessed", &s->accessed)
-        || get_int(o, "expires", &s->expires) || get_int(o, "idle", &s->idle)
-        || s->idle <= 0)
-        goto fail;
-    why = "bad version";
-    if (get_int(o, "version", &version) || version < 0)
-        goto fail;
-    s->version = (uint64_t)version;
-    why = "bad data";
-    json_t *d = json_object_get(o, "data");
-    if (!json_is_object(d))
-        goto fail;
-    s->data = json_incref(d);
-    /* Optional fields (absent in records written before they existed). */
-    why = "bad csrf token";
-    json_t *c = json_object_get(o, "csrf");
-    if (c) {
-        if (!json_is_string(c) || !sgi_token_valid(json_string_value(c)))
-            goto fail;
-        memcpy(s->csrf, json_string_value(c), SG_CSRF_LEN + 1);
-    }
-    why = "bad rotation time";
-    if (json_object_get(o, "rotated") && get_int(o, "rotated", &s->rotated))
-        goto fail;
-    why = "bad flash messages";
-    json_t *fl = json_object_get(o, "flash");
-    if (fl) {
-        size_t i;
-        json_t *m;
-        if (!json_is_array(fl) || json_array_size(fl) > SG_MAX_FLASH)
-            goto fail;
-        json_array_foreach(fl, i, m)
-            if (!json_is_object(m))
-                goto fail;
-        if (json_array_size(fl) > 0)
-            s->flash = json_incref(fl);
-    }
-    json_decref(o);
-    *out = s;
-    return SG_OK;
-fail:
-    rc = sgi_err(err, SG_EINVAL, 0, "session record: %s", why);
-fail_set:
-    json_decref(o);
-    sg_session_free(s);
-    return rc;
-}
-
-/* New: the record as compact ASCII JSON (malloc'd), *len its length;
- * NULL without memory. */
-char *sgi_record_dump(const sg_session *s, size_t *len)
-{
-    json_t *o = json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:O}",
-                          "id", s->id, "user", s->user,
-                          "created", (json_int_t)s->created,
-                          "accessed", (json_int_t)s->accessed,
-                          "expires", (json_int_t)s->expires,
-                          "idle", (json_int_t)s->idle,
-                          "version", (json_int_t)s->version,
-                          "data", s->data);
-    if (!o)
-        return NULL;
-    if ((s->rotated && json_object_set_new(o, "rotated", json_integer(s->rotated)) != 0) ||
-        (s->csrf[0] && json_object_set_new(o, "csrf", json_string(s->csrf)) != 0) ||
-        (s->flash && json_array_size(s->flash) > 0 &&
-         json_object_set(o, "flash", s->flash) != 0)) {
-        json_decref(o);
-        return NULL;
-    }
-    char *text = sgi_dump(o, len);
-    json_decref(o);
-    return text;
-}
-
-/* New: the data as compact ASCII JSON; free() it. */
-char *sg_session_data_json(const sg_session *s)
-{
-    return sgi_dump(s->data, NULL);
-}
-
-/* New: the whole record as compact ASCII JSON; free() it. */
-char *sg_session_to_json(const sg_session *s)
-{
-    return sgi_record_dump(s, NULL);
 }

@@ -1,6 +1,7 @@
 /*
- * session.c - one session: create, get (strict, with touch), save (with a
- * version check), rotate, delete, atomic update, and the accessors.
+ * session.c - one session in the store: create, get (strict, with touch),
+ * save (with a version check), rotate, delete, atomic update, flash pop,
+ * import.  The record itself (fields, accessors, parse, dump) is record.c.
  *
  * Versions: every save, rotate or user change bumps `version`, and a save
  * whose copy was loaded at an older version fails with SG_ECONFLICT rather
@@ -60,8 +61,6 @@ static void mark_ended(sg_store *st, const char *id)
     sgi_unlock(st);
 }
 
-static sg_status check_size(const sg_session *s, json_t *data, sg_error *err);
-
 /* Create and store a new session.  New: *out. */
 sg_status sg_session_create(sg_store *st, const char *user,
                             const char *data_json, int64_t idle_timeout,
@@ -84,7 +83,7 @@ sg_status sg_session_create(sg_store *st, const char *user,
             goto fail;
         json_decref(s->data);
         s->data = d;
-        rc = check_size(s, d, err);     /* the stored form: see set_data */
+        rc = sgi_data_size_check(s, d, err);     /* the stored form: see set_data */
         if (rc != SG_OK)
             goto fail;
     }
@@ -452,76 +451,6 @@ sg_status sg_session_update(sg_store *st, const char *id, sg_update_fn fn,
     return rc;
 }
 
-/* Release a copy.  Accepts NULL. */
-void sg_session_free(sg_session *s)
-{
-    if (!s)
-        return;
-    json_decref(s->data);
-    json_decref(s->flash);
-    free(s->user);
-    free(s);
-}
-
-const char *sg_session_id(const sg_session *s) { return s->id; }
-const char *sg_session_user(const sg_session *s) { return s->user; }
-int64_t sg_session_created(const sg_session *s) { return s->created; }
-int64_t sg_session_accessed(const sg_session *s) { return s->accessed; }
-int64_t sg_session_expires(const sg_session *s) { return s->expires; }
-int64_t sg_session_idle_timeout(const sg_session *s) { return s->idle; }
-uint64_t sg_session_version(const sg_session *s) { return s->version; }
-int sg_session_is_new(const sg_session *s) { return s->is_new; }
-const char *sg_session_csrf_token(const sg_session *s) { return s->csrf; }
-int64_t sg_session_rotated(const sg_session *s)
-{
-    return s->rotated ? s->rotated : s->created;
-}
-
-/* Constant-time comparison with the session's token. */
-int sg_session_check_csrf(const sg_session *s, const char *token)
-{
-    if (!token || !s->csrf[0])
-        return 0;
-    /* Why constant time: an early exit on the first wrong byte lets an
-     * attacker who can time the answer guess the token byte by byte.
-     * The length of a valid token is public (SG_CSRF_LEN). */
-    size_t n = strlen(token);
-    unsigned char diff = n != SG_CSRF_LEN;
-    for (size_t i = 0; i < SG_CSRF_LEN; i++)
-        diff |= (unsigned char)(s->csrf[i] ^ (i < n ? token[i] : 0));
-    return diff == 0;
-}
-
-int sg_session_has_flash(const sg_session *s)
-{
-    return s->flash && json_array_size(s->flash) > 0;
-}
-
-/* Queue a flash message in s (stored by save). */
-sg_status sg_session_flash_add(sg_session *s, const char *json, sg_error *err)
-{
-    json_t *m;
-    sg_status rc = sgi_data_parse(json, s->max_data, &m, err);
-    if (rc != SG_OK)
-        return rc;
-    if (s->flash && json_array_size(s->flash) >= SG_MAX_FLASH) {
-        json_decref(m);
-        return sgi_err(err, SG_ETOOBIG, 0, "flash: more than %d pending "
-                       "messages", SG_MAX_FLASH);
-    }
-    if (!s->flash && !(s->flash = json_array())) {
-        json_decref(m);
-        return oom(err);
-    }
-    if (json_array_append_new(s->flash, m) != 0)
-        return oom(err);
-    /* The cap holds for data and messages together, as stored. */
-    rc = check_size(s, s->flash, err);
-    if (rc != SG_OK)
-        json_array_remove(s->flash, json_array_size(s->flash) - 1);
-    return rc;
-}
-
 /* Take and remove the pending flash messages of id, atomically. */
 sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
                                sg_error *err)
@@ -565,110 +494,6 @@ sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
     return rc;
 }
 
-static sg_status check_size(const sg_session *s, json_t *data, sg_error *err)
-{
-    /* Every data write (create, set, merge, import) passes here. */
-    if (sgi_data_depth_check(data, err) != SG_OK)
-        return SG_ETOOBIG;
-    size_t len;
-    char *text = sgi_dump(data, &len);
-    if (!text)
-        return oom(err);
-    free(text);
-    if (len > s->max_data)
-        return sgi_err(err, SG_ETOOBIG, 0, "session data: %zu bytes is over "
-                       "the store's cap of %zu (raise max_data / --max-data)",
-                       len, s->max_data);
-    return SG_OK;
-}
-
-/* Replace the data (kept in s until save). */
-sg_status sg_session_set_data(sg_session *s, const char *json, sg_error *err)
-{
-    json_t *d;
-    sg_status rc = sgi_data_parse(json, s->max_data, &d, err);
-    if (rc != SG_OK)
-        return rc;
-    /* Why: the cap holds for the data as stored and handed out (compact
-     * ASCII JSON with \u escapes), as merge and import check it, not only
-     * for the text given: raw UTF-8 or DEL grows up to 6x when escaped,
-     * and data stored over the cap would be refused by import, so its
-     * export could not be restored (caught by fuzz/fuzz_data's cap check). */
-    rc = check_size(s, d, err);
-    if (rc != SG_OK) {
-        json_decref(d);
-        return rc;
-    }
-    json_decref(s->data);
-    s->data = d;
-    return SG_OK;
-}
-
-/* Merge an object into the data: keys replace, null deletes. */
-sg_status sg_session_merge_data(sg_session *s, const char *json, sg_error *err)
-{
-    json_t *patch;
-    sg_status rc = sgi_data_parse(json, s->max_data, &patch, err);
-    if (rc != SG_OK)
-        return rc;
-    /* A shallow copy (values are shared), by json_object_update: jansson's
-     * json_copy ignores a failed insert and returns the copy with a key
-     * missing, which would then be saved as the data. */
-    json_t *next = json_object();
-    if (!next || json_object_update(next, s->data) != 0) {
-        json_decref(next);
-        json_decref(patch);
-        return oom(err);
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(patch, k, v) {
-        if (json_is_null(v) ? (json_object_del(next, k), 0)
-                            : json_object_set(next, k, v) != 0) {
-            rc = oom(err);
-            break;
-        }
-    }
-    json_decref(patch);
-    if (rc == SG_OK)
-        rc = check_size(s, next, err);
-    if (rc != SG_OK) {
-        json_decref(next);
-        return rc;
-    }
-    json_decref(s->data);
-    s->data = next;
-    return SG_OK;
-}
-
-/* Set or clear the user (kept in s until save). */
-sg_status sg_session_set_user(sg_session *s, const char *user, sg_error *err)
-{
-    char *copy = NULL;
-    if (user) {
-        sg_status rc = sgi_user_check(user, err);
-        if (rc != SG_OK)
-            return rc;
-        if (!(copy = strdup(user)))
-            return oom(err);
-    }
-    free(s->user);
-    s->user = copy;
-    return SG_OK;
-}
-
-/* Change lifetimes (<= 0 keeps). */
-sg_status sg_session_set_timeouts(sg_session *s, int64_t idle_timeout,
-                                  int64_t max_age, sg_error *err)
-{
-    (void)err;
-    if (idle_timeout > 0)
-        s->idle = idle_timeout;
-    if (max_age > 0)
-        s->expires = sgi_add_sat(s->created, max_age);   /* see sgi_add_sat */
-    return SG_OK;
-}
-
 /* Import one exported record, keeping its id. */
 sg_status sg_session_import(sg_store *st, const char *record_json,
                             sg_error *err)
@@ -686,7 +511,7 @@ sg_status sg_session_import(sg_store *st, const char *record_json,
     if (rc != SG_OK)
         return rc;
     s->max_data = st->opt.max_data;
-    rc = check_size(s, s->data, err);
+    rc = sgi_data_size_check(s, s->data, err);
     if (rc == SG_OK && !sgi_live(s, sgi_now(st)))
         rc = sgi_err(err, SG_EEXPIRED, 0, "import: session %s has expired",
                      s->id);
