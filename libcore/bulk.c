@@ -26,11 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sg_status bulk_oom(sg_store *st, sg_error *err)
-{
-    return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-}
-
 /* Delete the record id if it belongs to user (NULL: to anyone), then its
  * index entry.  *gone is set when a record was deleted.  Caller holds the
  * exclusive lock. */
@@ -129,11 +124,11 @@ sg_status sg_store_clear(sg_store *st, size_t *removed, sg_error *err)
         return rc;
     clear_walk w = { sgi_list_new(), 0 };
     if (!w.ids)
-        rc = bulk_oom(st, err);
+        rc = sgi_oom(err, "store", st->path);
     if (rc == SG_OK)
         rc = st->be->keys(st, collect_id, &w, err);
     if (rc == SG_OK && w.oom)
-        rc = bulk_oom(st, err);
+        rc = sgi_oom(err, "store", st->path);
     size_t n = 0;
     for (size_t i = 0; rc == SG_OK && i < sg_list_count(w.ids); i++) {
         int gone;

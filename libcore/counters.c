@@ -492,7 +492,7 @@ static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start,
             sgi_unlock(st);
     }
     if (rc == SG_OK && (l.oom || ro->users.oom || ro->ucnt.oom))
-        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+        rc = sgi_oom(err, "store", st->path);
     list_free(&l);
     if (ro->users.n > 1)
         qsort(ro->users.keys, ro->users.n, sizeof *ro->users.keys, by_key);
@@ -520,7 +520,7 @@ static sg_status write_ucounts(sg_store *st, const recount_out *ro, sg_error *er
         for (j = i; j < ro->users.n && strcmp(ro->users.keys[j], ro->users.keys[i]) == 0; j++)
             ;
         if (!(key = malloc(klen)))
-            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+            return sgi_oom(err, "store", st->path);
         snprintf(key, klen, UCOUNT_PREFIX "%s", ro->users.keys[i]);
         snprintf(num, sizeof num, "%zu", j - i);
         rc = be->put(st, key, num, strlen(num), 0, err);

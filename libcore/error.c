@@ -66,3 +66,13 @@ sg_status sgi_err(sg_error *err, sg_status code, int sys_errno,
             *p = ' ';
     return code;
 }
+
+/* Record SG_ENOMEM as "WHAT NAME: out of memory" (NAME may be NULL: "WHAT:
+ * out of memory"); returns SG_ENOMEM.  One wording for every allocation
+ * failure in libcore, naming the object it happened to. */
+sg_status sgi_oom(sg_error *err, const char *what, const char *name)
+{
+    if (name)
+        return sgi_err(err, SG_ENOMEM, 0, "%s %s: out of memory", what, name);
+    return sgi_err(err, SG_ENOMEM, 0, "%s: out of memory", what);
+}

@@ -72,11 +72,6 @@ static char *keyf(const char *fmt, ...)
     return k;
 }
 
-static sg_status oom(sg_store *st, sg_error *err)
-{
-    return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-}
-
 static const char *skip_space(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -134,7 +129,7 @@ static sg_status fetch_owned(sg_store *st, char *key, char **text,
 {
     *text = NULL;
     if (!key)
-        return oom(st, err);
+        return sgi_oom(err, "store", st->path);
     sg_status rc = st->be->fetch(st, key, text, len, err);
     free(key);
     if (rc == SG_ENOTFOUND) {
@@ -169,7 +164,7 @@ static sg_status meta_put(sg_store *st, const char *user, size_t gen,
 {
     char *key = keyf(SGI_GEN_PREFIX "%s", user);
     if (!key)
-        return oom(st, err);
+        return sgi_oom(err, "store", st->path);
     char buf[48];
     int len = snprintf(buf, sizeof buf, "%zu %zu", gen, removed);
     sg_status rc = st->be->put(st, key, buf, (size_t)len, 0, err);
@@ -270,7 +265,7 @@ static sg_status slot_put(sg_store *st, const char *user, size_t gen,
 {
     char *key = keyf("us:%zu:%zu:%s", gen, i, user);
     if (!key)
-        return oom(st, err);
+        return sgi_oom(err, "store", st->path);
     sg_status rc = st->be->put(st, key, id, SG_ID_LEN, 0, err);
     free(key);
     return rc;
@@ -286,7 +281,7 @@ static sg_status slots_read(sg_store *st, const char *user, size_t gen,
         int ex;
         rc = slot_get(st, user, gen, i, id, &ex, err);
         if (rc == SG_OK && id[0] && sgi_list_push(l, id) < 0)
-            rc = oom(st, err);
+            rc = sgi_oom(err, "store", st->path);
     }
     return rc;
 }
@@ -307,7 +302,7 @@ static sg_status array_rewrite(sg_store *st, const char *user, size_t gen,
          * 0 that a cut cleanup left is a stale entry, which readers verify
          * and the next compaction deletes. */
         char *key = keyf(SGI_GEN_PREFIX "%s", user);
-        rc = key ? del_quiet(st, key, err) : oom(st, err);
+        rc = key ? del_quiet(st, key, err) : sgi_oom(err, "store", st->path);
         free(key);
         if (rc == SG_OK)
             hint_set(st, user, 0, 0);
@@ -318,7 +313,7 @@ static sg_status array_rewrite(sg_store *st, const char *user, size_t gen,
     }
     for (size_t i = 0; rc == SG_OK && i < n; i++) {
         char *key = keyf("us:%zu:%zu:%s", gen, i, user);
-        rc = key ? del_quiet(st, key, err) : oom(st, err);
+        rc = key ? del_quiet(st, key, err) : sgi_oom(err, "store", st->path);
         free(key);
     }
     return rc;
@@ -356,14 +351,14 @@ static sg_status array_compact(sg_store *st, const char *user, size_t gen,
     sgi_list_sort_unique(&l);
     for (size_t i = 0; rc == SG_OK && keep && i < keep->n; i++)
         if (sgi_list_push(&live, keep->ids[i]) < 0)
-            rc = oom(st, err);
+            rc = sgi_oom(err, "store", st->path);
     for (size_t i = 0; rc == SG_OK && i < l.n; i++) {
         int mine = 0;
         if (keep && sgi_list_has(keep, l.ids[i]))
             continue;
         rc = owned_by(st, l.ids[i], user, &mine, err);
         if (rc == SG_OK && mine && sgi_list_push(&live, l.ids[i]) < 0)
-            rc = oom(st, err);
+            rc = sgi_oom(err, "store", st->path);
     }
     if (rc == SG_OK)
         rc = array_rewrite(st, user, gen, n, &live, err);
@@ -481,7 +476,7 @@ static sg_status legacy_ids(sg_store *st, const char *user, sg_list *l,
     int r = index_parse(text, text + len, l);
     free(text);
     if (r < 0)
-        return oom(st, err);
+        return sgi_oom(err, "store", st->path);
     if (r > 0)
         l->n = before;      /* damaged: no ids (check --repair rebuilds) */
     return SG_OK;
@@ -500,7 +495,7 @@ static sg_status legacy_convert(sg_store *st, const char *user, sg_error *err)
     free(l.ids);
     if (rc == SG_OK && found) {
         char *key = keyf(SGI_USER_PREFIX "%s", user);
-        rc = key ? del_quiet(st, key, err) : oom(st, err);
+        rc = key ? del_quiet(st, key, err) : sgi_oom(err, "store", st->path);
         free(key);
     }
     return rc;
@@ -515,7 +510,7 @@ sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
     *out = NULL;
     sg_list *l = sgi_list_new();
     if (!l)
-        return oom(st, err);
+        return sgi_oom(err, "store", st->path);
     int found;
     sg_status rc = legacy_ids(st, user, l, &found, err);
     if (rc == SG_OK)
@@ -602,7 +597,7 @@ sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
                 rc = SG_OK;
             excess--;
         } else if (sgi_list_push(&live, d[i].id) < 0) {
-            rc = oom(st, err);
+            rc = sgi_oom(err, "store", st->path);
         }
     }
     /* Everything indexed that is not a kept live session goes: evicted,

@@ -79,6 +79,8 @@ struct sg_list {
  * Returns code, so `return sgi_err(err, SG_EINVAL, 0, "...")` reads well. */
 sg_status sgi_err(sg_error *err, sg_status code, int sys_errno,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* SG_ENOMEM with "WHAT NAME: out of memory" (name may be NULL). */
+sg_status sgi_oom(sg_error *err, const char *what, const char *name);
 
 /* id.c */
 sg_status sgi_id_new(char out[SG_ID_LEN + 1], sg_error *err);

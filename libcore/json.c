@@ -195,7 +195,7 @@ sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
     int oom;
     json_t *v = sgi_json_load(text, len, JSON_REJECT_DUPLICATES, &je, &oom);
     if (oom)
-        return sgi_err(err, SG_ENOMEM, 0, "session data: out of memory");
+        return sgi_oom(err, "session data", NULL);
     if (!v)
         return sgi_err(err, SG_EINVAL, 0,
                        "session data: invalid JSON at byte %d: %s",
@@ -209,7 +209,7 @@ sg_status sgi_data_parse(const char *text, size_t max, json_t **out,
     if (range) {
         json_decref(v);
         if (range < 0)
-            return sgi_err(err, SG_ENOMEM, 0, "session data: out of memory");
+            return sgi_oom(err, "session data", NULL);
         return sgi_err(err, SG_EINVAL, 0, "session data: a real number underflows "
                        "or overflows a double (it would be stored as 0 or inf)");
     }

@@ -17,11 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sg_status oom(sg_error *err)
-{
-    return sgi_err(err, SG_ENOMEM, 0, "session: out of memory");
-}
-
 /* New: an empty session object (data = {}), or NULL without memory. */
 sg_session *sgi_session_new(void)
 {
@@ -122,7 +117,7 @@ sg_status sgi_data_size_check(const sg_session *s, json_t *data, sg_error *err)
     size_t len;
     char *text = sgi_dump(data, &len);
     if (!text)
-        return oom(err);
+        return sgi_oom(err, "session", NULL);
     free(text);
     if (len > s->max_data)
         return sgi_err(err, SG_ETOOBIG, 0, "session data: %zu bytes is over "
@@ -167,14 +162,14 @@ sg_status sg_session_merge_data(sg_session *s, const char *json, sg_error *err)
     if (!next || json_object_update(next, s->data) != 0) {
         json_decref(next);
         json_decref(patch);
-        return oom(err);
+        return sgi_oom(err, "session", NULL);
     }
     const char *k;
     json_t *v;
     json_object_foreach(patch, k, v) {
         if (json_is_null(v) ? (json_object_del(next, k), 0)
                             : json_object_set(next, k, v) != 0) {
-            rc = oom(err);
+            rc = sgi_oom(err, "session", NULL);
             break;
         }
     }
@@ -199,7 +194,7 @@ sg_status sg_session_set_user(sg_session *s, const char *user, sg_error *err)
         if (rc != SG_OK)
             return rc;
         if (!(copy = strdup(user)))
-            return oom(err);
+            return sgi_oom(err, "session", NULL);
     }
     free(s->user);
     s->user = copy;
@@ -232,10 +227,10 @@ sg_status sg_session_flash_add(sg_session *s, const char *json, sg_error *err)
     }
     if (!s->flash && !(s->flash = json_array())) {
         json_decref(m);
-        return oom(err);
+        return sgi_oom(err, "session", NULL);
     }
     if (json_array_append_new(s->flash, m) != 0)
-        return oom(err);
+        return sgi_oom(err, "session", NULL);
     /* The cap holds for data and messages together, as stored. */
     rc = sgi_data_size_check(s, s->flash, err);
     if (rc != SG_OK)
@@ -262,14 +257,14 @@ sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
     int oom;
     json_t *o = sgi_json_load(text, len, JSON_REJECT_DUPLICATES, &je, &oom);
     if (oom)    /* not SG_EINVAL: that would make a sound record "damaged" */
-        return sgi_err(err, SG_ENOMEM, 0, "session record: out of memory");
+        return sgi_oom(err, "session record", NULL);
     if (!o)
         return sgi_err(err, SG_EINVAL, 0, "session record: invalid JSON: %s",
                        je.text);
     sg_session *s = calloc(1, sizeof *s);
     if (!s) {
         json_decref(o);
-        return sgi_err(err, SG_ENOMEM, 0, "session record: out of memory");
+        return sgi_oom(err, "session record", NULL);
     }
     sg_status rc = SG_EINVAL;
     const char *why = "not an object";
@@ -287,7 +282,7 @@ sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
             goto fail;
         s->user = strdup(json_string_value(u));
         if (!s->user) {
-            rc = sgi_err(err, SG_ENOMEM, 0, "session record: out of memory");
+            rc = sgi_oom(err, "session record", NULL);
             goto fail_set;
         }
     } else if (u && !json_is_null(u)) {

@@ -26,11 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sg_status oom(sg_error *err)
-{
-    return sgi_err(err, SG_ENOMEM, 0, "session: out of memory");
-}
-
 static sg_status readonly_err(sg_store *st, sg_error *err)
 {
     return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only",
@@ -73,7 +68,7 @@ sg_status sg_session_create(sg_store *st, const char *user,
         return SG_EINVAL;
     sg_session *s = sgi_session_new();
     if (!s)
-        return oom(err);
+        return sgi_oom(err, "session", NULL);
     s->max_data = st->opt.max_data;
     sg_status rc = SG_OK;
     if (data_json) {
@@ -88,7 +83,7 @@ sg_status sg_session_create(sg_store *st, const char *user,
             goto fail;
     }
     if (user && !(s->user = strdup(user))) {
-        rc = oom(err);
+        rc = sgi_oom(err, "session", NULL);
         goto fail;
     }
     rc = sgi_token_new(s->csrf, err);
@@ -313,7 +308,7 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
     size_t len = 0;
     char *text = NULL;                  /* owned here, freed below */
     if (rc == SG_OK && !(text = sgi_record_dump(&next, &len)))
-        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+        rc = sgi_oom(err, "store", st->path);
     /* Room for the rest first: once the record is written, the old id
      * (and the sessions the cap evicts) must go too, and a delete that
      * failed for lack of space left both ids working, as the undo below
@@ -487,7 +482,7 @@ sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
     if (rc == SG_OK) {
         *json_out = taken ? sgi_dump(taken, NULL) : strdup("[]");
         if (!*json_out)
-            rc = oom(err);
+            rc = sgi_oom(err, "session", NULL);
     }
     json_decref(taken);
     sg_session_free(cur);

@@ -93,7 +93,7 @@ sg_status sg_store_open(const char *uri, const sg_options *opt,
     }
     sg_store *st = calloc(1, sizeof *st);
     if (!st)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", uri);
+        return sgi_oom(err, "store", uri);
     sg_status rc = fill_options(opt, &st->opt, &st->touch_explicit, err);
     if (rc != SG_OK) {
         free(st);
@@ -103,7 +103,7 @@ sg_status sg_store_open(const char *uri, const sg_options *opt,
     st->path = strdup(loc);
     if (!st->path) {
         free(st);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", uri);
+        return sgi_oom(err, "store", uri);
     }
     rc = be->open(st, loc, err);
     if (rc != SG_OK) {
@@ -314,7 +314,7 @@ sg_status sgi_put(sg_store *st, const sg_session *s, sg_error *err)
     size_t len;
     char *text = sgi_record_dump(s, &len);
     if (!text)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+        return sgi_oom(err, "store", st->path);
     sg_status rc = st->be->put(st, s->id, text, len, sgi_expire_at(st, s), err);
     free(text);
     return rc;

@@ -14,11 +14,6 @@
 #define WALK_KEYS    256    /* keys per keys_chunk call */
 #define WALK_MAX     4096
 
-static sg_status oom(sg_store *st, sg_error *err)
-{
-    return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
-}
-
 static int64_t walk_ms(void)
 {
     struct timespec ts;
@@ -49,7 +44,7 @@ sg_status sgi_live_sorted(sg_store *st, const sg_list *ids, const char *user,
     *n = 0;
     sgi_dated *d = malloc((ids->n ? ids->n : 1) * sizeof *d);
     if (!d)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", st->path);
+        return sgi_oom(err, "store", st->path);
     int64_t now = sgi_now(st);
     size_t k = 0;
     /* A shared lock per chunk (see "Walks" below); under a caller's lock
@@ -220,7 +215,7 @@ static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
     *out = NULL;
     key_walk w = { sgi_list_new(), users, 0 };
     if (!w.ids)
-        return oom(st, err);
+        return sgi_oom(err, "store", st->path);
     sg_status rc = SG_OK;
     if (st->be->keys_chunk) {
         sgi_cursor c;
@@ -245,7 +240,7 @@ static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
         }
     }
     if (rc == SG_OK && (w.oom || (users && users->oom)))
-        rc = oom(st, err);
+        rc = sgi_oom(err, "store", st->path);
     if (rc != SG_OK) {
         sg_list_free(w.ids);
         if (users) {
@@ -323,7 +318,7 @@ sg_status sg_store_list(sg_store *st, const char *user, sg_list **out,
         }
     free(d);
     if (!l)
-        return oom(st, err);
+        return sgi_oom(err, "store", st->path);
     *out = l;
     return SG_OK;
 }
@@ -342,7 +337,7 @@ sg_status sg_store_each(sg_store *st, const char *user, sg_each_fn fn,
     sg_session **chunk = malloc(WALK_MAX * sizeof *chunk);
     if (!chunk) {
         sg_list_free(l);
-        return oom(st, err);
+        return sgi_oom(err, "store", st->path);
     }
     int stop = 0;
     for (size_t i = 0; rc == SG_OK && !stop && i < l->n; ) {
@@ -426,7 +421,7 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
                 break;
             }
             if (!sgi_live(s, now) && sgi_list_push(&dead, s->id) < 0)
-                rc = oom(st, err);
+                rc = sgi_oom(err, "store", st->path);
             sg_session_free(s);
         }
         sgi_unlock(st);
@@ -619,7 +614,7 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
                 rep.records++;
                 rep.bad_records++;
                 if (repair && sgi_list_push(&bad, ids->ids[i]) < 0)
-                    rc = oom(st, err);
+                    rc = sgi_oom(err, "store", st->path);
                 continue;
             }
             if (lrc == SG_ENOTFOUND)
@@ -634,7 +629,7 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
                     size_t cap = capown ? capown * 2 : 64;
                     owned *p = realloc(own, cap * sizeof *p);
                     if (!p)
-                        rc = oom(st, err);
+                        rc = sgi_oom(err, "store", st->path);
                     else {
                         own = p;
                         capown = cap;
@@ -645,7 +640,7 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
                 if (rc == SG_OK && (names.n == 0 ||
                                     strcmp(names.users[names.n - 1], s->user) != 0) &&
                     name_push(&names, s->user) < 0)
-                    rc = oom(st, err);
+                    rc = sgi_oom(err, "store", st->path);
                 if (rc == SG_OK) {
                     own[nown].user = names.users[names.n - 1];
                     memcpy(own[nown].id, s->id, SG_ID_LEN + 1);
@@ -686,7 +681,7 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
         want.n = 0;
         for (; j < nown && strcmp(own[j].user, own[i].user) == 0; j++)
             if (sgi_list_push(&want, own[j].id) < 0) {
-                rc = oom(st, err);
+                rc = sgi_oom(err, "store", st->path);
                 break;
             }
         if (rc == SG_OK && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
