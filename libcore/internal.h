@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <time.h>
 
 /* Lock modes, in increasing strength. */
 enum { SGI_UNLOCKED = 0, SGI_SHARED = 1, SGI_EXCLUSIVE = 2 };
@@ -49,6 +50,7 @@ struct sg_store {
     size_t hint_gen, hint_n;
     int touch_explicit;       /* opt.touch_interval was given, not derived */
     sg_lock_counters locks;   /* lock waits of this handle (sg_store_lock_counters) */
+    struct timespec held_since; /* when the outermost lock was taken */
     sgi_cnt cnt;              /* kept figures (counters.c) */
     int nowait;               /* nonzero: a lock another process holds is
                                * SG_ELOCKTIMEOUT/EWOULDBLOCK at once
@@ -175,6 +177,7 @@ int sgi_list_has(const sg_list *sorted, const char *id);
 
 #define SGI_ALIAS_PREFIX "alias:"   /* old id -> "NEWID UNTIL" for a rotate's grace */
 #define SGI_MAX_ALIAS_HOPS 8        /* renewals followed within a grace window */
+#define SGI_UPDATE_TRIES 100        /* runs of an update()'s fn before SG_ECONFLICT */
 /* bulk.c: rotation grace aliases. */
 void sgi_alias_put(sg_store *st, const char *old_id, const char *new_id);
 sg_status sgi_alias_resolve(sg_store *st, const char *id, char out[SG_ID_LEN + 1]);

@@ -172,6 +172,8 @@ typedef struct sg_lock_counters {
     uint64_t acquired;      /* locks taken (outermost only) */
     uint64_t timeouts;      /* SG_ELOCKTIMEOUT returned */
     uint64_t wait_us;       /* microseconds spent waiting, taken or not */
+    uint64_t max_hold_us;   /* longest hold of the exclusive lock (outermost,
+                             * from taken to released) */
 } sg_lock_counters;
 
 void sg_store_lock_counters(const sg_store *st, sg_lock_counters *out);
@@ -289,8 +291,15 @@ sg_status sg_session_delete(sg_store *st, const char *id, sg_error *err);
  * anything else to abandon (that status is returned). */
 typedef sg_status (*sg_update_fn)(sg_session *s, void *arg, sg_error *err);
 
-/* Atomic read-modify-write: under the exclusive lock, load id, call fn,
- * save.  No other writer can come between the load and the save. */
+/* Atomic read-modify-write, optimistic: load id, call fn with NO lock held,
+ * save only if no other writer saved the session since the load; if one
+ * did, load again and call fn again (a bounded number of times, then
+ * SG_ECONFLICT).  So fn MAY RUN MORE THAN ONCE for one call: it must only
+ * change s (and may compute from it), not act on the world (send mail,
+ * charge a card) — do that after update() returns SG_OK.  The store's
+ * exclusive lock is held only for the final write, never while fn runs,
+ * so a slow fn delays nobody else.  No lost updates: the save that counts
+ * is from a copy no other save came between. */
 sg_status sg_session_update(sg_store *st, const char *id, sg_update_fn fn,
                             void *arg, sg_error *err);
 

@@ -172,6 +172,7 @@ sg_status sgi_lock(sg_store *st, int mode, sg_error *err)
     st->locks.acquired++;
     st->lock_mode = mode;
     st->lock_depth = 1;
+    st->held_since = t1;
     if (mode == SGI_EXCLUSIVE)
         sgi_counters_begin(st);     /* counters.c: figures follow the hold */
     return SG_OK;
@@ -193,6 +194,17 @@ void sgi_unlock(sg_store *st)
         if (st->lock_mode == SGI_EXCLUSIVE)
             sgi_counters_end(st);   /* the hold's last put */
         st->be->unlock(st);
+        if (st->lock_mode == SGI_EXCLUSIVE) {
+            /* How long other writers (and, on GDBM, readers) were kept
+             * out: the figure #13 asks to keep small (update() holds the
+             * lock only for its write, never while the caller's code runs). */
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            uint64_t us = (uint64_t)((t.tv_sec - st->held_since.tv_sec) * 1000000 +
+                                     (t.tv_nsec - st->held_since.tv_nsec) / 1000);
+            if (us > st->locks.max_hold_us)
+                st->locks.max_hold_us = us;
+        }
         st->lock_mode = SGI_UNLOCKED;
     }
 }

@@ -650,35 +650,33 @@ function Store:delete(id)
   return core.session_delete(st, id)
 end
 
---- Atomic read-modify-write: under the store's exclusive lock, load id,
---- call fn(session), save.  fn returning false abandons the change (the
---- call then returns false); an error in fn abandons it and is re-raised
---- after the lock is released.  Returns true, or nil, message, code.
+--- Atomic read-modify-write, optimistic: load id, call fn(session) with NO
+--- lock held, save only if nobody saved the session since the load; if
+--- someone did, load again and call fn again (up to UPDATE_TRIES times,
+--- then nil, message, sg.CONFLICT).  So fn MAY RUN MORE THAN ONCE: it must
+--- only change the session, not act on the world (send mail, charge a
+--- card); do that once update() returned true.  A slow fn holds up no
+--- other reader or writer.  fn returning false abandons the change (the
+--- call then returns false); an error in fn abandons it and is re-raised.
+--- Returns true, or nil, message, code.
+local UPDATE_TRIES = 100
+M.UPDATE_TRIES = UPDATE_TRIES
 function Store:update(id, fn)
   local st, msg, code = store_handle(self)
   if not st then return nil, msg, code end
-  local ok
-  ok, msg, code = core.store_begin(st)
-  if not ok then return nil, msg, code end
-  local s
-  s, msg, code = self:get(id)
-  if not s then
-    core.store_end(st)
-    return nil, msg, code
+  for _ = 1, UPDATE_TRIES do
+    local s
+    s, msg, code = self:get(id, { touch = false })
+    if not s then return nil, msg, code end
+    local pok, r = pcall(fn, s)
+    if not pok then error(r, 0) end
+    if r == false then return false end
+    local ok
+    ok, msg, code = s:save()
+    if ok then return true end
+    if code ~= M.CONFLICT then return nil, msg, code end
   end
-  local pok, r = pcall(fn, s)
-  if not pok then
-    core.store_end(st)
-    error(r, 0)
-  end
-  if r == false then
-    core.store_end(st)
-    return false
-  end
-  ok, msg, code = s:save()
-  core.store_end(st)
-  if not ok then return nil, msg, code end
-  return true
+  return nil, msg, code
 end
 
 local function user_arg(arg)

@@ -2,7 +2,13 @@
  * incr.c - the C side of the mixed-language concurrency test
  * (tests/bindings/mixed.bats).
  *
- *   incr STORE ID N     N atomic increments of data.n with sg_session_update
+ *   incr STORE ID N [SLEEP_MS]
+ *                       N atomic increments of data.n with sg_session_update;
+ *                       with SLEEP_MS, the change function sleeps that long
+ *                       each run (an app's slow call), and the program
+ *                       prints "runs=R max_hold_us=H": how often the
+ *                       function ran and this handle's longest hold of the
+ *                       exclusive lock (tests/store/update.bats)
  *
  * Python and Lua processes increment the same counter through their
  * bindings at the same time; the test checks that the final value is the
@@ -18,6 +24,10 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+
+static long sleep_ms;   /* each run of incr_one sleeps this long */
+static long runs;       /* runs of incr_one */
 
 /* Change function: data.n += 1 (a missing n counts as 0). */
 static sg_status incr_one(sg_session *s, void *arg, sg_error *err)
@@ -29,6 +39,11 @@ static sg_status incr_one(sg_session *s, void *arg, sg_error *err)
     sg_status rc;
 
     (void)arg;
+    runs++;
+    if (sleep_ms > 0) {
+        struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
     text = sg_session_data_json(s);
     if (text == NULL)
         return SG_ENOMEM;
@@ -51,9 +66,18 @@ int main(int argc, char **argv)
     char *end;
     long n, i;
 
-    if (argc != 4) {
-        fputs("usage: incr STORE ID N\n", stderr);
+    if (argc != 4 && argc != 5) {
+        fputs("usage: incr STORE ID N [SLEEP_MS]\n", stderr);
         return 2;
+    }
+    if (argc == 5) {
+        errno = 0;
+        sleep_ms = strtol(argv[4], &end, 10);
+        if (errno != 0 || *end != '\0' || end == argv[4] || sleep_ms < 0 ||
+            sleep_ms > 600000L) {
+            fprintf(stderr, "incr: bad sleep %s (0..600000 ms)\n", argv[4]);
+            return 2;
+        }
     }
     errno = 0;
     n = strtol(argv[3], &end, 10);
@@ -72,6 +96,12 @@ int main(int argc, char **argv)
             sg_store_close(st);
             return 1;
         }
+    }
+    if (argc == 5) {
+        sg_lock_counters lc;
+        sg_store_lock_counters(st, &lc);
+        printf("runs=%ld max_hold_us=%llu\n", runs,
+               (unsigned long long)lc.max_hold_us);
     }
     sg_store_close(st);
     return 0;

@@ -31,10 +31,13 @@ import contextlib
 import datetime
 import json
 import os
+import random
 import threading
 import time
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping,
-                    MutableMapping, Optional, Tuple, Type, TypeVar, Union)
+from typing import (Any, Callable, ContextManager, Dict, Iterable, Iterator,
+                    List, Mapping,
+                    MutableMapping, Optional, Tuple, Type, TypeVar, Union,
+                    overload)
 
 from . import sessgate_core as _core
 from . import _sessgate_core as _c   # flat C functions, one call less
@@ -533,10 +536,62 @@ class Store:
         with self._mutex:
             _c.session_delete(self._handle(), sid)
 
+    #: Runs of an update()'s function before it gives up with Conflict.
+    UPDATE_TRIES = 100
+
+    @overload
+    def update(self, sid: str) -> ContextManager[Session]: ...
+
+    @overload
+    def update(self, sid: str, fn: Callable[[Session], Any]) -> bool: ...
+
+    def update(self, sid: str, fn: Optional[Callable[[Session], Any]] = None
+               ) -> Union[ContextManager[Session], bool]:
+        """Atomic read-modify-write, in two forms.
+
+        ``store.update(sid, fn)`` is optimistic: it loads the session, calls
+        ``fn(session)`` with NO lock held, and saves only if nobody saved
+        the session since the load; if someone did, it loads again and
+        calls ``fn`` again (up to :attr:`UPDATE_TRIES` times, then raises
+        :class:`Conflict`).  So ``fn`` MAY RUN MORE THAN ONCE: it must only
+        change the session, not act on the world (send mail, charge a
+        card) -- do that after update() returns.  A slow ``fn`` holds up no
+        other reader or writer.  ``fn`` returning ``False`` abandons the
+        change (update() then returns False); an exception in ``fn``
+        abandons it and propagates.  Returns True once saved.
+
+        ``with store.update(sid) as s:`` runs the block once, under the
+        store's exclusive lock (a with-block cannot be run again), so no
+        other writer (any process, any language) comes between the load
+        and the save, but every other writer and GDBM reader waits for
+        the block: keep it short, or use the function form.
+
+        Both raise :class:`NotFound` when the session does not exist or
+        has expired."""
+        if fn is None:
+            return self._update_locked(sid)
+        delay = 0.0001
+        for attempt in range(self.UPDATE_TRIES):
+            s = self.get(sid, touch=False)
+            if s is None:
+                raise NotFound(f"session {sid}: not found or expired",
+                               _core.SG_ENOTFOUND)
+            if fn(s) is False:
+                return False
+            try:
+                s.save()
+                return True
+            except Conflict:
+                if attempt + 1 == self.UPDATE_TRIES:
+                    raise
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 0.0128)
+        return False  # not reached
+
     @contextlib.contextmanager
-    def update(self, sid: str) -> Iterator[Session]:
-        """Atomic read-modify-write: hold the store's exclusive lock, load
-        the session, let the block change it, save.  No other writer (any
+    def _update_locked(self, sid: str) -> Iterator[Session]:
+        """The ``with store.update(sid) as s:`` form: hold the store's
+        exclusive lock, load the session, let the block change it, save.  No other writer (any
         process, any language) comes between the load and the save.  If
         the block raises, nothing is saved.  Raises :class:`NotFound` when
         the session does not exist or has expired."""
