@@ -164,7 +164,7 @@ restore_store() {
 }
 
 # The library compares the file's inode with its handle's before every
-# write, and before a read at most once a second (libcore/backend_gdbm.c:
+# write, and before a read at most once a second (libcore/gdbm_refresh.c:
 # a stat per read was judged too dear), so reads may lag a replacement made
 # outside the library by up to a second, and writes never go astray.
 # Redis keeps no view of its own: every read asks the server, so both see

@@ -1,0 +1,187 @@
+/*
+ * gdbm_refresh.c - taking the store lock (the backend's lock and unlock)
+ * and making the kept GDBM handle current under it.
+ *
+ * Staleness.  A GDBM handle caches the header and buckets and does not see
+ * other processes' writes.  A writer bumps the counter in the lock page
+ * BEFORE it changes anything; a process whose handle was opened at another
+ * counter value reopens before reading.  Opening per operation costs ~50x
+ * a kept handle, so handles are kept while the counter stands still.  The
+ * file's inode is also compared with the handle's (always before a write,
+ * at most once a second before a read) so a file replaced behind our back
+ * (a backup restored with mv) is noticed too.
+ *
+ * Why a file of its own: what to do when the handle is not current has
+ * many cases (a dead writer's flag, a file missing or cut, a read-only
+ * handle that cannot rebuild, a disk too full to rebuild), and each must
+ * end in the same place: the lock held in the mode asked for and a
+ * handle that reads what the last writer wrote.
+ */
+#include "gdbm_be.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Make b->db current.  Under the shared lock, returns SG_EEXPIRED
+ * (internal: "needs the exclusive lock") when the store must be created or
+ * rebuilt first. */
+static sg_status refresh(gdbm_be *b, sg_error *err)
+{
+    int excl = b->held == SGI_EXCLUSIVE;
+    int ro = b->st->opt.readonly;
+    if (__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE)) {
+        if (excl && !ro) {
+            sg_error rerr = { 0 };    /* err may be NULL, or hold one */
+            sg_status rc = sgi_gdbm_rebuild(b, NULL, &rerr);
+            int e = rerr.sys_errno;
+            if (rc != SG_OK && err && err->code == SG_OK)
+                *err = rerr;
+            b->degraded = rc != SG_OK &&
+                          (e == ENOSPC || e == EDQUOT || e == EFBIG);
+            if (b->degraded)
+                __atomic_store_n(&b->page->starved, 1, __ATOMIC_RELEASE);
+            return rc;
+        }
+        /* A read-only handle cannot rebuild.  Once a writer has tried and
+         * found no room, it reads the file as it is, like that writer:
+         * refusing sent sessgatectl get/list/export to "open the store
+         * writable", which fails the same way until there is room. */
+        if (ro && !__atomic_load_n(&b->page->starved, __ATOMIC_ACQUIRE))
+            return SG_EEXPIRED;   /* g_lock: recover_writable */
+        /* A rebuild already failed for lack of space: serve reads from the
+         * file as it is rather than fail every read until space returns. */
+        if (!ro && !b->degraded)
+            return SG_EEXPIRED;
+    } else {
+        b->degraded = 0;
+        /* Never left over for the next writer killed mid-change. */
+        if (excl && !ro && __atomic_load_n(&b->page->starved, __ATOMIC_ACQUIRE))
+            __atomic_store_n(&b->page->starved, 0, __ATOMIC_RELEASE);
+    }
+    uint64_t now = __atomic_load_n(&b->page->writes, __ATOMIC_ACQUIRE);
+    int fresh = b->db && !b->broken && now == b->seen &&
+                (!excl || b->db_writer);
+    /* A writer handle reads through read(2) (no mmap, see the top of
+     * gdbm_file.c); after a run of reads without a write, a reader is cheaper. */
+    if (fresh && !excl && b->db_writer && ++b->writer_reads > WRITER_READS_MAX)
+        fresh = 0;
+    if (fresh && (excl || mono_ms() - b->inode_checked >= READ_INODE_CHECK_MS))
+        fresh = sgi_gdbm_same_inode(b);
+    /* A writer also looks for a cut (two syscalls): a kept handle goes on
+     * writing into a truncated file as if nothing happened. */
+    if (fresh && excl && sgi_gdbm_db_truncated(gdbm_fdesc(b->db)))
+        fresh = 0;
+    /* A reader's mmap of a file cut behind its back faults (SIGBUS, which
+     * killed the process: measured with a kept handle after a cut to a
+     * third).  GDBM never shrinks a file in place, and a write that grows
+     * it moves the counter, so a file smaller than at open is a cut: one
+     * fstat per read, then the reopen finds the damage and rebuilds. */
+    if (fresh && !b->db_writer) {
+        struct stat sb;
+        if (fstat(gdbm_fdesc(b->db), &sb) < 0 || sb.st_size < b->db_size)
+            fresh = 0;
+    }
+    if (fresh)
+        return SG_OK;
+    sg_error local = { 0 };
+    sg_status rc = sgi_gdbm_open_db(b, &local);
+    int damaged = rc == SG_ENOTFOUND ||
+                  (rc == SG_OK ? gdbm_needs_recovery(b->db) != 0 : b->damaged);
+    if (!damaged) {
+        if (rc != SG_OK && err && err->code == SG_OK)
+            *err = local;
+        return rc;
+    }
+    /* Missing (with history to rebuild from) or damaged: rebuild from our
+     * own checkpoint and log, under the exclusive lock. */
+    if (ro && sgi_gdbm_has_history(b))
+        return SG_EEXPIRED;       /* g_lock: recover_writable */
+    if (ro)
+        return sgi_err(err, SG_ESTORE, 0, "store %s: missing or damaged, "
+                       "and this handle is read-only (run sessgatectl check "
+                       "--repair)", b->dbpath);
+    /* Advise check --repair only where it can help: its salvage
+     * (gdbm_recover) needs a file GDBM can open. */
+    if (rc != SG_ENOTFOUND && !sgi_gdbm_has_history(b))
+        return sgi_err(err, SG_ESTORE, 0, "store %s: damaged, with no "
+                       "checkpoint or log to rebuild it from: %s (%s)",
+                       b->dbpath,
+                       rc == SG_OK ? "needs recovery" : gdbm_strerror(gdbm_errno),
+                       rc == SG_OK ? "restore a backup, or run sessgatectl "
+                       "check --repair to salvage what GDBM can read"
+                       : "GDBM cannot read it, so check --repair cannot "
+                       "salvage it: restore a backup, or move it away to "
+                       "start an empty store");
+    if (!excl)
+        return SG_EEXPIRED;
+    return sgi_gdbm_rebuild(b, NULL, err);
+}
+
+sg_status sgi_gdbm_lock(sg_store *st, int mode, sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    sg_status rc = sgi_gdbm_take(b, mode, err);
+    if (rc != SG_OK)
+        return rc;
+    rc = refresh(b, err);
+    if (rc != SG_EEXPIRED) {
+        if (rc != SG_OK)
+            sgi_gdbm_unlock_fd(b);
+        return rc;
+    }
+    if (st->opt.readonly) {
+        /* A rebuild is due and this handle may not write: have a writable
+         * handle do it, then read. */
+        sgi_gdbm_unlock_fd(b);
+        sgi_gdbm_close_db(b);
+        rc = sgi_gdbm_recover_writable(b, "a writer died mid-write, or the "
+                                       "file is damaged", err);
+        if (rc == SG_OK)
+            rc = sgi_gdbm_take(b, mode, err);
+        if (rc == SG_OK && (rc = refresh(b, err)) != SG_OK) {
+            sgi_gdbm_unlock_fd(b);
+            if (rc == SG_EEXPIRED)
+                rc = sgi_err(err, SG_ESTORE, 0, "store %s: keeps needing "
+                             "recovery; run sessgatectl check --repair",
+                             b->dbpath);
+        }
+        return rc;
+    }
+    /* Needs the exclusive lock (create, rebuild): take it, do it, then
+     * come back to the mode asked for. */
+    sgi_gdbm_unlock_fd(b);
+    sg_error xerr = { 0 };
+    rc = sgi_gdbm_take(b, SGI_EXCLUSIVE, &xerr);
+    if (rc == SG_OK)
+        rc = refresh(b, &xerr);
+    sgi_gdbm_unlock_fd(b);
+    /* A reader whose rebuild just failed for lack of space goes on and
+     * reads the file as it is (refresh knows: b->degraded). */
+    if (rc != SG_OK && !(mode == SGI_SHARED && b->degraded)) {
+        if (err && err->code == SG_OK)
+            *err = xerr;
+        return rc == SG_EEXPIRED ? sgi_err(err, SG_ESTORE, 0, "store %s: "
+                                           "cannot recover", b->dbpath) : rc;
+    }
+    rc = sgi_gdbm_take(b, mode, err);
+    if (rc == SG_OK)
+        rc = refresh(b, err);
+    if (rc != SG_OK) {
+        sgi_gdbm_unlock_fd(b);
+        if (rc == SG_EEXPIRED)
+            rc = sgi_err(err, SG_ESTORE, 0, "store %s: keeps needing "
+                         "recovery; run sessgatectl check --repair", b->dbpath);
+    }
+    return rc;
+}
+
+void sgi_gdbm_unlock(sg_store *st)
+{
+    gdbm_be *b = be_of(st);
+    if (b->held == SGI_UNLOCKED)
+        return;
+    if (b->wrote && !__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE))
+        sgi_gdbm_maybe_checkpoint(b);
+    sgi_gdbm_unlock_fd(b);
+}
