@@ -23,47 +23,62 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Make b->db current.  Under the shared lock, returns SG_EEXPIRED
- * (internal: "needs the exclusive lock") when the store must be created or
- * rebuilt first. */
-static sg_status refresh(gdbm_be *b, sg_error *err)
+/* What refresh() found.  Not an sg_status: "create or rebuild first,
+ * under the exclusive lock" is no error a caller of the library should
+ * ever see (it used to travel as SG_EEXPIRED, a public code that means
+ * something else). */
+typedef enum refresh_rc {
+    REFRESH_DONE,            /* b->db is current, or *rc says why not */
+    REFRESH_NEEDS_EXCLUSIVE  /* the store must be created or rebuilt
+                              * first: by a writer under the exclusive
+                              * lock (a read-only handle: recover_writable) */
+} refresh_rc;
+
+/* The dirty flag is up: a writer died mid-change, or a rebuild failed.
+ * Under the exclusive lock a writer rebuilds (*rc: how that went).
+ * *read_as_is: a rebuild already failed for lack of space, and this
+ * handle reads the file as it is rather than fail every read until space
+ * returns. */
+static refresh_rc on_dirty(gdbm_be *b, int *read_as_is, sg_status *rc,
+                           sg_error *err)
 {
     int excl = b->held == SGI_EXCLUSIVE;
     int ro = b->st->opt.readonly;
-    if (__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE)) {
-        if (excl && !ro) {
-            sg_error rerr = { 0 };    /* err may be NULL, or hold one */
-            sg_status rc = sgi_gdbm_rebuild(b, NULL, &rerr);
-            int e = rerr.sys_errno;
-            if (rc != SG_OK && err && err->code == SG_OK)
-                *err = rerr;
-            b->degraded = rc != SG_OK &&
-                          (e == ENOSPC || e == EDQUOT || e == EFBIG);
-            if (b->degraded)
-                __atomic_store_n(&b->page->starved, 1, __ATOMIC_RELEASE);
-            return rc;
-        }
-        /* A read-only handle cannot rebuild.  Once a writer has tried and
-         * found no room, it reads the file as it is, like that writer:
-         * refusing sent sessgatectl get/list/export to "open the store
-         * writable", which fails the same way until there is room. */
-        if (ro && !__atomic_load_n(&b->page->starved, __ATOMIC_ACQUIRE))
-            return SG_EEXPIRED;   /* g_lock: recover_writable */
-        /* A rebuild already failed for lack of space: serve reads from the
-         * file as it is rather than fail every read until space returns. */
-        if (!ro && !b->degraded)
-            return SG_EEXPIRED;
-    } else {
-        b->degraded = 0;
-        /* Never left over for the next writer killed mid-change. */
-        if (excl && !ro && __atomic_load_n(&b->page->starved, __ATOMIC_ACQUIRE))
-            __atomic_store_n(&b->page->starved, 0, __ATOMIC_RELEASE);
+    *read_as_is = 0;
+    if (excl && !ro) {
+        sg_error rerr = { 0 };    /* err may be NULL, or hold one */
+        *rc = sgi_gdbm_rebuild(b, NULL, &rerr);
+        int e = rerr.sys_errno;
+        if (*rc != SG_OK && err && err->code == SG_OK)
+            *err = rerr;
+        b->degraded = *rc != SG_OK &&
+                      (e == ENOSPC || e == EDQUOT || e == EFBIG);
+        if (b->degraded)
+            __atomic_store_n(&b->page->starved, 1, __ATOMIC_RELEASE);
+        return REFRESH_DONE;
     }
+    /* A read-only handle cannot rebuild.  Once a writer has tried and
+     * found no room, it reads the file as it is, like that writer:
+     * refusing sent sessgatectl get/list/export to "open the store
+     * writable", which fails the same way until there is room. */
+    if (ro && !__atomic_load_n(&b->page->starved, __ATOMIC_ACQUIRE))
+        return REFRESH_NEEDS_EXCLUSIVE;   /* g_lock: recover_writable */
+    if (!ro && !b->degraded)
+        return REFRESH_NEEDS_EXCLUSIVE;
+    *read_as_is = 1;
+    return REFRESH_DONE;
+}
+
+/* Whether the kept handle b->db may serve this hold as it is. */
+static int handle_current(gdbm_be *b)
+{
+    int excl = b->held == SGI_EXCLUSIVE;
     uint64_t now = __atomic_load_n(&b->page->writes, __ATOMIC_ACQUIRE);
     int fresh = b->db && !b->broken && now == b->seen &&
                 (!excl || b->db_writer);
     /* A writer handle reads through read(2) (no mmap, see the top of
-     * gdbm_file.c); after a run of reads without a write, a reader is cheaper. */
+     * gdbm_file.c); after a run of reads without a write, a reader is
+     * cheaper. */
     if (fresh && !excl && b->db_writer && ++b->writer_reads > WRITER_READS_MAX)
         fresh = 0;
     if (fresh && (excl || mono_ms() - b->inode_checked >= READ_INODE_CHECK_MS))
@@ -82,100 +97,141 @@ static sg_status refresh(gdbm_be *b, sg_error *err)
         if (fstat(gdbm_fdesc(b->db), &sb) < 0 || sb.st_size < b->db_size)
             fresh = 0;
     }
-    if (fresh)
-        return SG_OK;
-    sg_error local = { 0 };
-    sg_status rc = sgi_gdbm_open_db(b, &local);
-    int damaged = rc == SG_ENOTFOUND ||
-                  (rc == SG_OK ? gdbm_needs_recovery(b->db) != 0 : b->damaged);
-    if (!damaged) {
-        if (rc != SG_OK && err && err->code == SG_OK)
-            *err = local;
-        return rc;
-    }
-    /* Missing (with history to rebuild from) or damaged: rebuild from our
-     * own checkpoint and log, under the exclusive lock. */
-    if (ro && sgi_gdbm_has_history(b))
-        return SG_EEXPIRED;       /* g_lock: recover_writable */
-    if (ro)
-        return sgi_err(err, SG_ESTORE, 0, "store %s: missing or damaged, "
-                       "and this handle is read-only (run sessgatectl check "
-                       "--repair)", b->dbpath);
-    /* Advise check --repair only where it can help: its salvage
-     * (gdbm_recover) needs a file GDBM can open. */
-    if (rc != SG_ENOTFOUND && !sgi_gdbm_has_history(b))
-        return sgi_err(err, SG_ESTORE, 0, "store %s: damaged, with no "
-                       "checkpoint or log to rebuild it from: %s (%s)",
-                       b->dbpath,
-                       rc == SG_OK ? "needs recovery" : gdbm_strerror(gdbm_errno),
-                       rc == SG_OK ? "restore a backup, or run sessgatectl "
-                       "check --repair to salvage what GDBM can read"
-                       : "GDBM cannot read it, so check --repair cannot "
-                       "salvage it: restore a backup, or move it away to "
-                       "start an empty store");
-    if (!excl)
-        return SG_EEXPIRED;
-    return sgi_gdbm_rebuild(b, NULL, err);
+    return fresh;
 }
 
+/* Open PATH afresh; a file missing (with history) or damaged is rebuilt
+ * from our own checkpoint and log, under the exclusive lock. */
+static refresh_rc reopen(gdbm_be *b, sg_status *rc, sg_error *err)
+{
+    int excl = b->held == SGI_EXCLUSIVE;
+    int ro = b->st->opt.readonly;
+    sg_error local = { 0 };
+    *rc = sgi_gdbm_open_db(b, &local);
+    int damaged = *rc == SG_ENOTFOUND ||
+                  (*rc == SG_OK ? gdbm_needs_recovery(b->db) != 0
+                                : b->damaged);
+    if (!damaged) {
+        if (*rc != SG_OK && err && err->code == SG_OK)
+            *err = local;
+        return REFRESH_DONE;
+    }
+    if (ro && sgi_gdbm_has_history(b))
+        return REFRESH_NEEDS_EXCLUSIVE;   /* g_lock: recover_writable */
+    if (ro) {
+        *rc = sgi_err(err, SG_ESTORE, 0, "store %s: missing or damaged, "
+                      "and this handle is read-only (run sessgatectl check "
+                      "--repair)", b->dbpath);
+        return REFRESH_DONE;
+    }
+    /* Advise check --repair only where it can help: its salvage
+     * (gdbm_recover) needs a file GDBM can open. */
+    if (*rc != SG_ENOTFOUND && !sgi_gdbm_has_history(b)) {
+        int opened = *rc == SG_OK;
+        *rc = sgi_err(err, SG_ESTORE, 0, "store %s: damaged, with no "
+                      "checkpoint or log to rebuild it from: %s (%s)",
+                      b->dbpath,
+                      opened ? "needs recovery" : gdbm_strerror(gdbm_errno),
+                      opened ? "restore a backup, or run sessgatectl "
+                      "check --repair to salvage what GDBM can read"
+                      : "GDBM cannot read it, so check --repair cannot "
+                      "salvage it: restore a backup, or move it away to "
+                      "start an empty store");
+        return REFRESH_DONE;
+    }
+    if (!excl)
+        return REFRESH_NEEDS_EXCLUSIVE;
+    *rc = sgi_gdbm_rebuild(b, NULL, err);
+    return REFRESH_DONE;
+}
+
+/* Make b->db current under the lock held.  REFRESH_DONE with *rc SG_OK
+ * when it is; REFRESH_NEEDS_EXCLUSIVE when the store must be created or
+ * rebuilt first (never under the exclusive lock of a writer). */
+static refresh_rc refresh(gdbm_be *b, sg_status *rc, sg_error *err)
+{
+    *rc = SG_OK;
+    if (__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE)) {
+        int read_as_is;
+        refresh_rc r = on_dirty(b, &read_as_is, rc, err);
+        if (!read_as_is)
+            return r;
+    } else {
+        b->degraded = 0;
+        /* Never left over for the next writer killed mid-change. */
+        if (b->held == SGI_EXCLUSIVE && !b->st->opt.readonly &&
+            __atomic_load_n(&b->page->starved, __ATOMIC_ACQUIRE))
+            __atomic_store_n(&b->page->starved, 0, __ATOMIC_RELEASE);
+    }
+    if (handle_current(b))
+        return REFRESH_DONE;
+    return reopen(b, rc, err);
+}
+
+/* After the store was created or rebuilt for us: take the lock in `mode`
+ * again and refresh, which should now find nothing to do. */
+static sg_status retake(gdbm_be *b, int mode, sg_error *err)
+{
+    sg_status rc = sgi_gdbm_take(b, mode, err);
+    if (rc != SG_OK)
+        return rc;
+    if (refresh(b, &rc, err) == REFRESH_NEEDS_EXCLUSIVE)
+        rc = sgi_err(err, SG_ESTORE, 0, "store %s: keeps needing "
+                     "recovery; run sessgatectl check --repair", b->dbpath);
+    if (rc != SG_OK)
+        sgi_gdbm_unlock_fd(b);
+    return rc;
+}
+
+/* A writable handle needs the exclusive lock to create or rebuild the
+ * store: take it, do it, let it go.  SG_OK too for a reader (mode
+ * SGI_SHARED) whose rebuild just failed for lack of space: it goes on
+ * and reads the file as it is (b->degraded). */
+static sg_status create_or_rebuild(gdbm_be *b, int mode, sg_error *err)
+{
+    sg_error xerr = { 0 };
+    sg_status rc = sgi_gdbm_take(b, SGI_EXCLUSIVE, &xerr);
+    int needs = 0;
+    if (rc == SG_OK)
+        needs = refresh(b, &rc, &xerr) == REFRESH_NEEDS_EXCLUSIVE;
+    sgi_gdbm_unlock_fd(b);
+    if ((rc == SG_OK && !needs) || (mode == SGI_SHARED && b->degraded))
+        return SG_OK;
+    if (err && err->code == SG_OK)
+        *err = xerr;
+    return needs ? sgi_err(err, SG_ESTORE, 0, "store %s: cannot recover",
+                           b->dbpath) : rc;
+}
+
+/* The backend's lock(): take the lock, then make the handle current,
+ * creating or rebuilding the store first where that is due. */
 sg_status sgi_gdbm_lock(sg_store *st, int mode, sg_error *err)
 {
     gdbm_be *b = be_of(st);
     sg_status rc = sgi_gdbm_take(b, mode, err);
     if (rc != SG_OK)
         return rc;
-    rc = refresh(b, err);
-    if (rc != SG_EEXPIRED) {
+    if (refresh(b, &rc, err) == REFRESH_DONE) {
         if (rc != SG_OK)
             sgi_gdbm_unlock_fd(b);
         return rc;
     }
+    sgi_gdbm_unlock_fd(b);
     if (st->opt.readonly) {
         /* A rebuild is due and this handle may not write: have a writable
          * handle do it, then read. */
-        sgi_gdbm_unlock_fd(b);
         sgi_gdbm_close_db(b);
         rc = sgi_gdbm_recover_writable(b, "a writer died mid-write, or the "
                                        "file is damaged", err);
-        if (rc == SG_OK)
-            rc = sgi_gdbm_take(b, mode, err);
-        if (rc == SG_OK && (rc = refresh(b, err)) != SG_OK) {
-            sgi_gdbm_unlock_fd(b);
-            if (rc == SG_EEXPIRED)
-                rc = sgi_err(err, SG_ESTORE, 0, "store %s: keeps needing "
-                             "recovery; run sessgatectl check --repair",
-                             b->dbpath);
-        }
+    } else {
+        rc = create_or_rebuild(b, mode, err);
+    }
+    if (rc != SG_OK)
         return rc;
-    }
-    /* Needs the exclusive lock (create, rebuild): take it, do it, then
-     * come back to the mode asked for. */
-    sgi_gdbm_unlock_fd(b);
-    sg_error xerr = { 0 };
-    rc = sgi_gdbm_take(b, SGI_EXCLUSIVE, &xerr);
-    if (rc == SG_OK)
-        rc = refresh(b, &xerr);
-    sgi_gdbm_unlock_fd(b);
-    /* A reader whose rebuild just failed for lack of space goes on and
-     * reads the file as it is (refresh knows: b->degraded). */
-    if (rc != SG_OK && !(mode == SGI_SHARED && b->degraded)) {
-        if (err && err->code == SG_OK)
-            *err = xerr;
-        return rc == SG_EEXPIRED ? sgi_err(err, SG_ESTORE, 0, "store %s: "
-                                           "cannot recover", b->dbpath) : rc;
-    }
-    rc = sgi_gdbm_take(b, mode, err);
-    if (rc == SG_OK)
-        rc = refresh(b, err);
-    if (rc != SG_OK) {
-        sgi_gdbm_unlock_fd(b);
-        if (rc == SG_EEXPIRED)
-            rc = sgi_err(err, SG_ESTORE, 0, "store %s: keeps needing "
-                         "recovery; run sessgatectl check --repair", b->dbpath);
-    }
-    return rc;
+    return retake(b, mode, err);
 }
 
+/* The backend's unlock(): checkpoint if the log is due, then release. */
 void sgi_gdbm_unlock(sg_store *st)
 {
     gdbm_be *b = be_of(st);
