@@ -107,6 +107,76 @@ static int change_landed(gdbm_be *b, const char *key, const char *val,
     return same;
 }
 
+/* GDBM failed on the change to key (val NULL: delete) for lack of room
+ * (gerr: its error); dbst and wal_before are PATH's stat and the log's
+ * length before the change.  1 when that settled it, with *rc SG_OK (the
+ * change is made after all) or gerr's code (both files cut back, the
+ * store clean again); 0 when neither could be done. */
+static int undo_full(gdbm_be *b, const char *key, const char *val,
+                     size_t len, const struct stat *dbst, off_t wal_before,
+                     sg_error *gerr, sg_status *rc, sg_error *err)
+{
+    /* Out of space happens only while GDBM extends the file, and GDBM
+     * writes new space before it rewrites anything referenced (buckets,
+     * directory, header)... except the last write of all: 1.23 pads the
+     * file out to its last block after writing the header.  That write
+     * fails past a file size limit that is not a multiple of the block
+     * size (ulimit -f counts KiB), and then the change is whole: cutting
+     * the file back cut off the record the bucket and header now point
+     * to, and every later read failed ("Malformed hash table").  So first
+     * look: a fresh handle that sees the change means it is made. */
+    sgi_gdbm_close_db(b);
+    if (sgi_gdbm_open_db(b, NULL) == SG_OK &&
+        !gdbm_needs_recovery(b->db) &&
+        change_landed(b, key, val, len)) {
+        __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+        *rc = SG_OK;
+        return 1;
+    }
+    /* Otherwise nothing referenced changed: cutting the file and the log
+     * back to their sizes before this change restores the last consistent
+     * state.  A clean error. */
+    sgi_gdbm_close_db(b);
+    if (truncate(b->dbpath, dbst->st_size) == 0 &&
+        wal_before >= 0 && ftruncate(b->walfd, wal_before) == 0 &&
+        sgi_gdbm_open_db(b, NULL) == SG_OK &&
+        !gdbm_needs_recovery(b->db)) {
+        __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+        if (err && err->code == SG_OK)
+            *err = *gerr;
+        *rc = gerr->code;
+        return 1;
+    }
+    return 0;
+}
+
+/* Append the change to the log, dirty flag up first.  On failure the flag
+ * comes down again when nothing was appended. */
+static sg_status log_change(gdbm_be *b, const char *key, const char *val,
+                            size_t len, off_t *wal_before, sg_error *err)
+{
+    __atomic_store_n(&b->page->dirty, 1, __ATOMIC_RELEASE);
+    *wal_before = -1;
+    /* A local error: best-effort callers pass err NULL (the undo of a
+     * rotation, index cleanup), and deciding on *err left the flag up
+     * after a clean failure, so every read-only handle then refused to
+     * read ("a writer died mid-write") and the next writer had a rebuild
+     * to do first, on a disk with no room for one. */
+    sg_error werr = { 0 };
+    sg_status rc = sgi_gdbm_wal_append(b, key, val, len, wal_before, &werr);
+    if (rc != SG_OK) {
+        /* Nothing reached GDBM: if the log is back at its old length (a
+         * failed cut leaves it longer), the store is still clean. */
+        struct stat ws;
+        if (*wal_before >= 0 && fstat(b->walfd, &ws) == 0 &&
+            ws.st_size == *wal_before)
+            __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+        if (err && err->code == SG_OK)
+            *err = werr;
+    }
+    return rc;
+}
+
 /* Log a change, then make it in GDBM, with the dirty flag up in between.
  * val NULL: delete. */
 static sg_status change(sg_store *st, const char *key, const char *val,
@@ -132,26 +202,10 @@ static sg_status change(sg_store *st, const char *key, const char *val,
     struct stat dbst;
     if (fstat(gdbm_fdesc(b->db), &dbst) < 0)
         return sgi_gdbm_sys_fail(b, err, "stat", b->dbpath, errno);
-    __atomic_store_n(&b->page->dirty, 1, __ATOMIC_RELEASE);
-    off_t wal_before = -1;
-    /* A local error: best-effort callers pass err NULL (the undo of a
-     * rotation, index cleanup), and deciding on *err left the flag up
-     * after a clean failure, so every read-only handle then refused to
-     * read ("a writer died mid-write") and the next writer had a rebuild
-     * to do first, on a disk with no room for one. */
-    sg_error werr = { 0 };
-    sg_status rc = sgi_gdbm_wal_append(b, key, val, len, &wal_before, &werr);
-    if (rc != SG_OK) {
-        /* Nothing reached GDBM: if the log is back at its old length (a
-         * failed cut leaves it longer), the store is still clean. */
-        struct stat ws;
-        if (wal_before >= 0 && fstat(b->walfd, &ws) == 0 &&
-            ws.st_size == wal_before)
-            __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
-        if (err && err->code == SG_OK)
-            *err = werr;
+    off_t wal_before;
+    sg_status rc = log_change(b, key, val, len, &wal_before, err);
+    if (rc != SG_OK)
         return rc;
-    }
     datum k = { (char *)key, (int)strlen(key) };
     int r;
     gdbm_errno = GDBM_NO_ERROR;
@@ -165,54 +219,25 @@ static sg_status change(sg_store *st, const char *key, const char *val,
             return SG_ENOTFOUND;
         }
     }
-    if (r != 0) {
-        sg_error gerr = { 0 };
-        sgi_gdbm_fail(b, &gerr, val ? "write" : "delete");
-        int e = gerr.sys_errno;
-        if (e == ENOSPC || e == EFBIG || e == EDQUOT) {
-            /* Out of space happens only while GDBM extends the file, and
-             * GDBM writes new space before it rewrites anything referenced
-             * (buckets, directory, header)... except the last write of
-             * all: 1.23 pads the file out to its last block after writing
-             * the header.  That write fails past a file size limit that is
-             * not a multiple of the block size (ulimit -f counts KiB), and
-             * then the change is whole: cutting the file back cut off the
-             * record the bucket and header now point to, and every later
-             * read failed ("Malformed hash table").  So first look: a
-             * fresh handle that sees the change means it is made. */
-            sgi_gdbm_close_db(b);
-            if (sgi_gdbm_open_db(b, NULL) == SG_OK &&
-                !gdbm_needs_recovery(b->db) &&
-                change_landed(b, key, val, len)) {
-                __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
-                return SG_OK;
-            }
-            /* Otherwise nothing referenced changed: cutting the file and
-             * the log back to their sizes before this change restores the
-             * last consistent state.  A clean error. */
-            sgi_gdbm_close_db(b);
-            if (truncate(b->dbpath, dbst.st_size) == 0 &&
-                wal_before >= 0 && ftruncate(b->walfd, wal_before) == 0 &&
-                sgi_gdbm_open_db(b, NULL) == SG_OK &&
-                !gdbm_needs_recovery(b->db)) {
-                __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
-                if (err && err->code == SG_OK)
-                    *err = gerr;
-                return gerr.code;
-            }
-        }
-        /* GDBM may be half-changed.  The change is in the log, so a
-         * rebuild makes the store whole and includes it: then it
-         * succeeded.  If the rebuild fails too, the flag stays up and the
-         * next locker rebuilds; the caller gets the error. */
-        if (sgi_gdbm_rebuild(b, NULL, NULL) == SG_OK)
-            return SG_OK;
-        if (err && err->code == SG_OK)
-            *err = gerr;
-        return gerr.code;
+    if (r == 0) {
+        __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
+        return SG_OK;
     }
-    __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
-    return SG_OK;
+    sg_error gerr = { 0 };
+    sgi_gdbm_fail(b, &gerr, val ? "write" : "delete");
+    int e = gerr.sys_errno;
+    if ((e == ENOSPC || e == EFBIG || e == EDQUOT) &&
+        undo_full(b, key, val, len, &dbst, wal_before, &gerr, &rc, err))
+        return rc;
+    /* GDBM may be half-changed.  The change is in the log, so a rebuild
+     * makes the store whole and includes it: then it succeeded.  If the
+     * rebuild fails too, the flag stays up and the next locker rebuilds;
+     * the caller gets the error. */
+    if (sgi_gdbm_rebuild(b, NULL, NULL) == SG_OK)
+        return SG_OK;
+    if (err && err->code == SG_OK)
+        *err = gerr;
+    return gerr.code;
 }
 
 /* expire_at is not needed: GDBM keeps every value until a delete (purge
@@ -229,6 +254,19 @@ static sg_status g_del(sg_store *st, const char *key, sg_error *err)
     return change(st, key, NULL, 0, err);
 }
 
+/* k's bytes made a NUL-terminated string in place (GDBM's keys are not
+ * terminated); NULL, and k freed, when out of memory. */
+static char *key_text(datum k)
+{
+    char *key = realloc(k.dptr, (size_t)k.dsize + 1);
+    if (!key) {
+        free(k.dptr);
+        return NULL;
+    }
+    key[k.dsize] = '\0';
+    return key;
+}
+
 /* Walk every key.  The callback must not change the store (GDBM's
  * iteration order breaks under deletes): collect, then act. */
 static sg_status g_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
@@ -237,13 +275,10 @@ static sg_status g_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
     gdbm_errno = GDBM_NO_ERROR;
     datum k = gdbm_firstkey(b->db);
     while (k.dptr) {
-        char *key = realloc(k.dptr, (size_t)k.dsize + 1);
-        if (!key) {
-            free(k.dptr);
+        char *key = key_text(k);
+        if (!key)
             return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
                            b->dbpath);
-        }
-        key[k.dsize] = '\0';
         int stop = fn(key, (size_t)k.dsize, arg);
         if (stop) {
             free(key);
@@ -304,13 +339,10 @@ static sg_status g_keys_chunk(sg_store *st, sgi_cursor *c, size_t max,
         }
     }
     for (size_t n = 0; k.dptr; n++) {
-        char *key = realloc(k.dptr, (size_t)k.dsize + 1);
-        if (!key) {
-            free(k.dptr);
+        char *key = key_text(k);
+        if (!key)
             return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
                            b->dbpath);
-        }
-        key[k.dsize] = '\0';
         int stop = fn(key, (size_t)k.dsize, arg);
         /* Remember it (the cursor owns it from here). */
         if (c->nlast == SGI_CURSOR_KEEP)
@@ -335,6 +367,59 @@ static sg_status g_keys_chunk(sg_store *st, sgi_cursor *c, size_t max,
     return SG_OK;
 }
 
+/* check --repair on a store with no history of our own: salvage what GDBM
+ * can still read (of a truncated file too).  Caller holds the exclusive
+ * lock. */
+static sg_status salvage(gdbm_be *b, sg_check_report *rep, sg_error *err)
+{
+    b->salvaging = 1;
+    sg_status rc = sgi_gdbm_open_db(b, err);
+    b->salvaging = 0;
+    gdbm_recovery rcvr;
+    memset(&rcvr, 0, sizeof rcvr);
+    /* GDBM's own figures miss records it drops without noticing
+     * (measured: a torn data block lost 3 of 20 sessions with
+     * failed_keys 0, and recovered_keys counted some twice), so the
+     * report compares the number of keys before and after instead,
+     * where the damaged file can still count them. */
+    gdbm_count_t before = 0, after = 0;
+    int counted = rc == SG_OK && gdbm_count(b->db, &before) == 0;
+    /* GDBM_RCVR_BACKUP: the salvage replaces the file with what it
+     * could read; the damaged original stays beside it as PATH.~N~
+     * for anyone who can do better. */
+    if (rc == SG_OK && gdbm_recover(b->db, &rcvr, GDBM_RCVR_FORCE |
+                                    GDBM_RCVR_BACKUP) != 0)
+        rc = sgi_gdbm_fail(b, err, "recover");
+    if (rc == SG_OK && gdbm_count(b->db, &after) != 0)
+        after = rcvr.recovered_keys;
+    size_t lost = counted && before > after ? (size_t)(before - after)
+                                            : rcvr.failed_keys;
+    if (rc == SG_OK && after == 0 && (lost > 0 || rcvr.failed_buckets > 0)) {
+        /* Nothing read back: an empty store is no repair.  Put the
+         * damaged file back (GDBM renamed it to the backup name) and
+         * say so, as for a file GDBM cannot open at all. */
+        sgi_gdbm_close_db(b);
+        if (rcvr.backup_name)
+            (void)rename(rcvr.backup_name, b->dbpath);
+        b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+        rc = sgi_err(err, SG_ESTORE, 0, "store %s: damaged, with no "
+                     "checkpoint or log, and GDBM's salvage read no record "
+                     "back (%zu keys lost, %zu bad buckets); left as it "
+                     "was (restore a backup, or move it away to start an "
+                     "empty store)", b->dbpath, lost, rcvr.failed_buckets);
+    }
+    free(rcvr.backup_name);
+    if (rc == SG_OK) {
+        b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+        b->st->recoveries++;
+        b->salvage = 0;
+        rep->recovered = 1;
+        rep->recovered_keys += (size_t)after;
+        rep->failed_keys += lost;
+    }
+    return rc;
+}
+
 /* Repair: rebuild from checkpoint + log (which also compacts the file),
  * then take a fresh checkpoint.  Caller holds the exclusive lock. */
 static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
@@ -346,58 +431,12 @@ static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
     sg_status rc;
     if (sgi_gdbm_has_history(b)) {
         /* A rebuild starts from the checkpoint, a copy of PATH as it
-         * was, waste and all: compact too (below). */
+         * was, waste and all: compact too. */
         rc = sgi_gdbm_rebuild(b, rep, err);
         if (rc == SG_OK)
             return sgi_gdbm_checkpoint_as(b, 1, err);
     } else {
-        /* No history of our own: salvage what GDBM can still read (of a
-         * truncated file too). */
-        b->salvaging = 1;
-        rc = sgi_gdbm_open_db(b, err);
-        b->salvaging = 0;
-        gdbm_recovery rcvr;
-        memset(&rcvr, 0, sizeof rcvr);
-        /* GDBM's own figures miss records it drops without noticing
-         * (measured: a torn data block lost 3 of 20 sessions with
-         * failed_keys 0, and recovered_keys counted some twice), so the
-         * report compares the number of keys before and after instead,
-         * where the damaged file can still count them. */
-        gdbm_count_t before = 0, after = 0;
-        int counted = rc == SG_OK && gdbm_count(b->db, &before) == 0;
-        /* GDBM_RCVR_BACKUP: the salvage replaces the file with what it
-         * could read; the damaged original stays beside it as PATH.~N~
-         * for anyone who can do better. */
-        if (rc == SG_OK && gdbm_recover(b->db, &rcvr, GDBM_RCVR_FORCE |
-                                        GDBM_RCVR_BACKUP) != 0)
-            rc = sgi_gdbm_fail(b, err, "recover");
-        if (rc == SG_OK && gdbm_count(b->db, &after) != 0)
-            after = rcvr.recovered_keys;
-        size_t lost = counted && before > after ? (size_t)(before - after)
-                                                : rcvr.failed_keys;
-        if (rc == SG_OK && after == 0 && (lost > 0 || rcvr.failed_buckets > 0)) {
-            /* Nothing read back: an empty store is no repair.  Put the
-             * damaged file back (GDBM renamed it to the backup name) and
-             * say so, as for a file GDBM cannot open at all. */
-            sgi_gdbm_close_db(b);
-            if (rcvr.backup_name)
-                (void)rename(rcvr.backup_name, b->dbpath);
-            b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
-            rc = sgi_err(err, SG_ESTORE, 0, "store %s: damaged, with no "
-                         "checkpoint or log, and GDBM's salvage read no record "
-                         "back (%zu keys lost, %zu bad buckets); left as it "
-                         "was (restore a backup, or move it away to start an "
-                         "empty store)", b->dbpath, lost, rcvr.failed_buckets);
-        }
-        free(rcvr.backup_name);
-        if (rc == SG_OK) {
-            b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
-            b->st->recoveries++;
-            b->salvage = 0;
-            rep->recovered = 1;
-            rep->recovered_keys += (size_t)after;
-            rep->failed_keys += lost;
-        }
+        rc = salvage(b, rep, err);
     }
     if (rc == SG_OK)
         rc = sgi_gdbm_checkpoint(b, err);
@@ -460,11 +499,10 @@ static char *suffixed(const char *path, const char *suffix)
     return p;
 }
 
-static sg_status g_open(sg_store *st, const char *location, sg_error *err)
+/* A new gdbm_be for the store at location, hung on st (g_close frees it),
+ * with its paths; no file opened yet. */
+static sg_status be_new(sg_store *st, const char *location, sg_error *err)
 {
-    if (!*location)
-        return sgi_err(err, SG_EINVAL, 0, "store: empty path (pass --store "
-                       "PATH or set SESSGATE_STORE)");
     gdbm_be *b = calloc(1, sizeof *b);
     if (!b)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
@@ -481,65 +519,90 @@ static sg_status g_open(sg_store *st, const char *location, sg_error *err)
         g_close(st);
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
     }
-    sg_status rc = sgi_gdbm_open_lockfile(b, err);
+    return SG_OK;
+}
+
+/* A store that predates its log (no checkpoint, empty log) gets a
+ * checkpoint, or a rebuild would start from nothing.  Caller holds the
+ * exclusive lock. */
+static sg_status first_checkpoint(gdbm_be *b, sg_error *err)
+{
+    struct stat wal;
+    if (sgi_gdbm_file_exists(b->ckptpath) || fstat(b->walfd, &wal) != 0 ||
+        wal.st_size != 0)
+        return SG_OK;
+    gdbm_count_t n = 0;
+    /* The first checkpoint of a file we did not write must not copy
+     * damage: a copy of a truncated file would become the history every
+     * later rebuild and repair start from, and GDBM's own salvage would
+     * never run.  An unreadable file takes no writes either (a rebuild
+     * from a log without its checkpoint would replace it with the log
+     * alone) until check --repair has salvaged it. */
+    uint64_t live = 0;
+    if (gdbm_count(b->db, &n) != 0 ||
+        (n > 0 && !sgi_gdbm_db_readable(b->db, &live))) {
+        b->salvage = 1;
+        return SG_OK;
+    }
+    if (n == 0)
+        return SG_OK;
+    sgi_gdbm_note_verified(b, live, (size_t)n);
+    return sgi_gdbm_checkpoint(b, err);
+}
+
+/* Open (create, or recover) the GDBM file of a writable handle now so
+ * errors show at open. */
+static sg_status open_writable(sg_store *st, sg_error *err)
+{
+    sg_error xerr = { 0 };
+    sg_status rc = sgi_gdbm_lock(st, SGI_EXCLUSIVE, &xerr);
+    if (rc != SG_OK && (xerr.sys_errno == ENOSPC || xerr.sys_errno == EDQUOT ||
+                        xerr.sys_errno == EFBIG)) {
+        /* A rebuild is due but there is no room for it: open anyway,
+         * reads serve the file as it is, writes fail until space
+         * returns (and then rebuild first). */
+        rc = sgi_gdbm_lock(st, SGI_SHARED, err);
+        if (rc == SG_OK)
+            sgi_gdbm_unlock(st);
+        return rc;
+    }
+    if (rc != SG_OK) {
+        if (err && err->code == SG_OK)
+            *err = xerr;
+        return rc;
+    }
+    rc = first_checkpoint(be_of(st), err);
+    sgi_gdbm_unlock(st);
+    return rc;
+}
+
+static sg_status g_open(sg_store *st, const char *location, sg_error *err)
+{
+    if (!*location)
+        return sgi_err(err, SG_EINVAL, 0, "store: empty path (pass --store "
+                       "PATH or set SESSGATE_STORE)");
+    sg_status rc = be_new(st, location, err);
+    if (rc != SG_OK)
+        return rc;
+    gdbm_be *b = be_of(st);
+    int ro = st->opt.readonly;
+    rc = sgi_gdbm_open_lockfile(b, err);
     if (rc == SG_OK) {
-        int ro = st->opt.readonly;
         b->walfd = ro ? open(b->walpath, O_RDONLY | O_CLOEXEC)
                       : sgi_gdbm_open_store_file(b, b->walpath,
                                                  O_RDWR | O_APPEND | O_CLOEXEC);
         if (b->walfd < 0 && !(ro && errno == ENOENT))
             rc = sgi_gdbm_sys_fail(b, err, "cannot open", b->walpath, errno);
-        if (!ro) {
+        if (!ro)
             b->nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
-        }
     }
-    /* Open (create, or recover) the GDBM file now so errors show here.  A
-     * store that predates its log gets a checkpoint, or a rebuild would
-     * start from nothing. */
-    if (rc == SG_OK && !st->opt.readonly) {
-        sg_error xerr = { 0 };
-        rc = sgi_gdbm_lock(st, SGI_EXCLUSIVE, &xerr);
-        if (rc != SG_OK && (xerr.sys_errno == ENOSPC || xerr.sys_errno == EDQUOT ||
-                            xerr.sys_errno == EFBIG)) {
-            /* A rebuild is due but there is no room for it: open anyway,
-             * reads serve the file as it is, writes fail until space
-             * returns (and then rebuild first). */
-            rc = sgi_gdbm_lock(st, SGI_SHARED, err);
-            if (rc == SG_OK)
-                sgi_gdbm_unlock(st);
-            goto done;
-        }
-        if (rc != SG_OK && err && err->code == SG_OK)
-            *err = xerr;
-        if (rc == SG_OK) {
-            struct stat wal;
-            if (!sgi_gdbm_file_exists(b->ckptpath) &&
-                fstat(b->walfd, &wal) == 0 && wal.st_size == 0) {
-                gdbm_count_t n = 0;
-                /* The first checkpoint of a file we did not write must not
-                 * copy damage: a copy of a truncated file would become the
-                 * history every later rebuild and repair start from, and
-                 * GDBM's own salvage would never run.  An unreadable file
-                 * takes no writes either (a rebuild from a log without its
-                 * checkpoint would replace it with the log alone) until
-                 * check --repair has salvaged it. */
-                uint64_t live = 0;
-                if (gdbm_count(b->db, &n) != 0 ||
-                    (n > 0 && !sgi_gdbm_db_readable(b->db, &live)))
-                    b->salvage = 1;
-                else if (n > 0) {
-                    sgi_gdbm_note_verified(b, live, (size_t)n);
-                    rc = sgi_gdbm_checkpoint(b, err);
-                }
-            }
-            sgi_gdbm_unlock(st);
-        }
+    if (rc == SG_OK && !ro) {
+        rc = open_writable(st, err);
     } else if (rc == SG_OK) {
         rc = sgi_gdbm_lock(st, SGI_SHARED, err);
         if (rc == SG_OK)
             sgi_gdbm_unlock(st);
     }
-done:
     if (rc != SG_OK)
         g_close(st);
     return rc;
