@@ -336,7 +336,7 @@ static sg_status r_put(sg_store *st, const char *key, const char *val,
     if (!k)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
     sg_error serr = { 0 };
-    redisReply *r = EVAL(b, "write", &serr, WRITE_SCRIPT, "3 %s %s %s %s %b %s %d",
+    redisReply *r = EVAL_WRITE(b, "write", &serr, WRITE_SCRIPT, "3 %s %s %s %s %b %s %d",
                          b->lock_key, k, b->writes_key, b->token, val, len,
                          at, RD_LEASE_MS);
     free(k);
@@ -356,7 +356,7 @@ static sg_status r_del(sg_store *st, const char *key, sg_error *err)
     if (!k)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
     sg_error serr = { 0 };
-    redisReply *r = EVAL(b, "delete", &serr, DEL_SCRIPT, "3 %s %s %s %s %d",
+    redisReply *r = EVAL_WRITE(b, "delete", &serr, DEL_SCRIPT, "3 %s %s %s %s %d",
                          b->lock_key, k, b->writes_key, b->token, RD_LEASE_MS);
     free(k);
     if (!r)
@@ -418,7 +418,7 @@ static sg_status set_change(sg_store *st, const char *op, const char *user,
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
     }
     sg_error serr = { 0 };
-    redisReply *r = EVAL(b, op, &serr, SET_SCRIPT, "4 %s %s %s %s %s %d %s %s",
+    redisReply *r = EVAL_WRITE(b, op, &serr, SET_SCRIPT, "4 %s %s %s %s %s %d %s %s",
                          b->lock_key, k, b->writes_key, old, b->token,
                          RD_LEASE_MS, id, op);
     free(k);
@@ -649,10 +649,8 @@ static void r_close(sg_store *st)
     redis_be *b = be_of(st);
     if (!b)
         return;
-    sgi_redis_drop(b);
+    sgi_redis_free(b);
     free(b->uri);
-    free(b->host);
-    free(b->sock);
     free(b->prefix);
     free(b->lock_key);
     free(b->writes_key);

@@ -186,4 +186,8 @@ void sgi_alias_purge(sg_store *st, int64_t now);
 #define SGI_INDEX_PREFIX "uidx:"    /* the set (Redis) */
 #define SGI_GEN_PREFIX "ugen:"      /* the slot array's generation (GDBM) */
 
+/* redis_conn.c: New: uri with any password it holds ("user:pw@", unknown
+ * query values) shown as "***", for messages; NULL on no memory. */
+char *sgi_uri_masked(const char *uri);
+
 #endif

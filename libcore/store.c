@@ -84,12 +84,18 @@ sg_status sg_store_open(const char *uri, const sg_options *opt,
     if (strncmp(uri, "gdbm:", 5) == 0) {
         loc = uri + 5;
     } else if (strncmp(uri, "redis://", 8) == 0 ||
-               strncmp(uri, "redis+unix:", 11) == 0) {
+               strncmp(uri, "redis+unix:", 11) == 0 ||
+               strncmp(uri, "redis+sentinel://", 17) == 0) {
         be = &sgi_backend_redis;    /* parses the whole URI itself */
     } else if (strstr(uri, "://")) {
-        return sgi_err(err, SG_EINVAL, 0, "store %s: unknown store type "
-                       "(use a path, gdbm:PATH, redis://HOST:PORT/DB or "
-                       "redis+unix:/SOCKET)", uri);
+        /* Masked: a mistyped scheme must not print the password a
+         * "user:pw@" part holds. */
+        char *shown = sgi_uri_masked(uri);
+        sg_status rc = sgi_err(err, SG_EINVAL, 0, "store %s: unknown store "
+                               "type (use a path, gdbm:PATH, redis://HOST:PORT"
+                               "/DB or redis+unix:/SOCKET)", shown ? shown : "");
+        free(shown);
+        return rc;
     }
     sg_store *st = calloc(1, sizeof *st);
     if (!st)
