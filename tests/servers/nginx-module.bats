@@ -23,6 +23,18 @@ nm_user() {
   printf 'sgnm%s' "$(printf '%s' "$BATS_FILE_TMPDIR" | cksum | awk '{ printf "%06x", $1 % 16777216 }')"
 }
 
+# nm_pre: NM_PRE=(the prefix that runs the packaged nginx).  Under make
+# SANITIZE=address the module carries ASan, whose runtime must be the
+# process's first library (as tests/bindings/openresty.bats).
+nm_pre() {
+  NM_PRE=()
+  if [[ "${SG_SANITIZE:-}" == *address* ]]; then
+    NM_PRE=(env LD_PRELOAD="$(${CC:-gcc} -print-file-name=libasan.so)"
+            ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
+  fi
+}
+nm_nginx() { nm_pre; "${NM_PRE[@]}" nginx "$@"; }
+
 setup_file() {
   require_tool nginx fcgiwrap curl
   [ -f "$MODULE" ] || skip "the nginx module is not built (needs nginx-dev)"
@@ -58,14 +70,8 @@ setup_file() {
   SRV_PORT=$(srv_free_port)
   srv_render "$SG_SRCDIR/examples/nginx-module/nginx.conf.in" "$SRV_RUNDIR/nginx.conf" ||
     srv_failed
-  # Under make SANITIZE=address the module carries ASan, whose runtime must
-  # be the process's first library (as tests/bindings/openresty.bats).
-  local pre=()
-  if [[ "${SG_SANITIZE:-}" == *address* ]]; then
-    pre=(env LD_PRELOAD="$(${CC:-gcc} -print-file-name=libasan.so)"
-         ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
-  fi
-  srv_bg nginx "${pre[@]}" nginx -p "$SRV_RUNDIR" -e "$SRV_RUNDIR/error.log" \
+  nm_pre
+  srv_bg nginx "${NM_PRE[@]}" nginx -p "$SRV_RUNDIR" -e "$SRV_RUNDIR/error.log" \
     -c "$SRV_RUNDIR/nginx.conf" -g 'daemon off;'
   srv_wait_port "$SRV_PORT" 30 "$SRV_LAST_PID" || srv_failed
   export SRV_RUNDIR SRV_STORE SRV_PORT
@@ -301,15 +307,15 @@ teardown() {
 @test "nginx module: a Redis store or a policy without a store is refused at start" {
   local conf=$BATS_TEST_TMPDIR/t.conf
   printf 'load_module %s;\nevents {}\nhttp { sessgate_store redis://127.0.0.1:6379/0; }\n' "$MODULE" > "$conf"
-  run nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
   assert_failure
   assert_output --partial 'GDBM stores only'
   printf 'load_module %s;\nevents {}\nhttp { server { location / { sessgate_policy user; } } }\n' "$MODULE" > "$conf"
-  run nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
   assert_failure
   assert_output --partial 'no sessgate_store'
   printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie "a;b"; }\n' "$MODULE" > "$conf"
-  run nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
   assert_failure
   assert_output --partial 'not a valid cookie name'
 }
