@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# unit.bats - runs every C unit test program (tests/unit/test_*) and checks
-# the shared library's exported symbols.  Under SG_VALGRIND=1 each program
+# unit.bats - runs every C unit test program (tests/unit/test_*), one
+# @test each, and checks the shared library's exported symbols.  Under SG_VALGRIND=1 each program
 # runs under valgrind and any memory error or definite leak fails it.
 
 load ../helpers/common
@@ -15,19 +15,59 @@ run_unit() {
   refute_output --partial 'not ok'
 }
 
-@test "the store API passes its unit tests" {
+@test "test_store: the store API passes its unit tests" {
   run_unit test_store
 }
 
-@test "every C unit test program passes" {
-  local n=0 t
-  for t in "$SG_BUILDDIR"/tests/unit/test_*; do
-    [ -x "$t" ] && [ "${t%.*}" = "$t" ] || continue
-    [ "$(basename "$t")" = test_store ] && continue   # has its own test above
-    n=$((n + 1))
-    run_unit "$(basename "$t")"
+@test "test_allocfail: a failed allocation at any point of any operation is an error, not a crash" {
+  run_unit test_allocfail
+}
+
+@test "test_cgi_reply: the CGI reply header parser passes its unit tests" {
+  run_unit test_cgi_reply
+}
+
+@test "test_clock: expiry holds when the clock jumps back and forward" {
+  run_unit test_clock
+}
+
+@test "test_cookie: the gateway's cookie parser passes its unit tests" {
+  run_unit test_cookie
+}
+
+@test "test_depth: the nesting limit holds on every write path" {
+  run_unit test_depth
+}
+
+@test "test_inject: what the gateway injects and emits passes its unit tests" {
+  run_unit test_inject
+}
+
+@test "test_log: the gateway's log lines pass their unit tests" {
+  run_unit test_log
+}
+
+@test "test_nowait: a get with SG_GET_NOWAIT never waits for the store's lock" {
+  run_unit test_nowait
+}
+
+@test "test_privsep: the user/group parser and the socket hand-over check pass" {
+  run_unit test_privsep
+}
+
+@test "test_redis: the Redis backend's URI checks pass without a server" {
+  run_unit test_redis
+}
+
+# One @test per program so that a failure names it; this one catches a new
+# program that has no @test above (it would never run).
+@test "every C unit test program has its own @test in unit.bats" {
+  local t name missing=()
+  for t in "$SG_SRCDIR"/tests/unit/test_*.c; do
+    name=$(basename "$t" .c)
+    grep -q "^  run_unit $name\$" "$BATS_TEST_FILENAME" || missing+=("$name")
   done
-  echo "# ran $n more unit program(s)" >&3
+  [ ${#missing[@]} -eq 0 ] || fail "no @test runs: ${missing[*]}"
 }
 
 @test "libsessgate.so exports sg_* symbols only" {
