@@ -22,9 +22,11 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Delete the record id if it belongs to user (NULL: to anyone), then its
  * index entry.  *gone is set when a record was deleted.  Caller holds the
@@ -142,18 +144,67 @@ sg_status sg_store_clear(sg_store *st, size_t *removed, sg_error *err)
     return rc;
 }
 
-/* Record that old_id now means new_id for the store's grace window.
- * Best effort: without the alias the old id simply stops working at
- * once, as it does with no grace.  Caller holds the exclusive lock. */
+/* Now in milliseconds, for grace windows: the store's clock (whole
+ * seconds) when it has one, else real time to the millisecond.
+ *
+ * Why not whole seconds: a window of S whole seconds closes at the next
+ * second boundary after now+S-1, so it lasted anywhere between S-1 and S
+ * seconds.  Behind nginx, 20 requests in flight with the old id of a
+ * renewal (--renew-interval 1 --rotate-grace 3) were still being served
+ * 2.1 s after it and a quarter of them lost their session. */
+static int64_t alias_now_ms(const sg_store *st)
+{
+    struct timespec ts;
+    if (st->opt.clock || clock_gettime(CLOCK_REALTIME, &ts) < 0) {
+        int64_t now = sgi_now(st);
+        return now < INT64_MAX / 1000 ? now * 1000 : INT64_MAX;
+    }
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Record that old_id now means new_id for the store's grace window:
+ * "NEWID SECONDS.MMM" (the end of the window).  With a backend that
+ * expires keys (Redis) the alias goes by itself at the end of the window
+ * (rounded up: never earlier); with GDBM purge removes it.  Best effort:
+ * without the alias the old id simply stops working at once, as it does
+ * with no grace.  Caller holds the exclusive lock. */
 void sgi_alias_put(sg_store *st, const char *old_id, const char *new_id)
 {
     char key[sizeof SGI_ALIAS_PREFIX + SG_ID_LEN];
     char val[SG_ID_LEN + 32];
-    int n = snprintf(val, sizeof val, "%s %lld", new_id,
-                     (long long)sgi_add_sat(sgi_now(st), st->opt.rotate_grace));
+    int64_t grace = st->opt.rotate_grace;
+    int64_t until = sgi_add_sat(alias_now_ms(st),
+                                grace < INT64_MAX / 1000 ? grace * 1000 : INT64_MAX);
+    /* Real time only, like sgi_expire_at: a backend measures real time
+     * and would drop an alias that the store's clock still finds open. */
+    int64_t expire_at = st->opt.clock ? 0 : until / 1000 + (until % 1000 != 0);
+    int n = snprintf(val, sizeof val, "%s %lld.%03d", new_id, (long long)(until / 1000),
+                     (int)(until % 1000));
     snprintf(key, sizeof key, "%s%s", SGI_ALIAS_PREFIX, old_id);
     if (n > 0 && (size_t)n < sizeof val)
-        (void)st->be->put(st, key, val, (size_t)n, 0, NULL);
+        (void)st->be->put(st, key, val, (size_t)n, expire_at, NULL);
+}
+
+/* The end of an alias's window in milliseconds from "SECONDS[.MMM]" (the
+ * form without milliseconds is that of aliases written before them);
+ * -1 when malformed. */
+static int64_t alias_until_ms(const char *text)
+{
+    char *end = NULL;
+    errno = 0;
+    long long sec = strtoll(text, &end, 10);
+    if (end == text || errno || sec < 0 || sec >= INT64_MAX / 1000)
+        return -1;
+    int64_t ms = 0;
+    if (*end == '.') {
+        for (int i = 1; i <= 3; i++) {
+            if (end[i] < '0' || end[i] > '9')
+                return -1;
+            ms = ms * 10 + (end[i] - '0');
+        }
+        end += 4;
+    }
+    return *end == '\0' ? (int64_t)sec * 1000 + ms : -1;
 }
 
 /* The id that id was rotated to, if its grace window is still open:
@@ -163,7 +214,6 @@ sg_status sgi_alias_resolve(sg_store *st, const char *id, char out[SG_ID_LEN + 1
     char key[sizeof SGI_ALIAS_PREFIX + SG_ID_LEN];
     char *val = NULL;
     size_t len = 0;
-    long long until = 0;
     snprintf(key, sizeof key, "%s%s", SGI_ALIAS_PREFIX, id);
     if (st->be->fetch(st, key, &val, &len, NULL) != SG_OK)
         return SG_ENOTFOUND;
@@ -171,9 +221,8 @@ sg_status sgi_alias_resolve(sg_store *st, const char *id, char out[SG_ID_LEN + 1
     if (len > SG_ID_LEN + 1 && val[SG_ID_LEN] == ' ') {
         memcpy(out, val, SG_ID_LEN);
         out[SG_ID_LEN] = '\0';
-        char *end = NULL;
-        until = strtoll(val + SG_ID_LEN + 1, &end, 10);
-        if (sg_id_valid(out) && end && *end == '\0' && sgi_now(st) < until)
+        int64_t until = alias_until_ms(val + SG_ID_LEN + 1);
+        if (sg_id_valid(out) && until >= 0 && alias_now_ms(st) < until)
             rc = SG_OK;
     }
     free(val);

@@ -674,3 +674,26 @@ print(st.get(old))'
   assert_success
   assert_output $'True\nNone\nNone'
 }
+
+@test "Store(rotate_grace=1): the window is a whole second even when the rotate is late in a second" {
+  # Rotate at .90-.95 of a second and look 0.5 s later, past the next
+  # second boundary: a window counted in whole seconds had closed there.
+  run py '
+st = sessgate.Store(STORE, rotate_grace=1)
+s = st.create(user="bob")
+old = s.id
+for _ in range(40):
+    f = time.time() % 1
+    if 0.90 <= f < 0.95:
+        break
+    time.sleep((0.90 - f) % 1)
+s.rotate()
+t = time.time()
+time.sleep(0.5)
+g = st.get(old)
+print(g is not None and g.id == s.id, time.time() - t < 0.95)
+time.sleep(1.1 - (time.time() - t))
+print(st.get(old))'
+  assert_success
+  assert_output $'True True\nNone'
+}

@@ -140,6 +140,19 @@ UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   [ "$ttl" -gt 90000 ] && [ "$ttl" -le 100000 ] || fail "PTTL $ttl, expected about 100000"
 }
 
+@test "a rotation's grace alias carries a Redis expiry at the end of its window" {
+  export STORE
+  run -0 "$SG_PYTHON" -c '
+import os, sessgate
+st = sessgate.Store(os.environ["STORE"], rotate_grace=30)
+s = st.create(user="alice")
+old = s.id
+s.rotate()
+print(old)'
+  ttl=$(rcli PTTL "${PREFIX}alias:$output")
+  [ "$ttl" -gt 28000 ] && [ "$ttl" -le 31000 ] || fail "PTTL $ttl, expected about 30000"
+}
+
 @test "a session with --idle 2 vanishes from Redis by itself, without purge" {
   # Times are whole seconds, so the key lives 1 to 2 s: with --idle 1 it
   # could be gone before the first EXISTS on a busy machine.
