@@ -44,19 +44,22 @@
 
 #include <sessgate.h>
 
+/* The gateway's own parsers (gateway/cookie.c, inbound.c, inject.c, linked
+ * from gateway/libgateway.a): the module reads cookies, judges header
+ * names and encodes values with the very code the gateway and its fuzz
+ * targets run, so the two cannot drift apart. */
+#include "gateway.h"
+
 #define SESSGATE_POLICY_OFF      0
 #define SESSGATE_POLICY_ANY      1
 #define SESSGATE_POLICY_SESSION  2
 #define SESSGATE_POLICY_USER     3
 
-/* The gateway's limits (gateway/gateway.h): the same input is refused. */
-#define SESSGATE_MAX_COOKIE        (64 * 1024)
-#define SESSGATE_MAX_COOKIE_HDRS   64
-#define SESSGATE_DEFAULT_INJECT    2048
+#define SESSGATE_DEFAULT_INJECT    2048    /* the gateway's --inject-max */
+#define SESSGATE_MAX_NAME          128     /* a longer header name is judged
+                                            * by its prefix, as the gateway's */
 #define SESSGATE_RETRY_MIN_MS      1
 #define SESSGATE_RETRY_MAX_MS      16
-
-enum { COOKIE_NONE, COOKIE_ONE, COOKIE_BAD };
 
 /* One store, shared by every location naming the same path. */
 typedef struct {
@@ -79,12 +82,12 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t  done;           /* the lookup is over */
-    ngx_uint_t  cookie;         /* COOKIE_* */
+    cookie_result cookie;
     ngx_msec_t  start;          /* first try, for sessgate_lock_timeout */
     ngx_msec_t  backoff;        /* next retry delay */
     ngx_uint_t  retries;
     ngx_uint_t  have;           /* a live session was found */
-    u_char      cookie_id[SG_ID_LEN + 1];
+    char        cookie_id[SG_ID_LEN + 1];
     sg_session *session;        /* Owned (pool cleanup): the live session */
     size_t      inject_max;
     ngx_str_t   id, user, data, csrf, login_url;
@@ -219,43 +222,20 @@ static ngx_http_variable_t ngx_http_sessgate_vars[] = {
 
 /* ------------------------------------------------------ look-alike headers */
 
-/* Why: lighttpd folds every byte outside [A-Za-z0-9] of a header name into
- * '_' (gateway/inbound.c, issue #17), so a name is judged by that widest
- * fold: "X-Session.User" imitates X-Session-User as much as the dash form. */
-static u_char
-ngx_http_sessgate_fold(u_char c)
-{
-    if (c >= 'a' && c <= 'z') {
-        return (u_char) (c - 'a' + 'A');
-    }
-    if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-        return c;
-    }
-    return '_';
-}
-
-/* Whether name, folded, starts with prefix followed by '_' or its end. */
-static ngx_uint_t
-ngx_http_sessgate_folded_prefix(ngx_str_t *name, const char *prefix)
-{
-    size_t  i;
-
-    for (i = 0; prefix[i]; i++) {
-        if (i >= name->len
-            || ngx_http_sessgate_fold(name->data[i]) != (u_char) prefix[i])
-        {
-            return 0;
-        }
-    }
-    return i == name->len || ngx_http_sessgate_fold(name->data[i]) == '_';
-}
-
+/* Whether a client header name imitates a session name: judged as the
+ * gateway judges the HTTP_* param a web server makes of it (inbound.c:
+ * every byte outside [A-Za-z0-9] folded to '_', the widest rule any server
+ * applies, so "X-Session.User" counts as much as "X-Session-User"). */
 static ngx_uint_t
 ngx_http_sessgate_is_spoof(ngx_str_t *name)
 {
-    return ngx_http_sessgate_folded_prefix(name, "X_SESSION")
-           || ngx_http_sessgate_folded_prefix(name, "SESSION")
-           || ngx_http_sessgate_folded_prefix(name, "VARIABLE");
+    char    param[sizeof("HTTP_") + SESSGATE_MAX_NAME];
+    size_t  n = name->len < SESSGATE_MAX_NAME ? name->len : SESSGATE_MAX_NAME;
+
+    ngx_memcpy(param, "HTTP_", 5);
+    ngx_memcpy(param + 5, name->data, n);
+    param[5 + n] = '\0';
+    return inbound_classify(param) == INBOUND_SPOOF;
 }
 
 /* Drop every client header that imitates a session name from the request,
@@ -305,184 +285,52 @@ ngx_http_sessgate_strip(ngx_http_request_t *r)
 
 /* ------------------------------------------------------------- the cookie */
 
-static ngx_uint_t
-ngx_http_sessgate_blank(u_char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* One cookie-pair [p, p+n) against the name: the gateway's rule
- * (gateway/cookie.c).  Returns 1 once the verdict is COOKIE_BAD. */
-static ngx_uint_t
-ngx_http_sessgate_pair(u_char *p, size_t n, ngx_str_t *name,
-    ngx_http_sessgate_ctx_t *ctx)
-{
-    u_char  *eq, *v;
-    size_t   klen, vlen;
-    char     cand[SG_ID_LEN + 1];
-
-    while (n && ngx_http_sessgate_blank(*p)) {
-        p++;
-        n--;
-    }
-    while (n && ngx_http_sessgate_blank(p[n - 1])) {
-        n--;
-    }
-    eq = ngx_strlchr(p, p + n, '=');
-    if (eq == NULL) {
-        return 0;
-    }
-    klen = (size_t) (eq - p);
-    while (klen && ngx_http_sessgate_blank(p[klen - 1])) {
-        klen--;
-    }
-    if (klen != name->len || ngx_memcmp(p, name->data, klen) != 0) {
-        return 0;
-    }
-    v = eq + 1;
-    vlen = n - (size_t) (v - p);
-    while (vlen && ngx_http_sessgate_blank(*v)) {
-        v++;
-        vlen--;
-    }
-    if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
-        v++;
-        vlen -= 2;
-    }
-    if (vlen != SG_ID_LEN) {
-        ctx->cookie = COOKIE_BAD;
-        return 1;
-    }
-    ngx_memcpy(cand, v, SG_ID_LEN);
-    cand[SG_ID_LEN] = '\0';
-    /* Why: the id's exact shape is checked before the store sees it. */
-    if (!sg_id_valid(cand)) {
-        ctx->cookie = COOKIE_BAD;
-        return 1;
-    }
-    if (ctx->cookie == COOKIE_ONE
-        && ngx_memcmp(ctx->cookie_id, cand, SG_ID_LEN) != 0)
-    {
-        /* two different ids: the client does not get to pick one */
-        ctx->cookie = COOKIE_BAD;
-        return 1;
-    }
-    ngx_memcpy(ctx->cookie_id, cand, SG_ID_LEN + 1);
-    ctx->cookie = COOKIE_ONE;
-    return 0;
-}
-
-/* Every Cookie header (nginx keeps each apart), split on ';' and ','. */
-static void
+/* Every Cookie header (nginx keeps each apart, as it sends one HTTP_COOKIE
+ * param per header): the gateway's cookie_find decides. */
+static ngx_int_t
 ngx_http_sessgate_find_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_http_sessgate_ctx_t *ctx)
 {
-    ngx_uint_t        i;
-    ngx_table_elt_t **hh;
-    size_t            total = 0;
-    u_char           *p, *q, *end;
+    ngx_uint_t         i, n = r->headers_in.cookies.nelts;
+    ngx_table_elt_t  **hh = r->headers_in.cookies.elts;
+    const char       **vals;
+    size_t            *lens;
 
     ctx->cookie = COOKIE_NONE;
-    hh = r->headers_in.cookies.elts;
-    if (r->headers_in.cookies.nelts > SESSGATE_MAX_COOKIE_HDRS) {
-        ctx->cookie = COOKIE_BAD;
-        return;
+    ctx->cookie_id[0] = '\0';
+    if (n == 0) {
+        return NGX_OK;
     }
-    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
-        total += hh[i]->value.len;
-        if (total > SESSGATE_MAX_COOKIE) {
-            /* refused whole: a partial parse could miss a duplicate */
-            ctx->cookie = COOKIE_BAD;
-            return;
-        }
-        p = hh[i]->value.data;
-        end = p + hh[i]->value.len;
-        while (p < end) {
-            for (q = p; q < end && *q != ';' && *q != ','; q++) {
-                /* void */
-            }
-            if (ngx_http_sessgate_pair(p, (size_t) (q - p), name, ctx)) {
-                return;
-            }
-            p = q + 1;
-        }
+    vals = ngx_palloc(r->pool, n * sizeof(char *));
+    lens = ngx_palloc(r->pool, n * sizeof(size_t));
+    if (vals == NULL || lens == NULL) {
+        return NGX_ERROR;
     }
+    for (i = 0; i < n; i++) {
+        vals[i] = (const char *) hh[i]->value.data;
+        lens[i] = hh[i]->value.len;
+    }
+    ctx->cookie = cookie_find(vals, lens, n, (const char *) name->data,
+                              ctx->cookie_id);
+    return NGX_OK;
 }
 
 /* ---------------------------------------------------------- the values */
 
-/* Pool copy of the user, percent-encoded as the gateway injects it
- * (gateway/inject.c: controls, space, DEL, non-ASCII and '%'). */
+/* Pool copy of a string the gateway's code made with malloc (freed). */
 static ngx_int_t
-ngx_http_sessgate_user(ngx_pool_t *pool, const char *user, ngx_str_t *out)
+ngx_http_sessgate_pool_copy(ngx_pool_t *pool, char *text, ngx_str_t *out)
 {
-    static const u_char  hex[] = "0123456789ABCDEF";
-    size_t               n = 0, i;
-    u_char              *p, c;
-
-    for (i = 0; user[i]; i++) {
-        c = (u_char) user[i];
-        n += (c <= 0x20 || c >= 0x7f || c == '%') ? 3 : 1;
-    }
-    p = ngx_pnalloc(pool, n);
-    if (p == NULL) {
+    if (text == NULL) {
         return NGX_ERROR;
     }
-    out->data = p;
-    out->len = n;
-    for (i = 0; user[i]; i++) {
-        c = (u_char) user[i];
-        if (c <= 0x20 || c >= 0x7f || c == '%') {
-            *p++ = '%';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 15];
-        } else {
-            *p++ = c;
-        }
+    out->len = ngx_strlen(text);
+    out->data = ngx_pnalloc(pool, out->len ? out->len : 1);
+    if (out->data != NULL) {
+        ngx_memcpy(out->data, text, out->len);
     }
-    return NGX_OK;
-}
-
-/* Pool copy of the data JSON for a header line: libsessgate hands out
- * compact ASCII JSON, in which only DEL can stand raw (inside a string,
- * where \u007f means the same).  Over max: left out, flagged truncated
- * (the gateway's SESSION_DATA_TRUNCATED), never an error page. */
-static ngx_int_t
-ngx_http_sessgate_data(ngx_http_request_t *r, const char *json, size_t max,
-    ngx_http_sessgate_ctx_t *ctx)
-{
-    size_t   n = 0, i;
-    u_char  *p, c;
-
-    for (i = 0; json[i]; i++) {
-        c = (u_char) json[i];
-        if (c == 0x7f) {
-            n += 6;
-        } else if (c < 0x20 || c > 0x7e) {
-            ctx->truncated = 1;     /* cannot be a header value */
-            return NGX_OK;
-        } else {
-            n++;
-        }
-    }
-    if (n > max) {
-        ctx->truncated = 1;
-        return NGX_OK;
-    }
-    p = ngx_pnalloc(r->pool, n);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-    ctx->data.data = p;
-    ctx->data.len = n;
-    for (i = 0; json[i]; i++) {
-        if (json[i] == 0x7f) {
-            p = ngx_cpymem(p, "\\u007f", 6);
-        } else {
-            *p++ = (u_char) json[i];
-        }
-    }
-    return NGX_OK;
+    free(text);
+    return out->data ? NGX_OK : NGX_ERROR;
 }
 
 static void
@@ -497,9 +345,11 @@ static ngx_int_t
 ngx_http_sessgate_need_data(ngx_http_request_t *r,
     ngx_http_sessgate_ctx_t *ctx)
 {
-    char       *json;
-    ngx_int_t   rc;
+    char         *json, *data = NULL;
+    int           truncated = 0;
+    inject_spec   spec;
 
+    ngx_memzero(&spec, sizeof(inject_spec));
     if (ctx->data_done || ctx->session == NULL) {
         return NGX_OK;
     }
@@ -507,10 +357,23 @@ ngx_http_sessgate_need_data(ngx_http_request_t *r,
     if (json == NULL) {
         return NGX_ERROR;
     }
-    rc = ngx_http_sessgate_data(r, json, ctx->inject_max, ctx);
+    /* SESSION_DATA exactly as the gateway builds it (inject.c): compact
+     * ASCII JSON for one header line; over the cap, or not encodable, it
+     * is left out and flagged, never an error page. */
+    spec.mode = INJECT_ALL;
+    spec.max = ctx->inject_max;
+    if (inject_data(&spec, json, &data, &truncated) < 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "sessgate: session data could not be injected");
+        truncated = 1;
+    }
     free(json);
+    ctx->truncated = truncated != 0;
     ctx->data_done = 1;
-    return rc;
+    if (data == NULL) {
+        return NGX_OK;
+    }
+    return ngx_http_sessgate_pool_copy(r->pool, data, &ctx->data);
 }
 
 /* Keep the session (freed with the request's pool) and the values every
@@ -541,7 +404,9 @@ ngx_http_sessgate_keep(ngx_http_request_t *r, sg_session *s,
     user = sg_session_user(s);
     if (user && *user) {
         ctx->has_user = 1;
-        if (ngx_http_sessgate_user(r->pool, user, &ctx->user) != NGX_OK) {
+        if (ngx_http_sessgate_pool_copy(r->pool, inject_user(user), &ctx->user)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
     }
@@ -594,7 +459,7 @@ ngx_http_sessgate_lookup(ngx_http_request_t *r,
     sg_error_clear(&err);
     /* A damaged record reads as absent (as in the gateway): it can never
      * become a session again, so it must not lock a browser out. */
-    rc = sg_session_get(lcf->store->st, (const char *) ctx->cookie_id,
+    rc = sg_session_get(lcf->store->st, ctx->cookie_id,
                         SG_GET_NOWAIT | SG_GET_DAMAGED_ABSENT, &s, &err);
     switch (rc) {
     case SG_OK:
@@ -772,7 +637,9 @@ ngx_http_sessgate_handler(ngx_http_request_t *r)
         if (ngx_http_sessgate_strip(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        ngx_http_sessgate_find_cookie(r, &lcf->cookie, ctx);
+        if (ngx_http_sessgate_find_cookie(r, &lcf->cookie, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
         ctx->start = ngx_current_msec;
         ctx->backoff = SESSGATE_RETRY_MIN_MS;
     }
