@@ -176,3 +176,23 @@ new_app_session() {
   hit GET /rcgi/app.cgi "$pre"
   [[ "$BODY" == *"sid= user="* ]] || fail "the pre-login id still works: $BODY"
 }
+
+# Issue #12: a page's 20 parallel requests carry the old cookie while one
+# of them renews the id; the grace window must cover every one of them.
+@test "nginx --renew-interval: 20 concurrent requests racing a renewal all keep the session" {
+  hit GET "/rcgi/app.cgi?login=ann" ""
+  old=$(sed -n 's/^Set-Cookie: sessgate=\([^;]*\);.*/\1/p' <<<"$HDRS")
+  [ -n "$old" ] || fail "login: $HDRS $BODY"
+  sleep 1.2
+  local pids=() i
+  for i in $(seq 20); do
+    curl -s --max-time 10 -D "$BATS_TEST_TMPDIR/ren.$i.h" -H "Cookie: sessgate=$old" \
+      "$(srv_url /rcgi/app.cgi)" > "$BATS_TEST_TMPDIR/ren.$i" 3>&- &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  n=$(cat "$BATS_TEST_TMPDIR"/ren.? "$BATS_TEST_TMPDIR"/ren.?? | grep -c 'user=ann$' || true)
+  [ "$n" = 20 ] || fail "$n of 20 kept the session: $(cat "$BATS_TEST_TMPDIR"/ren.*)"
+  # and the id was renewed on the way
+  grep -qh '^Set-Cookie: sessgate=' "$BATS_TEST_TMPDIR"/ren.*.h || fail "no renewal cookie"
+}
