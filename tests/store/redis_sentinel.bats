@@ -164,7 +164,8 @@ failover_run() {
   wait_for "100 writes on the new master" 20 eval '[ "$(oks_after "$D/w.ops" "$t_kill")" -ge 100 ]'
   touch "$STOP"
   wait_for "the writer to stop" 10 eval '! kill -0 "$(cat "$D/w.pid")" 2>/dev/null'
-  t_back=$(awk -v t="$t_kill" '$1 > t && $2 == "ok" { print $1; exit }' "$D/w.ops")
+  # back: the first success after the first failure that followed the kill
+  t_back=$(awk -v t="$t_kill" '$1 > t && $2 == "err" { e = 1 } e && $2 == "ok" { print $1; exit }' "$D/w.ops")
   ERRS=$(awk -v t="$t_kill" '$1 > t && $2 == "err"' "$D/w.ops" | wc -l)
   ACKED=$(wc -l < "$D/w.ack")
   run "$SG_BUILDDIR/tests/tools/verify" "$STORE" "$D/w.ack"
@@ -172,7 +173,7 @@ failover_run() {
   MISSING=$(sed -n 's/.*missing=\([0-9]*\).*/\1/p' <<<"$output")
   REGRESSED=$(sed -n 's/.*regressed=\([0-9]*\).*/\1/p' <<<"$output")
   LOST=$((MISSING + REGRESSED))
-  echo "# ${1:-async}: acked=$ACKED lost=$LOST (missing=$MISSING regressed=$REGRESSED) errors_after_kill=$ERRS writes_back_after=$((t_back - t_kill)) ms new_master=$(master_port) (was $old)" >&3
+  echo "# ${1:-async}: acked=$ACKED lost=$LOST (missing=$MISSING regressed=$REGRESSED) errors_after_kill=$ERRS writes_back=$((t_back - t_kill)) ms_after_kill new_master=$(master_port) (was $old)" >&3
 }
 
 @test "a Sentinel URI finds the master; the store works through it; a wrong master name is a clear error" {
