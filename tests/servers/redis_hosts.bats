@@ -16,17 +16,26 @@ load ../helpers/server_checks
 
 EX_DIR=examples/redis-two-hosts
 
+# rcli ARGS...: redis-cli as the example's "admin" user (the password in
+# the environment, as the example says; the default user is off).
+rcli() { REDISCLI_AUTH=$ADMIN_PW redis-cli --no-auth-warning --user admin -p "$SRV_REDIS_PORT" "$@"; }
+
 # start_redis: host C, from redis.conf.in (persistence on, as shipped).
 start_redis() {
   SRV_RUNDIR=$HOST_C
   SRV_REDIS_BIND=127.0.0.1
+  # Two fresh passwords; the config gets only their SHA-256.
+  ADMIN_PW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  SESSGATE_PW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  SRV_ADMIN_PASSWORD_SHA256=$(printf '%s' "$ADMIN_PW" | sha256sum | cut -d' ' -f1)
+  SRV_SESSGATE_PASSWORD_SHA256=$(printf '%s' "$SESSGATE_PW" | sha256sum | cut -d' ' -f1)
   SRV_REDIS_PORT=$(srv_free_port) || return 1
   srv_render "$SRV_ROOT/$EX_DIR/redis.conf.in" "$HOST_C/redis.conf" || return 1
   srv_bg redis-server redis-server "$HOST_C/redis.conf"
   local pid=$SRV_LAST_PID i
   srv_wait_port "$SRV_REDIS_PORT" 30 "$pid" || return 1
   for i in $(seq 100); do
-    [ "$(redis-cli -p "$SRV_REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+    [ "$(rcli ping 2>/dev/null)" = PONG ] && return 0
     sleep 0.05
   done
   return 1
@@ -41,6 +50,10 @@ start_host() {
   SRV_HOST_NAME=$2
   SRV_REDIS_HOST=127.0.0.1
   mkdir -p "$dir/tmp"
+  # /etc/sessgate/redis.pw of the host (root:sessgate 0640 there; the
+  # test's gateways run as the test's user, so 0600)
+  SRV_PASSWORD_FILE=$dir/redis.pw
+  (umask 077 && printf '%s\n' "$SESSGATE_PW" > "$SRV_PASSWORD_FILE")
   : >> "$dir/pids"
   srv_render "$SRV_ROOT/$EX_DIR/sessgate.env.in" "$dir/sessgate.env" || return 1
   srv_render "$SRV_ROOT/$EX_DIR/gateways.in" "$dir/gateways" || return 1
@@ -87,8 +100,8 @@ setup_file() {
   # The URIs the web hosts use (TCP) and the one tools on host C use (its
   # socket): the same keys.
   STORE_TCP=$(sh -c '. "$1"; printf "%s\n" "$SESSGATE_STORE"' sh "$HOST_A/sessgate.env")
-  STORE_UNIX="redis+unix:$HOST_C/redis.sock?db=0&prefix=sessgate:"
-  export HOST_A HOST_B HOST_C PORT_A PORT_B STORE_TCP STORE_UNIX SRV_REDIS_PORT
+  STORE_UNIX="redis+unix://sessgate@$HOST_C/redis.sock?db=0&prefix=sessgate:&password_file=$HOST_A/redis.pw"
+  export HOST_A HOST_B HOST_C PORT_A PORT_B STORE_TCP STORE_UNIX SRV_REDIS_PORT ADMIN_PW SESSGATE_PW
 }
 
 teardown_file() {
@@ -114,19 +127,22 @@ expect_app_user() {
 }
 
 @test "redis two hosts: Redis runs the example's settings and both hosts' gateways use its TCP URI" {
-  [ "$(redis-cli -p "$SRV_REDIS_PORT" CONFIG GET appendonly | sed -n 2p)" = yes ]
-  [ "$(redis-cli -p "$SRV_REDIS_PORT" CONFIG GET appendfsync | sed -n 2p)" = everysec ]
-  [ "$(redis-cli -p "$SRV_REDIS_PORT" CONFIG GET maxmemory-policy | sed -n 2p)" = noeviction ]
+  [ "$(rcli CONFIG GET appendonly | sed -n 2p)" = yes ]
+  [ "$(rcli CONFIG GET appendfsync | sed -n 2p)" = everysec ]
+  [ "$(rcli CONFIG GET maxmemory-policy | sed -n 2p)" = noeviction ]
+  [ "$(rcli CONFIG GET protected-mode | sed -n 2p)" = yes ]
   [ -S "$HOST_C/redis.sock" ]
-  [[ $STORE_TCP == "redis://127.0.0.1:$SRV_REDIS_PORT/0?prefix=sessgate:&timeout_ms=1000" ]] ||
+  [[ $STORE_TCP == "redis://sessgate@127.0.0.1:$SRV_REDIS_PORT/0?prefix=sessgate:&timeout_ms=1000&password_file=$HOST_A/redis.pw" ]] ||
     fail "sessgate.env gave $STORE_TCP"
   # Six gateway processes (three per host) reach the one server over TCP.
   local pid name n=0
   for d in "$HOST_A" "$HOST_B"; do
+    # (each host names its own password file)
+    local want=${STORE_TCP/"$HOST_A/redis.pw"/"$d/redis.pw"}
     while read -r pid name; do
       case $name in gw-*) ;; *) continue ;; esac
-      tr '\0' '\n' < "/proc/$pid/environ" | grep -qxF "SESSGATE_STORE=$STORE_TCP" ||
-        fail "$d $name runs without SESSGATE_STORE=$STORE_TCP"
+      tr '\0' '\n' < "/proc/$pid/environ" | grep -qxF "SESSGATE_STORE=$want" ||
+        fail "$d $name runs without SESSGATE_STORE=$want"
       n=$((n + 1))
     done < "$d/pids"
   done
@@ -149,7 +165,7 @@ expect_app_user() {
   # It is one record in Redis, seen the same way over host C's socket.
   run -0 sessgatectl --store "$STORE_UNIX" get "$id"
   assert_output --partial '"user":"alice"'
-  [ "$(redis-cli -p "$SRV_REDIS_PORT" EXISTS "sessgate:$id")" = 1 ]
+  [ "$(rcli EXISTS "sessgate:$id")" = 1 ]
 }
 
 @test "redis two hosts: a session made with sessgatectl on host C's socket is seen through both hosts" {
@@ -209,6 +225,24 @@ expect_app_user() {
     expect_spoof_harmless "$id"
     [ "$STATUS" = 403 ] || expect_app_user "web-$host" "$id" alice
   done
+}
+
+@test "redis two hosts: Redis lets nobody in without a password, and the sessgate user only at its own keys" {
+  run redis-cli -p "$SRV_REDIS_PORT" GET "sessgate:x"
+  assert_output --partial NOAUTH
+  run -3 --separate-stderr sessgatectl --store "redis://127.0.0.1:$SRV_REDIS_PORT/0?prefix=sessgate:" count
+  [[ "$stderr" == *"NOAUTH"* ]] || fail "$stderr"
+  rcli SET other:secret 1 > /dev/null
+  local c
+  for c in "GET other:secret" "FLUSHALL" "CONFIG SET protected-mode no" "KEYS sessgate:*"; do
+    # shellcheck disable=SC2086  # words of a command
+    run env REDISCLI_AUTH="$SESSGATE_PW" redis-cli --no-auth-warning --user sessgate -p "$SRV_REDIS_PORT" $c
+    assert_output --partial NOPERM
+  done
+  rcli DEL other:secret > /dev/null
+  # and neither password is in any log of the three hosts
+  ! grep -rqF -e "$ADMIN_PW" -e "$SESSGATE_PW" --include='*.log' "$HOST_A" "$HOST_B" "$HOST_C" ||
+    fail "a password is in a log"
 }
 
 # Last but one: it stops host A's gateways.
