@@ -1,103 +1,9 @@
 /*
  * walk.c - the whole-store operations: list, each (export), count, purge,
- * stats, compact and check, all of which visit every session in chunks.
- */
-#include "internal.h"
-
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-/* A walk chunk (see "Walks" below) holds the lock for about WALK_HOLD_MS,
- * and reads at most WALK_MAX records. */
-#define WALK_HOLD_MS 8
-#define WALK_KEYS    256    /* keys per keys_chunk call */
-#define WALK_MAX     4096
-
-static int64_t walk_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Whether a chunk begun at t0 that has read k records should end. */
-static int chunk_over(int64_t t0, size_t k)
-{
-    return k >= WALK_MAX || (k % 16 == 0 && k > 0 && walk_ms() - t0 >= WALK_HOLD_MS);
-}
-
-static int by_created(const void *a, const void *b)
-{
-    const sgi_dated *x = a, *y = b;
-    if (x->created != y->created)
-        return x->created < y->created ? -1 : 1;
-    return strcmp(x->id, y->id);
-}
-
-/* The live sessions among ids, belonging to user (NULL: any), oldest first.
- * New: *out (n entries). */
-sg_status sgi_live_sorted(sg_store *st, const sg_list *ids, const char *user,
-                          sgi_dated **out, size_t *n, sg_error *err)
-{
-    *out = NULL;
-    *n = 0;
-    sgi_dated *d = malloc((ids->n ? ids->n : 1) * sizeof *d);
-    if (!d)
-        return sgi_oom(err, "store", st->path);
-    int64_t now = sgi_now(st);
-    size_t k = 0;
-    /* A shared lock per chunk (see "Walks" below); under a caller's lock
-     * (the cap, sg_store_begin) these only nest. */
-    int locked = 0;
-    int64_t t0 = 0;
-    for (size_t i = 0, in_chunk = 0; i < ids->n; i++, in_chunk++) {
-        if (!locked || chunk_over(t0, in_chunk)) {
-            if (locked)
-                sgi_unlock(st);
-            sg_status rc = sgi_lock(st, SGI_SHARED, err);
-            locked = rc == SG_OK;
-            if (!locked) {
-                free(d);
-                return rc;
-            }
-            t0 = walk_ms();
-            in_chunk = 0;
-        }
-        sg_session *s;
-        int damaged;
-        sg_error lerr = { 0 };
-        sg_status rc = sgi_load_ex(st, ids->ids[i], &s, &damaged, &lerr);
-        /* A damaged record is check's business (and reported there); it
-         * must not stop an admin listing or exporting everything else. */
-        if (rc == SG_ENOTFOUND || damaged)
-            continue;
-        if (rc != SG_OK) {
-            if (err && err->code == SG_OK)
-                *err = lerr;
-            sgi_unlock(st);
-            free(d);
-            return rc;
-        }
-        if (sgi_live(s, now) && (!user || (s->user && strcmp(s->user, user) == 0))) {
-            d[k].created = s->created;
-            memcpy(d[k].id, s->id, SG_ID_LEN + 1);
-            k++;
-        }
-        sg_session_free(s);
-    }
-    if (locked)
-        sgi_unlock(st);
-    qsort(d, k, sizeof *d, by_created);
-    *out = d;
-    *n = k;
-    return SG_OK;
-}
-
-/* ------------------------------------------------------ whole-store ops */
-
-/*
- * Walks.  list, count, export, purge, stats and check visit every session,
+ * stats, compact and check.  Each is one visitor of walk(), the one loop
+ * that reads records in chunks under the lock.
+ *
+ * Why chunks: list, count, export, purge, stats and check visit every session,
  * and a store of a real site's size has a million: holding the lock for the
  * whole walk kept every writer, and with an exclusive walk every gateway
  * read, waiting for seconds and then failing on the lock timeout.  So a
@@ -120,6 +26,165 @@ sg_status sgi_live_sorted(sg_store *st, const sg_list *ids, const char *user,
  * missed session to the next purge, and check --repair removes an id from
  * an index only after reading its record under the exclusive lock.
  */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A walk chunk holds the lock for about WALK_HOLD_MS, and reads at most
+ * WALK_MAX records. */
+#define WALK_HOLD_MS 8
+#define WALK_KEYS    256    /* keys per keys_chunk call */
+#define WALK_MAX     4096
+
+static int64_t walk_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether a chunk begun at t0 that has read k records should end. */
+static int chunk_over(int64_t t0, size_t k)
+{
+    return k >= WALK_MAX || (k % 16 == 0 && k > 0 && walk_ms() - t0 >= WALK_HOLD_MS);
+}
+
+/* Load a record for a whole-store walk.  SG_ENOTFOUND (skip it) for one
+ * that is gone or damaged, *damaged (may be NULL) telling which: damage is
+ * check's business and reported there, not an error of the walk.  Any
+ * other failure (out of memory, I/O) is the walk's error: skipping the
+ * record would give a false count, or check --repair would delete a sound
+ * record. */
+static sg_status walk_load(sg_store *st, const char *id, sg_session **s,
+                           int *damaged, sg_error *err)
+{
+    int d;
+    sg_error lerr = { 0 };
+    sg_status rc = sgi_load_ex(st, id, s, &d, &lerr);
+    if (damaged)
+        *damaged = d;
+    if (rc == SG_ENOTFOUND || d)
+        return SG_ENOTFOUND;
+    if (rc != SG_OK && err && err->code == SG_OK)
+        *err = lerr;
+    return rc;
+}
+
+/* A walk: what to do with each record, and after each chunk.  A visitor
+ * embeds it as its first member. */
+typedef struct walker walker;
+struct walker {
+    int mode;               /* SGI_SHARED, or SGI_EXCLUSIVE to change records */
+    /* Under the chunk's lock, for each record that is there: *s is the
+     * record, or NULL for a damaged one.  The visitor may keep *s (and set
+     * it to NULL); walk() frees what is left.  Not SG_OK: the walk ends. */
+    sg_status (*visit)(walker *w, sg_store *st, const char *id,
+                       sg_session **s, sg_error *err);
+    /* After each chunk, its lock released (NULL: nothing to do). */
+    sg_status (*chunk_end)(walker *w, sg_store *st, sg_error *err);
+    int64_t now;            /* the store's clock when the chunk began */
+    int stop;               /* set by a visitor: end the walk, SG_OK */
+};
+
+/* The one walk: read the records of ids (gone ones skipped), a chunk under
+ * one lock at a time, calling w->visit for each and w->chunk_end after
+ * the chunk.  Under a caller's lock (sg_store_begin, the cap) the chunks'
+ * locks only nest. */
+static sg_status walk(sg_store *st, const sg_list *ids, walker *w,
+                      sg_error *err)
+{
+    sg_status rc = SG_OK;
+    for (size_t i = 0; rc == SG_OK && !w->stop && i < ids->n; ) {
+        rc = sgi_lock(st, w->mode, err);
+        if (rc != SG_OK)
+            break;
+        w->now = sgi_now(st);
+        int64_t t0 = walk_ms();
+        for (size_t in_chunk = 0; rc == SG_OK && !w->stop && i < ids->n &&
+             !chunk_over(t0, in_chunk); i++, in_chunk++) {
+            sg_session *s = NULL;
+            int damaged;
+            sg_status lrc = walk_load(st, ids->ids[i], &s, &damaged, err);
+            if (lrc == SG_ENOTFOUND && !damaged)
+                continue;
+            if (lrc != SG_OK && lrc != SG_ENOTFOUND) {
+                rc = lrc;
+                break;
+            }
+            rc = w->visit(w, st, ids->ids[i], &s, err);
+            sg_session_free(s);
+        }
+        sgi_unlock(st);
+        if (rc == SG_OK && w->chunk_end)
+            rc = w->chunk_end(w, st, err);
+    }
+    return rc;
+}
+
+static int by_created(const void *a, const void *b)
+{
+    const sgi_dated *x = a, *y = b;
+    if (x->created != y->created)
+        return x->created < y->created ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* Whether s is live at now and belongs to user (NULL: anyone). */
+static int live_of(const sg_session *s, int64_t now, const char *user)
+{
+    return sgi_live(s, now) &&
+           (!user || (s->user && strcmp(s->user, user) == 0));
+}
+
+typedef struct live_walk {
+    walker w;
+    const char *user;       /* NULL: any */
+    int64_t now;
+    sgi_dated *d;
+    size_t k;
+} live_walk;
+
+static sg_status live_visit(walker *w, sg_store *st, const char *id,
+                            sg_session **s, sg_error *err)
+{
+    live_walk *lw = (live_walk *)w;
+    (void)st, (void)id, (void)err;
+    /* A damaged record is check's business (and reported there); it must
+     * not stop an admin listing or exporting everything else. */
+    if (*s && live_of(*s, lw->now, lw->user)) {
+        lw->d[lw->k].created = (*s)->created;
+        memcpy(lw->d[lw->k].id, (*s)->id, SG_ID_LEN + 1);
+        lw->k++;
+    }
+    return SG_OK;
+}
+
+/* The live sessions among ids, belonging to user (NULL: any), oldest first.
+ * New: *out (n entries). */
+sg_status sgi_live_sorted(sg_store *st, const sg_list *ids, const char *user,
+                          sgi_dated **out, size_t *n, sg_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    live_walk lw = { { SGI_SHARED, live_visit, NULL, 0, 0 }, user,
+                     sgi_now(st), NULL, 0 };
+    if (!(lw.d = malloc((ids->n ? ids->n : 1) * sizeof *lw.d)))
+        return sgi_oom(err, "store", st->path);
+    sg_status rc = walk(st, ids, &lw.w, err);
+    if (rc != SG_OK) {
+        free(lw.d);
+        return rc;
+    }
+    qsort(lw.d, lw.k, sizeof *lw.d, by_created);
+    *out = lw.d;
+    *n = lw.k;
+    return SG_OK;
+}
+
+/* ------------------------------------------------------ collecting keys */
+
 typedef struct user_walk {
     char **users;
     size_t n, cap;
@@ -265,26 +330,7 @@ static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
     return SG_OK;
 }
 
-/* Load a record for a whole-store walk.  SG_ENOTFOUND (skip it) for one
- * that is gone or damaged, *damaged (may be NULL) telling which: damage is
- * check's business and reported there, not an error of the walk.  Any
- * other failure (out of memory, I/O) is the walk's error: skipping the
- * record would give a false count, or check --repair would delete a sound
- * record. */
-static sg_status walk_load(sg_store *st, const char *id, sg_session **s,
-                           int *damaged, sg_error *err)
-{
-    int d;
-    sg_error lerr = { 0 };
-    sg_status rc = sgi_load_ex(st, id, s, &d, &lerr);
-    if (damaged)
-        *damaged = d;
-    if (rc == SG_ENOTFOUND || d)
-        return SG_ENOTFOUND;
-    if (rc != SG_OK && err && err->code == SG_OK)
-        *err = lerr;
-    return rc;
-}
+/* ------------------------------------------------------ whole-store ops */
 
 /* Live sessions (of user, or all), oldest first.  New: *out. */
 sg_status sg_store_list(sg_store *st, const char *user, sg_list **out,
@@ -323,6 +369,41 @@ sg_status sg_store_list(sg_store *st, const char *user, sg_list **out,
     return SG_OK;
 }
 
+typedef struct each_walk {
+    walker w;
+    const char *user;
+    sg_each_fn fn;
+    void *arg;
+    sg_session **chunk;     /* the chunk's live sessions, owned */
+    size_t k;
+} each_walk;
+
+static sg_status each_visit(walker *w, sg_store *st, const char *id,
+                            sg_session **s, sg_error *err)
+{
+    each_walk *ew = (each_walk *)w;
+    (void)st, (void)id, (void)err;
+    if (*s && live_of(*s, w->now, ew->user)) {
+        ew->chunk[ew->k++] = *s;
+        *s = NULL;
+    }
+    return SG_OK;
+}
+
+/* fn runs here, with the lock released. */
+static sg_status each_chunk_end(walker *w, sg_store *st, sg_error *err)
+{
+    each_walk *ew = (each_walk *)w;
+    (void)st, (void)err;
+    for (size_t j = 0; j < ew->k; j++) {
+        if (!w->stop)
+            w->stop = ew->fn(ew->chunk[j], ew->arg) != 0;
+        sg_session_free(ew->chunk[j]);
+    }
+    ew->k = 0;
+    return SG_OK;
+}
+
 /* Call fn for each live session (of user, or all), oldest first.  A chunk
  * of sessions is loaded under the shared lock, and fn runs for them after
  * it is released: fn may block (writing to a pipe) for as long as it
@@ -334,43 +415,16 @@ sg_status sg_store_each(sg_store *st, const char *user, sg_each_fn fn,
     sg_status rc = sg_store_list(st, user, &l, err);
     if (rc != SG_OK)
         return rc;
-    sg_session **chunk = malloc(WALK_MAX * sizeof *chunk);
-    if (!chunk) {
+    each_walk ew = { { SGI_SHARED, each_visit, each_chunk_end, 0, 0 },
+                     user, fn, arg, malloc(WALK_MAX * sizeof(sg_session *)), 0 };
+    if (!ew.chunk) {
         sg_list_free(l);
         return sgi_oom(err, "store", st->path);
     }
-    int stop = 0;
-    for (size_t i = 0; rc == SG_OK && !stop && i < l->n; ) {
-        size_t k = 0;
-        rc = sgi_lock(st, SGI_SHARED, err);
-        if (rc != SG_OK)
-            break;
-        int64_t now = sgi_now(st);
-        int64_t t0 = walk_ms();
-        for (size_t in_chunk = 0; i < l->n && !chunk_over(t0, in_chunk);
-             i++, in_chunk++) {
-            sg_session *s;
-            sg_status lrc = walk_load(st, l->ids[i], &s, NULL, err);
-            if (lrc == SG_ENOTFOUND)
-                continue;       /* ended since the list: not live */
-            if (lrc != SG_OK) {
-                rc = lrc;
-                break;
-            }
-            if (sgi_live(s, now) &&
-                (!user || (s->user && strcmp(s->user, user) == 0)))
-                chunk[k++] = s;
-            else
-                sg_session_free(s);
-        }
-        sgi_unlock(st);
-        for (size_t j = 0; j < k; j++) {
-            if (rc == SG_OK && !stop)
-                stop = fn(chunk[j], arg);
-            sg_session_free(chunk[j]);
-        }
-    }
-    free(chunk);
+    rc = walk(st, l, &ew.w, err);
+    for (size_t j = 0; j < ew.k; j++)       /* a chunk cut by an error */
+        sg_session_free(ew.chunk[j]);
+    free(ew.chunk);
     sg_list_free(l);
     return rc;
 }
@@ -388,7 +442,63 @@ sg_status sg_store_count(sg_store *st, const char *user, size_t *out,
     return SG_OK;
 }
 
-/* Remove expired sessions and their index entries, a chunk at a time. */
+typedef struct purge_walk {
+    walker w;
+    int64_t now;            /* one reading for the whole purge */
+    sg_list dead;           /* the chunk's expired ids */
+    size_t count;
+} purge_walk;
+
+/* Under the shared lock: note the expired. */
+static sg_status purge_find(walker *w, sg_store *st, const char *id,
+                            sg_session **s, sg_error *err)
+{
+    purge_walk *pw = (purge_walk *)w;
+    (void)id;
+    if (*s && !sgi_live(*s, pw->now) && sgi_list_push(&pw->dead, (*s)->id) < 0)
+        return sgi_oom(err, "store", st->path);
+    return SG_OK;
+}
+
+typedef struct purge_del {
+    walker w;
+    purge_walk *pw;
+} purge_del;
+
+/* Under the exclusive lock, each read again first: it may have been
+ * touched or deleted since. */
+static sg_status purge_delete(walker *w, sg_store *st, const char *id,
+                              sg_session **s, sg_error *err)
+{
+    purge_walk *pw = ((purge_del *)w)->pw;
+    (void)id;
+    if (!*s || sgi_live(*s, pw->now))
+        return SG_OK;
+    sg_status rc = st->be->del(st, (*s)->id, err);
+    if (rc == SG_ENOTFOUND)
+        rc = SG_OK;
+    if (rc == SG_OK && (*s)->user)
+        rc = sgi_index_remove(st, (*s)->user, (*s)->id, err);
+    if (rc == SG_OK)
+        pw->count++;
+    return rc;
+}
+
+/* The chunk's expired sessions deleted, under the exclusive lock. */
+static sg_status purge_chunk_end(walker *w, sg_store *st, sg_error *err)
+{
+    purge_walk *pw = (purge_walk *)w;
+    if (pw->dead.n == 0)
+        return SG_OK;
+    purge_del del = { { SGI_EXCLUSIVE, purge_delete, NULL, 0, 0 }, pw };
+    sg_status rc = walk(st, &pw->dead, &del.w, err);
+    pw->dead.n = 0;
+    return rc;
+}
+
+/* Remove expired sessions and their index entries, a chunk at a time: the
+ * expired ones are found under the shared lock, and the exclusive one is
+ * taken only to delete those, checked again under it. */
 sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
 {
     if (removed)
@@ -400,81 +510,44 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
     sg_status rc = all_keys(st, &ids, NULL, err);
     if (rc != SG_OK)
         return rc;
-    int64_t now = sgi_now(st);
-    size_t count = 0;
-    sg_list dead = { 0, 0, NULL };
-    for (size_t i = 0; rc == SG_OK && i < ids->n; ) {
-        /* The chunk's expired sessions, found under the shared lock. */
-        dead.n = 0;
-        rc = sgi_lock(st, SGI_SHARED, err);
-        if (rc != SG_OK)
-            break;
-        int64_t t0 = walk_ms();
-        for (size_t in_chunk = 0; rc == SG_OK && i < ids->n &&
-             !chunk_over(t0, in_chunk); i++, in_chunk++) {
-            sg_session *s;
-            sg_status lrc = walk_load(st, ids->ids[i], &s, NULL, err);
-            if (lrc == SG_ENOTFOUND)
-                continue;
-            if (lrc != SG_OK) {
-                rc = lrc;
-                break;
-            }
-            if (!sgi_live(s, now) && sgi_list_push(&dead, s->id) < 0)
-                rc = sgi_oom(err, "store", st->path);
-            sg_session_free(s);
-        }
-        sgi_unlock(st);
-        if (rc != SG_OK || dead.n == 0)
-            continue;
-        /* Deleted under the exclusive lock, each read again first: it may
-         * have been touched or deleted since. */
-        int locked = 0;
-        int64_t tx = 0;
-        for (size_t j = 0, in_chunk = 0; rc == SG_OK && j < dead.n;
-             j++, in_chunk++) {
-            if (!locked || chunk_over(tx, in_chunk)) {
-                if (locked)
-                    sgi_unlock(st);
-                rc = sgi_lock(st, SGI_EXCLUSIVE, err);
-                if (!(locked = rc == SG_OK))
-                    break;
-                tx = walk_ms();
-                in_chunk = 0;
-            }
-            sg_session *s;
-            sg_status lrc = walk_load(st, dead.ids[j], &s, NULL, err);
-            if (lrc == SG_ENOTFOUND)
-                continue;
-            if (lrc != SG_OK) {
-                rc = lrc;
-                break;
-            }
-            if (!sgi_live(s, now)) {
-                rc = st->be->del(st, s->id, err);
-                if (rc == SG_ENOTFOUND)
-                    rc = SG_OK;
-                if (rc == SG_OK && s->user)
-                    rc = sgi_index_remove(st, s->user, s->id, err);
-                if (rc == SG_OK)
-                    count++;
-            }
-            sg_session_free(s);
-        }
-        if (locked)
-            sgi_unlock(st);
-    }
-    free(dead.ids);
+    purge_walk pw = { { SGI_SHARED, purge_find, purge_chunk_end, 0, 0 },
+                      sgi_now(st), { 0, 0, NULL }, 0 };
+    rc = walk(st, ids, &pw.w, err);
+    free(pw.dead.ids);
     sg_list_free(ids);
     /* Rotation grace aliases whose window has closed. */
     if (rc == SG_OK && st->opt.rotate_grace > 0 &&
         sgi_lock(st, SGI_EXCLUSIVE, NULL) == SG_OK) {
-        sgi_alias_purge(st, now);
+        sgi_alias_purge(st, pw.now);
         sgi_unlock(st);
     }
     if (removed)
-        *removed = count;
+        *removed = pw.count;
     return rc;
+}
+
+typedef struct stats_walk {
+    walker w;
+    int64_t now;
+    sg_stats *out;
+} stats_walk;
+
+static sg_status stats_visit(walker *w, sg_store *st, const char *id,
+                             sg_session **s, sg_error *err)
+{
+    stats_walk *sw = (stats_walk *)w;
+    (void)st, (void)id, (void)err;
+    if (!*s)
+        return SG_OK;       /* damaged: check's business */
+    sw->out->sessions++;
+    if (sgi_live(*s, sw->now)) {
+        sw->out->live++;
+        if (!(*s)->user)
+            sw->out->anonymous++;
+    } else {
+        sw->out->expired++;
+    }
+    return SG_OK;
 }
 
 /* Store figures (one full walk, in chunks). */
@@ -486,34 +559,8 @@ sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err)
     sg_status rc = all_keys(st, &ids, &w, err);
     if (rc != SG_OK)
         return rc;
-    int64_t now = sgi_now(st);
-    for (size_t i = 0; rc == SG_OK && i < ids->n; ) {
-        rc = sgi_lock(st, SGI_SHARED, err);
-        if (rc != SG_OK)
-            break;
-        int64_t t0 = walk_ms();
-        for (size_t in_chunk = 0; rc == SG_OK && i < ids->n &&
-             !chunk_over(t0, in_chunk); i++, in_chunk++) {
-            sg_session *s;
-            sg_status lrc = walk_load(st, ids->ids[i], &s, NULL, err);
-            if (lrc == SG_ENOTFOUND)
-                continue;
-            if (lrc != SG_OK) {
-                rc = lrc;
-                break;
-            }
-            out->sessions++;
-            if (sgi_live(s, now)) {
-                out->live++;
-                if (!s->user)
-                    out->anonymous++;
-            } else {
-                out->expired++;
-            }
-            sg_session_free(s);
-        }
-        sgi_unlock(st);
-    }
+    stats_walk sw = { { SGI_SHARED, stats_visit, NULL, 0, 0 }, sgi_now(st), out };
+    rc = walk(st, ids, &sw.w, err);
     /* Users with at least one live session. */
     for (size_t i = 0; rc == SG_OK && i < w.n; i++) {
         sg_list *uids = NULL;
@@ -572,108 +619,85 @@ sg_status sg_store_compact(sg_store *st, sg_compact_report *out,
     return rc;
 }
 
-/* Verify every record; with repair, rebuild the file, drop unparsable
- * records and rebuild the per-user index from the records.  The walk is
- * chunked like every other; what repair deletes or drops from an index it
- * reads again under the exclusive lock first. */
-sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
-                         sg_error *err)
-{
-    sg_check_report rep;
-    memset(&rep, 0, sizeof rep);
-    if (repair && st->opt.readonly)
-        return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only; "
-                       "cannot repair", st->path);
-    sg_status rc = SG_OK;
-    if (repair && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
-        rc = st->be->check(st, 1, &rep, err);
-        sgi_unlock(st);
-    }
-    sg_list *ids = NULL;
-    user_walk w = { 0 };
-    if (rc == SG_OK)
-        rc = all_keys(st, &ids, repair ? &w : NULL, err);
+typedef struct check_walk {
+    walker w;
+    int repair;
+    sg_check_report *rep;
     /* (user, id) of every record that names a user, to rebuild the
-     * indexes from; user names borrowed from names[]. */
-    owned *own = NULL;
-    size_t nown = 0, capown = 0;
-    user_walk names = { 0 };
-    sg_list bad = { 0, 0, NULL };
-    for (size_t i = 0; rc == SG_OK && i < ids->n; ) {
-        bad.n = 0;
-        rc = sgi_lock(st, SGI_SHARED, err);
-        if (rc != SG_OK)
-            break;
-        int64_t t0 = walk_ms();
-        for (size_t in_chunk = 0; rc == SG_OK && i < ids->n &&
-             !chunk_over(t0, in_chunk); i++, in_chunk++) {
-            sg_session *s;
-            int damaged;
-            sg_status lrc = walk_load(st, ids->ids[i], &s, &damaged, err);
-            if (lrc == SG_ENOTFOUND && damaged) {
-                rep.records++;
-                rep.bad_records++;
-                if (repair && sgi_list_push(&bad, ids->ids[i]) < 0)
-                    rc = sgi_oom(err, "store", st->path);
-                continue;
-            }
-            if (lrc == SG_ENOTFOUND)
-                continue;
-            if (lrc != SG_OK) {
-                rc = lrc;
-                break;
-            }
-            rep.records++;
-            if (repair && s->user) {
-                if (nown == capown) {
-                    size_t cap = capown ? capown * 2 : 64;
-                    owned *p = realloc(own, cap * sizeof *p);
-                    if (!p)
-                        rc = sgi_oom(err, "store", st->path);
-                    else {
-                        own = p;
-                        capown = cap;
-                    }
-                }
-                /* A copy of the name, shared with the previous record
-                 * when it has the same owner. */
-                if (rc == SG_OK && (names.n == 0 ||
-                                    strcmp(names.users[names.n - 1], s->user) != 0) &&
-                    name_push(&names, s->user) < 0)
-                    rc = sgi_oom(err, "store", st->path);
-                if (rc == SG_OK) {
-                    own[nown].user = names.users[names.n - 1];
-                    memcpy(own[nown].id, s->id, SG_ID_LEN + 1);
-                    nown++;
-                }
-            }
-            sg_session_free(s);
-        }
-        sgi_unlock(st);
-        if (rc != SG_OK || bad.n == 0)
-            continue;
-        rc = sgi_lock(st, SGI_EXCLUSIVE, err);
-        int locked = rc == SG_OK;
-        for (size_t j = 0; rc == SG_OK && j < bad.n; j++) {
-            sg_session *s;
-            int damaged;
-            sg_status lrc = walk_load(st, bad.ids[j], &s, &damaged, err);
-            if (lrc == SG_OK)
-                sg_session_free(s);     /* rewritten since: sound now */
-            else if (lrc == SG_ENOTFOUND && damaged)
-                rc = st->be->del(st, bad.ids[j], err);
-            else if (lrc != SG_ENOTFOUND)
-                rc = lrc;
-            if (rc == SG_ENOTFOUND)
-                rc = SG_OK;
-        }
-        if (locked)
-            sgi_unlock(st);
+     * indexes from; user names borrowed from names. */
+    owned *own;
+    size_t nown, capown;
+    user_walk names;
+    sg_list bad;            /* the chunk's damaged ids (repair) */
+} check_walk;
+
+/* Under the shared lock: count, note the damaged and the owners. */
+static sg_status check_visit(walker *w, sg_store *st, const char *id,
+                             sg_session **s, sg_error *err)
+{
+    check_walk *cw = (check_walk *)w;
+    cw->rep->records++;
+    if (!*s) {
+        cw->rep->bad_records++;
+        if (cw->repair && sgi_list_push(&cw->bad, id) < 0)
+            return sgi_oom(err, "store", st->path);
+        return SG_OK;
     }
-    free(bad.ids);
-    /* Each user's index rebuilt under a lock of its own: the owners in
-     * order of name, then the users with an index but no session. */
-    if (rc == SG_OK && nown > 1)
+    if (!cw->repair || !(*s)->user)
+        return SG_OK;
+    if (cw->nown == cw->capown) {
+        size_t cap = cw->capown ? cw->capown * 2 : 64;
+        owned *p = realloc(cw->own, cap * sizeof *p);
+        if (!p)
+            return sgi_oom(err, "store", st->path);
+        cw->own = p;
+        cw->capown = cap;
+    }
+    /* A copy of the name, shared with the previous record when it has
+     * the same owner. */
+    user_walk *names = &cw->names;
+    if ((names->n == 0 || strcmp(names->users[names->n - 1], (*s)->user) != 0) &&
+        name_push(names, (*s)->user) < 0)
+        return sgi_oom(err, "store", st->path);
+    cw->own[cw->nown].user = names->users[names->n - 1];
+    memcpy(cw->own[cw->nown].id, (*s)->id, SG_ID_LEN + 1);
+    cw->nown++;
+    return SG_OK;
+}
+
+/* Under the exclusive lock: a record still damaged is deleted; one
+ * rewritten since is sound now. */
+static sg_status check_delete(walker *w, sg_store *st, const char *id,
+                              sg_session **s, sg_error *err)
+{
+    (void)w;
+    if (*s)
+        return SG_OK;
+    sg_status rc = st->be->del(st, id, err);
+    return rc == SG_ENOTFOUND ? SG_OK : rc;
+}
+
+/* The chunk's damaged records deleted, under the exclusive lock. */
+static sg_status check_chunk_end(walker *w, sg_store *st, sg_error *err)
+{
+    check_walk *cw = (check_walk *)w;
+    if (cw->bad.n == 0)
+        return SG_OK;
+    walker del = { SGI_EXCLUSIVE, check_delete, NULL, 0, 0 };
+    sg_status rc = walk(st, &cw->bad, &del, err);
+    cw->bad.n = 0;
+    return rc;
+}
+
+/* Each user's index rebuilt from the records' owners (own, nown), under a
+ * lock of its own: the owners in order of name, then the users of
+ * indexed (names of every index, sorted) that have no session. */
+static sg_status rebuild_indexes(sg_store *st, owned *own, size_t nown,
+                                 const user_walk *indexed, sg_error *err)
+{
+    sg_status rc = SG_OK;
+    user_walk w = *indexed;
+    if (nown > 1)
         qsort(own, nown, sizeof *own, by_owner);
     sg_list want = { 0, 0, NULL };
     for (size_t i = 0; rc == SG_OK && i < nown; ) {
@@ -712,8 +736,42 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
             sgi_unlock(st);
         }
     }
-    free(own);
-    free_users(&names);
+    return rc;
+}
+
+/* Verify every record; with repair, rebuild the file, drop unparsable
+ * records and rebuild the per-user index from the records.  The walk is
+ * chunked like every other; what repair deletes or drops from an index it
+ * reads again under the exclusive lock first. */
+sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
+                         sg_error *err)
+{
+    sg_check_report rep;
+    memset(&rep, 0, sizeof rep);
+    if (repair && st->opt.readonly)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only; "
+                       "cannot repair", st->path);
+    sg_status rc = SG_OK;
+    if (repair && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
+        rc = st->be->check(st, 1, &rep, err);
+        sgi_unlock(st);
+    }
+    sg_list *ids = NULL;
+    user_walk w = { 0 };
+    if (rc == SG_OK)
+        rc = all_keys(st, &ids, repair ? &w : NULL, err);
+    check_walk cw;
+    memset(&cw, 0, sizeof cw);
+    cw.w = (walker){ SGI_SHARED, check_visit, check_chunk_end, 0, 0 };
+    cw.repair = repair;
+    cw.rep = &rep;
+    if (rc == SG_OK)
+        rc = walk(st, ids, &cw.w, err);
+    free(cw.bad.ids);
+    if (rc == SG_OK)
+        rc = rebuild_indexes(st, cw.own, cw.nown, &w, err);
+    free(cw.own);
+    free_users(&cw.names);
     free_users(&w);
     sg_list_free(ids);
     /* Repair recounts the kept figures (counters.c), chunked like the
