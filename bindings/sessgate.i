@@ -178,3 +178,16 @@ void sgw_store_close(sg_store *closing);
 %ignore sg_store_each;
 
 %include "sessgate.h"
+
+#ifdef SWIGPYTHON
+/* Python: the package imports this module only (its classes register the
+ * destructors of the handles), and calls the flat C functions with one
+ * Python call less than the def wrappers SWIG writes above: rebound here
+ * to the extension's own functions. */
+%pythoncode %{
+for _name, _value in list(vars(_sessgate_core).items()):
+    if not _name.startswith("_") and _name not in ("this", "thisown"):
+        globals()[_name] = _value
+del _name, _value
+%}
+#endif

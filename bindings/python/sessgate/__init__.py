@@ -39,8 +39,9 @@ from typing import (Any, Callable, ContextManager, Dict, Iterable, Iterator,
                     MutableMapping, Optional, Tuple, Type, TypeVar, Union,
                     overload)
 
-from . import sessgate_core as _core
-from . import _sessgate_core as _c   # flat C functions, one call less
+# The raw SWIG module: flat C functions (its last lines bind them to the
+# extension's own, one call less), SG_* constants, handle classes.
+from . import sessgate_core as _c
 from .errors import (Conflict, Error, Expired, InvalidArgument, InvalidId,
                      LockTimeout, NotFound, OutOfMemory, StoreError, TooBig)
 from ._data import InvalidData, NotSerializable
@@ -57,10 +58,10 @@ __version__: str = _c.version()
 
 JSONValue = Any
 _T = TypeVar("_T")
-_GET_NOTOUCH: int = _core.SG_GET_NOTOUCH
+_GET_NOTOUCH: int = _c.SG_GET_NOTOUCH
 #: Deepest nesting of session data a save accepts (the data dict is level
 #: 1); the C library's SG_MAX_DEPTH, the same for every language.
-MAX_DEPTH: int = _core.SG_MAX_DEPTH
+MAX_DEPTH: int = _c.SG_MAX_DEPTH
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True,
                             allow_nan=False)
@@ -87,7 +88,7 @@ def id_valid(sid: Any) -> bool:
 def _check_user(user: Optional[str]) -> None:
     if user is not None and (not isinstance(user, str) or "\0" in user):
         raise InvalidArgument("user must be a str without NUL characters",
-                              _core.SG_EINVAL)
+                              _c.SG_EINVAL)
 
 
 def _dump_data(data: Mapping[str, JSONValue],
@@ -101,7 +102,7 @@ def _dump_data(data: Mapping[str, JSONValue],
         return _dumps(data)
     except (TypeError, ValueError) as e:      # not reached after check()
         raise NotSerializable(f"session data is not JSON: {e}",
-                              _core.SG_EINVAL) from e
+                              _c.SG_EINVAL) from e
 
 
 class Session(MutableMapping[str, JSONValue]):
@@ -181,7 +182,7 @@ class Session(MutableMapping[str, JSONValue]):
             text = _session_data_json(self._raw)
             if text is None:
                 raise OutOfMemory("out of memory reading session data",
-                                  _core.SG_ENOMEM)
+                                  _c.SG_ENOMEM)
             d = self._data = _loads(text)
             self._text = text
         return d
@@ -244,7 +245,7 @@ class Session(MutableMapping[str, JSONValue]):
         data changes are not included."""
         text = _c.session_to_json(self._raw)
         if text is None:
-            raise OutOfMemory("out of memory", _core.SG_ENOMEM)
+            raise OutOfMemory("out of memory", _c.SG_ENOMEM)
         return text
 
     # ----------------------------------------------------------- actions
@@ -385,14 +386,14 @@ class Session(MutableMapping[str, JSONValue]):
             end = int(value.timestamp())
             if end <= self.created:
                 raise InvalidArgument("set_expiry: the end is before the "
-                                      "session was created", _core.SG_EINVAL)
+                                      "session was created", _c.SG_EINVAL)
             self.set_timeouts(max_age=end - self.created)
         elif isinstance(value, int) and not isinstance(value, bool) and value > 0:
             self.set_timeouts(idle_timeout=value)
         else:
             raise InvalidArgument(f"set_expiry: {value!r}: give seconds > 0, "
                                   "a timedelta, a datetime or None",
-                                  _core.SG_EINVAL)
+                                  _c.SG_EINVAL)
 
     def get_expiry_age(self) -> int:
         """Seconds until the session expires if left unused (the earlier of
@@ -426,9 +427,9 @@ class Store:
             path = os.environ.get("SESSGATE_STORE")
             if not path:
                 raise InvalidArgument("no store path given and SESSGATE_STORE"
-                                      " is not set", _core.SG_EINVAL)
+                                      " is not set", _c.SG_EINVAL)
         self._st: Any = None
-        self._idle_timeout = idle_timeout or _core.SG_DEFAULT_IDLE_TIMEOUT
+        self._idle_timeout = idle_timeout or _c.SG_DEFAULT_IDLE_TIMEOUT
         #: Called with each value JSON cannot carry (datetime, tuple...) to
         #: get its JSON replacement, like json.dumps's default; None: such
         #: values raise NotSerializable.  See sessgate._data.
@@ -447,8 +448,8 @@ class Store:
         for name, value in numbers.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidArgument(f"store option {name} must be an int >= 0,"
-                                      f" not {value!r}", _core.SG_EINVAL)
-        opt = _core.options()
+                                      f" not {value!r}", _c.SG_EINVAL)
+        opt = _c.options()
         for name, value in numbers.items():
             setattr(opt, name, value)
         opt.sync = int(bool(sync))
@@ -459,7 +460,7 @@ class Store:
     def _handle(self) -> Any:
         st = self._st
         if st is None:
-            raise InvalidArgument("the store is closed", _core.SG_EINVAL)
+            raise InvalidArgument("the store is closed", _c.SG_EINVAL)
         return st
 
     @property
@@ -532,7 +533,7 @@ class Store:
         a malformed id and :class:`NotFound` when there is no such session."""
         if not id_valid(sid):
             raise InvalidId(f"session id {sid!r}: not a session id",
-                            _core.SG_EINVAL)
+                            _c.SG_EINVAL)
         with self._mutex:
             _c.session_delete(self._handle(), sid)
 
@@ -575,7 +576,7 @@ class Store:
             s = self.get(sid, touch=False)
             if s is None:
                 raise NotFound(f"session {sid}: not found or expired",
-                               _core.SG_ENOTFOUND)
+                               _c.SG_ENOTFOUND)
             if fn(s) is False:
                 return False
             try:
@@ -602,7 +603,7 @@ class Store:
                 s = self.get(sid)
                 if s is None:
                     raise NotFound(f"session {sid}: not found or expired",
-                                   _core.SG_ENOTFOUND)
+                                   _c.SG_ENOTFOUND)
                 yield s
                 s.save()
             finally:
@@ -652,7 +653,7 @@ class Store:
         the same moment, in any process: it comes wholly before (and is
         ended) or wholly after."""
         if user is None:
-            raise InvalidArgument("delete_user needs a user name", _core.SG_EINVAL)
+            raise InvalidArgument("delete_user needs a user name", _c.SG_EINVAL)
         _check_user(user)
         with self._mutex:
             return _c.store_delete_user(self._handle(), user)
@@ -682,11 +683,11 @@ def _unpickle_session(path: str, sid: str, version: int,
     s = store.get(sid, touch=False)
     if s is None:
         raise NotFound(f"unpickling session {sid}: not found or expired in "
-                       f"{path}", _core.SG_ENOTFOUND)
+                       f"{path}", _c.SG_ENOTFOUND)
     if s.version != version:
         raise Conflict(f"unpickling session {sid}: saved since it was "
                        f"pickled (version {version}, now {s.version})",
-                       _core.SG_ECONFLICT)
+                       _c.SG_ECONFLICT)
     if s.user != user:
         s.user = user
     s.data = data

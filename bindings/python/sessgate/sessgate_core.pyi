@@ -2,6 +2,9 @@
 # classes and SG_* constants).  Users import sessgate, never this.
 from typing import Any
 
+# The flat functions, typed in the stub of the C extension they come from.
+from ._sessgate_core import *
+
 SG_OK: int
 SG_ENOTFOUND: int
 SG_EEXPIRED: int
