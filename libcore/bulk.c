@@ -147,11 +147,10 @@ sg_status sg_store_clear(sg_store *st, size_t *removed, sg_error *err)
 /* Now in milliseconds, for grace windows: the store's clock (whole
  * seconds) when it has one, else real time to the millisecond.
  *
- * Why not whole seconds: a window of S whole seconds closes at the next
- * second boundary after now+S-1, so it lasted anywhere between S-1 and S
- * seconds.  Behind nginx, 20 requests in flight with the old id of a
- * renewal (--renew-interval 1 --rotate-grace 3) were still being served
- * 2.1 s after it and a quarter of them lost their session. */
+ * Why not whole seconds: a window of S whole seconds closes at the first
+ * second boundary after now+S-1, so it lasts anywhere between S-1 and S
+ * seconds, and the requests in flight with the old id that it is for are
+ * the ones served last, when the window matters. */
 static int64_t alias_now_ms(const sg_store *st)
 {
     struct timespec ts;
