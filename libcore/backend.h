@@ -93,7 +93,7 @@ typedef struct sgi_backend {
                            sg_error *err);
     /* Optional (NULL: nothing to compact, as on Redis).  Give the space
      * the store does not use back to the disk; fill *rep.  Caller holds
-     * SGI_EXCLUSIVE. */
+     * no lock (the backend takes what it needs) or SGI_EXCLUSIVE. */
     sg_status (*compact)(sg_store *st, sg_compact_report *rep, sg_error *err);
 } sgi_backend;
 

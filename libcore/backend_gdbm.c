@@ -83,8 +83,7 @@ static sg_status g_fetch(sg_store *st, const char *key, char **val,
     char *p = realloc(v.dptr, (size_t)v.dsize + 1);
     if (!p) {
         free(v.dptr);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                       b->dbpath);
+        return sgi_oom(err, "store", b->dbpath);
     }
     p[v.dsize] = '\0';
     *val = p;
@@ -277,8 +276,7 @@ static sg_status g_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
     while (k.dptr) {
         char *key = key_text(k);
         if (!key)
-            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                           b->dbpath);
+            return sgi_oom(err, "store", b->dbpath);
         int stop = fn(key, (size_t)k.dsize, arg);
         if (stop) {
             free(key);
@@ -341,8 +339,7 @@ static sg_status g_keys_chunk(sg_store *st, sgi_cursor *c, size_t max,
     for (size_t n = 0; k.dptr; n++) {
         char *key = key_text(k);
         if (!key)
-            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                           b->dbpath);
+            return sgi_oom(err, "store", b->dbpath);
         int stop = fn(key, (size_t)k.dsize, arg);
         /* Remember it (the cursor owns it from here). */
         if (c->nlast == SGI_CURSOR_KEEP)
@@ -444,19 +441,26 @@ static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
 }
 
 /* sessgatectl compact: rewrite PATH from its live records, then take a
- * checkpoint (which empties the log).  Caller holds the exclusive lock. */
+ * checkpoint (which empties the log).  Caller holds no lock, or the
+ * exclusive one. */
 static sg_status g_compact(sg_store *st, sg_compact_report *rep,
                            sg_error *err)
 {
     gdbm_be *b = be_of(st);
     rep->bytes_before = sgi_gdbm_files_bytes(b);
-    sg_status rc = sgi_gdbm_checkpoint_as(b, 1, err);
-    rep->bytes_after = sgi_gdbm_files_bytes(b);
-    if (rc == SG_OK) {
+    sg_status rc;
+    if (b->held == SGI_UNLOCKED) {
+        /* Built behind the lock (gdbm_fuzzy.c); writers go on. */
+        rc = sgi_gdbm_compact_behind(b, &rep->records, &rep->live_bytes,
+                                     err);
+    } else {
+        /* Inside the caller's exclusive hold (sg_store_begin). */
+        rc = sgi_gdbm_checkpoint_as(b, 1, err);
         rep->records = b->verified ? b->verified_records : 0;
         rep->live_bytes = b->verified ? b->verified_live : 0;
-        rep->compacted = 1;
     }
+    rep->bytes_after = sgi_gdbm_files_bytes(b);
+    rep->compacted = rc == SG_OK;
     return rc;
 }
 
@@ -484,6 +488,8 @@ static void g_close(sg_store *st)
     free(b->walpath);
     free(b->ckptpath);
     free(b->tmppath);
+    free(b->ckptnewpath);
+    free(b->dbnewpath);
     free(b);
     st->be_data = NULL;
 }
@@ -505,7 +511,7 @@ static sg_status be_new(sg_store *st, const char *location, sg_error *err)
 {
     gdbm_be *b = calloc(1, sizeof *b);
     if (!b)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
+        return sgi_oom(err, "store", location);
     b->lockfd = b->walfd = b->nullfd = -1;
     b->st = st;
     b->mode = st->opt.group ? 0660 : 0600;
@@ -515,9 +521,12 @@ static sg_status be_new(sg_store *st, const char *location, sg_error *err)
     b->walpath = suffixed(location, ".wal");
     b->ckptpath = suffixed(location, ".ckpt");
     b->tmppath = suffixed(location, ".tmp");
-    if (!b->dbpath || !b->lockpath || !b->walpath || !b->ckptpath || !b->tmppath) {
+    b->ckptnewpath = suffixed(location, ".ckpt.new");
+    b->dbnewpath = suffixed(location, ".new");
+    if (!b->dbpath || !b->lockpath || !b->walpath || !b->ckptpath ||
+        !b->tmppath || !b->ckptnewpath || !b->dbnewpath) {
         g_close(st);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
+        return sgi_oom(err, "store", location);
     }
     return SG_OK;
 }
@@ -573,6 +582,7 @@ static sg_status open_writable(sg_store *st, sg_error *err)
     }
     rc = first_checkpoint(be_of(st), err);
     sgi_gdbm_unlock(st);
+    sgi_gdbm_build_leftovers(be_of(st));
     return rc;
 }
 

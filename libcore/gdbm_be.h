@@ -12,7 +12,10 @@
  *   gdbm_refresh.c     taking the store lock: making a kept GDBM handle
  *                      current (stale handles, rebuilds due)
  *   gdbm_wal.c         PATH.wal: append, replay, rebuild from the log
- *   gdbm_checkpoint.c  PATH.ckpt: verify, compact, checkpoint
+ *   gdbm_checkpoint.c  PATH.ckpt copied from a verified PATH under the
+ *                      exclusive lock (first checkpoint, repair)
+ *   gdbm_fuzzy.c       checkpoints and compactions built behind the lock,
+ *                      from the old checkpoint and the log
  *   gdbm_reserve.c     fallocate reservations, so no change or rebuild
  *                      stops halfway for lack of room
  * They share one state struct (gdbm_be), the lock page's layout and the
@@ -34,6 +37,7 @@
 #define WAL_MAGIC 0x4c574753u              /* "SGWL" */
 #define WAL_DELETE 0xffffffffu             /* vlen of a delete record */
 #define CKPT_MIN_LOG (256 * 1024)          /* never checkpoint below this */
+#define WAL_READ_PIECE (1024 * 1024)       /* log bytes replayed at a time */
 /* Compact PATH (rewrite it from its live records) when, at a checkpoint,
  * it holds more than COMPACT_RATIO times its live bytes (keys plus values)
  * plus COMPACT_SLACK; a fresh GDBM file of sessions is 1.1 to 1.4 times
@@ -62,6 +66,8 @@ typedef struct lock_page {
     uint32_t unused;
     int64_t writer_until; /* CLOCK_MONOTONIC ms: until then, new readers
                            * let a waiting writer go first */
+    uint64_t log_epoch;   /* moves whenever the log is cut (sgi_gdbm_wal_cut):
+                           * offsets into it noted before no longer hold */
 } lock_page;
 
 typedef struct wal_rec {
@@ -73,6 +79,8 @@ typedef struct wal_rec {
 
 typedef struct gdbm_be {
     char *dbpath, *lockpath, *walpath, *ckptpath, *tmppath;  /* Owned */
+    char *ckptnewpath, *dbnewpath; /* Owned: PATH.ckpt.new, PATH.new, which
+                                    * gdbm_fuzzy.c builds behind the lock */
     int lockfd;            /* -1 when closed */
     dev_t lock_dev;
     ino_t lock_ino;
@@ -154,6 +162,11 @@ void sgi_gdbm_unlock(sg_store *st);
 /* gdbm_wal.c */
 sg_status sgi_gdbm_wal_append(gdbm_be *b, const char *key, const char *val,
                               size_t vlen, off_t *before_out, sg_error *err);
+sg_status sgi_gdbm_copy_fd(gdbm_be *b, int in, const char *dst,
+                           const char *like, sg_error *err);
+sg_status sgi_gdbm_wal_cut(gdbm_be *b, off_t len, sg_error *err);
+sg_status sgi_gdbm_wal_replay(gdbm_be *b, GDBM_FILE db, off_t from, off_t to,
+                              off_t *valid, const char *what, sg_error *err);
 sg_status sgi_gdbm_copy_file(gdbm_be *b, const char *src, const char *dst,
                              const char *like, sg_error *err);
 sg_status sgi_gdbm_rebuild(gdbm_be *b, sg_check_report *rep, sg_error *err);
@@ -166,7 +179,13 @@ sg_status sgi_gdbm_reserve(sg_store *st, size_t bytes, sg_error *err);
 void sgi_gdbm_note_verified(gdbm_be *b, uint64_t live, size_t records);
 sg_status sgi_gdbm_checkpoint_as(gdbm_be *b, int force_compact, sg_error *err);
 sg_status sgi_gdbm_checkpoint(gdbm_be *b, sg_error *err);
-void sgi_gdbm_maybe_checkpoint(gdbm_be *b);
+
+/* gdbm_fuzzy.c */
+int sgi_gdbm_checkpoint_due(gdbm_be *b);
+void sgi_gdbm_checkpoint_behind(gdbm_be *b);
+void sgi_gdbm_build_leftovers(gdbm_be *b);
+sg_status sgi_gdbm_compact_behind(gdbm_be *b, size_t *records,
+                                  uint64_t *live, sg_error *err);
 
 /* backend_gdbm.c */
 sg_status sgi_gdbm_recover_writable(gdbm_be *b, const char *why, sg_error *err);

@@ -179,22 +179,12 @@ sg_status sgi_gdbm_checkpoint_as(gdbm_be *b, int force_compact, sg_error *err)
         rc = sgi_gdbm_sys_fail(b, err, "cannot replace", b->ckptpath, errno);
         unlink(b->tmppath);
     }
-    if (rc == SG_OK && ftruncate(b->walfd, 0) < 0)
-        rc = sgi_gdbm_sys_fail(b, err, "cannot truncate", b->walpath, errno);
+    if (rc == SG_OK)
+        rc = sgi_gdbm_wal_cut(b, 0, err);
     return rc;
 }
 
 sg_status sgi_gdbm_checkpoint(gdbm_be *b, sg_error *err)
 {
     return sgi_gdbm_checkpoint_as(b, 0, err);
-}
-
-void sgi_gdbm_maybe_checkpoint(gdbm_be *b)
-{
-    struct stat wal, db;
-    if (fstat(b->walfd, &wal) < 0 || wal.st_size < CKPT_MIN_LOG)
-        return;
-    if (stat(b->dbpath, &db) < 0 || wal.st_size < db.st_size)
-        return;
-    sgi_gdbm_checkpoint(b, NULL);   /* on failure the log just keeps growing */
 }

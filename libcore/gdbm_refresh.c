@@ -231,13 +231,17 @@ sg_status sgi_gdbm_lock(sg_store *st, int mode, sg_error *err)
     return retake(b, mode, err);
 }
 
-/* The backend's unlock(): checkpoint if the log is due, then release. */
+/* The backend's unlock(): release, and if this hold's writes made the log
+ * due for a checkpoint, build one behind the lock (gdbm_fuzzy.c). */
 void sgi_gdbm_unlock(sg_store *st)
 {
     gdbm_be *b = be_of(st);
     if (b->held == SGI_UNLOCKED)
         return;
-    if (b->wrote && !__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE))
-        sgi_gdbm_maybe_checkpoint(b);
+    if (b->wrote && !__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE) &&
+        sgi_gdbm_checkpoint_due(b)) {
+        sgi_gdbm_checkpoint_behind(b);   /* releases the lock first */
+        return;
+    }
     sgi_gdbm_unlock_fd(b);
 }

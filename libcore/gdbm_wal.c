@@ -57,7 +57,7 @@ sg_status sgi_gdbm_wal_append(gdbm_be *b, const char *key, const char *val,
     size_t total = sizeof(wal_rec) + klen + (val ? vlen : 0);
     char *buf = malloc(total);
     if (!buf)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->dbpath);
+        return sgi_oom(err, "store", b->dbpath);
     wal_rec h = { WAL_MAGIC, wal_crc((uint32_t)klen, v, key, val),
                   (uint32_t)klen, v };
     memcpy(buf, &h, sizeof h);
@@ -89,64 +89,128 @@ sg_status sgi_gdbm_wal_append(gdbm_be *b, const char *key, const char *val,
     return SG_OK;
 }
 
-/* Apply the log's valid records to db; *valid gets the length of the
- * valid prefix (a torn tail from a killed writer is ignored). */
-static sg_status wal_replay(gdbm_be *b, GDBM_FILE db, off_t *valid,
-                            sg_error *err)
+/* Cut the log to len bytes (0: empty it, after a checkpoint), records
+ * others may have counted on: log_epoch moves first, so a checkpoint
+ * being built from offsets in the log (gdbm_fuzzy.c) knows they no longer
+ * hold.  A cut that changes nothing moves nothing. */
+sg_status sgi_gdbm_wal_cut(gdbm_be *b, off_t len, sg_error *err)
 {
-    *valid = 0;
     struct stat sb;
-    if (fstat(b->walfd, &sb) < 0)
-        return sgi_gdbm_sys_fail(b, err, "stat", b->walpath, errno);
-    size_t size = (size_t)sb.st_size;
-    if (size == 0)
+    if (fstat(b->walfd, &sb) == 0 && sb.st_size == len)
         return SG_OK;
-    char *buf = malloc(size);
-    if (!buf)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory reading "
-                       "the log", b->dbpath);
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = pread(b->walfd, buf + got, size - got, (off_t)got);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)n;
+    __atomic_add_fetch(&b->page->log_epoch, 1, __ATOMIC_ACQ_REL);
+    if (ftruncate(b->walfd, len) < 0)
+        return sgi_gdbm_sys_fail(b, err, "cannot truncate", b->walpath, errno);
+    return SG_OK;
+}
+
+/* Apply one record (key, value or WAL_DELETE) to db. */
+static int apply(GDBM_FILE db, const wal_rec *h, char *key, char *val)
+{
+    datum k = { key, (int)h->klen };
+    if (h->vlen == WAL_DELETE) {
+        int r = gdbm_delete(db, k);
+        return r != 0 && gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 : r;
     }
+    datum v = { val, (int)h->vlen };
+    return gdbm_store(db, k, v, GDBM_REPLACE);
+}
+
+/* Apply the valid records of buf (len bytes, of the `limit` the range
+ * holds from buf[0] on) to db, up to the first torn or incomplete one;
+ * *used gets the bytes applied, *torn is set when a record is damaged or
+ * runs past the range, *need to the size of a record that is only partly
+ * in buf.  -1 when GDBM fails. */
+static int apply_buf(GDBM_FILE db, char *buf, size_t len, off_t limit,
+                     size_t *used, int *torn, size_t *need)
+{
     size_t off = 0;
-    sg_status rc = SG_OK;
-    while (off + sizeof(wal_rec) <= got) {
+    *torn = 0;
+    *need = 0;
+    while (off + sizeof(wal_rec) <= len) {
         wal_rec h;
         memcpy(&h, buf + off, sizeof h);
-        size_t vbytes = h.vlen == WAL_DELETE ? 0 : h.vlen;
+        uint64_t whole = sizeof h + (uint64_t)h.klen +
+                         (h.vlen == WAL_DELETE ? 0 : h.vlen);
         if (h.magic != WAL_MAGIC || h.klen == 0 ||
-            h.klen > got - off - sizeof h ||
-            vbytes > got - off - sizeof h - h.klen)
+            whole > (uint64_t)limit - off) {
+            *torn = 1;
             break;
+        }
+        if (whole > len - off) {
+            *need = (size_t)whole;
+            break;
+        }
         char *key = buf + off + sizeof h;
         char *val = key + h.klen;
-        if (wal_crc(h.klen, h.vlen, key, val) != h.crc)
-            break;
-        datum k = { key, (int)h.klen };
-        int r;
-        if (h.vlen == WAL_DELETE) {
-            r = gdbm_delete(db, k);
-            if (r != 0 && gdbm_errno == GDBM_ITEM_NOT_FOUND)
-                r = 0;
-        } else {
-            datum v = { val, (int)h.vlen };
-            r = gdbm_store(db, k, v, GDBM_REPLACE);
-        }
-        if (r != 0) {
-            rc = sgi_gdbm_fail(b, err, "rebuild (replaying the log)");
+        if (wal_crc(h.klen, h.vlen, key, val) != h.crc) {
+            *torn = 1;
             break;
         }
-        off += sizeof h + h.klen + vbytes;
+        if (apply(db, &h, key, val) != 0) {
+            *used = off;
+            return -1;
+        }
+        off += (size_t)whole;
+    }
+    *used = off;
+    return 0;
+}
+
+/* Apply the log's valid records from offset `from` (where a record
+ * starts) up to `to` (-1: the end of the log) to db, reading a piece at a
+ * time (the whole log in memory was hundreds of MB on a big store);
+ * *valid gets the offset after the last record applied: a torn tail from
+ * a killed writer, or `to`, ends it.  what names the step in errors. */
+sg_status sgi_gdbm_wal_replay(gdbm_be *b, GDBM_FILE db, off_t from, off_t to,
+                              off_t *valid, const char *what, sg_error *err)
+{
+    *valid = from;
+    if (to < 0) {
+        struct stat sb;
+        if (fstat(b->walfd, &sb) < 0)
+            return sgi_gdbm_sys_fail(b, err, "stat", b->walpath, errno);
+        to = sb.st_size;
+    }
+    size_t cap = 0, have = 0, need = WAL_READ_PIECE;
+    char *buf = NULL;
+    off_t off = from;   /* the log offset of buf[0] */
+    sg_status rc = SG_OK;
+    while (off + (off_t)have < to) {
+        if (need > cap) {
+            size_t ncap = cap ? cap : WAL_READ_PIECE;
+            while (ncap < need)
+                ncap *= 2;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory "
+                             "reading the log", b->dbpath);
+                break;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t want = cap - have;
+        if ((off_t)want > to - off - (off_t)have)
+            want = (size_t)(to - off - (off_t)have);
+        ssize_t n = pread(b->walfd, buf + have, want, off + (off_t)have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;    /* shorter than it was: what is there is all */
+        have += (size_t)n;
+        size_t used;
+        int torn;
+        if (apply_buf(db, buf, have, to - off, &used, &torn, &need) != 0)
+            rc = sgi_gdbm_fail(b, err, what);
+        off += (off_t)used;
+        have -= used;
+        memmove(buf, buf + used, have);
+        if (rc != SG_OK || torn)
+            break;
     }
     free(buf);
-    *valid = (off_t)off;
+    *valid = off;
     return rc;
 }
 
@@ -158,12 +222,19 @@ sg_status sgi_gdbm_copy_file(gdbm_be *b, const char *src, const char *dst,
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return sgi_gdbm_sys_fail(b, err, "cannot read", src, errno);
+    sg_status rc = sgi_gdbm_copy_fd(b, in, dst, like, err);
+    close(in);
+    return rc;
+}
+
+/* Copy what the file open on `in` holds from its current offset on to
+ * dst, as sgi_gdbm_copy_file does. */
+sg_status sgi_gdbm_copy_fd(gdbm_be *b, int in, const char *dst,
+                           const char *like, sg_error *err)
+{
     int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, b->mode);
-    if (out < 0) {
-        int e = errno;
-        close(in);
-        return sgi_gdbm_sys_fail(b, err, "cannot create", dst, e);
-    }
+    if (out < 0)
+        return sgi_gdbm_sys_fail(b, err, "cannot create", dst, errno);
     sgi_gdbm_adopt_owner(b, out, like);
     sg_status rc = SG_OK;
     for (;;) {
@@ -194,7 +265,6 @@ sg_status sgi_gdbm_copy_file(gdbm_be *b, const char *src, const char *dst,
         rc = sgi_gdbm_sys_fail(b, err, "cannot sync", dst, errno);
     if (close(out) < 0 && rc == SG_OK)
         rc = sgi_gdbm_sys_fail(b, err, "cannot write", dst, errno);
-    close(in);
     if (rc != SG_OK)
         unlink(dst);
     return rc;
@@ -228,7 +298,8 @@ sg_status sgi_gdbm_rebuild(gdbm_be *b, sg_check_report *rep, sg_error *err)
     sgi_gdbm_adopt_owner(b, gdbm_fdesc(db), b->dbpath);
     sgi_gdbm_tune_writer(db);
     off_t valid;
-    rc = wal_replay(b, db, &valid, err);
+    rc = sgi_gdbm_wal_replay(b, db, 0, -1, &valid,
+                             "rebuild (replaying the log)", err);
     size_t keys = 0;
     if (rc == SG_OK) {
         gdbm_count_t n;
@@ -243,8 +314,8 @@ sg_status sgi_gdbm_rebuild(gdbm_be *b, sg_check_report *rep, sg_error *err)
     if (rc != SG_OK)
         goto untouched;
     /* Cut a torn tail, so that later appends follow valid records. */
-    if (ftruncate(b->walfd, valid) < 0)
-        return sgi_gdbm_sys_fail(b, err, "cannot truncate", b->walpath, errno);
+    if (sgi_gdbm_wal_cut(b, valid, err) != SG_OK)
+        return err ? err->code : SG_ESTORE;
     __atomic_store_n(&b->page->dirty, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&b->page->starved, 0, __ATOMIC_RELEASE);
     b->st->recoveries++;

@@ -597,7 +597,9 @@ static int by_owner(const void *a, const void *b)
     return c ? c : memcmp(x->id, y->id, SG_ID_LEN);
 }
 
-/* Compact under the exclusive lock; nothing to do without a backend op. */
+/* Compact; nothing to do without a backend op.  The backend takes the
+ * locks it needs (GDBM builds the new file behind the lock, writers going
+ * on), or works under the exclusive hold of an sg_store_begin. */
 sg_status sg_store_compact(sg_store *st, sg_compact_report *out,
                            sg_error *err)
 {
@@ -608,11 +610,12 @@ sg_status sg_store_compact(sg_store *st, sg_compact_report *out,
                        "cannot compact", st->path);
     sg_status rc = SG_OK;
     if (st->be->compact) {
-        rc = sgi_lock(st, SGI_EXCLUSIVE, err);
-        if (rc != SG_OK)
+        int held = st->lock_mode != SGI_UNLOCKED;
+        if (held && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) != SG_OK)
             return rc;
         rc = st->be->compact(st, &rep, err);
-        sgi_unlock(st);
+        if (held)
+            sgi_unlock(st);
     }
     if (out)
         *out = rep;

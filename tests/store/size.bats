@@ -7,7 +7,8 @@
 # that are killed with SIGKILL at random moments (mid-write, mid-rebuild,
 # mid-checkpoint, mid-compaction).  The bound, checked after every run and
 # at every figure a run prints: all the store's files together (PATH,
-# PATH.wal, PATH.ckpt, PATH.lock and any PATH.tmp) stay within
+# PATH.wal, PATH.ckpt, PATH.lock and any PATH.tmp, PATH.ckpt.new or
+# PATH.new a checkpoint is being built in) stay within
 #     4 x live data + 1 MiB
 # where the live data is what the sessions' records hold.  Before the fix
 # the same workload grew the files by ~1.5 MB per 1,000 writes, linearly

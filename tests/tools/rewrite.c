@@ -20,7 +20,8 @@
  *                                        killed between its ack and STATE's
  *                                        rename); prints "ok N live=BYTES"
  *
- * files= is the size of PATH, PATH.wal, PATH.ckpt, PATH.lock and PATH.tmp;
+ * files= is the size of PATH, PATH.wal, PATH.ckpt, PATH.lock, PATH.tmp and
+ * the files a checkpoint is built in (PATH.ckpt.new, PATH.new);
  * live= the bytes of the records themselves (key plus JSON), the store's
  * live data.  A kill -9 of `run` at any moment leaves STATE plus
  * STATE.acks naming, for every session, a v that was acknowledged.  Exit 0 on success, 1 on a
@@ -45,7 +46,8 @@ typedef struct ent {
 
 static unsigned long long files_size(const char *path)
 {
-    static const char *const sfx[] = { "", ".wal", ".ckpt", ".lock", ".tmp" };
+    static const char *const sfx[] = { "", ".wal", ".ckpt", ".lock", ".tmp",
+                                       ".ckpt.new", ".new" };
     unsigned long long total = 0;
     char buf[4096];
     for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
