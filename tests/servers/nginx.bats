@@ -7,6 +7,8 @@
 load ../helpers/common
 load ../helpers/servers
 load ../helpers/server_checks
+# Python queues flash messages (sets the module paths, ASan preload).
+load ../bindings/bindings
 
 setup_file() {
   require_tool nginx fcgiwrap curl
@@ -82,6 +84,43 @@ teardown_file() {
   printf '%s\n' "$BODY" | grep -qx "X-Session-Id: $id" || fail "$BODY"
   printf '%s\n' "$BODY" | grep -qx "X-Session-User: alice" || fail "$BODY"
   printf '%s\n' "$BODY" | grep -qx 'X-Session-Data: {"k":"v"}' || fail "$BODY"
+}
+
+# flash_and_token ID MESSAGE: queue a flash message for session ID and
+# print its CSRF token.
+flash_and_token() {
+  ID=$1 MSG=$2 "$SG_PYTHON" -c 'import os, sessgate
+st = sessgate.Store(os.environ["SRV_STORE"])
+s = st.get(os.environ["ID"])
+s.flash(os.environ["MSG"])
+s.save()
+print(s.csrf_token)'
+}
+
+# Issue #12: the example snippets hand backends the gateway's CSRF token and
+# the flash messages it took out of the store (lost for good otherwise).
+@test "nginx auth_request: FastCGI and HTTP backends get the gateway's CSRF token and flash messages" {
+  local id tok
+  id=$(new_session --user alice)
+  tok=$(flash_and_token "$id" first)
+  [ "${#tok}" = 64 ] || fail "no token: $tok"
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_CSRF)" = "$tok" ] || fail "$BODY"
+  [ "$(body_var HTTP_X_SESSION_CSRF)" = "$tok" ] || fail "$BODY"
+  [[ "$(body_var SESSION_FLASH)" == *'"message":"first"'* ]] || fail "$BODY"
+  [[ "$(body_var HTTP_X_SESSION_FLASH)" == *'"message":"first"'* ]] || fail "$BODY"
+  # consumed: the next page has none
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
+  [ -z "$(body_var SESSION_FLASH)" ] && [ -z "$(body_var HTTP_X_SESSION_FLASH)" ] || fail "$BODY"
+  flash_and_token "$id" second > /dev/null
+  req "$(srv_url /papp/x)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  printf '%s\n' "$BODY" | grep -qx "X-Session-Csrf: $tok" || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -q '^X-Session-Flash: .*"message":"second"' || fail "$BODY"
+  # a client's look-alike is refused by the gateway before any backend
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id" -H "X-Session-Flash: forged"
+  expect_status 403
 }
 
 @test "nginx auth_request: an anonymous session is created and its cookie sent via add_header" {
