@@ -11,7 +11,7 @@
 load ../helpers/common
 load deploy
 
-PKGS="libsessgate0 libsessgate-dev sessgate python3-sessgate lua-sessgate"
+PKGS="libsessgate0 libsessgate-dev sessgate python3-sessgate lua-sessgate libnginx-mod-http-sessgate"
 
 deb_installed() { dpkg-query -W -f='${Status}\n' "$@" 2>/dev/null | grep -q 'ok installed'; }
 
@@ -84,7 +84,7 @@ teardown() {
   flow_sanitizer_clean
 }
 
-@test "make deb builds the five packages out of tree, lintian reports no error" {
+@test "make deb builds the six packages out of tree, lintian reports no error" {
   run ls "$BATS_FILE_TMPDIR/debs"
   for p in $PKGS; do assert_line --regexp "^${p}_0\.1\.0_.*\.deb$"; done
   run grep '^make deb: lintian:' "$BATS_FILE_TMPDIR/deb.log"
@@ -115,6 +115,54 @@ teardown() {
   fi
   run pkg-config --variable=prefix sessgate
   assert_output "/usr"
+}
+
+@test "installed: Debian's nginx loads the module package from modules-available; its worker checks sessions in the installed store" {
+  run dpkg-query -W -f='${Depends}' libnginx-mod-http-sessgate
+  assert_output --partial "nginx-abi-"
+  [ -f /usr/lib/nginx/modules/ngx_http_sessgate_module.so ]
+  # Not enabled on install: no nginx on the host loads it unasked.
+  run find /etc/nginx/modules-enabled -name '*sessgate*'
+  assert_output ""
+  usermod -aG sessgate "$DU_APP"     # the worker's user, in the store's group
+  local d=$DDIR/ngx port id
+  mkdir -p "$d/tmp"
+  echo ok > "$d/ok.txt"
+  # (a user of its own: the walk-through below counts alice's sessions)
+  id=$(/usr/bin/sessgatectl --store /var/lib/sessgate/sessions.db create --user ngxmod)
+  port=$(free_port)
+  cat > "$d/nginx.conf" <<EOF
+include /usr/share/nginx/modules-available/mod-http-sessgate.conf;
+user $DU_APP;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp/body; proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi; uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;
+    sessgate_store /var/lib/sessgate/sessions.db;
+    server {
+        listen 127.0.0.1:$port;
+        location = /app {
+            sessgate_policy user;
+            add_header X-User \$sessgate_user;
+            alias $d/ok.txt;
+        }
+    }
+}
+EOF
+  start_bg nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" -g 'daemon off;' > /dev/null
+  wait_for_port "$port" 10 || { cat "$d/error.log"; fail "nginx did not start"; }
+  run curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/app"
+  assert_output 401
+  run curl -s -D - -o /dev/null -H "Cookie: sessgate=$id" "http://127.0.0.1:$port/app"
+  /usr/bin/sessgatectl --store /var/lib/sessgate/sessions.db delete "$id"
+  assert_line --partial "200 OK"
+  assert_line --partial "X-User: ngxmod"
+  run ps -o user= --ppid "$(cat "$d/nginx.pid")"
+  assert_output "$DU_APP"
 }
 
 @test "installed units pass systemd-analyze verify as installed" {
