@@ -348,8 +348,11 @@ int  request_loop(const gw_config *cfg, int listen_fd);
 
 /* --------------------------------------------------------------- renew.c */
 /* With --renew-interval: rotate rq->session when its id is older than the
- * interval (cgi mode and RESPONDER role only); sets rq->renewed. */
+ * interval, where the new cookie reaches the browser; sets rq->renewed. */
 void renew_maybe(gw_request *rq);
+/* Whether a Set-Cookie of this request's answer reaches the browser: cgi
+ * mode, the RESPONDER role, and Apache's AUTHORIZER (not lighttpd's). */
+int  renew_cookie_delivered(const gw_request *rq);
 /* ---------------------------------------------------------------- csrf.c */
 /* With --csrf: why an unsafe request (POST, PUT, PATCH, DELETE...) lacks
  * same-origin proof (static text), or NULL when it may pass. */

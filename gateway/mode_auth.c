@@ -105,6 +105,10 @@ static void allow(gw_request *rq)
             respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
         else if (!rq->session && rq->cookie != COOKIE_NONE)
             respond_cookie(&rq->head, rq->cfg, NULL, rq->https);
+    } else if (rq->renewed) {
+        /* Apache's authorizer: it hands a 200's Set-Cookie to the browser
+         * (renew_maybe renews nowhere else in this role). */
+        respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
     }
     request_send(rq, NULL);
 }
@@ -159,7 +163,6 @@ void mode_auth_handle(gw_request *rq)
     }
     if (csrf_enforce(rq) < 0)
         return;
-    renew_maybe(rq);
     /* lighttpd drops Set-Cookie on an authorizer 200, so a session made
      * there would never reach the browser: only the responder role creates. */
     if (!rq->session && cfg->anonymous && rq->role == ROLE_RESPONDER &&
@@ -177,8 +180,12 @@ void mode_auth_handle(gw_request *rq)
     default:
         ok = 1;
     }
-    if (ok)
+    /* Only an allowed request renews: a 401/403 does not carry the new
+     * cookie, so a renewal there would strand the browser on an id that
+     * dies after the grace window. */
+    if (ok) {
+        renew_maybe(rq);
         allow(rq);
-    else
+    } else
         deny(rq);
 }

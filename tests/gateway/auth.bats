@@ -37,6 +37,36 @@ A=(-p REQUEST_METHOD=GET -p REQUEST_URI=/app/page)
   assert_output ""
 }
 
+# Issue #12: renewal where the new cookie reaches the browser.  Apache's
+# authorizers copy a 200's Set-Cookie to it (web-servers.md 2.1) and say who
+# they are with FCGI_APACHE_ROLE; lighttpd drops it, so there: no renewal.
+@test "--renew-interval, authorizer role: Apache gets the renewed cookie; lighttpd no renewal" {
+  id=$(new_session --user alice)
+  gw_start --renew-interval 1 --rotate-grace 5
+  sleep 1.1
+  run -0 gw_req -r authorizer "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Variable-SESSION_ID: $id"
+  refute_line --partial "Set-Cookie"
+  run -0 ctl get "$id"                    # not rotated away
+  run -0 gw_req -r authorizer "${A[@]}" -p FCGI_APACHE_ROLE=AUTHENTICATOR -p "HTTP_COOKIE=sessgate=$id"
+  new=$(sed -nE 's/^Set-Cookie: sessgate=([0-9a-f-]{36});.*/\1/p' <<<"$output")
+  [ -n "$new" ] && [ "$new" != "$id" ] || fail "no renewal cookie: $output"
+  assert_line "Variable-SESSION_ID: $new"
+  assert_line "Variable-SESSION_USER: alice"
+  run -0 ctl get "$new"
+}
+
+@test "--renew-interval: a denied request does not renew (its 401 would not carry the cookie)" {
+  id=$(new_session)
+  gw_start --policy user --renew-interval 1 --rotate-grace 5
+  sleep 1.1
+  run -0 gw_req "${A[@]}" -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "Status: 401 Unauthorized"
+  refute_line --partial "Set-Cookie: sessgate=$id"
+  refute_line --regexp '^Set-Cookie: sessgate=[0-9a-f]'
+  run -0 ctl get "$id"                    # still under its own id
+}
+
 @test "an FCGI_ROLE=AUTHORIZER param (Apache sends it twice) selects the authorizer role" {
   id=$(new_session)
   gw_start
