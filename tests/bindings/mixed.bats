@@ -137,7 +137,7 @@ print(st.get(os.environ["ID"])["n"])'
   run lua_run '
 local st = assert(sg.open(STORE))
 local mine = assert(st:get(os.getenv("ID")))
-assert(os.execute(os.getenv("SG_CTL") .. " --store " .. STORE .. " set " .. os.getenv("ID") .. " \x27{\"n\":3}\x27"))
+assert(os.execute(os.getenv("SG_CTL") .. " --store \x27" .. STORE .. "\x27 set " .. os.getenv("ID") .. " \x27{\"n\":3}\x27"))
 mine.data.n = 4
 local ok, msg, code = mine:save()
 print(ok, code == sg.CONFLICT, st:get(os.getenv("ID")).data.n)'

@@ -34,14 +34,17 @@ sessgatectl() { "${sg_valgrind[@]}" "$SG_CTL" "$@"; }
 
 # make_store [NAME]: print the URI of a fresh, empty store: a path in the
 # test's tmpdir, or in the Redis pass of tests/run (SG_STORE_BACKEND=redis)
-# a redis+unix: URI on the run's server with a key prefix of its own.
+# a redis+unix: URI on the run's server with a key prefix of its own, logged
+# in as the pass's restricted ACL user.
 # The prefix is unique per call (test number, name, the subshell's PID,
 # the clock), so no test sees another's keys and none needs a FLUSHDB;
 # it holds no ':' before the last byte, so no prefix starts another.
 make_store() {
   if [ "${SG_STORE_BACKEND:-gdbm}" = redis ]; then
     : "${SG_TEST_REDIS_SOCK:?SG_STORE_BACKEND=redis needs SG_TEST_REDIS_SOCK (run through tests/run)}"
-    printf 'redis+unix:%s?prefix=t%s.%s.%s.%s:\n' "$SG_TEST_REDIS_SOCK" \
+    # the pass's ACL user (tests/run), password from its file; prefix last
+    printf 'redis+unix://sgtest@%s?password_file=%s&prefix=t%s.%s.%s.%s:\n' \
+      "$SG_TEST_REDIS_SOCK" "${SG_TEST_REDIS_PWFILE:?run through tests/run}" \
       "${BATS_SUITE_TEST_NUMBER:-0}" "${1:-sessions}" "$BASHPID" "$(date +%s%N)"
     return
   fi
