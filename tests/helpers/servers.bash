@@ -247,12 +247,15 @@ srv_apache_gateways() {
   SRV_GW_ANY_PORT=$(srv_free_port)
   SRV_GW_USER_PORT=$(srv_free_port)
   SRV_GW_CGI_PORT=$(srv_free_port)
+  SRV_GW_RENEW_PORT=$(srv_free_port)
   SRV_DOWN_PORT=$(srv_free_port)
   srv_gateway gw-any "127.0.0.1:$SRV_GW_ANY_PORT" --mode auth --policy any &&
   srv_gateway gw-user "127.0.0.1:$SRV_GW_USER_PORT" --mode auth --policy user \
     --login-url /cgi/counter.sh --login-redirect &&
   srv_gateway gw-cgi "127.0.0.1:$SRV_GW_CGI_PORT" --mode cgi --cgi-root "$SRV_APPS" \
-    --cgi-timeout 20
+    --cgi-timeout 20 &&
+  srv_gateway gw-renew "127.0.0.1:$SRV_GW_RENEW_PORT" --mode auth --policy any \
+    --renew-interval 1 --rotate-grace 3
 }
 
 # srv_apache: render examples/apache/sessgate.conf.in and start httpd in the

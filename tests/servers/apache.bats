@@ -66,6 +66,23 @@ teardown_file() {
   if printf '%s\n' "$HDRS" | grep -i -e '^x-session-' -e '^variable-'; then fail "leak"; fi
 }
 
+# Issue #12: Apache copies the authorizer's Set-Cookie to the browser, so
+# the gateway renews there (it never does behind lighttpd's authorizer).
+@test "apache check_authn --renew-interval: the renewed id's cookie reaches the browser" {
+  local id new
+  id=$(new_session --user alice)
+  sleep 1.2
+  req "$(srv_url /rapp/whoami.cgi)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  new=$(set_cookie_id)
+  [[ $new =~ ^$ID_RE$ ]] && [ "$new" != "$id" ] || fail "no renewed cookie: $HDRS"
+  [ "$(body_var SESSION_ID)" = "$new" ] || fail "$BODY"
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+  req "$(srv_url /rapp/whoami.cgi)" -H "Cookie: sessgate=$new"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
 @test "apache check_authn: a logged-in user reaches /private/" {
   local id
   id=$(new_session --user alice)
