@@ -140,6 +140,40 @@ PY
   assert_output --partial ", 0 wrong"
 }
 
+# Issue #18 item 6: the gateway's Set-Cookie rule and this one agree on one
+# shared table (attributes compared as a set; tests/unit/test_set_cookie.c
+# checks the gateway against the same file).
+@test "cookie_header agrees with the gateway's Set-Cookie on every case of the shared table" {
+  run -0 "$SG_PYTHON" - "$SG_SRCDIR/tests/unit/set_cookie_cases.txt" "$STORE" <<'PY'
+import sys, sessgate
+from sessgate.wsgi import SessionMiddleware
+ID = "0b5c1a2e-3f4d-4a5b-8c6d-7e8f90a1b2c3"
+store = sessgate.Store(sys.argv[2])
+n = bad = 0
+for line in open(sys.argv[1], encoding="ascii"):
+    if line.startswith("#") or "\t" not in line:
+        continue
+    opts, want = line.rstrip("\n").split("\t", 1)
+    o = dict(kv.split("=", 1) for kv in opts.split(" "))
+    secure = {"auto": None, "on": True, "off": False}[o["secure"]]
+    mw = SessionMiddleware(lambda e, s: [], store, o["name"], cookie_path=o["path"],
+                           cookie_domain=o.get("domain"), secure=secure,
+                           max_age=int(o["max_age"]) if "max_age" in o else None,
+                           samesite=o["samesite"])
+    environ = {"wsgi.url_scheme": "https" if o["https"] == "1" else "http"}
+    name, value = mw.cookie_header(environ, None if o["id"] == "-" else ID)
+    got = sorted(a.strip() for a in value.split(";"))
+    exp = sorted(a.strip() for a in want.replace("=ID", "=" + ID, 1).split(";"))
+    n += 1
+    if name != "Set-Cookie" or got != exp:
+        bad += 1
+        print("case [%s]: got %r, want %r" % (opts, value, want))
+print("%d cases, %d wrong" % (n, bad))
+sys.exit(1 if bad or n < 10 else 0)
+PY
+  assert_output --partial ", 0 wrong"
+}
+
 # cgi PATH [VAR=VALUE...]: run wsgi_counter.py as a CGI program.
 cgi() {
   local path=$1; shift

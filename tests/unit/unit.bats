@@ -59,6 +59,10 @@ run_unit() {
   run_unit test_redis
 }
 
+@test "test_set_cookie: the gateway's Set-Cookie matches the table sessgate.wsgi is tested on" {
+  run_unit test_set_cookie
+}
+
 # One @test per program so that a failure names it; this one catches a new
 # program that has no @test above (it would never run).
 @test "every C unit test program has its own @test in unit.bats" {
