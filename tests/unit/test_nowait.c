@@ -11,14 +11,96 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Writer preference: with only a reader (a shared flock, as another
+ * process's get holds) on the lock and a writer queued behind it, a
+ * no-wait get answers "busy" instead of joining the readers, so the
+ * readers drain and the writer gets in (a waiting get would stand back
+ * up to 25 ms, inside the worker). */
+static void writer_queued(const char *path, sg_store *b, const char *id)
+{
+    char lockpath[700];
+    int pipefd[2], lockfd;
+    pid_t reader, writer;
+    sg_session *got = NULL;
+    sg_error err = { 0 };
+    int busy = 0, status;
+    char c;
+
+    snprintf(lockpath, sizeof lockpath, "%s.lock", path);
+    if (pipe(pipefd) != 0)
+        return;
+    reader = fork();
+    if (reader == 0) {
+        lockfd = open(lockpath, O_RDWR | O_CLOEXEC);
+        if (lockfd < 0 || flock(lockfd, LOCK_SH) != 0)
+            _exit(1);
+        if (write(pipefd[1], "h", 1) != 1)
+            _exit(1);
+        sleep_ms(1500);
+        _exit(0);
+    }
+    if (read(pipefd[0], &c, 1) != 1) {
+        OK(0, "the reader took the shared lock");
+        return;
+    }
+    IS(sg_session_get(b, id, SG_GET_NOWAIT, &got, &err), SG_OK,
+       "a reader's shared lock does not make a no-wait get busy: %s", err.text);
+    sg_session_free(got);
+    got = NULL;
+    writer = fork();
+    if (writer == 0) {
+        sg_store *w = NULL;
+        sg_options o;
+        sg_options_init(&o);
+        o.lock_timeout_ms = 5000;
+        if (sg_store_open(path, &o, &w, NULL) != SG_OK ||
+            sg_store_begin(w, NULL) != SG_OK)
+            _exit(1);
+        sg_store_end(w);
+        sg_store_close(w);
+        _exit(0);
+    }
+    /* Bounded: within 1.2 s (the reader holds on for 1.5 s) the writer
+     * has announced itself. */
+    for (int i = 0; i < 120 && !busy; i++) {
+        sg_error_clear(&err);
+        sg_status rc = sg_session_get(b, id, SG_GET_NOWAIT, &got, &err);
+        sg_session_free(got);
+        got = NULL;
+        busy = rc == SG_ELOCKTIMEOUT && err.sys_errno == EWOULDBLOCK;
+        if (!busy)
+            sleep_ms(10);
+    }
+    OK(busy, "a queued writer makes a no-wait get busy (writer preference kept)");
+    waitpid(reader, &status, 0);
+    waitpid(writer, &status, 0);
+    OK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer got in");
+    sg_error_clear(&err);
+    IS(sg_session_get(b, id, SG_GET_NOWAIT, &got, &err), SG_OK,
+       "free again: the no-wait get reads: %s", err.text);
+    sg_session_free(got);
+    close(pipefd[0]);
+    close(pipefd[1]);
 }
 
 int main(int argc, char **argv)
@@ -90,6 +172,8 @@ int main(int argc, char **argv)
     IS(sg_session_get(b, sg_session_id(s), 0, &got, &err), SG_OK,
        "a plain get after a busy one: %s", err.text);
     sg_session_free(got);
+
+    writer_queued(path, b, sg_session_id(s));
 
     sg_session_free(s);
     sg_store_close(a);
