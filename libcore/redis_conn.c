@@ -251,14 +251,18 @@ static sg_status parse_query(redis_be *b, const char *q, int allow_db,
                                RD_MAX_REPLICAS);
             b->min_replicas = (int)num;
         } else {
-            /* Maybe a password someone tried: mask unknown values first. */
+            /* Maybe a password someone tried: mask unknown values first.
+             * The key is copied before: q points into the URI mask_uri
+             * frees. */
+            char key[32];
+            snprintf(key, sizeof key, "%.*s", (int)(kn < 31 ? kn : 31), q);
             if (!known_key(q, kn))
                 mask_uri(b);
             return sgi_err(err, SG_EINVAL, 0, "store %s: unknown query "
-                           "parameter '%.*s' (known: %sprefix, timeout_ms, "
+                           "parameter '%s' (known: %sprefix, timeout_ms, "
                            "password_file, min_replicas; a password goes in "
                            "password_file or $" RD_PASSWORD_ENV ")", b->uri,
-                           (int)kn, q, allow_db ? "db, " : "");
+                           key, allow_db ? "db, " : "");
         }
         q = amp ? amp + 1 : NULL;
     }
