@@ -176,6 +176,20 @@ void sgw_store_close(sg_store *closing);
 %ignore sg_session_import;       /* admin: sessgatectl import */
 %ignore sg_each_fn;              /* C callback; layers use list + get */
 %ignore sg_store_each;
+%ignore sg_option_find;          /* layers walk option_at */
+%ignore sg_options_set;          /* layers set the fields by name */
+
+/* The store-option table is the library's static data: read-only rows
+ * the layers read to document and check their keywords. */
+%immutable sg_option_info::name;
+%immutable sg_option_info::flag;
+%immutable sg_option_info::arg;
+%immutable sg_option_info::min;
+%immutable sg_option_info::max;
+%immutable sg_option_info::def_value;
+%immutable sg_option_info::def_text;
+%immutable sg_option_info::help;
+%immutable sg_option_info::faces;
 
 %include "sessgate.h"
 

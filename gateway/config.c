@@ -23,12 +23,14 @@
 
 #include "gateway.h"
 
-enum opt_type { OPT_STR, OPT_LONG, OPT_ENUM, OPT_FLAG, OPT_HELP, OPT_VERSION };
+enum opt_type { OPT_STR, OPT_LONG, OPT_ENUM, OPT_FLAG, OPT_HELP, OPT_VERSION,
+                OPT_STORE,        /* a row of libsessgate's store options */
+                OPT_STORE_ROWS }; /* where those rows go in the list */
 
 typedef struct opt_def {
     const char   *name;
     enum opt_type type;
-    size_t        off;         /* field in gw_config */
+    size_t        off;         /* field in gw_config; OPT_STORE: the row */
     long          min, max;    /* OPT_LONG range */
     const char   *choices;     /* OPT_ENUM: "a|b|c", index stored */
     const char   *arg;         /* metavariable for --help */
@@ -59,26 +61,16 @@ static const opt_def opt_table[] = {
       "lax|strict|none", "cookie SameSite attribute; none needs --cookie-secure on (default lax)" },
     { "cookie-max-age", OPT_LONG, F(cookie_max_age), 0, 315360000, NULL, "S",
       "cookie Max-Age; 0: a session cookie (default 0)" },
-    { "idle-timeout", OPT_LONG, F(idle_timeout), 1, 315360000, NULL, "S",
-      "idle timeout of new sessions (default: the store's)" },
-    { "max-age", OPT_LONG, F(max_age), 1, 315360000, NULL, "S",
-      "absolute lifetime of new sessions (default: the store's)" },
-    { "touch-interval", OPT_LONG, F(touch_interval), 1, 86400, NULL, "S",
-      "extend the idle window at most this often (default: the store's)" },
-    { "lock-timeout", OPT_LONG, F(lock_timeout), 1, 600000, NULL, "MS",
-      "wait this long for the store lock, then 503 (default: the store's)" },
-    { "max-per-user", OPT_LONG, F(max_per_user), 0, 1000000, NULL, "N",
-      "cap on live sessions of one user, oldest evicted (default: none)" },
-    { "sync", OPT_FLAG, F(sync), 0, 0, NULL, NULL,
-      "make every store write durable (fsync)" },
+    /* --lock-timeout, --idle-timeout, ... --sync, --group: one definition
+     * (ranges, defaults, help) in libcore/options.c, shared with
+     * sessgatectl and the bindings. */
+    { "", OPT_STORE_ROWS, 0, 0, 0, NULL, NULL, NULL },
     { "policy", OPT_ENUM, F(policy), 0, 0, "any|session|user", "any|session|user",
       "any: always 200; session: 401 without a session; user: 401 without a user" },
     { "anonymous", OPT_FLAG, F(anonymous), 0, 0, NULL, NULL,
       "create an anonymous session when there is none (responder role, cgi mode)" },
     { "renew-interval", OPT_LONG, F(renew_interval), 0, 315360000, NULL, "S",
       "give a session in use a new id (and cookie) every S seconds; use with --rotate-grace (default 0: never)" },
-    { "rotate-grace", OPT_LONG, F(rotate_grace), 0, 300, NULL, "S",
-      "after a rotation the old id keeps working S seconds (never after a login; default 0)" },
     { "csrf", OPT_FLAG, F(csrf), 0, 0, NULL, NULL,
       "refuse POST/PUT/PATCH/DELETE with 403 unless X-CSRF-Token matches the session's token "
       "(and Origin/Sec-Fetch-Site are not foreign)" },
@@ -107,8 +99,6 @@ static const opt_def opt_table[] = {
       "MS ms, the master answers it 503 at once; 0: wait without bound (default 0)" },
     { "user", OPT_STR, F(user_arg), 0, 0, NULL, "USER[:GROUP]",
       "as root: switch to USER (and GROUP, else USER's group) after binding the socket" },
-    { "group", OPT_FLAG, F(group), 0, 0, NULL, NULL,
-      "create the store files with mode 0660 (group members share it), not 0600" },
     { "socket-owner", OPT_STR, F(socket_owner_arg), 0, 0, NULL, "USER[:GROUP]",
       "owner of the --listen unix socket, e.g. sessgate:www-data (default: the starter)" },
     { "socket-mode", OPT_STR, F(socket_mode_arg), 0, 0, NULL, "MODE",
@@ -127,18 +117,67 @@ static const opt_def opt_table[] = {
     { "version", OPT_VERSION, 0, 0, 0, NULL, NULL, "print the version and exit" },
 };
 #define NOPTS (sizeof opt_table / sizeof *opt_table)
+#define MAX_OPTS (NOPTS + 16)
+
+/* The gateway's rows with libsessgate's store options (faces
+ * SG_FACE_GATEWAY) in place of the OPT_STORE_ROWS marker.  Built once. */
+static const opt_def *all_options(size_t *count)
+{
+    static opt_def all[MAX_OPTS];
+    static char helps[16][200];
+    static size_t n;
+    const sg_option_info *r;
+    size_t i, j, h = 0;
+
+    if (n) {
+        *count = n;
+        return all;
+    }
+    for (i = 0; i < NOPTS; i++) {
+        if (opt_table[i].type != OPT_STORE_ROWS) {
+            all[n++] = opt_table[i];
+            continue;
+        }
+        for (j = 0; (r = sg_option_at(j)) != NULL && h < 16; j++) {
+            opt_def *o;
+
+            if (!(r->faces & SG_FACE_GATEWAY))
+                continue;
+            o = &all[n++];
+            o->name = r->flag;
+            o->type = OPT_STORE;
+            o->off = j;
+            o->min = (long)r->min;
+            o->max = (long)r->max;
+            o->choices = NULL;
+            o->arg = r->arg;
+            if (!r->arg)
+                snprintf(helps[h], sizeof helps[h], "%s", r->help);
+            else if (r->def_text)
+                snprintf(helps[h], sizeof helps[h], "%s (default %s)", r->help,
+                         r->def_text);
+            else
+                snprintf(helps[h], sizeof helps[h], "%s (default %lld)", r->help,
+                         (long long)r->def_value);
+            o->help = helps[h++];
+        }
+    }
+    *count = n;
+    return all;
+}
 
 /* Print --help to stdout, one line per table row. */
 void config_usage(void)
 {
-    size_t i;
+    size_t i, nopts;
+    const opt_def *opts = all_options(&nopts);
 
     printf("Usage: sessgate [OPTION]...\n"
            "FastCGI session gateway: answers whether a request has a session\n"
            "(--mode auth) or runs a CGI program with the session (--mode cgi).\n\n");
-    for (i = 0; i < NOPTS; i++) {
+    for (i = 0; i < nopts; i++) {
         char left[64];
-        const opt_def *o = &opt_table[i];
+        const opt_def *o = &opts[i];
 
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "",
                  o->arg ? o->arg : "");
@@ -170,15 +209,29 @@ static int set_option(gw_config *cfg, const opt_def *o, const char *arg)
         *(long *)((char *)cfg + o->off) = 1;
         return 0;
     case OPT_LONG:
+    case OPT_STORE:
+        v = 1;
         errno = 0;
-        v = strtol(arg, &end, 10);
-        if (errno || end == arg || *end || v < o->min || v > o->max) {
+        if (o->arg)
+            v = strtol(arg, &end, 10);
+        if (o->arg && (errno || end == arg || *end || v < o->min || v > o->max)) {
             char range[64];
             snprintf(range, sizeof range, "%ld..%ld", o->min, o->max);
             fprintf(stderr, "sessgate: --%s %s: expected a whole number in %s\n",
                     o->name, arg, range);
             fprintf(stderr, "Try 'sessgate --help'.\n");
             return 2;
+        }
+        if (o->type == OPT_STORE) {
+            sg_error err;
+
+            sg_error_clear(&err);
+            if (sg_options_set(&cfg->store_opt, sg_option_at(o->off)->name, v,
+                               &err) != SG_OK) {
+                fprintf(stderr, "sessgate: %s\n", err.text);
+                return 2;
+            }
+            return 0;
         }
         *(long *)((char *)cfg + o->off) = v;
         return 0;
@@ -216,7 +269,10 @@ static int check_chars(const char *s, const char *extra_ok, int alnum)
     return 0;
 }
 
-/* Validate what getopt could not, resolve paths, fill store options. */
+/* Validate what getopt could not and resolve paths.  The store options
+ * are already in cfg->store_opt: zero fields are the store's defaults (a
+ * zero touch interval lets the library derive it from the idle timeout of
+ * each session it reads, since a session may carry its own). */
 static int config_check(gw_config *cfg)
 {
     char msg[256];
@@ -309,28 +365,15 @@ static int config_check(gw_config *cfg)
                            "(systemd sets a passed socket's owner: SocketUser=, SocketMode=)%s%s",
                            "", "");
 
-    sg_options_init(&cfg->store_opt);
-    cfg->store_opt.group = (int)cfg->group;
-    if (cfg->idle_timeout)
-        cfg->store_opt.idle_timeout = cfg->idle_timeout;
-    if (cfg->max_age)
-        cfg->store_opt.max_age = cfg->max_age;
-    /* 0 unless given: the library then derives the interval from the idle
-     * timeout of each session it reads (a session may carry its own). */
-    cfg->store_opt.touch_interval = cfg->touch_interval;
-    cfg->store_opt.rotate_grace = cfg->rotate_grace;
-    if (cfg->lock_timeout)
-        cfg->store_opt.lock_timeout_ms = (int)cfg->lock_timeout;
-    cfg->store_opt.max_per_user = (int)cfg->max_per_user;
-    cfg->store_opt.sync = (int)cfg->sync;
     return -1;
 }
 
 /* Parse argv into *cfg; see gateway.h. */
 int config_parse(gw_config *cfg, int argc, char **argv)
 {
-    struct option longopts[NOPTS + 1];
-    size_t i;
+    struct option longopts[MAX_OPTS + 1];
+    size_t i, nopts;
+    const opt_def *opts = all_options(&nopts);
     int c, rc;
 
     memset(cfg, 0, sizeof *cfg);
@@ -348,24 +391,26 @@ int config_parse(gw_config *cfg, int argc, char **argv)
     cfg->log_format = LOGF_LOGFMT;
     cfg->log_level = LOG_INFO;
 
-    for (i = 0; i < NOPTS; i++) {
-        longopts[i].name = opt_table[i].name;
-        longopts[i].has_arg = (opt_table[i].type == OPT_FLAG || opt_table[i].type == OPT_HELP ||
-                               opt_table[i].type == OPT_VERSION) ? no_argument : required_argument;
+    for (i = 0; i < nopts; i++) {
+        longopts[i].name = opts[i].name;
+        longopts[i].has_arg = (opts[i].type == OPT_FLAG || opts[i].type == OPT_HELP ||
+                               opts[i].type == OPT_VERSION ||
+                               (opts[i].type == OPT_STORE && !opts[i].arg))
+                              ? no_argument : required_argument;
         longopts[i].flag = NULL;
         longopts[i].val = 256 + (int)i;
     }
-    memset(&longopts[NOPTS], 0, sizeof longopts[NOPTS]);
+    memset(&longopts[nopts], 0, sizeof longopts[nopts]);
     opterr = 1;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         const opt_def *o;
 
-        if (c < 256 || c >= 256 + (int)NOPTS) {
+        if (c < 256 || c >= 256 + (int)nopts) {
             fprintf(stderr, "Try 'sessgate --help'.\n");
             return 2;
         }
-        o = &opt_table[c - 256];
+        o = &opts[c - 256];
         if (o->type == OPT_HELP) {
             config_usage();
             return 0;

@@ -233,12 +233,9 @@ typedef struct gw_config {
     long        cookie_secure;   /* gw_tristate */
     long        cookie_samesite; /* gw_samesite */
     long        cookie_max_age;
-    long        idle_timeout, max_age, touch_interval, lock_timeout, max_per_user;
-    long        sync;
     long        policy;          /* gw_policy */
     long        anonymous;
     long        csrf;            /* refuse unsafe methods without same-origin proof */
-    long        rotate_grace;    /* s an old id lives on after a rotation */
     long        renew_interval;  /* s between id renewals of a session in use */
     const char *login_url;
     long        login_redirect;
@@ -253,7 +250,6 @@ typedef struct gw_config {
     long        queue_timeout;                     /* ms; 0: no bound */
     const char *user_arg;        /* --user USER[:GROUP] */
     gw_ids      run_as;
-    long        group;           /* --group: store files 0660 */
     const char *socket_owner_arg, *socket_mode_arg;
     gw_ids      socket_owner;    /* --socket-owner: has_uid/has_gid say what */
     long        socket_mode;     /* --socket-mode, parsed (default 0660) */

@@ -84,6 +84,10 @@ sg_status sgi_err(sg_error *err, sg_status code, int sys_errno,
 /* SG_ENOMEM with "WHAT NAME: out of memory" (name may be NULL). */
 sg_status sgi_oom(sg_error *err, const char *what, const char *name);
 
+/* options.c: check every number of *in against the option table (0 is
+ * the default); SG_EINVAL names the option and its range. */
+sg_status sgi_options_check(const sg_options *in, sg_error *err);
+
 /* id.c */
 sg_status sgi_id_new(char out[SG_ID_LEN + 1], sg_error *err);
 sg_status sgi_token_new(char out[SG_CSRF_LEN + 1], sg_error *err);

@@ -100,6 +100,36 @@ typedef struct sg_options {
 /* Fill *opt with the defaults (all fields explicit). */
 void sg_options_init(sg_options *opt);
 
+/* One store option as every face offers it: the gateway's and
+ * sessgatectl's --FLAG, the bindings' keyword NAME.  The library's table
+ * (sg_option_at) is the one definition of their ranges, defaults and help,
+ * and sg_store_open() enforces the same ranges. */
+typedef struct sg_option_info {
+    const char *name;      /* sg_options field and bindings keyword */
+    const char *flag;      /* command-line option, without the "--" */
+    const char *arg;       /* metavariable ("MS", "S"); NULL: an on/off flag */
+    int64_t     min, max;  /* range of a value given (0 also means the default) */
+    int64_t     def_value; /* the default */
+    const char *def_text;  /* the default in words when it is derived, or NULL */
+    const char *help;      /* one line, lower case, no default, no full stop */
+    unsigned    faces;     /* SG_FACE_* offering it */
+} sg_option_info;
+
+#define SG_FACE_GATEWAY   1u   /* sessgate --FLAG */
+#define SG_FACE_CLI       2u   /* sessgatectl --FLAG */
+#define SG_FACE_BINDINGS  4u   /* Python Store(NAME=), Lua sg.open(path, {NAME=}) */
+
+/* Borrowed (static): the i-th store option, NULL past the last. */
+const sg_option_info *sg_option_at(size_t i);
+
+/* Borrowed (static): the option whose name or flag is key, or NULL. */
+const sg_option_info *sg_option_find(const char *key);
+
+/* Set the option key (name or flag) of *opt to value, which must lie in
+ * the option's range (flags: 0 or 1).  SG_EINVAL names the range. */
+sg_status sg_options_set(sg_options *opt, const char *key, int64_t value,
+                         sg_error *err);
+
 /* Borrowed: a static English name for a status ("conflict", "not found"). */
 const char *sg_strerror(sg_status code);
 

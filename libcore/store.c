@@ -16,18 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Fill *opt with the defaults. */
-void sg_options_init(sg_options *opt)
-{
-    memset(opt, 0, sizeof *opt);
-    opt->idle_timeout = SG_DEFAULT_IDLE_TIMEOUT;
-    opt->max_age = SG_DEFAULT_MAX_AGE;
-    opt->touch_interval = SG_DEFAULT_IDLE_TIMEOUT / 10 < SG_MAX_TOUCH_INTERVAL
-                        ? SG_DEFAULT_IDLE_TIMEOUT / 10 : SG_MAX_TOUCH_INTERVAL;
-    opt->lock_timeout_ms = SG_DEFAULT_LOCK_TIMEOUT;
-    opt->max_data = SG_MAX_DATA;
-}
-
 static sg_status fill_options(const sg_options *in, sg_options *o,
                               int *explicit_touch, sg_error *err)
 {
@@ -35,14 +23,10 @@ static sg_status fill_options(const sg_options *in, sg_options *o,
     *explicit_touch = 0;
     if (!in)
         return SG_OK;
-    if (in->idle_timeout < 0 || in->max_age < 0 || in->touch_interval < 0 ||
-        in->lock_timeout_ms < 0 || in->max_per_user < 0)
-        return sgi_err(err, SG_EINVAL, 0, "store options: negative timeout "
-                       "or cap");
-    if (in->max_data > SG_MAX_DATA_LIMIT)
-        return sgi_err(err, SG_EINVAL, 0, "store options: max_data %zu is "
-                       "over the limit of %d bytes", in->max_data,
-                       SG_MAX_DATA_LIMIT);
+    /* The ranges are options.c's table: the one the command lines use. */
+    sg_status rc = sgi_options_check(in, err);
+    if (rc != SG_OK)
+        return rc;
     if (in->idle_timeout)
         o->idle_timeout = in->idle_timeout;
     if (in->max_age)
@@ -63,8 +47,6 @@ static sg_status fill_options(const sg_options *in, sg_options *o,
     o->sync = in->sync;
     o->group = in->group;
     o->readonly = in->readonly;
-    if (in->rotate_grace < 0)
-        return sgi_err(err, SG_EINVAL, 0, "store options: negative rotate_grace");
     o->rotate_grace = in->rotate_grace;
     o->clock = in->clock;
     o->clock_arg = in->clock_arg;

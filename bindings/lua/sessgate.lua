@@ -215,16 +215,37 @@ local Store = {}
 Store.__index = Store
 Store.__name = "sessgate.store"
 
-local option_names = {
-  idle_timeout = "number", max_age = "number", touch_interval = "number",
-  rotate_grace = "number",
-  lock_timeout_ms = "number", max_per_user = "number", max_data = "number",
-  sync = "boolean", group = "boolean", readonly = "boolean",
-}
+--- The store options sg.open takes, from libsessgate's option table (the
+--- one the gateway and sessgatectl use): a list of {name=, help=, min=,
+--- max=, default=}; min and max are nil for an on/off flag, default is a
+--- number, or the rule in words when it is derived.
+function M.store_options()
+  local rows, i = {}, 0
+  while true do
+    local r = core.option_at(i)
+    if r == nil then return rows end
+    i = i + 1
+    if r.faces % (2 * core.SG_FACE_BINDINGS) >= core.SG_FACE_BINDINGS then
+      local row = { name = r.name, help = r.help }
+      if r.arg == nil then
+        row.default = r.def_value ~= 0
+      else
+        row.min, row.max = r.min, r.max
+        row.default = r.def_text or r.def_value
+      end
+      rows[#rows + 1] = row
+    end
+  end
+end
+
+-- name -> "number" | "boolean", for sg.open's checks.
+local option_names = {}
+for _, o in ipairs(M.store_options()) do
+  option_names[o.name] = o.min and "number" or "boolean"
+end
 
 --- Open (or create) the store at path ($SESSGATE_STORE when nil).
---- opts: idle_timeout, max_age, touch_interval, lock_timeout_ms,
---- max_per_user, max_data, sync, group, readonly (0/nil = default).
+--- opts: the names of sg.store_options() (0/nil = default).
 function M.open(path, opts)
   path = path or os.getenv("SESSGATE_STORE")
   if type(path) ~= "string" or path == "" then

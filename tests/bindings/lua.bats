@@ -415,3 +415,23 @@ print(g.csrf_token ~= t, g:check_csrf(t))'
   assert_line --index 2 "0"
   assert_line --index 3 "true	false"
 }
+
+@test "sg.store_options() is the library's option table, and sg.open checks by it" {
+  run lua_run '
+local names = {}
+for _, o in ipairs(sg.store_options()) do names[#names + 1] = o.name end
+print(table.concat(names, " "))
+for _, o in ipairs(sg.store_options()) do
+  if o.name == "lock_timeout_ms" then print(o.min, o.max, o.default) end
+  if o.name == "sync" then print(o.min, o.default) end
+end
+local st, msg, code = sg.open(STORE, {lock_timeout_ms = 3600001})
+print(st, code == sg.INVALID, msg:find("store option lock_timeout_ms") ~= nil)
+print(sg.open(STORE, {bogus = 1}))'
+  assert_success
+  assert_output "lock_timeout_ms idle_timeout max_age touch_interval max_per_user max_data rotate_grace sync group readonly
+1	3600000	5000
+nil	false
+nil	true	true
+nil	unknown store option bogus	$(lua_run 'print(sg.INVALID)')"
+}

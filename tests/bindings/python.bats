@@ -697,3 +697,24 @@ print(st.get(old))'
   assert_success
   assert_output $'True True\nNone'
 }
+
+@test "Store's docstring and store_options() come from the library's option table" {
+  run py '
+names = [o["name"] for o in sessgate.store_options()]
+print(names)
+doc = sessgate.Store.__doc__
+for o in sessgate.store_options():
+    assert "``%s``" % o["name"] in doc, o
+print([o for o in sessgate.store_options() if o["name"] == "lock_timeout_ms"][0]["max"])
+assert "(1 to 3600000; default 5000)" in doc
+assert "{options}" not in doc
+for bad in [{"lock_timeout_ms": 3600001}, {"rotate_grace": 301}, {"max_data": 1}]:
+    try:
+        sessgate.Store(STORE, **bad)
+        print("accepted", bad)
+    except sessgate.InvalidArgument as e:
+        assert "store option" in str(e), e'
+  assert_success
+  assert_output "['lock_timeout_ms', 'idle_timeout', 'max_age', 'touch_interval', 'max_per_user', 'max_data', 'rotate_grace', 'sync', 'group', 'readonly']
+3600000"
+}

@@ -141,3 +141,26 @@ teardown() { gw_teardown; }
   run -0 "$FCGI_CLIENT" -s "127.0.0.1:$port" -p REQUEST_URI=/
   assert_line --partial "Status: 200 OK"
 }
+
+@test "store options take the ranges and defaults of the one table sessgatectl uses" {
+  # libcore/options.c is the one definition: the gateway once stopped the
+  # lock timeout at 600000 ms and the idle timeout at 10 years.
+  run -0 "$SG_GATEWAY" --lock-timeout 3600000 --idle-timeout 3162240000 --help
+  run -2 --separate-stderr "$SG_GATEWAY" --store "$STORE" --lock-timeout 3600001
+  assert_regex "$stderr" "--lock-timeout 3600001: expected a whole number in 1\.\.3600000"
+  run -2 --separate-stderr sessgatectl --lock-timeout 3600001 count
+  assert_regex "$stderr" "--lock-timeout: '3600001' is not a whole number from 1 to 3600000"
+  for o in idle-timeout max-age touch-interval; do
+    run -2 --separate-stderr "$SG_GATEWAY" --store "$STORE" --$o 3162240001
+    assert_regex "$stderr" "in 1\.\.3162240000"
+    run -2 --separate-stderr sessgatectl --$o 3162240001 count
+    assert_regex "$stderr" "from 1 to 3162240000"
+  done
+  # the defaults in both --help texts are the library's
+  run -0 "$SG_GATEWAY" --help
+  assert_line --regexp '^  --lock-timeout MS .*\(default 5000\)$'
+  assert_line --regexp '^  --idle-timeout S .*\(default 1800\)$'
+  run -0 sessgatectl --help
+  assert_line --regexp '^  --lock-timeout MS .*\(default 5000\)$'
+  assert_line --regexp '^  --idle-timeout S .*\(default 1800\)$'
+}

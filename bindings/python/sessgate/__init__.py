@@ -51,7 +51,7 @@ __all__ = [
     "Store", "Session", "Error", "NotFound", "Expired", "Conflict",
     "InvalidArgument", "InvalidId", "LockTimeout", "StoreError",
     "OutOfMemory", "TooBig", "id_valid", "version", "__version__",
-    "MAX_DEPTH", "NotSerializable", "InvalidData",
+    "MAX_DEPTH", "NotSerializable", "InvalidData", "store_options",
 ]
 
 __version__: str = _c.version()
@@ -405,11 +405,13 @@ class Session(MutableMapping[str, JSONValue]):
 class Store:
     """An open session store (a GDBM file shared with every other process).
 
-    Keyword options are those of the C ``sg_options``; 0 means the default:
-    ``idle_timeout`` (s, 1800), ``max_age`` (s, 7 days), ``touch_interval``
-    (s), ``lock_timeout_ms`` (5000), ``max_per_user`` (0 = no cap),
-    ``max_data`` (bytes of data JSON, 64 KiB), ``sync``, ``group``,
-    ``readonly``.  With no path, ``$SESSGATE_STORE`` is used.
+    Keyword options are those of the C ``sg_options``; 0 means the default.
+    Their ranges and defaults come from libsessgate's option table, the
+    one the gateway and ``sessgatectl`` use too (see :func:`store_options`):
+
+    {options}
+
+    With no path, ``$SESSGATE_STORE`` is used.
     ``json_default`` converts values JSON cannot carry; ``model`` (a
     dataclass or pydantic model) validates data on load and save (see
     :mod:`sessgate._data`).
@@ -693,3 +695,39 @@ def _unpickle_session(path: str, sid: str, version: int,
     s.data = data
     return s
 
+
+def store_options() -> List[Dict[str, Any]]:
+    """The store options the bindings take, from libsessgate's table:
+    ``name``, ``min``, ``max``, ``default`` (a number, or the rule in
+    words when it is derived), ``help``; ``min``/``max`` are None for an
+    on/off flag."""
+    rows: List[Dict[str, Any]] = []
+    i = 0
+    while True:
+        r = _c.option_at(i)
+        if r is None:
+            return rows
+        i += 1
+        if not r.faces & _c.SG_FACE_BINDINGS:
+            continue
+        flag = r.arg is None
+        rows.append({"name": r.name, "help": r.help,
+                     "min": None if flag else r.min,
+                     "max": None if flag else r.max,
+                     "default": r.def_text or (bool(r.def_value) if flag
+                                               else r.def_value)})
+
+
+def _options_doc() -> str:
+    lines = []
+    for o in store_options():
+        if o["min"] is None:
+            lines.append(f"- ``{o['name']}``: {o['help']} (default off)")
+        else:
+            lines.append(f"- ``{o['name']}``: {o['help']} ({o['min']} to "
+                         f"{o['max']}; default {o['default']})")
+    return "\n    ".join(lines)
+
+
+if Store.__doc__:       # None under python -OO
+    Store.__doc__ = Store.__doc__.replace("{options}", _options_doc())

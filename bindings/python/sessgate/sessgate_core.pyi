@@ -1,6 +1,6 @@
 # Stub for the raw module SWIG generates from bindings/sessgate.i (proxy
 # classes and SG_* constants).  Users import sessgate, never this.
-from typing import Any
+from typing import Any, Optional
 
 # The flat functions, typed in the stub of the C extension they come from.
 from ._sessgate_core import *
@@ -17,5 +17,21 @@ SG_ETOOBIG: int
 SG_GET_NOTOUCH: int
 SG_MAX_DEPTH: int
 SG_DEFAULT_IDLE_TIMEOUT: int
+SG_FACE_GATEWAY: int
+SG_FACE_CLI: int
+SG_FACE_BINDINGS: int
+
+class option_info:
+    name: str
+    flag: str
+    arg: Optional[str]
+    min: int
+    max: int
+    def_value: int
+    def_text: Optional[str]
+    help: str
+    faces: int
+
+def option_at(i: int) -> Optional[option_info]: ...
 
 def __getattr__(name: str) -> Any: ...
