@@ -3,11 +3,14 @@
  *
  * sessgatectl is the admin tool over libsessgate.  Following tmux, every
  * command lives in its own cmd_<name>.c and exports one `struct cli_cmd`
- * entry (name, usage, one-line help, run function); main.c lists them in
- * one table and only wires things together: global options, the lookup of
- * the command, the exit status.  util.c holds what several commands need
- * (number parsing, error reporting, opening the store), so each command
- * file reads as the few library calls it makes.
+ * entry (name, usage, help, its options, its argument count, how it opens
+ * the store, run function); main.c lists them in one table and only wires
+ * things together: global options (the store options come from
+ * libsessgate's table, sg_option_at), the lookup of the command, the exit
+ * status.  args.c parses every command's line against its entry, once;
+ * util.c holds what several commands need (number parsing, error
+ * reporting, opening the store), so each command file reads as the few
+ * library calls it makes.
  *
  * Exit statuses are part of the outside contract (DESIGN.md section 6):
  * 0 done, 1 not found or expired, 2 usage error, 3 store error.
@@ -28,10 +31,9 @@ enum cli_exit {
     CLI_EXIT_STORE = 3      /* store, lock, memory or output failure */
 };
 
-/* Limits on numbers from the command line (parsed with strtoll + range). */
-#define CLI_MAX_SECONDS   (100LL * 366 * 86400)  /* any duration: 100 years */
-#define CLI_MAX_LOCK_MS   (3600 * 1000)          /* an hour */
-#define CLI_MAX_PER_USER  1000000
+/* Longest lifetime a command line gives one session (create --ttl,
+ * --idle): 100 years, the store options' own limit (libcore/options.c). */
+#define CLI_MAX_SECONDS   (100LL * 366 * 86400)
 /* Longest import line: the largest data a store accepts plus room for the
  * rest of the record and its \u escapes.  Longer lines are rejected. */
 #define CLI_MAX_LINE      ((size_t)SG_MAX_DATA_LIMIT * 6 + 4096)
@@ -43,18 +45,54 @@ struct cli_ctx {
     sg_store   *st;         /* Owned: opened by cli_open(), closed by main */
 };
 
+/* What a command option takes. */
+enum cli_opt_type {
+    CLI_FLAG = 0,   /* nothing: present or not */
+    CLI_TEXT,       /* any text */
+    CLI_NUMBER,     /* a whole number in [min, max] (cli_parse_int) */
+    CLI_JSON        /* one JSON object (cli_check_json, after the count) */
+};
+
+/* One option of a command, as its table entry declares it. */
+struct cli_opt {
+    const char *name;       /* long name without "--"; NULL ends the list */
+    char        key;        /* what run() asks for: cli_arg(a, 'u') */
+    enum cli_opt_type type;
+    int64_t     min, max;   /* CLI_NUMBER only */
+};
+
+#define CLI_MAX_OPTS 8      /* options of one command (--help is implicit) */
+
 struct cli_cmd;
 
-/* Run a command: argv[0] is the command name.  Returns an exit status. */
-typedef int (*cli_run_fn)(struct cli_ctx *ctx, const struct cli_cmd *self,
-                          int argc, char **argv);
+/* A command line parsed against its command's table entry. */
+struct cli_args {
+    const struct cli_cmd *cmd;
+    int         argc;               /* the arguments after the options */
+    char      **argv;
+    const char *val[CLI_MAX_OPTS];  /* per option: NULL absent, flags "" */
+    int64_t     num[CLI_MAX_OPTS];  /* per CLI_NUMBER option */
+};
 
-/* One entry of the command table (each cmd_<name>.c defines one). */
+/* Run a parsed command.  Returns an exit status. */
+typedef int (*cli_run_fn)(struct cli_ctx *ctx, const struct cli_args *a);
+
+#define CLI_OPEN_READ   1u  /* the command never writes: open read-only */
+#define CLI_OPEN_WRITE  2u  /* open for writing before run */
+
+/* One entry of the command table (each cmd_<name>.c defines one).  Like
+ * tmux's cmd_entry: the entry declares the options and the argument
+ * count, and cli_parse() does the getopt loop, --help, the count check
+ * and the opening of the store for every command alike. */
 struct cli_cmd {
     const char *name;
     const char *usage;     /* arguments after the name, "" when none */
     const char *help;      /* one line, lower case, no full stop */
     const char *details;   /* more lines for `COMMAND --help`, or NULL */
+    struct cli_opt opts[CLI_MAX_OPTS];
+    int         args_min, args_max;  /* -1: no upper bound */
+    const char *args_error;          /* usage error for another count */
+    unsigned    open;      /* CLI_OPEN_*; 0: run opens it when it must */
     cli_run_fn  run;
 };
 
@@ -71,6 +109,20 @@ extern const struct cli_cmd cli_cmd_export;
 extern const struct cli_cmd cli_cmd_import;
 extern const struct cli_cmd cli_cmd_check;
 extern const struct cli_cmd cli_cmd_compact;
+
+/* ------------------------------------------------------------ args.c */
+
+/* Parse argv (argv[0] is the command name) against cmd's entry, then
+ * open the store as the entry asks.  Returns -1 to run the command with
+ * *a filled, or an exit status (help printed, usage error reported). */
+int cli_parse(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc,
+              char **argv, struct cli_args *a);
+
+/* Borrowed: the value of option key, "" for a flag given, NULL if absent. */
+const char *cli_arg(const struct cli_args *a, char key);
+
+/* The number given for option key, or def when absent. */
+int64_t cli_num(const struct cli_args *a, char key, int64_t def);
 
 /* ------------------------------------------------------------ util.c */
 
@@ -113,8 +165,6 @@ int cli_check_json(const struct cli_cmd *cmd, const char *what,
  * as not found (strict: it can never name a session).  Returns
  * CLI_EXIT_OK or CLI_EXIT_NOTFOUND. */
 int cli_check_id(const char *id);
-
-#define CLI_OPEN_READ  1u   /* the command never writes: open read-only */
 
 /* Open the store named by ctx into ctx->st; returns an exit status (with
  * the message printed on failure). */

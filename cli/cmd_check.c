@@ -8,39 +8,16 @@
  * rebuilt (gdbm_recover, logged by the figures here), and the exit status
  * is 0 once the store is whole again.
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
 
-static int check_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                     int argc, char **argv)
+static int check_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "repair", no_argument, NULL, 'r' },
-        { "help",   no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
     sg_check_report rep = { 0, 0, 0, 0, 0 };
-    int repair = 0, c, status;
+    int repair = cli_arg(a, 'r') != NULL;
     sg_error err;
     sg_status rc;
-
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            repair = 1;
-            break;
-        case 'h':
-            return cli_help(self);
-        default:
-            return cli_bad_option(self, argv, c);
-        }
-    }
-    if (optind != argc)
-        return cli_usage(self, "takes no arguments besides its options");
-    if ((status = cli_open(ctx, 0)))
-        return status;
 
     sg_error_clear(&err);
     rc = sg_store_check(ctx->st, repair, &rep, &err);
@@ -77,5 +54,7 @@ const struct cli_cmd cli_cmd_check = {
     "  --repair  remove unparsable records and rebuild a damaged file\n"
     "  Prints store, records, bad_records, recovered, recovered_keys and\n"
     "  failed_keys as key: value lines.\n",
+    { { "repair", 'r', CLI_FLAG, 0, 0 } },
+    0, 0, "takes no arguments besides its options", CLI_OPEN_WRITE,
     check_run
 };

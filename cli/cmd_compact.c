@@ -10,33 +10,17 @@
  * place, under the exclusive lock (writers wait, as for any write), and a
  * checkpoint empties the log.  Prints the figures as key: value lines.
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
 
-static int compact_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                       int argc, char **argv)
+static int compact_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
     sg_compact_report rep = { 0, 0, 0, 0, 0 };
     sg_error err;
     sg_status rc;
-    int c, status;
 
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h')
-            return cli_help(self);
-        return cli_bad_option(self, argv, c);
-    }
-    if (optind != argc)
-        return cli_usage(self, "takes no arguments");
-    if ((status = cli_open(ctx, 0)))
-        return status;
-
+    (void)a;
     sg_error_clear(&err);
     rc = sg_store_compact(ctx->st, &rep, &err);
     if (rc != SG_OK)
@@ -62,5 +46,7 @@ const struct cli_cmd cli_cmd_compact = {
     "  store's files before and after, as key: value lines.  Writers wait\n"
     "  while it runs.  GDBM stores also compact themselves when the file\n"
     "  holds more than twice its live data; on Redis there is nothing to do.\n",
+    { { NULL, 0, CLI_FLAG, 0, 0 } },
+    0, 0, "takes no arguments", CLI_OPEN_WRITE,
     compact_run
 };

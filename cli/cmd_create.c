@@ -7,61 +7,20 @@
  * (getrandom, never chosen by the caller: no fixation), so the only
  * inputs are the user, the initial data and the two lifetimes.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
 
-static int create_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                      int argc, char **argv)
+static int create_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "user", required_argument, NULL, 'u' },
-        { "data", required_argument, NULL, 'd' },
-        { "ttl",  required_argument, NULL, 't' },
-        { "idle", required_argument, NULL, 'i' },
-        { "help", no_argument,       NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    const char *user = NULL, *data = NULL;
-    int64_t ttl = 0, idle = 0;
     sg_session *s = NULL;   /* Owned: freed below */
     sg_error err;
     sg_status rc;
-    int c, status;
-
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'u':
-            user = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 't':
-            if ((status = cli_parse_int(self, "--ttl", optarg, 1, CLI_MAX_SECONDS, &ttl)))
-                return status;
-            break;
-        case 'i':
-            if ((status = cli_parse_int(self, "--idle", optarg, 1, CLI_MAX_SECONDS, &idle)))
-                return status;
-            break;
-        case 'h':
-            return cli_help(self);
-        default:
-            return cli_bad_option(self, argv, c);
-        }
-    }
-    if (optind != argc)
-        return cli_usage(self, "takes no arguments besides its options");
-    if (data != NULL && (status = cli_check_json(self, "--data", data)))
-        return status;
-    if ((status = cli_open(ctx, 0)))
-        return status;
 
     sg_error_clear(&err);
-    rc = sg_session_create(ctx->st, user, data, idle, ttl, &s, &err);
+    rc = sg_session_create(ctx->st, cli_arg(a, 'u'), cli_arg(a, 'd'),
+                           cli_num(a, 'i', 0), cli_num(a, 't', 0), &s, &err);
     if (rc != SG_OK)
         return cli_fail(&err, rc);
     printf("%s\n", sg_session_id(s));
@@ -77,5 +36,10 @@ const struct cli_cmd cli_cmd_create = {
     "  --data JSON  the initial data, a JSON object (default: {})\n"
     "  --ttl S      absolute lifetime in seconds (default: the store's --max-age)\n"
     "  --idle S     idle timeout in seconds (default: the store's --idle-timeout)\n",
+    { { "user", 'u', CLI_TEXT, 0, 0 },
+      { "data", 'd', CLI_JSON, 0, 0 },
+      { "ttl", 't', CLI_NUMBER, 1, CLI_MAX_SECONDS },
+      { "idle", 'i', CLI_NUMBER, 1, CLI_MAX_SECONDS } },
+    0, 0, "takes no arguments besides its options", CLI_OPEN_WRITE,
     create_run
 };

@@ -11,48 +11,24 @@
  * `--yes` too: it ends every user's session at once, and a mistyped
  * command line must not be able to do that.
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
 
-static int delete_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                      int argc, char **argv)
+static int delete_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "user", required_argument, NULL, 'u' },
-        { "all", no_argument, NULL, 'a' },
-        { "yes", no_argument, NULL, 'y' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
+    const struct cli_cmd *self = a->cmd;
+    const char *user = cli_arg(a, 'u');
+    int all = cli_arg(a, 'a') != NULL, yes = cli_arg(a, 'y') != NULL;
+    size_t removed = 0;
     sg_error err;
     sg_status rc;
-    const char *user = NULL;
-    int c, status, all = 0, yes = 0;
-    size_t removed = 0;
+    int status;
 
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            return cli_help(self);
-        case 'u':
-            user = optarg;
-            break;
-        case 'a':
-            all = 1;
-            break;
-        case 'y':
-            yes = 1;
-            break;
-        default:
-            return cli_bad_option(self, argv, c);
-        }
-    }
     if (user || all) {
         if (user && all)
             return cli_usage(self, "give --user U or --all, not both");
-        if (optind != argc)
+        if (a->argc != 0)
             return cli_usage(self, "takes no session id with --user or --all");
         if (all && !yes)
             return cli_usage(self, "--all deletes every session of the store; "
@@ -69,23 +45,24 @@ static int delete_run(struct cli_ctx *ctx, const struct cli_cmd *self,
     }
     if (yes)
         return cli_usage(self, "--yes goes with --all");
-    if (argc - optind != 1)
+    if (a->argc != 1)
         return cli_usage(self, "needs exactly one session id, --user U or --all --yes");
     /* The library calls a malformed id SG_EINVAL here; to the user it is
      * simply not a session, as with get. */
-    if ((status = cli_check_id(argv[optind])))
+    if ((status = cli_check_id(a->argv[0])))
         return status;
     if ((status = cli_open(ctx, 0)))
         return status;
 
     sg_error_clear(&err);
-    rc = sg_session_delete(ctx->st, argv[optind], &err);
+    rc = sg_session_delete(ctx->st, a->argv[0], &err);
     if (rc != SG_OK)
         return cli_fail(&err, rc);
     return CLI_EXIT_OK;
 }
 
-/* The `delete` entry of the command table. */
+/* The `delete` entry of the command table.  The count depends on the
+ * options, so run checks it. */
 const struct cli_cmd cli_cmd_delete = {
     "delete", "ID | --user U | --all --yes",
     "delete a session, every session of a user, or every session",
@@ -94,5 +71,9 @@ const struct cli_cmd cli_cmd_delete = {
     "             prints how many\n"
     "  --all      delete every session of the store; needs --yes;\n"
     "             prints how many\n",
+    { { "user", 'u', CLI_TEXT, 0, 0 },
+      { "all", 'a', CLI_FLAG, 0, 0 },
+      { "yes", 'y', CLI_FLAG, 0, 0 } },
+    0, -1, "", 0,
     delete_run
 };

@@ -8,7 +8,6 @@
  * is never locked for the whole export, nor while a line is written, so a
  * busy gateway is not stalled by a large export or a slow pipe.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,27 +27,13 @@ static int export_one(const sg_session *s, void *arg)
     return 0;
 }
 
-static int export_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                      int argc, char **argv)
+static int export_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
     sg_error err;
     sg_status rc;
-    int c, status, oom = 0;
+    int oom = 0;
 
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h')
-            return cli_help(self);
-        return cli_bad_option(self, argv, c);
-    }
-    if (optind != argc)
-        return cli_usage(self, "takes no arguments (it writes to standard output)");
-    if ((status = cli_open(ctx, CLI_OPEN_READ)))
-        return status;
-
+    (void)a;
     sg_error_clear(&err);
     rc = sg_store_each(ctx->st, NULL, export_one, &oom, &err);
     if (rc != SG_OK)
@@ -65,5 +50,7 @@ const struct cli_cmd cli_cmd_export = {
     "export", "",
     "write every live session to standard output, one JSON record a line",
     NULL,
+    { { NULL, 0, CLI_FLAG, 0, 0 } },
+    0, 0, "takes no arguments (it writes to standard output)", CLI_OPEN_READ,
     export_run
 };

@@ -11,7 +11,6 @@
  * script (or a test of strictness over many ids) pays for one process and
  * one store open instead of one per id.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -47,35 +46,16 @@ static int get_one(struct cli_ctx *ctx, const char *id, unsigned flags)
     return CLI_EXIT_OK;
 }
 
-static int get_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                   int argc, char **argv)
+static int get_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "touch", no_argument, NULL, 't' },
-        { "help",  no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    unsigned flags = SG_GET_NOTOUCH;
-    int c, i, status, worst = CLI_EXIT_OK;
+    unsigned flags = cli_arg(a, 't') ? 0 : SG_GET_NOTOUCH;
+    int i, status, worst = CLI_EXIT_OK;
 
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            flags &= ~SG_GET_NOTOUCH;
-            break;
-        case 'h':
-            return cli_help(self);
-        default:
-            return cli_bad_option(self, argv, c);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage(self, "needs a session id");
     /* Several ids: each is looked up on its own; one that is not found
      * is reported and the rest still print (exit 1 at the end).  A store
      * error stops at once: the next lookup would only repeat it. */
-    for (i = optind; i < argc; i++) {
-        status = get_one(ctx, argv[i], flags);
+    for (i = 0; i < a->argc; i++) {
+        status = get_one(ctx, a->argv[i], flags);
         if (status == CLI_EXIT_NOTFOUND)
             worst = status;
         else if (status != CLI_EXIT_OK)
@@ -92,5 +72,7 @@ const struct cli_cmd cli_cmd_get = {
     "           window when the last touch is older than the touch interval\n"
     "  With several ids: one record per line for each one found; each id\n"
     "  not found gets its own stderr line and the exit status is 1.\n",
+    { { "touch", 't', CLI_FLAG, 0, 0 } },
+    1, -1, "needs a session id", 0,
     get_run
 };

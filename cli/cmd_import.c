@@ -13,7 +13,6 @@
  * buffer, and imported in batches under one exclusive lock, which is far
  * faster than locking per record yet never holds the lock for long.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,30 +85,16 @@ static int blank(const char *s)
     return s[strspn(s, " \t\r\f\v")] == '\0';
 }
 
-static int import_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                      int argc, char **argv)
+static int import_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
     struct linebuf line = { NULL, 0, 0 };
     unsigned long lineno = 0, imported = 0, skipped = 0, rejected = 0;
-    int c, r, status = CLI_EXIT_OK, locked = 0, in_batch = 0;
+    int r, status = CLI_EXIT_OK, locked = 0, in_batch = 0;
     const char *bad;
     sg_error err;
     sg_status rc;
 
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h')
-            return cli_help(self);
-        return cli_bad_option(self, argv, c);
-    }
-    if (optind != argc)
-        return cli_usage(self, "takes no arguments (it reads standard input)");
-    if ((status = cli_open(ctx, 0)))
-        return status;
-
+    (void)a;
     sg_error_clear(&err);
     while ((r = read_line(stdin, &line, CLI_MAX_LINE, &bad)) == 1) {
         lineno++;
@@ -183,5 +168,7 @@ const struct cli_cmd cli_cmd_import = {
     "  Ids are kept; an existing session with the same id is replaced.\n"
     "  Expired records are skipped.  A malformed line is reported with its\n"
     "  number and the import goes on; the exit status is then 1.\n",
+    { { NULL, 0, CLI_FLAG, 0, 0 } },
+    0, 0, "takes no arguments (it reads standard input)", CLI_OPEN_WRITE,
     import_run
 };

@@ -9,7 +9,6 @@
  * before its chunk is read is left out, because it is no longer live.
  * Nothing is touched.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -50,43 +49,15 @@ static int list_json(const sg_session *s, void *arg)
     return 0;
 }
 
-static int list_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                    int argc, char **argv)
+static int list_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "user", required_argument, NULL, 'u' },
-        { "json", no_argument,       NULL, 'j' },
-        { "help", no_argument,       NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    const char *user = NULL;
-    int as_json = 0;
     sg_error err;
     sg_status rc;
-    int c, status, oom = 0;
-
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'u':
-            user = optarg;
-            break;
-        case 'j':
-            as_json = 1;
-            break;
-        case 'h':
-            return cli_help(self);
-        default:
-            return cli_bad_option(self, argv, c);
-        }
-    }
-    if (optind != argc)
-        return cli_usage(self, "takes no arguments besides its options");
-    if ((status = cli_open(ctx, CLI_OPEN_READ)))
-        return status;
+    int oom = 0;
 
     sg_error_clear(&err);
-    rc = sg_store_each(ctx->st, user, as_json ? list_json : list_one, &oom,
-                       &err);
+    rc = sg_store_each(ctx->st, cli_arg(a, 'u'),
+                       cli_arg(a, 'j') ? list_json : list_one, &oom, &err);
     if (rc != SG_OK)
         return cli_fail(&err, rc);
     if (oom) {
@@ -104,5 +75,8 @@ const struct cli_cmd cli_cmd_list = {
     "  --json    one JSON record per line instead of the columns\n"
     "  Columns: id, user (- for anonymous), created, accessed, expires\n"
     "  (the absolute end; idleness may end it sooner), version.\n",
+    { { "user", 'u', CLI_TEXT, 0, 0 },
+      { "json", 'j', CLI_FLAG, 0, 0 } },
+    0, 0, "takes no arguments besides its options", CLI_OPEN_READ,
     list_run
 };

@@ -5,33 +5,17 @@
  * keeps the store file small; run it from cron.  Prints how many records
  * were removed so the cron log shows the store is being cleaned.
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
 
-static int purge_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                     int argc, char **argv)
+static int purge_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
     size_t removed = 0;
     sg_error err;
     sg_status rc;
-    int c, status;
 
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h')
-            return cli_help(self);
-        return cli_bad_option(self, argv, c);
-    }
-    if (optind != argc)
-        return cli_usage(self, "takes no arguments");
-    if ((status = cli_open(ctx, 0)))
-        return status;
-
+    (void)a;
     sg_error_clear(&err);
     rc = sg_store_purge(ctx->st, &removed, &err);
     if (rc != SG_OK)
@@ -45,5 +29,7 @@ const struct cli_cmd cli_cmd_purge = {
     "purge", "",
     "remove expired sessions and print how many were removed",
     NULL,
+    { { NULL, 0, CLI_FLAG, 0, 0 } },
+    0, 0, "takes no arguments", CLI_OPEN_WRITE,
     purge_run
 };

@@ -6,31 +6,18 @@
  * load and the rotation run under one exclusive lock (sg_store_begin), so
  * no writer can slip in between and be lost.
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
 
-static int rotate_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                      int argc, char **argv)
+static int rotate_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
     sg_session *s = NULL;   /* Owned: freed below */
     sg_error err;
     sg_status rc;
-    int c, status;
+    int status;
 
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h')
-            return cli_help(self);
-        return cli_bad_option(self, argv, c);
-    }
-    if (argc - optind != 1)
-        return cli_usage(self, "needs exactly one session id");
-    if ((status = cli_check_id(argv[optind])))
+    if ((status = cli_check_id(a->argv[0])))
         return status;
     if ((status = cli_open(ctx, 0)))
         return status;
@@ -39,7 +26,7 @@ static int rotate_run(struct cli_ctx *ctx, const struct cli_cmd *self,
     rc = sg_store_begin(ctx->st, &err);
     if (rc != SG_OK)
         return cli_fail(&err, rc);
-    rc = sg_session_get(ctx->st, argv[optind], SG_GET_NOTOUCH, &s, &err);
+    rc = sg_session_get(ctx->st, a->argv[0], SG_GET_NOTOUCH, &s, &err);
     if (rc == SG_OK)
         rc = sg_session_rotate(ctx->st, s, &err);
     sg_store_end(ctx->st);
@@ -57,5 +44,7 @@ const struct cli_cmd cli_cmd_rotate = {
     "rotate", "ID",
     "move the session to a new id, print it (the old id stops working)",
     NULL,
+    { { NULL, 0, CLI_FLAG, 0, 0 } },
+    1, 1, "needs exactly one session id", 0,
     rotate_run
 };

@@ -8,7 +8,6 @@
  * deletes the key.  The JSON is checked before the store is opened, so a
  * malformed argument is a usage error (2) whatever the id.
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -19,28 +18,14 @@ static sg_status set_merge(sg_session *s, void *arg, sg_error *err)
     return sg_session_merge_data(s, (const char *)arg, err);
 }
 
-static int set_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                   int argc, char **argv)
+static int set_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    const char *id, *json;
+    const char *id = a->argv[0], *json = a->argv[1];
     sg_error err;
     sg_status rc;
-    int c, status;
+    int status;
 
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h')
-            return cli_help(self);
-        return cli_bad_option(self, argv, c);
-    }
-    if (argc - optind != 2)
-        return cli_usage(self, "needs a session id and a JSON object");
-    id = argv[optind];
-    json = argv[optind + 1];
-    if ((status = cli_check_json(self, "JSON", json)))
+    if ((status = cli_check_json(a->cmd, "JSON", json)))
         return status;
     if ((status = cli_check_id(id)))
         return status;
@@ -59,5 +44,7 @@ const struct cli_cmd cli_cmd_set = {
     "set", "ID JSON",
     "merge a JSON object into the session's data (null deletes a key)",
     "  The merge is atomic: the store stays locked from load to save.\n",
+    { { NULL, 0, CLI_FLAG, 0, 0 } },
+    2, 2, "needs a session id and a JSON object", 0,
     set_run
 };

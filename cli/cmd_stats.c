@@ -12,7 +12,6 @@
  * "do sessions live minutes or days?"); php-fpm's status page and Redis's
  * INFO keyspace answer the same questions for their users.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,62 +216,26 @@ oom:
     return CLI_EXIT_STORE;
 }
 
-static int stats_run(struct cli_ctx *ctx, const struct cli_cmd *self,
-                     int argc, char **argv)
+static int stats_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const struct option longopts[] = {
-        { "json", no_argument, NULL, 'j' },
-        { "by-user", no_argument, NULL, 'u' },
-        { "top", required_argument, NULL, 't' },
-        { "ages", no_argument, NULL, 'a' },
-        { "walk", no_argument, NULL, 'w' },
-        { "keep", required_argument, NULL, 'k' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
+    const char *keep_arg = cli_arg(a, 'k');
+    int json = cli_arg(a, 'j') != NULL, by_user = cli_arg(a, 'u') != NULL;
+    int ages = cli_arg(a, 'a') != NULL, full = cli_arg(a, 'w') != NULL;
+    int64_t top = cli_num(a, 't', 10);
+    int keep = -1, status;
     sg_stats stats;
     sg_counters cnt;
     sg_error err;
     sg_status rc;
     walk w;
-    int c, status, json = 0, by_user = 0, ages = 0, full = 0, keep = -1;
-    int64_t top = 10;
     size_t i;
 
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            return cli_help(self);
-        case 'j':
-            json = 1;
-            break;
-        case 'u':
-            by_user = 1;
-            break;
-        case 'a':
-            ages = 1;
-            break;
-        case 'w':
-            full = 1;
-            break;
-        case 'k':
-            if (strcmp(optarg, "on") == 0)
-                keep = 1;
-            else if (strcmp(optarg, "off") == 0)
-                keep = 0;
-            else
-                return cli_usage(self, "--keep takes on or off, not '%s'", optarg);
-            break;
-        case 't':
-            if ((status = cli_parse_int(self, "--top", optarg, 1, 1000000, &top)))
-                return status;
-            break;
-        default:
-            return cli_bad_option(self, argv, c);
-        }
-    }
-    if (optind != argc)
-        return cli_usage(self, "takes no arguments");
+    if (keep_arg != NULL && strcmp(keep_arg, "on") == 0)
+        keep = 1;
+    else if (keep_arg != NULL && strcmp(keep_arg, "off") == 0)
+        keep = 0;
+    else if (keep_arg != NULL)
+        return cli_usage(a->cmd, "--keep takes on or off, not '%s'", keep_arg);
     if ((status = cli_open(ctx, keep >= 0 ? 0 : CLI_OPEN_READ)))
         return status;
 
@@ -359,5 +322,12 @@ const struct cli_cmd cli_cmd_stats = {
     "                  sessions are, in buckets up to 1m 10m 1h 6h 1d 7d inf\n"
     "  --by-user and --ages load every live session once (one walk): the\n"
     "  expensive form, for an operator's question, not for a poller.\n",
+    { { "json", 'j', CLI_FLAG, 0, 0 },
+      { "by-user", 'u', CLI_FLAG, 0, 0 },
+      { "top", 't', CLI_NUMBER, 1, 1000000 },
+      { "ages", 'a', CLI_FLAG, 0, 0 },
+      { "walk", 'w', CLI_FLAG, 0, 0 },
+      { "keep", 'k', CLI_TEXT, 0, 0 } },
+    0, 0, "takes no arguments", 0,
     stats_run
 };

@@ -2,9 +2,11 @@
  * main.c - sessgatectl's entry point: global options, the command table,
  * the exit status.
  *
- * This file only wires things together.  The global options are one
- * table from which both getopt_long's option array and the --help text
- * are derived, so the two cannot drift apart (and tests/cli/usage.bats
+ * This file only wires things together.  The global options are
+ * libsessgate's store-option table (sg_option_at: ranges, defaults and
+ * help shared with the gateway and the bindings) between --store and
+ * --help/--version; getopt_long's option array and the --help text are
+ * both derived from it, so they cannot drift apart (and tests/cli/usage.bats
  * checks the man page against --help).  Each command is one entry in
  * cli_table, defined in its own cmd_<name>.c; adding a command is one new
  * file plus one line here.
@@ -26,50 +28,61 @@ static const struct cli_cmd *const cli_table[] = {
     NULL
 };
 
-enum gopt {
-    GOPT_STORE = 1, GOPT_LOCK_TIMEOUT, GOPT_IDLE_TIMEOUT, GOPT_MAX_AGE,
-    GOPT_TOUCH_INTERVAL, GOPT_MAX_PER_USER, GOPT_MAX_DATA, GOPT_SYNC, GOPT_GROUP,
-    GOPT_HELP, GOPT_VERSION
-};
-
-/* The global options: name, argument (NULL: a flag), help, id. */
+/* The global options besides the store options, which come from the
+ * library's table (sg_option_at, rows for SG_FACE_CLI) between --store
+ * and --help: name, argument (NULL: a flag), help. */
 static const struct gopt_def {
     const char *name;
     const char *arg;
     const char *help;
-    int id;
-} gopt_table[] = {
-    { "store", "URI",
-      "the session store: PATH, gdbm:PATH, redis://HOST:PORT/DB or "
-      "redis+unix:/SOCKET (default: $SESSGATE_STORE)", GOPT_STORE },
-    { "lock-timeout", "MS", "give up waiting for the store lock after MS milliseconds (default 5000)", GOPT_LOCK_TIMEOUT },
-    { "idle-timeout", "S", "store default idle timeout in seconds (default 1800)", GOPT_IDLE_TIMEOUT },
-    { "max-age", "S", "store default absolute lifetime in seconds (default 604800)", GOPT_MAX_AGE },
-    { "touch-interval", "S", "extend the idle window only when older than S seconds (default: idle/10, at most 60)", GOPT_TOUCH_INTERVAL },
-    { "max-per-user", "N", "keep at most N sessions per user, evicting the oldest (default 0: no cap)", GOPT_MAX_PER_USER },
-    { "max-data", "BYTES", "cap on a session's data JSON (default 65536)", GOPT_MAX_DATA },
-    { "sync", NULL, "fsync the store after every write", GOPT_SYNC },
-    { "group", NULL, "create the store files with mode 0660 instead of 0600", GOPT_GROUP },
-    { "help", NULL, "print this help and exit", GOPT_HELP },
-    { "version", NULL, "print the version and exit", GOPT_VERSION },
+} gopt_store = {
+    "store", "URI",
+    "the session store: PATH, gdbm:PATH, redis://HOST:PORT/DB or "
+    "redis+unix:/SOCKET (default: $SESSGATE_STORE)"
+}, gopt_tail[] = {
+    { "help", NULL, "print this help and exit" },
+    { "version", NULL, "print the version and exit" },
 };
-#define GOPT_COUNT (sizeof gopt_table / sizeof gopt_table[0])
+
+#define GOPT_STORE    1
+#define GOPT_HELP     2
+#define GOPT_VERSION  3
+#define GOPT_TABLE    256   /* + the row of sg_option_at() */
+
+static void print_gopt(const char *name, const char *arg, const char *help,
+                       const char *def)
+{
+    char left[64];
+
+    snprintf(left, sizeof left, "--%s%s%s", name, arg ? " " : "", arg ? arg : "");
+    if (def)
+        printf("  %-20s %s (default %s)\n", left, help, def);
+    else
+        printf("  %-20s %s\n", left, help);
+}
 
 static void print_help(void)
 {
+    const sg_option_info *r;
     size_t i;
 
     printf("Usage: %s [OPTIONS] COMMAND [ARGS]\n"
            "Create, inspect and maintain the web sessions of a sessgate store.\n"
            "\nOptions:\n", CLI_PROG);
-    for (i = 0; i < GOPT_COUNT; i++) {
-        char left[64];
-        const struct gopt_def *g = &gopt_table[i];
+    print_gopt(gopt_store.name, gopt_store.arg, gopt_store.help, NULL);
+    for (i = 0; (r = sg_option_at(i)) != NULL; i++) {
+        char def[32];
 
-        snprintf(left, sizeof left, "--%s%s%s", g->name, g->arg ? " " : "",
-                 g->arg ? g->arg : "");
-        printf("  %-20s %s\n", left, g->help);
+        if (!(r->faces & SG_FACE_CLI))
+            continue;
+        if (r->def_text)
+            snprintf(def, sizeof def, "%s", r->def_text);
+        else
+            snprintf(def, sizeof def, "%lld", (long long)r->def_value);
+        print_gopt(r->flag, r->arg, r->help, r->arg ? def : NULL);
     }
+    for (i = 0; i < sizeof gopt_tail / sizeof gopt_tail[0]; i++)
+        print_gopt(gopt_tail[i].name, gopt_tail[i].arg, gopt_tail[i].help, NULL);
     printf("\nCommands:\n");
     for (i = 0; cli_table[i] != NULL; i++) {
         const struct cli_cmd *c = cli_table[i];
@@ -99,43 +112,16 @@ static const struct cli_cmd *find_cmd(const char *name)
 /* Apply one global option; returns an exit status, or -1 to go on. */
 static int apply_gopt(struct cli_ctx *ctx, int id, const char *arg)
 {
-    int64_t v;
-    int rc = CLI_EXIT_OK;
+    const sg_option_info *r;
+    char flag[48];
+    sg_error err;
+    int64_t v = 1;
+    int rc;
 
     switch (id) {
     case GOPT_STORE:
         ctx->store_uri = arg;
-        break;
-    case GOPT_LOCK_TIMEOUT:
-        if ((rc = cli_parse_int(NULL, "--lock-timeout", arg, 1, CLI_MAX_LOCK_MS, &v)) == 0)
-            ctx->opt.lock_timeout_ms = (int)v;
-        break;
-    case GOPT_IDLE_TIMEOUT:
-        if ((rc = cli_parse_int(NULL, "--idle-timeout", arg, 1, CLI_MAX_SECONDS, &v)) == 0)
-            ctx->opt.idle_timeout = v;
-        break;
-    case GOPT_MAX_AGE:
-        if ((rc = cli_parse_int(NULL, "--max-age", arg, 1, CLI_MAX_SECONDS, &v)) == 0)
-            ctx->opt.max_age = v;
-        break;
-    case GOPT_TOUCH_INTERVAL:
-        if ((rc = cli_parse_int(NULL, "--touch-interval", arg, 1, CLI_MAX_SECONDS, &v)) == 0)
-            ctx->opt.touch_interval = v;
-        break;
-    case GOPT_MAX_PER_USER:
-        if ((rc = cli_parse_int(NULL, "--max-per-user", arg, 0, CLI_MAX_PER_USER, &v)) == 0)
-            ctx->opt.max_per_user = (int)v;
-        break;
-    case GOPT_MAX_DATA:
-        if ((rc = cli_parse_int(NULL, "--max-data", arg, 2, SG_MAX_DATA_LIMIT, &v)) == 0)
-            ctx->opt.max_data = (size_t)v;
-        break;
-    case GOPT_SYNC:
-        ctx->opt.sync = 1;
-        break;
-    case GOPT_GROUP:
-        ctx->opt.group = 1;
-        break;
+        return -1;
     case GOPT_HELP:
         print_help();
         return CLI_EXIT_OK;
@@ -143,7 +129,14 @@ static int apply_gopt(struct cli_ctx *ctx, int id, const char *arg)
         printf("%s %s\n", CLI_PROG, sg_version());
         return CLI_EXIT_OK;
     }
-    return rc != CLI_EXIT_OK ? rc : -1;
+    r = sg_option_at((size_t)(id - GOPT_TABLE));
+    snprintf(flag, sizeof flag, "--%s", r->flag);
+    if (r->arg && (rc = cli_parse_int(NULL, flag, arg, r->min, r->max, &v)))
+        return rc;
+    sg_error_clear(&err);
+    if (sg_options_set(&ctx->opt, r->name, v, &err) != SG_OK)
+        return cli_fail(&err, err.code);     /* the table and the row disagree */
+    return -1;
 }
 
 /* Flush stdout and turn a failed write (full disk, closed pipe) into
@@ -161,23 +154,27 @@ static int finish_output(int status)
 /* Parse the global options, find the command, run it, map the status. */
 int main(int argc, char **argv)
 {
-    struct option longopts[GOPT_COUNT + 1];
+    struct option longopts[64];
     struct cli_ctx ctx;
+    struct cli_args args;
     const struct cli_cmd *cmd;
+    const sg_option_info *r;
     char shown[64];
-    size_t i;
+    size_t i, n = 0;
     int c, status;
 
     memset(&ctx, 0, sizeof ctx);   /* zero options: the store's defaults */
     ctx.store_uri = getenv("SESSGATE_STORE");
 
-    for (i = 0; i < GOPT_COUNT; i++) {
-        longopts[i].name = gopt_table[i].name;
-        longopts[i].has_arg = gopt_table[i].arg ? required_argument : no_argument;
-        longopts[i].flag = NULL;
-        longopts[i].val = gopt_table[i].id;
-    }
-    longopts[GOPT_COUNT] = (struct option){ NULL, 0, NULL, 0 };
+    longopts[n++] = (struct option){ gopt_store.name, required_argument, NULL, GOPT_STORE };
+    for (i = 0; (r = sg_option_at(i)) != NULL && n < 60; i++)
+        if (r->faces & SG_FACE_CLI)
+            longopts[n++] = (struct option){ r->flag, r->arg ? required_argument
+                                                            : no_argument,
+                                             NULL, GOPT_TABLE + (int)i };
+    longopts[n++] = (struct option){ "help", no_argument, NULL, GOPT_HELP };
+    longopts[n++] = (struct option){ "version", no_argument, NULL, GOPT_VERSION };
+    longopts[n] = (struct option){ NULL, 0, NULL, 0 };
 
     cli_optreset();
     /* "+": stop at the command name, so command options stay for it. */
@@ -197,10 +194,9 @@ int main(int argc, char **argv)
         return cli_usage(NULL, "unknown command '%s'",
                          cli_show(argv[optind], shown, sizeof shown));
 
-    argc -= optind;
-    argv += optind;
-    cli_optreset();
-    status = cmd->run(&ctx, cmd, argc, argv);
+    status = cli_parse(&ctx, cmd, argc - optind, argv + optind, &args);
+    if (status < 0)
+        status = cmd->run(&ctx, &args);
     status = finish_output(status);
     sg_store_close(ctx.st);
     return status;
