@@ -170,6 +170,14 @@ int cli_check_id(const char *id);
  * the message printed on failure). */
 int cli_open(struct cli_ctx *ctx, unsigned flags);
 
+/* sg_each_fn: print s as one JSON line; when out of memory set
+ * *(int *)arg and stop the walk. */
+int cli_print_json(const sg_session *s, void *arg);
+
+/* Walk the live sessions (of user, NULL: all) with fn, its arg an int
+ * that fn sets when out of memory; returns an exit status (reported). */
+int cli_each(struct cli_ctx *ctx, const char *user, sg_each_fn fn);
+
 /* Borrowed (buf): s made printable for a message: control bytes and
  * non-ASCII as \xNN, cut to fit buf with "..." on the end. */
 const char *cli_show(const char *s, char *buf, size_t size);

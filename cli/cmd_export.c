@@ -9,40 +9,13 @@
  * busy gateway is not stalled by a large export or a slow pipe.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "cli.h"
 
-/* Print one session; stops the walk when out of memory. */
-static int export_one(const sg_session *s, void *arg)
-{
-    char *json = sg_session_to_json(s);     /* Owned: freed below */
-
-    if (json == NULL) {
-        *(int *)arg = 1;
-        return 1;
-    }
-    printf("%s\n", json);
-    free(json);
-    return 0;
-}
-
 static int export_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    sg_error err;
-    sg_status rc;
-    int oom = 0;
-
     (void)a;
-    sg_error_clear(&err);
-    rc = sg_store_each(ctx->st, NULL, export_one, &oom, &err);
-    if (rc != SG_OK)
-        return cli_fail(&err, rc);
-    if (oom) {
-        cli_msg("out of memory formatting a session");
-        return CLI_EXIT_STORE;
-    }
-    return CLI_EXIT_OK;
+    return cli_each(ctx, NULL, cli_print_json);
 }
 
 /* The `export` entry of the command table. */

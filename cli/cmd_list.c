@@ -10,7 +10,6 @@
  * Nothing is touched.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "cli.h"
 
@@ -35,36 +34,9 @@ static int list_one(const sg_session *s, void *arg)
     return 0;
 }
 
-/* Print one session as JSON; stops the walk when out of memory. */
-static int list_json(const sg_session *s, void *arg)
-{
-    char *json = sg_session_to_json(s);     /* Owned: freed below */
-
-    if (json == NULL) {
-        *(int *)arg = 1;
-        return 1;
-    }
-    printf("%s\n", json);
-    free(json);
-    return 0;
-}
-
 static int list_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    sg_error err;
-    sg_status rc;
-    int oom = 0;
-
-    sg_error_clear(&err);
-    rc = sg_store_each(ctx->st, cli_arg(a, 'u'),
-                       cli_arg(a, 'j') ? list_json : list_one, &oom, &err);
-    if (rc != SG_OK)
-        return cli_fail(&err, rc);
-    if (oom) {
-        cli_msg("out of memory formatting a session");
-        return CLI_EXIT_STORE;
-    }
-    return CLI_EXIT_OK;
+    return cli_each(ctx, cli_arg(a, 'u'), cli_arg(a, 'j') ? cli_print_json : list_one);
 }
 
 /* The `list` entry of the command table. */

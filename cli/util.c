@@ -232,6 +232,38 @@ int cli_open(struct cli_ctx *ctx, unsigned flags)
     return CLI_EXIT_OK;
 }
 
+/* Print one session as a JSON line; on out of memory flag arg, stop. */
+int cli_print_json(const sg_session *s, void *arg)
+{
+    char *json = sg_session_to_json(s);     /* Owned: freed below */
+
+    if (json == NULL) {
+        *(int *)arg = 1;
+        return 1;
+    }
+    printf("%s\n", json);
+    free(json);
+    return 0;
+}
+
+/* Walk the live sessions (of user) through fn, a chunk at a time. */
+int cli_each(struct cli_ctx *ctx, const char *user, sg_each_fn fn)
+{
+    sg_error err;
+    sg_status rc;
+    int oom = 0;
+
+    sg_error_clear(&err);
+    rc = sg_store_each(ctx->st, user, fn, &oom, &err);
+    if (rc != SG_OK)
+        return cli_fail(&err, rc);
+    if (oom) {
+        cli_msg("out of memory formatting a session");
+        return CLI_EXIT_STORE;
+    }
+    return CLI_EXIT_OK;
+}
+
 /* Make s printable for a one-line message. */
 const char *cli_show(const char *s, char *buf, size_t size)
 {
