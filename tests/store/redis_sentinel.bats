@@ -13,6 +13,9 @@
 # sent is lost): the test prints the count.  With min_replicas=1 (each write
 # waits for a replica's confirmation) it must be 0.
 #
+# A gateway started before the kill serves a session made on the new master
+# afterwards, without a restart.
+#
 # Two replicas, not one: with min_replicas=1 the promoted replica needs a
 # replica of its own before any write can succeed again, and the second
 # one is that (the Sentinels re-point it).  Timing: down-after-milliseconds
@@ -156,6 +159,11 @@ failover_run() {
   export STORE
   rm -f "$STOP"
   writer "$D/w"
+  # a gateway started before the failover, never restarted
+  GW_SOCK="$D/gw.sock"
+  start_bg "$SG_GATEWAY" --store "$STORE" --listen "unix:$GW_SOCK" --mode auth \
+    2>>"$D/gw.err" > "$D/gw.pid"
+  wait_for_socket "$GW_SOCK" 5
   wait_for "100 writes before the kill" 15 eval '[ "$(oks_after "$D/w.ops" 0)" -ge 100 ]'
   local t_kill t_back old=$MPORT
   t_kill=$(( ${EPOCHREALTIME/./} / 1000 ))
@@ -164,6 +172,12 @@ failover_run() {
   wait_for "100 writes on the new master" 20 eval '[ "$(oks_after "$D/w.ops" "$t_kill")" -ge 100 ]'
   touch "$STOP"
   wait_for "the writer to stop" 10 eval '! kill -0 "$(cat "$D/w.pid")" 2>/dev/null'
+  # the same gateway serves a session created on the new master (its
+  # workers' first request may still fail once: bounded retries)
+  local gid
+  gid=$(sessgatectl --store "$STORE" create --user fo-user)
+  wait_for "the gateway to serve from the new master" 10 eval \
+    '"$SG_BUILDDIR/tests/tools/fcgi_client" -s "$GW_SOCK" -t 5 -p REQUEST_METHOD=GET -p REQUEST_URI=/x -p "HTTP_COOKIE=sessgate=$gid" 2>/dev/null | tr -d "\r" | grep -qx "X-Session-User: fo-user"'
   # back: the first success after the first failure that followed the kill
   t_back=$(awk -v t="$t_kill" '$1 > t && $2 == "err" { e = 1 } e && $2 == "ok" { print $1; exit }' "$D/w.ops")
   ERRS=$(awk -v t="$t_kill" '$1 > t && $2 == "err"' "$D/w.ops" | wc -l)
