@@ -604,18 +604,32 @@ void sgi_redis_drop(redis_be *b)
     b->broken = 0;
 }
 
-static void drop_sub(redis_be *b)
+static void drop_sub(redis_be *b, size_t i)
 {
-    if (b->sub)
-        redisFree(b->sub);
-    b->sub = NULL;
+    if (b->subs[i])
+        redisFree(b->subs[i]);
+    b->subs[i] = NULL;
+}
+
+static void drop_subs(redis_be *b)
+{
+    for (size_t i = 0; i < RD_MAX_SENTINELS; i++)
+        drop_sub(b, i);
+}
+
+static int have_subs(const redis_be *b)
+{
+    for (size_t i = 0; i < b->n_sentinels; i++)
+        if (b->subs[i])
+            return 1;
+    return 0;
 }
 
 /* Free what sgi_redis_parse_uri and sgi_redis_up made (not b itself). */
 void sgi_redis_free(redis_be *b)
 {
     sgi_redis_drop(b);
-    drop_sub(b);
+    drop_subs(b);
     free(b->host);
     free(b->sock);
     free(b->user);
@@ -670,10 +684,12 @@ sg_status sgi_redis_fail(redis_be *b, redisReply *r, const char *what,
 
 /* New: a connection to host:port (or the unix socket sock), close-on-exec
  * and with the command timeout; NULL with why filled. */
-static redisContext *open_ctx(redis_be *b, const char *host, int port,
-                              const char *sock, char *why, size_t whylen)
+static redisContext *open_ctx_ms(redis_be *b, const char *host, int port,
+                                 const char *sock, int ms, char *why,
+                                 size_t whylen)
 {
-    struct timeval tv = { b->timeout_ms / 1000, (b->timeout_ms % 1000) * 1000 };
+    (void)b;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     redisContext *c = sock ? redisConnectUnixWithTimeout(sock, tv)
                            : redisConnectWithTimeout(host, port, tv);
     if (!c) {
@@ -703,6 +719,49 @@ static redisContext *open_ctx(redis_be *b, const char *host, int port,
         return NULL;
     }
     return c;
+}
+
+static redisContext *open_ctx(redis_be *b, const char *host, int port,
+                              const char *sock, char *why, size_t whylen)
+{
+    return open_ctx_ms(b, host, port, sock, b->timeout_ms, why, whylen);
+}
+
+/* Subscribe c (a connection to Sentinel i) to +switch-master, as subs[i];
+ * takes c.  The subscriptions are a help, not a need: without them a
+ * switch is still found by the next error (READONLY, a lost connection). */
+static void subscribe(redis_be *b, size_t i, redisContext *c)
+{
+    drop_sub(b, i);
+    redisReply *r = quiet(c, "SUBSCRIBE +switch-master");
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        b->subs[i] = c;
+    else
+        redisFree(c);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* Subscribe to every other Sentinel too: each publishes +switch-master
+ * when IT learns of the new master, and the one that ran the failover
+ * does so last, after re-pointing the replicas (seconds later, in
+ * tests/store/redis_sentinel.bats), while the old master may still take
+ * writes.  Connects are bounded by 100 ms (or timeout_ms if shorter) so
+ * a Sentinel host that is gone costs little, and are tried only here,
+ * when the handle (re)connects anyway. */
+static void subscribe_others(redis_be *b, size_t answered)
+{
+    int ms = b->timeout_ms < 100 ? b->timeout_ms : 100;
+    for (size_t k = 0; k < b->n_sentinels; k++) {
+        if (k == answered || b->subs[k])
+            continue;
+        char w[160];
+        redisContext *c = open_ctx_ms(b, b->sentinels[k].host,
+                                      b->sentinels[k].port, NULL, ms, w,
+                                      sizeof w);
+        if (c)
+            subscribe(b, k, c);
+    }
 }
 
 /* Ask the Sentinels, in order starting with the last one that answered,
@@ -748,17 +807,8 @@ static sg_status sentinel_ask(redis_be *b, char **host, int *port,
             return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
                            b->uri);
         }
-        /* The subscription is a help, not a need: without it a switch is
-         * still found by the next error (READONLY or a lost connection). */
-        drop_sub(b);
-        r = quiet(c, "SUBSCRIBE +switch-master");
-        if (r && r->type == REDIS_REPLY_ARRAY) {
-            b->sub = c;
-        } else {
-            redisFree(c);
-        }
-        if (r)
-            freeReplyObject(r);
+        subscribe(b, i, c);
+        subscribe_others(b, i);
         b->sub_tried = now_ms();
         b->sentinel_next = i;
         *host = h;
@@ -770,15 +820,15 @@ static sg_status sentinel_ask(redis_be *b, char **host, int *port,
                    b->uri, b->master_name, why);
 }
 
-/* Read what the Sentinel subscription holds, without waiting: a
+/* Read what the Sentinel subscriptions hold, without waiting: a
  * +switch-master for our master marks the connection for a reconnect.
- * A lost subscription is renewed at most once a second, from a Sentinel
- * that answers (which may also name a new master). */
+ * When every subscription is lost they are renewed at most once a second,
+ * from a Sentinel that answers (which may also name a new master). */
 static void sentinel_poll(redis_be *b)
 {
     if (!b->master_name)
         return;
-    if (!b->sub) {
+    if (!have_subs(b)) {
         if (now_ms() - b->sub_tried < 1000)
             return;
         char *h = NULL;
@@ -791,26 +841,42 @@ static void sentinel_poll(redis_be *b)
         b->sub_tried = now_ms();
         return;
     }
-    struct pollfd pfd = { .fd = b->sub->fd, .events = POLLIN };
-    if (poll(&pfd, 1, 0) <= 0)
+    struct pollfd pfd[RD_MAX_SENTINELS];
+    size_t idx[RD_MAX_SENTINELS], np = 0;
+    for (size_t i = 0; i < b->n_sentinels; i++)
+        if (b->subs[i]) {
+            pfd[np] = (struct pollfd){ .fd = b->subs[i]->fd, .events = POLLIN };
+            idx[np++] = i;
+        }
+    if (poll(pfd, (nfds_t)np, 0) <= 0)
         return;
-    if (redisBufferRead(b->sub) != REDIS_OK) {
-        drop_sub(b);            /* that Sentinel went away */
-        return;
-    }
     size_t n = strlen(b->master_name);
-    void *rep = NULL;
-    while (redisGetReplyFromReader(b->sub, &rep) == REDIS_OK && rep) {
-        redisReply *r = rep;
-        /* ["message", "+switch-master", "NAME OLDIP OLDPORT NEWIP NEWPORT"] */
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            r->element[2]->type == REDIS_REPLY_STRING &&
-            (size_t)r->element[2]->len > n &&
-            memcmp(r->element[2]->str, b->master_name, n) == 0 &&
-            r->element[2]->str[n] == ' ')
-            b->broken = 1;
-        freeReplyObject(r);
-        rep = NULL;
+    for (size_t k = 0; k < np; k++) {
+        if (!pfd[k].revents)
+            continue;
+        redisContext *c = b->subs[idx[k]];
+        if (redisBufferRead(c) != REDIS_OK) {
+            drop_sub(b, idx[k]);    /* that Sentinel went away */
+            continue;
+        }
+        void *rep = NULL;
+        while (redisGetReplyFromReader(c, &rep) == REDIS_OK && rep) {
+            redisReply *r = rep;
+            /* ["message", "+switch-master", "NAME OLDIP OLDPORT NEWIP NEWPORT"] */
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                r->element[2]->type == REDIS_REPLY_STRING &&
+                (size_t)r->element[2]->len > n &&
+                memcmp(r->element[2]->str, b->master_name, n) == 0 &&
+                r->element[2]->str[n] == ' ') {
+                /* Ask that Sentinel first: it knows the new master, the
+                 * others (the one that ran the failover among them) may
+                 * not yet. */
+                b->broken = 1;
+                b->sentinel_next = idx[k];
+            }
+            freeReplyObject(r);
+            rep = NULL;
+        }
     }
 }
 
@@ -892,7 +958,7 @@ sg_status sgi_redis_up(redis_be *b, sg_error *err)
      * own (redisFree only closes the child's copy of the descriptor). */
     if (b->pid != getpid()) {
         sgi_redis_drop(b);
-        drop_sub(b);
+        drop_subs(b);
         b->pid = getpid();
     }
     if (b->c && !b->broken && !b->c->err) {

@@ -40,8 +40,9 @@ typedef struct redis_be {
     sgi_redis_addr sentinels[RD_MAX_SENTINELS];
     size_t n_sentinels;
     size_t sentinel_next;     /* the Sentinel to ask first */
-    redisContext *sub;        /* Owned: +switch-master subscription, or NULL */
-    int64_t sub_tried;        /* when it was last (re)made, monotonic ms */
+    /* Owned: a +switch-master subscription per Sentinel, or NULL */
+    redisContext *subs[RD_MAX_SENTINELS];
+    int64_t sub_tried;        /* when they were last (re)made, monotonic ms */
     char *prefix;             /* Owned */
     char *lock_key;           /* Owned: PREFIX "lock" */
     char *writes_key;         /* Owned: PREFIX "writes" */
