@@ -59,6 +59,10 @@
  * rounds, when writers append faster than a round replays. */
 #define CATCHUP_SLACK (64 * 1024)
 #define CATCHUP_ROUNDS 8
+/* Never more than this to replay under the exclusive lock: when writers
+ * outran the catch-up rounds, the build is abandoned (the next writer
+ * tries again) rather than hold the lock for the rest. */
+#define SWAP_TAIL_MAX (1024 * 1024)
 #define BUILDER_BYTE 1   /* the byte of PATH.lock a builder locks */
 
 /* A checkpoint being built. */
@@ -313,6 +317,9 @@ static sg_status swap(gdbm_be *b, build *k, sg_error *err)
     if (end < 0)
         rc = sgi_err(err, SG_ESTORE, 0, "store %s: checkpoint abandoned: "
                      "the log was cut meanwhile", b->dbpath);
+    else if (end - k->upto > SWAP_TAIL_MAX)
+        rc = sgi_err(err, SG_ESTORE, 0, "store %s: checkpoint abandoned: "
+                     "writers outran it", b->dbpath);
     if (rc == SG_OK && (!ours(b->ckptnewpath, k->ck) ||
                         !ours(b->dbnewpath, k->db)))
         rc = sgi_err(err, SG_ESTORE, 0, "store %s: checkpoint abandoned: "
