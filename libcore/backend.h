@@ -43,6 +43,37 @@ typedef struct sgi_cursor {
     unsigned long restarts;      /* times the walk lost its place */
 } sgi_cursor;
 
+/* One session write for the optional rec_* operations below.  What the
+ * backend must know about the record (version, user, created, end of
+ * life) comes in these fields, computed above it: no backend parses a
+ * record. */
+typedef struct sgi_rec {
+    const char *id;           /* the stored session (create: the new id) */
+    const char *new_id;       /* save: the id to write under (id unless
+                               * rotating) */
+    const char *val;          /* the record */
+    size_t len;
+    int64_t expire_at;        /* as for put */
+    uint64_t expect_version;  /* save: the version the caller's copy has */
+    uint64_t version;         /* the version written */
+    const char *user;         /* the record's user, NULL anonymous */
+    const char *expect_user;  /* save: the stored copy's user (the caller
+                               * loaded it at expect_version) */
+    int64_t created;          /* the record's created */
+    int64_t live_until;       /* min(expires, accessed + idle): store time */
+    int64_t now;              /* store time */
+    int cap;                  /* max live sessions per user, 0 = none */
+    const char *alias_val;    /* save with rotate: the value for the old
+                               * id's alias key (SGI_ALIAS_PREFIX), or NULL */
+    /* out */
+    uint64_t stored_version;  /* on SG_ECONFLICT */
+    int fallback;             /* 1: nothing was done; do the write under
+                               * the exclusive lock instead (a multi-key
+                               * operation holds it, or a record or index
+                               * of an older format is involved) */
+    int collision;            /* create / rotate: the new id exists */
+} sgi_rec;
+
 typedef struct sgi_backend {
     const char *scheme;   /* "gdbm", "redis" */
     sg_status (*open)(sg_store *st, const char *location, sg_error *err);
@@ -95,6 +126,25 @@ typedef struct sgi_backend {
      * the store does not use back to the disk; fill *rep.  Caller holds
      * no lock (the backend takes what it needs) or SGI_EXCLUSIVE. */
     sg_status (*compact)(sg_store *st, sg_compact_report *rep, sg_error *err);
+    /* Optional (NULL: store.c takes the exclusive lock for every write).
+     * Single-session writes, each ONE atomic step with NO store-wide lock,
+     * called with no lock held:
+     *  - rec_create: write r->id if it does not exist (else collision),
+     *    add it to r->user's index and evict beyond r->cap, as
+     *    sgi_enforce_cap does;
+     *  - rec_save: if the stored r->id has version r->expect_version and
+     *    user r->expect_user (else SG_ECONFLICT, stored_version set) and is
+     *    live at r->now (else SG_EEXPIRED), write it under r->new_id,
+     *    delete r->id when rotating (and write alias_val), keep both users'
+     *    indexes in step, cap a new user; SG_ENOTFOUND when absent;
+     *  - rec_delete: delete r->id and its index entry; SG_ENOTFOUND.
+     * Any of them may set r->fallback instead (see sgi_rec).
+     * rec_put: put, with the record's fields, under SGI_EXCLUSIVE (store.c's
+     * locked path), so that the three above can check what it wrote. */
+    sg_status (*rec_create)(sg_store *st, sgi_rec *r, sg_error *err);
+    sg_status (*rec_save)(sg_store *st, sgi_rec *r, sg_error *err);
+    sg_status (*rec_delete)(sg_store *st, sgi_rec *r, sg_error *err);
+    sg_status (*rec_put)(sg_store *st, const sgi_rec *r, sg_error *err);
 } sgi_backend;
 
 extern const sgi_backend sgi_backend_gdbm;

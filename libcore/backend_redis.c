@@ -248,7 +248,15 @@ static sg_status r_fetch(sg_store *st, const char *key, char **val,
     char *k = key_of(b, key);
     if (!k)
         return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
-    redisReply *r = sgi_redis_read(b, "GET", err, "GET %s", k);
+    /* Values are hashes (field "d", see "session writes" below); a plain
+     * string is a value of an older format (or one an admin SET), read
+     * with GET: a second round trip for those only. */
+    sg_error herr = { 0 };
+    redisReply *r = sgi_redis_read(b, "HGET", &herr, "HGET %s d", k);
+    if (!r && strstr(herr.text, "WRONGTYPE"))
+        r = sgi_redis_read(b, "GET", err, "GET %s", k);
+    else if (!r && err && err->code == SG_OK)
+        *err = herr;
     free(k);
     if (!r)
         return b->last;
@@ -281,7 +289,8 @@ static const char WRITE_SCRIPT[] =
     "return redis.error_reply('SESSGATE lock lease lost') end "
     "redis.call('pexpire', KEYS[1], ARGV[4]) "
     "redis.call('incr', KEYS[3]) "
-    "redis.call('set', KEYS[2], ARGV[2]) "
+    "redis.call('del', KEYS[2]) "
+    "redis.call('hset', KEYS[2], 'd', ARGV[2]) "
     "if ARGV[3] ~= '' then redis.call('pexpireat', KEYS[2], ARGV[3]) end "
     "return 1";
 
@@ -364,6 +373,414 @@ static sg_status r_del(sg_store *st, const char *key, sg_error *err)
     long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
     freeReplyObject(r);
     return n > 0 ? SG_OK : SG_ENOTFOUND;
+}
+
+/* ------------------------------------------- session writes, no lease */
+
+/*
+ * Each write of one session is ONE server-side script (EVALSHA): create,
+ * save (also rotate, login and touch) and delete.  A Redis script runs
+ * alone on the server, so its checks and writes are one atomic step on
+ * the session's own keys, without the store-wide lease and in one round
+ * trip (the lease path costs four: SET NX, GET, the write, the release).
+ *
+ * Where the version lives: every value this backend writes is a Redis
+ * HASH whose field "d" holds the value, and a session record also has
+ * "v" (version), "u" (user, "" anonymous), "c" (created) and "x" (end of
+ * life in store time: min(expires, accessed + idle)), written from the
+ * sgi_rec fields the layer above computed.  So a script checks a version
+ * or a liveness without parsing the record (backend.h), and readers still
+ * fetch with one command (HGET d).  Values of an older format (a plain
+ * string, e.g. a store written before this change, or a hash without
+ * "v") make a script answer "fallback": that write then runs under the
+ * lease as before (store.c), which rewrites the record in the new format.
+ *
+ * The lease stays for what spans many sessions: purge, check --repair,
+ * import, delete --user/--all, the conversion of an old-format index,
+ * and sg_store_begin's explicit holds.  Every script first checks the
+ * lease key: while a lease is held it does nothing and answers
+ * "fallback", and the caller queues for the lease like any writer, so a
+ * multi-key operation still sees no single-session write come between.
+ *
+ * The user cap is enforced inside the create and login scripts (evict
+ * the user's oldest live sessions beyond the cap, drop dead index
+ * entries), so concurrent creates from many hosts end at exactly the cap.
+ * The scripts touch keys they compute from the prefix (PREFIX..id for
+ * index members): fine on a single server or replica set, not on Redis
+ * Cluster (which sessgate does not support).
+ */
+
+#define RD_SC_CREATE 0
+#define RD_SC_SAVE   1
+#define RD_SC_DELETE 2
+
+/* Results of the scripts: {code[, stored version]}. */
+enum { RS_OK = 0, RS_NOTFOUND, RS_CONFLICT, RS_EXPIRED, RS_COLLISION,
+       RS_FALLBACK };
+
+/* plan(P, S, user, keep, keep_c, cap, now): the ids of S to evict (the
+ * oldest live sessions of user beyond cap, never keep, which counts as
+ * live) and to drop from S (gone, dead, another user's); nil when a
+ * member has an older format.  apply() does it; returns the writes. */
+#define RD_LUA_CAP \
+    "local function plan(P, S, user, keep, keep_c, cap, now) " \
+    "  if cap <= 0 then return {}, {} end " \
+    "  local n = redis.call('scard', S) " \
+    "  if redis.call('sismember', S, keep) == 0 then n = n + 1 end " \
+    "  if n <= cap then return {}, {} end " \
+    "  local live, drop = {{keep_c, keep}}, {} " \
+    "  for _, id in ipairs(redis.call('smembers', S)) do " \
+    "    if id ~= keep then " \
+    "      local k = P .. id " \
+    "      local t = redis.call('type', k)['ok'] " \
+    "      if t == 'hash' then " \
+    "        local f = redis.call('hmget', k, 'u', 'x', 'c') " \
+    "        if not f[1] then return nil end " \
+    "        if f[1] == user and tonumber(f[2]) > now then " \
+    "          live[#live + 1] = {tonumber(f[3]), id} " \
+    "        else drop[#drop + 1] = id end " \
+    "      elseif t == 'none' then drop[#drop + 1] = id " \
+    "      else return nil end " \
+    "    end " \
+    "  end " \
+    "  table.sort(live, function(a, b) " \
+    "    if a[1] ~= b[1] then return a[1] < b[1] end return a[2] < b[2] end) " \
+    "  local excess, evict = #live - cap, {} " \
+    "  for _, e in ipairs(live) do " \
+    "    if excess > 0 and e[2] ~= keep then " \
+    "      evict[#evict + 1] = e[2] excess = excess - 1 end " \
+    "  end " \
+    "  return evict, drop " \
+    "end " \
+    "local function apply(P, S, evict, drop) " \
+    "  for _, id in ipairs(evict) do " \
+    "    redis.call('del', P .. id) redis.call('srem', S, id) end " \
+    "  for _, id in ipairs(drop) do redis.call('srem', S, id) end " \
+    "  return #evict " \
+    "end " \
+    "local function put(k, a) " \
+    "  redis.call('del', k) " \
+    "  redis.call('hset', k, 'v', a.v, 'u', a.u, 'c', a.c, 'x', a.x, 'd', a.d) " \
+    "  if a.at ~= '' then redis.call('pexpireat', k, a.at) end " \
+    "end "
+
+/* KEYS: lock, writes, key, uidx:USER, user:USER (old index format).
+ * ARGV: prefix, record, expire ms or '', live_until, created, now, user
+ * or '', cap, id. */
+static const char REC_CREATE_SCRIPT[] = RD_LUA_CAP
+    "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
+    "if redis.call('exists', KEYS[3]) == 1 then return {4} end "
+    "local user = ARGV[7] "
+    "local evict, drop = {}, {} "
+    "if user ~= '' then "
+    "  if redis.call('exists', KEYS[5]) == 1 then return {5} end "
+    "  evict, drop = plan(ARGV[1], KEYS[4], user, ARGV[9], tonumber(ARGV[5]), "
+    "                     tonumber(ARGV[8]), tonumber(ARGV[6])) "
+    "  if not evict then return {5} end "
+    "end "
+    "put(KEYS[3], {v = '1', u = user, c = ARGV[5], x = ARGV[4], d = ARGV[2], "
+    "              at = ARGV[3]}) "
+    "local w = 1 "
+    "if user ~= '' then "
+    "  redis.call('sadd', KEYS[4], ARGV[9]) "
+    "  w = w + apply(ARGV[1], KEYS[4], evict, drop) "
+    "end "
+    "redis.call('incrby', KEYS[2], w) "
+    "return {0}";
+
+/* KEYS: lock, writes, key, new key (= key unless rotating), uidx:USER,
+ * user:USER, uidx:OLDUSER, user:OLDUSER, alias:ID.
+ * ARGV: prefix, expected version, version, record, expire ms or '',
+ * live_until, created, now, user or '', expected user or '', cap, id,
+ * new id, alias value or ''. */
+static const char REC_SAVE_SCRIPT[] = RD_LUA_CAP
+    "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
+    "local t = redis.call('type', KEYS[3])['ok'] "
+    "if t == 'none' then return {1} end "
+    "if t ~= 'hash' then return {5} end "
+    "local m = redis.call('hmget', KEYS[3], 'v', 'u', 'x') "
+    "if not m[1] or not m[2] or not m[3] then return {5} end "
+    "if m[1] ~= ARGV[2] or m[2] ~= ARGV[10] then return {2, m[1]} end "
+    "if tonumber(m[3]) <= tonumber(ARGV[8]) then return {3} end "
+    "local user, old = ARGV[9], m[2] "
+    "local rotating = KEYS[4] ~= KEYS[3] "
+    "local login = user ~= old "
+    "if rotating and redis.call('exists', KEYS[4]) == 1 then return {4} end "
+    "local evict, drop = {}, {} "
+    "if user ~= '' and login then "
+    "  if redis.call('exists', KEYS[6]) == 1 then return {5} end "
+    "  evict, drop = plan(ARGV[1], KEYS[5], user, ARGV[13], tonumber(ARGV[7]), "
+    "                     tonumber(ARGV[11]), tonumber(ARGV[8])) "
+    "  if not evict then return {5} end "
+    "end "
+    "if old ~= '' and (rotating or login) and "
+    "   redis.call('exists', KEYS[8]) == 1 then return {5} end "
+    "put(KEYS[4], {v = ARGV[3], u = user, c = ARGV[7], x = ARGV[6], "
+    "              d = ARGV[4], at = ARGV[5]}) "
+    "local w = 1 "
+    "if user ~= '' and (rotating or login) then "
+    "  redis.call('sadd', KEYS[5], ARGV[13]) "
+    "  w = w + apply(ARGV[1], KEYS[5], evict, drop) "
+    "end "
+    "if rotating then "
+    "  redis.call('del', KEYS[3]) w = w + 1 "
+    "  if ARGV[14] ~= '' then "
+    "    redis.call('del', KEYS[9]) redis.call('hset', KEYS[9], 'd', ARGV[14]) "
+    "    w = w + 1 "
+    "  end "
+    "end "
+    "if old ~= '' and (rotating or login) then "
+    "  redis.call('srem', KEYS[7], ARGV[12]) end "
+    "redis.call('incrby', KEYS[2], w) "
+    "return {0}";
+
+/* KEYS: lock, writes, key.  ARGV: prefix, id. */
+static const char REC_DELETE_SCRIPT[] =
+    "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
+    "local t = redis.call('type', KEYS[3])['ok'] "
+    "if t == 'none' then return {1} end "
+    "if t ~= 'hash' then return {5} end "
+    "local u = redis.call('hget', KEYS[3], 'u') "
+    "if not u then return {5} end "
+    "if u ~= '' and redis.call('exists', ARGV[1] .. 'user:' .. u) == 1 then "
+    "  return {5} end "
+    "redis.call('del', KEYS[3]) "
+    "if u ~= '' then redis.call('srem', ARGV[1] .. 'uidx:' .. u, ARGV[2]) end "
+    "redis.call('incr', KEYS[2]) "
+    "return {0}";
+
+static const char *const rec_scripts[RD_NSCRIPTS] = {
+    REC_CREATE_SCRIPT, REC_SAVE_SCRIPT, REC_DELETE_SCRIPT
+};
+
+/* Run script sc with EVALSHA: loaded (SCRIPT LOAD) once per connection,
+ * and loaded again on NOSCRIPT (the server restarted, or SCRIPT FLUSH).
+ * fmt holds the key count, keys and args.  New: the reply, or NULL. */
+static redisReply *rec_eval(redis_be *b, int sc, sg_error *err,
+                            const char *fmt, ...)
+{
+    int reloaded = 0, resent = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (b->sha_conn != (const void *)b->c || !b->sha[sc][0]) {
+            if (b->sha_conn != (const void *)b->c) {
+                memset(b->sha, 0, sizeof b->sha);
+                b->sha_conn = b->c;
+            }
+            redisReply *l = sgi_redis_cmd(b, "SCRIPT LOAD", err,
+                                          "SCRIPT LOAD %s", rec_scripts[sc]);
+            if (!l)
+                return NULL;
+            if (l->type != REDIS_REPLY_STRING || l->len != 40) {
+                b->last = sgi_redis_fail(b, l, "SCRIPT LOAD", err);
+                return NULL;
+            }
+            memcpy(b->sha[sc], l->str, 40);
+            b->sha[sc][40] = '\0';
+            freeReplyObject(l);
+        }
+        char f[256];
+        int fn = snprintf(f, sizeof f, "EVALSHA %s %s", b->sha[sc], fmt);
+        if (fn < 0 || (size_t)fn >= sizeof f) {   /* a bug of ours */
+            b->last = sgi_err(err, SG_ESTORE, 0, "store %s: script call "
+                              "too long", b->uri);
+            return NULL;
+        }
+        sg_error serr = { 0 };
+        va_list ap;
+        va_start(ap, fmt);
+        redisReply *r = sgi_redis_cmdv(b, "EVALSHA", &serr, f, ap);
+        va_end(ap);
+        if (r)
+            return r;
+        if (!reloaded && strstr(serr.text, "NOSCRIPT")) {
+            reloaded = 1;
+            b->sha[sc][0] = '\0';
+            continue;
+        }
+        /* A kept connection to a server that restarted since: the write
+         * of the command itself failed (EPIPE), so no server ran it and
+         * it is safe to send again on a new connection, once.  (After a
+         * read error it is not: the script may have run.) */
+        if (!resent && strstr(serr.text, "Broken pipe") &&
+            sgi_redis_up(b, NULL) == SG_OK) {
+            resent = 1;
+            continue;
+        }
+        if (err && err->code == SG_OK)
+            *err = serr;
+        return NULL;
+    }
+    return NULL;
+}
+
+/* Read {code[, version]} from a script's reply (takes r). */
+static sg_status rec_result(redis_be *b, redisReply *r, sgi_rec *rec,
+                            sg_error *err)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return sgi_redis_fail(b, r, "EVALSHA", err);
+    long long code = r->element[0]->integer;
+    if (code == RS_CONFLICT && r->elements > 1 &&
+        r->element[1]->type == REDIS_REPLY_STRING)
+        rec->stored_version = strtoull(r->element[1]->str, NULL, 10);
+    freeReplyObject(r);
+    switch (code) {
+    case RS_OK:        return SG_OK;
+    case RS_NOTFOUND:  return SG_ENOTFOUND;
+    case RS_CONFLICT:  return SG_ECONFLICT;
+    case RS_EXPIRED:   return SG_EEXPIRED;
+    case RS_COLLISION: rec->collision = 1; return SG_OK;
+    default:           rec->fallback = 1; return SG_OK;
+    }
+}
+
+/* PREFIX + a + b, or NULL without memory. */
+static char *key3(redis_be *b, const char *a, const char *c)
+{
+    size_t n = strlen(b->prefix), m = strlen(a), o = c ? strlen(c) : 0;
+    char *k = malloc(n + m + o + 1);
+    if (k) {
+        memcpy(k, b->prefix, n);
+        memcpy(k + n, a, m);
+        memcpy(k + n + m, c ? c : "", o + 1);
+    }
+    return k;
+}
+
+static void at_ms(int64_t expire_at, char out[32])
+{
+    out[0] = '\0';
+    if (expire_at > 0 && expire_at < INT64_MAX / 1000)
+        snprintf(out, 32, "%lld", (long long)expire_at * 1000);
+}
+
+static sg_status rec_prep(sg_store *st, redis_be *b, sgi_rec *r, sg_error *err)
+{
+    r->fallback = r->collision = 0;
+    if (st->opt.readonly)
+        return sgi_err(err, SG_ESTORE, EROFS, "store %s: opened read-only",
+                       b->uri);
+    return sgi_redis_up(b, err);
+}
+
+static sg_status r_rec_create(sg_store *st, sgi_rec *r, sg_error *err)
+{
+    redis_be *b = be_of(st);
+    sg_status rc = rec_prep(st, b, r, err);
+    if (rc != SG_OK)
+        return rc;
+    const char *u = r->user ? r->user : "";
+    char *k = key_of(b, r->id);
+    char *ix = key3(b, SGI_INDEX_PREFIX, u);
+    char *old = key3(b, SGI_USER_PREFIX, u);
+    char at[32];
+    at_ms(r->expire_at, at);
+    if (!k || !ix || !old) {
+        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+    } else {
+        redisReply *rep = rec_eval(b, RD_SC_CREATE, err,
+            "5 %s %s %s %s %s %s %b %s %lld %lld %lld %s %d %s",
+            b->lock_key, b->writes_key, k, ix, old, b->prefix, r->val, r->len,
+            at, (long long)r->live_until, (long long)r->created,
+            (long long)r->now, u, r->cap, r->id);
+        rc = rep ? rec_result(b, rep, r, err) : b->last ? b->last : SG_ESTORE;
+    }
+    free(k);
+    free(ix);
+    free(old);
+    return rc;
+}
+
+static sg_status r_rec_save(sg_store *st, sgi_rec *r, sg_error *err)
+{
+    redis_be *b = be_of(st);
+    sg_status rc = rec_prep(st, b, r, err);
+    if (rc != SG_OK)
+        return rc;
+    const char *u = r->user ? r->user : "";
+    const char *eu = r->expect_user ? r->expect_user : "";
+    char *k = key_of(b, r->id), *nk = key_of(b, r->new_id);
+    char *ix = key3(b, SGI_INDEX_PREFIX, u), *old = key3(b, SGI_USER_PREFIX, u);
+    char *oix = key3(b, SGI_INDEX_PREFIX, eu);
+    char *oold = key3(b, SGI_USER_PREFIX, eu);
+    char *al = key3(b, SGI_ALIAS_PREFIX, r->id);
+    char at[32];
+    at_ms(r->expire_at, at);
+    if (!k || !nk || !ix || !old || !oix || !oold || !al) {
+        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+    } else {
+        redisReply *rep = rec_eval(b, RD_SC_SAVE, err,
+            "9 %s %s %s %s %s %s %s %s %s "
+            "%s %llu %llu %b %s %lld %lld %lld %s %s %d %s %s %s",
+            b->lock_key, b->writes_key, k, nk, ix, old, oix, oold, al,
+            b->prefix, (unsigned long long)r->expect_version,
+            (unsigned long long)r->version, r->val, r->len, at,
+            (long long)r->live_until, (long long)r->created,
+            (long long)r->now, u, eu, r->cap, r->id, r->new_id,
+            r->alias_val ? r->alias_val : "");
+        rc = rep ? rec_result(b, rep, r, err) : b->last ? b->last : SG_ESTORE;
+    }
+    free(k);
+    free(nk);
+    free(ix);
+    free(old);
+    free(oix);
+    free(oold);
+    free(al);
+    return rc;
+}
+
+static sg_status r_rec_delete(sg_store *st, sgi_rec *r, sg_error *err)
+{
+    redis_be *b = be_of(st);
+    sg_status rc = rec_prep(st, b, r, err);
+    if (rc != SG_OK)
+        return rc;
+    char *k = key_of(b, r->id);
+    if (!k)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+    redisReply *rep = rec_eval(b, RD_SC_DELETE, err, "3 %s %s %s %s %s",
+                               b->lock_key, b->writes_key, k, b->prefix, r->id);
+    free(k);
+    return rep ? rec_result(b, rep, r, err) : b->last ? b->last : SG_ESTORE;
+}
+
+/* put with the record's fields, under the lease (store.c's locked path). */
+static const char REC_PUT_SCRIPT[] =
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then "
+    "return redis.error_reply('SESSGATE lock lease lost') end "
+    "redis.call('pexpire', KEYS[1], ARGV[2]) "
+    "redis.call('incr', KEYS[3]) "
+    "redis.call('del', KEYS[2]) "
+    "redis.call('hset', KEYS[2], 'v', ARGV[4], 'u', ARGV[5], 'c', ARGV[6], "
+    "           'x', ARGV[7], 'd', ARGV[8]) "
+    "if ARGV[3] ~= '' then redis.call('pexpireat', KEYS[2], ARGV[3]) end "
+    "return 1";
+
+static sg_status r_rec_put(sg_store *st, const sgi_rec *r, sg_error *err)
+{
+    redis_be *b = be_of(st);
+    sg_status rc = write_check(st, b, err);
+    if (rc != SG_OK)
+        return rc;
+    char at[32];
+    at_ms(r->expire_at, at);
+    char *k = key_of(b, r->id);
+    if (!k)
+        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+    sg_error serr = { 0 };
+    redisReply *rep = EVAL(b, "write", &serr, REC_PUT_SCRIPT,
+                           "3 %s %s %s %s %d %s %llu %s %lld %lld %b",
+                           b->lock_key, k, b->writes_key, b->token,
+                           RD_LEASE_MS, at, (unsigned long long)r->version,
+                           r->user ? r->user : "", (long long)r->created,
+                           (long long)r->live_until, r->val, r->len);
+    free(k);
+    if (!rep)
+        return script_fail(b, err, &serr);
+    freeReplyObject(rep);
+    return SG_OK;
 }
 
 /* ------------------------------------------------------ per-user sets */
@@ -704,4 +1121,8 @@ const sgi_backend sgi_backend_redis = {
     .set_remove = r_set_remove,
     .set_ids = r_set_ids,
     .set_count = r_set_count,
+    .rec_create = r_rec_create,
+    .rec_save = r_rec_save,
+    .rec_delete = r_rec_delete,
+    .rec_put = r_rec_put,
 };

@@ -70,6 +70,11 @@ struct sg_session {
     int64_t rotated;          /* last rotation, 0 = never (record "rotated") */
     json_t *flash;            /* Owned: pending flash messages (array of
                                * objects), or NULL for none */
+    /* The user of the stored copy this one was loaded (or last saved) as,
+     * when known: a save without the store lock (backend rec_save) needs
+     * it to tell a login from a plain save without reading the store. */
+    int stored_known;
+    char *stored_user;        /* Owned; NULL = anonymous */
 };
 
 struct sg_list {
@@ -118,6 +123,11 @@ int64_t sgi_now(const sg_store *st);
 int sgi_live(const sg_session *s, int64_t now);
 int64_t sgi_touch_interval(const sg_store *st, const sg_session *s);
 int64_t sgi_expire_at(const sg_store *st, const sg_session *s);
+void sgi_stored_as(sg_session *s);
+void sgi_rec_fill(const sg_store *st, const sg_session *s, const char *text,
+                  size_t len, sgi_rec *r);
+sg_status sgi_put_text(sg_store *st, const sg_session *s, const char *text,
+                       size_t len, sg_error *err);
 
 /* a + b, saturated at the int64 limits.  Why: timestamps and lifetimes come
  * from stored and imported records, so accessed + idle or created + max_age

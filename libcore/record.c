@@ -39,6 +39,7 @@ void sg_session_free(sg_session *s)
     json_decref(s->data);
     json_decref(s->flash);
     free(s->user);
+    free(s->stored_user);
     free(s);
 }
 

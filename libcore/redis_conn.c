@@ -1042,6 +1042,14 @@ redisReply *sgi_redis_cmd(redis_be *b, const char *what, sg_error *err,
     return r;
 }
 
+/* sgi_redis_cmd with a va_list (the script runner of backend_redis.c
+ * runs one command line twice after NOSCRIPT). */
+redisReply *sgi_redis_cmdv(redis_be *b, const char *what, sg_error *err,
+                           const char *fmt, va_list ap)
+{
+    return cmd_v(b, what, err, 0, fmt, ap);
+}
+
 /* cmd for reads: repeated once after a reconnect. */
 redisReply *sgi_redis_read(redis_be *b, const char *what, sg_error *err,
                            const char *fmt, ...)

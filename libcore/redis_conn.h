@@ -9,12 +9,14 @@
 #include "internal.h"
 
 #include <hiredis.h>
+#include <stdarg.h>
 #include <sys/types.h>
 
 /* The environment variable a password may come from (see redis_conn.c). */
 #define RD_PASSWORD_ENV       "SESSGATE_REDIS_PASSWORD"
 #define RD_MAX_SENTINELS      16
 #define RD_TOKEN_BYTES        16
+#define RD_NSCRIPTS           3     /* backend_redis.c: create, save, delete */
 /* Length of a Redis run_id (INFO server), 40 hex digits, new at every
  * start of the server: lease tokens begin with it (see r_lock). */
 #define RD_RUNID_LEN          40
@@ -55,6 +57,10 @@ typedef struct redis_be {
     char run_id[RD_RUNID_LEN + 1];  /* the server's run_id, "" if unknown */
     /* our lease token while held: RUN_ID "." 32 random hex digits */
     char token[RD_RUNID_LEN + 1 + 2 * RD_TOKEN_BYTES + 1];
+    /* SHA1s of backend_redis.c's session scripts (SCRIPT LOAD), valid for
+     * the connection sha_conn: loaded once per connection */
+    char sha[RD_NSCRIPTS][41];
+    const void *sha_conn;
 } redis_be;
 
 /* Fill b's connection fields and prefix from b->uri (owned strings). */
@@ -76,6 +82,10 @@ sg_status sgi_redis_up(redis_be *b, sg_error *err);
 /* Run a command.  New: the reply, or NULL with err filled and b->last. */
 redisReply *sgi_redis_cmd(redis_be *b, const char *what, sg_error *err,
                           const char *fmt, ...);
+
+/* sgi_redis_cmd with a va_list.  New: the reply, or NULL. */
+redisReply *sgi_redis_cmdv(redis_be *b, const char *what, sg_error *err,
+                           const char *fmt, va_list ap);
 
 /* sgi_redis_cmd for reads: repeated once after a reconnect.  New. */
 redisReply *sgi_redis_read(redis_be *b, const char *what, sg_error *err,

@@ -59,6 +59,158 @@ static void mark_ended(sg_store *st, const char *id)
     sgi_unlock(st);
 }
 
+static int same_user(const char *a, const char *b);
+
+/* 1 when this write of one session may go to the backend's rec_*
+ * operations, one atomic step without the store lock (Redis: a script,
+ * backend.h).  Not when this handle holds a lock (sg_store_begin or a
+ * nested call: the caller asked for the lock's exclusion, and the script
+ * would wait for our own lease), and not with a store clock (tests,
+ * embedders): the backend's expiry runs on real time. */
+static int unlocked_writes(const sg_store *st)
+{
+    return st->be->rec_save && st->lock_mode == SGI_UNLOCKED &&
+           !st->opt.clock && !st->opt.readonly;
+}
+
+/* Create s under a fresh id with rec_create.  *fallback = 1: nothing
+ * done, create under the lock instead. */
+static sg_status create_unlocked(sg_store *st, sg_session *s, int *fallback,
+                                 sg_error *err)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        sg_status rc = sgi_id_new(s->id, err);
+        if (rc != SG_OK)
+            return rc;
+        size_t len;
+        char *text = sgi_record_dump(s, &len);   /* owned, freed below */
+        if (!text)
+            return sgi_oom(err, "store", st->path);
+        sgi_rec r = { 0 };
+        sgi_rec_fill(st, s, text, len, &r);
+        rc = st->be->rec_create(st, &r, err);
+        free(text);
+        if (rc != SG_OK)
+            return rc;
+        if (r.fallback) {
+            *fallback = 1;
+            return SG_OK;
+        }
+        if (!r.collision) {
+            sgi_stored_as(s);
+            return SG_OK;
+        }
+    }
+    return sgi_err(err, SG_ESTORE, 0, "store %s: id generator keeps "
+                   "repeating ids", st->path);
+}
+
+/* Save (or rotate) s with rec_save: the record write_next writes,
+ * conditional on the version and user s was loaded with, in one step.
+ * (It takes s->accessed, not the stored one, as the floor for the new
+ * `accessed`: they differ only by a touch since the load.)  *fallback =
+ * 1: nothing done, save under the lock instead. */
+static sg_status save_unlocked(sg_store *st, sg_session *s, int rotate,
+                               int *fallback, sg_error *err)
+{
+    char new_id[SG_ID_LEN + 1];
+    memcpy(new_id, s->id, sizeof new_id);
+    sg_status rc;
+    if (rotate && (rc = sgi_id_new(new_id, err)) != SG_OK)
+        return rc;
+    sg_session next = *s;               /* shallow: never freed */
+    memcpy(next.id, new_id, sizeof new_id);
+    next.version = s->version + 1;
+    int64_t now = sgi_now(st);
+    next.accessed = s->accessed > now ? s->accessed : now;
+    if (rotate)
+        next.rotated = now;
+    /* As write_next: a login gets a new CSRF token. */
+    int login = !same_user(s->user, s->stored_user);
+    if ((login || !next.csrf[0]) && (rc = sgi_token_new(next.csrf, err)) != SG_OK)
+        return rc;
+    char alias[SG_ID_LEN + 32];
+    const char *alias_val = NULL;
+    if (rotate && !login && st->opt.rotate_grace > 0) {
+        int n = snprintf(alias, sizeof alias, "%s %lld", new_id,
+                         (long long)sgi_add_sat(now, st->opt.rotate_grace));
+        if (n > 0 && (size_t)n < sizeof alias)
+            alias_val = alias;
+    }
+    size_t len;
+    char *text = sgi_record_dump(&next, &len);  /* owned, freed below */
+    if (!text)
+        return sgi_oom(err, "store", st->path);
+    sgi_rec r = { 0 };
+    sgi_rec_fill(st, &next, text, len, &r);
+    r.id = s->id;
+    r.new_id = new_id;
+    r.expect_version = s->version;
+    r.expect_user = s->stored_user;
+    r.alias_val = alias_val;
+    rc = st->be->rec_save(st, &r, err);
+    free(text);
+    if (rc == SG_OK && r.fallback) {
+        *fallback = 1;
+        return SG_OK;
+    }
+    if (rc == SG_OK && r.collision)
+        return sgi_err(err, SG_ESTORE, 0, "store %s: id collision", st->path);
+    if (rc == SG_ENOTFOUND)
+        return sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found (deleted "
+                       "or rotated since it was loaded)", s->id);
+    if (rc == SG_EEXPIRED)
+        return sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", s->id);
+    if (rc == SG_ECONFLICT)
+        return sgi_err(err, SG_ECONFLICT, 0, "session %s: conflict: stored "
+                       "version %llu, this copy is version %llu (reload and "
+                       "apply the change again)", s->id,
+                       (unsigned long long)r.stored_version,
+                       (unsigned long long)s->version);
+    if (rc != SG_OK)
+        return rc;
+    memcpy(s->id, new_id, SG_ID_LEN + 1);
+    memcpy(s->csrf, next.csrf, SG_CSRF_LEN + 1);
+    s->rotated = next.rotated;
+    s->version = next.version;
+    s->accessed = next.accessed;
+    sgi_stored_as(s);
+    return SG_OK;
+}
+
+/* Touch s with rec_save at its own version (a touch is no change of the
+ * session: the version stays), so a save that came in between wins and
+ * the touch is dropped.  1: do the touch under the lock instead. */
+static int touch_unlocked(sg_store *st, sg_session *s)
+{
+    if (!s->stored_known)
+        return 1;
+    sg_session t = *s;                  /* shallow: never freed */
+    int64_t now = sgi_now(st);
+    if (t.accessed < now)
+        t.accessed = now;
+    if (!t.csrf[0] && sgi_token_new(t.csrf, NULL) != SG_OK)
+        return 0;
+    size_t len;
+    char *text = sgi_record_dump(&t, &len);     /* owned, freed below */
+    if (!text)
+        return 0;
+    sgi_rec r = { 0 };
+    sgi_rec_fill(st, &t, text, len, &r);
+    r.expect_version = s->version;
+    r.expect_user = s->stored_user;
+    sg_error ignored = { 0 };
+    sg_status rc = st->be->rec_save(st, &r, &ignored);
+    free(text);
+    if (rc == SG_OK && r.fallback)
+        return 1;
+    if (rc == SG_OK && !r.collision) {
+        s->accessed = t.accessed;
+        memcpy(s->csrf, t.csrf, SG_CSRF_LEN + 1);
+    }
+    return 0;
+}
+
 /* Create and store a new session.  New: *out. */
 sg_status sg_session_create(sg_store *st, const char *user,
                             const char *data_json, int64_t idle_timeout,
@@ -98,6 +250,16 @@ sg_status sg_session_create(sg_store *st, const char *user,
     s->expires = now + (max_age > 0 ? max_age : st->opt.max_age);
     s->version = 1;
     s->is_new = 1;
+    if (unlocked_writes(st)) {
+        int fallback = 0;
+        rc = create_unlocked(st, s, &fallback, err);
+        if (rc != SG_OK)
+            goto fail;
+        if (!fallback) {
+            *out = s;
+            return SG_OK;
+        }
+    }
     rc = sgi_lock(st, SGI_EXCLUSIVE, err);
     if (rc != SG_OK)
         goto fail;
@@ -140,6 +302,7 @@ sg_status sg_session_create(sg_store *st, const char *user,
     sgi_unlock(st);
     if (rc != SG_OK)
         goto fail;
+    sgi_stored_as(s);
     *out = s;
     return SG_OK;
 fail:
@@ -222,7 +385,8 @@ static sg_status get_session(sg_store *st, const char *id, unsigned flags,
         /* Touch under the exclusive lock, re-reading first: the copy we
          * hold may be stale by now.  Inside sg_store_begin this nests.
          * Best effort: a failed touch still returns the session it read. */
-        if (sgi_lock(st, SGI_EXCLUSIVE, NULL) == SG_OK) {
+        if ((!unlocked_writes(st) || touch_unlocked(st, s)) &&
+            sgi_lock(st, SGI_EXCLUSIVE, NULL) == SG_OK) {
             sg_session *fresh;
             if (sgi_load(st, id, &fresh, NULL) == SG_OK) {
                 now = sgi_now(st);
@@ -320,7 +484,7 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
         rc = st->be->reserve(st, 2 * len + 4096, err);
     int written = 0;
     if (rc == SG_OK) {
-        rc = st->be->put(st, next.id, text, len, sgi_expire_at(st, &next), err);
+        rc = sgi_put_text(st, &next, text, len, err);
         written = rc == SG_OK;
     }
     free(text);
@@ -354,6 +518,7 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
         (void)sgi_index_remove(st, cur->user, cur->id, NULL);
     if (rc == SG_OK) {
         memcpy(s->id, new_id, SG_ID_LEN + 1);
+        sgi_stored_as(s);
         memcpy(s->csrf, next.csrf, SG_CSRF_LEN + 1);
         s->rotated = next.rotated;
         s->version = next.version;
@@ -369,6 +534,12 @@ static sg_status save_checked(sg_store *st, sg_session *s, int rotate,
 {
     if (st->opt.readonly)
         return readonly_err(st, err);
+    if (unlocked_writes(st) && s->stored_known) {
+        int fallback = 0;
+        sg_status frc = save_unlocked(st, s, rotate, &fallback, err);
+        if (!fallback)
+            return frc;
+    }
     sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
     if (rc != SG_OK)
         return rc;
@@ -414,6 +585,15 @@ sg_status sg_session_delete(sg_store *st, const char *id, sg_error *err)
         return sgi_err(err, SG_EINVAL, 0, "session: malformed id");
     if (st->opt.readonly)
         return readonly_err(st, err);
+    if (unlocked_writes(st)) {
+        sgi_rec r = { 0 };
+        r.id = r.new_id = id;
+        sg_status frc = st->be->rec_delete(st, &r, err);
+        if (frc == SG_ENOTFOUND)
+            return sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found", id);
+        if (frc != SG_OK || !r.fallback)
+            return frc;
+    }
     sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
     if (rc != SG_OK)
         return rc;

@@ -305,7 +305,48 @@ sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
     if (rc != SG_OK)
         return sgi_err(err, rc, 0, "%s", perr.text);
     (*out)->max_data = st->opt.max_data;
+    sgi_stored_as(*out);
     return SG_OK;
+}
+
+/* Remember s's user as the stored copy's (stored_known stays 0 without
+ * memory: saves of s then take the locked path). */
+void sgi_stored_as(sg_session *s)
+{
+    free(s->stored_user);
+    s->stored_user = s->user ? strdup(s->user) : NULL;
+    s->stored_known = !s->user || s->stored_user;
+}
+
+/* Fill the record fields of a backend's rec_* call for s (backend.h). */
+void sgi_rec_fill(const sg_store *st, const sg_session *s, const char *text,
+                  size_t len, sgi_rec *r)
+{
+    r->id = r->new_id = s->id;
+    r->val = text;
+    r->len = len;
+    r->expire_at = sgi_expire_at(st, s);
+    r->version = s->version;
+    r->user = s->user;
+    r->created = s->created;
+    int64_t end = sgi_add_sat(s->accessed, s->idle);
+    r->live_until = s->expires < end ? s->expires : end;
+    r->now = sgi_now(st);
+    r->cap = st->opt.max_per_user > 0 ? st->opt.max_per_user : 0;
+}
+
+/* Write a record's text (the dump of s), with the fields a backend's
+ * rec_* operations check when it has them.  Caller holds the exclusive
+ * lock. */
+sg_status sgi_put_text(sg_store *st, const sg_session *s, const char *text,
+                       size_t len, sg_error *err)
+{
+    if (st->be->rec_put) {
+        sgi_rec r = { 0 };
+        sgi_rec_fill(st, s, text, len, &r);
+        return st->be->rec_put(st, &r, err);
+    }
+    return st->be->put(st, s->id, text, len, sgi_expire_at(st, s), err);
 }
 
 /* Write a record.  Caller holds the exclusive lock. */
@@ -315,7 +356,7 @@ sg_status sgi_put(sg_store *st, const sg_session *s, sg_error *err)
     char *text = sgi_record_dump(s, &len);
     if (!text)
         return sgi_oom(err, "store", st->path);
-    sg_status rc = st->be->put(st, s->id, text, len, sgi_expire_at(st, s), err);
+    sg_status rc = sgi_put_text(st, s, text, len, err);
     free(text);
     return rc;
 }
