@@ -742,7 +742,8 @@ static void compare_stores(struct cmp_store *cs, int n, int rounds)
 /* ---------------------------------------------------- raw Redis floor */
 
 /* The floor a Redis store is held to: one kept hiredis connection, GET +
- * json_loads per get, GET + json + SET per save, no lease lock and no
+ * json_loads per get, GET + json + SET per save (HGET / HSET of field d:
+ * the backend keeps a value in a hash, backend_redis.c), no lease lock and no
  * expiry (unsafe across processes, but the least any design can cost).
  * Parses just enough of the store URI (socket or host:port, db, prefix). */
 struct raw_redis {
@@ -805,7 +806,7 @@ static int raw_redis_connect(const char *uri, struct raw_redis *r)
 static void op_raw_redis_get(void *arg)
 {
     struct raw_redis *r = arg;
-    redisReply *rep = redisCommand(r->c, "GET %s%s", r->prefix, ids[rnd() % nids]);
+    redisReply *rep = redisCommand(r->c, "HGET %s%s d", r->prefix, ids[rnd() % nids]);
     json_t *j;
 
     if (!rep || rep->type != REDIS_REPLY_STRING) {
@@ -823,7 +824,7 @@ static void op_raw_redis_save(void *arg)
 {
     struct raw_redis *r = arg;
     const char *id = ids[rnd() % nids];
-    redisReply *rep = redisCommand(r->c, "GET %s%s", r->prefix, id);
+    redisReply *rep = redisCommand(r->c, "HGET %s%s d", r->prefix, id);
     json_t *j;
     char *out;
 
@@ -840,7 +841,7 @@ static void op_raw_redis_save(void *arg)
     json_decref(j);
     if (!out)
         exit(1);
-    rep = redisCommand(r->c, "SET %s%s %s", r->prefix, id, out);
+    rep = redisCommand(r->c, "HSET %s%s d %s", r->prefix, id, out);
     free(out);
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         fputs("bench/core: raw Redis SET failed\n", stderr);
