@@ -65,6 +65,7 @@ typedef struct sgi_rec {
     int cap;                  /* max live sessions per user, 0 = none */
     const char *alias_val;    /* save with rotate: the value for the old
                                * id's alias key (SGI_ALIAS_PREFIX), or NULL */
+    int64_t alias_expire_at;  /* as expire_at, for the alias */
     /* out */
     uint64_t stored_version;  /* on SG_ECONFLICT */
     int fallback;             /* 1: nothing was done; do the write under

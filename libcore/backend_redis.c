@@ -492,7 +492,7 @@ static const char REC_CREATE_SCRIPT[] = RD_LUA_CAP
  * user:USER, uidx:OLDUSER, user:OLDUSER, alias:ID.
  * ARGV: prefix, expected version, version, record, expire ms or '',
  * live_until, created, now, user or '', expected user or '', cap, id,
- * new id, alias value or ''. */
+ * new id, alias value or '', alias expire ms or ''. */
 static const char REC_SAVE_SCRIPT[] = RD_LUA_CAP
     "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
     "local t = redis.call('type', KEYS[3])['ok'] "
@@ -526,6 +526,7 @@ static const char REC_SAVE_SCRIPT[] = RD_LUA_CAP
     "  redis.call('del', KEYS[3]) w = w + 1 "
     "  if ARGV[14] ~= '' then "
     "    redis.call('del', KEYS[9]) redis.call('hset', KEYS[9], 'd', ARGV[14]) "
+    "    if ARGV[15] ~= '' then redis.call('pexpireat', KEYS[9], ARGV[15]) end "
     "    w = w + 1 "
     "  end "
     "end "
@@ -566,8 +567,9 @@ static redisReply *rec_eval(redis_be *b, int sc, sg_error *err,
                 memset(b->sha, 0, sizeof b->sha);
                 b->sha_conn = b->c;
             }
-            redisReply *l = sgi_redis_cmd(b, "SCRIPT LOAD", err,
-                                          "SCRIPT LOAD %s", rec_scripts[sc]);
+            /* Safe to repeat (sgi_redis_read): loading twice is harmless. */
+            redisReply *l = sgi_redis_read(b, "SCRIPT LOAD", err,
+                                           "SCRIPT LOAD %s", rec_scripts[sc]);
             if (!l)
                 return NULL;
             if (l->type != REDIS_REPLY_STRING || l->len != 40) {
@@ -588,7 +590,7 @@ static redisReply *rec_eval(redis_be *b, int sc, sg_error *err,
         sg_error serr = { 0 };
         va_list ap;
         va_start(ap, fmt);
-        redisReply *r = sgi_redis_cmdv(b, "EVALSHA", &serr, f, ap);
+        redisReply *r = sgi_redis_writev(b, "write", &serr, f, ap);
         va_end(ap);
         if (r)
             return r;
@@ -705,20 +707,21 @@ static sg_status r_rec_save(sg_store *st, sgi_rec *r, sg_error *err)
     char *oix = key3(b, SGI_INDEX_PREFIX, eu);
     char *oold = key3(b, SGI_USER_PREFIX, eu);
     char *al = key3(b, SGI_ALIAS_PREFIX, r->id);
-    char at[32];
+    char at[32], aat[32];
     at_ms(r->expire_at, at);
+    at_ms(r->alias_expire_at, aat);
     if (!k || !nk || !ix || !old || !oix || !oold || !al) {
         rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
     } else {
         redisReply *rep = rec_eval(b, RD_SC_SAVE, err,
             "9 %s %s %s %s %s %s %s %s %s "
-            "%s %llu %llu %b %s %lld %lld %lld %s %s %d %s %s %s",
+            "%s %llu %llu %b %s %lld %lld %lld %s %s %d %s %s %s %s",
             b->lock_key, b->writes_key, k, nk, ix, old, oix, oold, al,
             b->prefix, (unsigned long long)r->expect_version,
             (unsigned long long)r->version, r->val, r->len, at,
             (long long)r->live_until, (long long)r->created,
             (long long)r->now, u, eu, r->cap, r->id, r->new_id,
-            r->alias_val ? r->alias_val : "");
+            r->alias_val ? r->alias_val : "", aat);
         rc = rep ? rec_result(b, rep, r, err) : b->last ? b->last : SG_ESTORE;
     }
     free(k);

@@ -170,18 +170,29 @@ static int64_t alias_now_ms(const sg_store *st)
 void sgi_alias_put(sg_store *st, const char *old_id, const char *new_id)
 {
     char key[sizeof SGI_ALIAS_PREFIX + SG_ID_LEN];
-    char val[SG_ID_LEN + 32];
+    char val[SGI_ALIAS_MAX];
+    int64_t expire_at;
+    int n = sgi_alias_value(st, new_id, val, &expire_at);
+    snprintf(key, sizeof key, "%s%s", SGI_ALIAS_PREFIX, old_id);
+    if (n > 0)
+        (void)st->be->put(st, key, val, (size_t)n, expire_at, NULL);
+}
+
+/* The value of the alias that says "now new_id" for the store's grace
+ * window, and the instant a backend may drop it.  Its length, or -1.
+ * (Also written by a backend's rec_save, backend.h.) */
+int sgi_alias_value(const sg_store *st, const char *new_id,
+                    char val[SGI_ALIAS_MAX], int64_t *expire_at)
+{
     int64_t grace = st->opt.rotate_grace;
     int64_t until = sgi_add_sat(alias_now_ms(st),
                                 grace < INT64_MAX / 1000 ? grace * 1000 : INT64_MAX);
     /* Real time only, like sgi_expire_at: a backend measures real time
      * and would drop an alias that the store's clock still finds open. */
-    int64_t expire_at = st->opt.clock ? 0 : until / 1000 + (until % 1000 != 0);
-    int n = snprintf(val, sizeof val, "%s %lld.%03d", new_id, (long long)(until / 1000),
-                     (int)(until % 1000));
-    snprintf(key, sizeof key, "%s%s", SGI_ALIAS_PREFIX, old_id);
-    if (n > 0 && (size_t)n < sizeof val)
-        (void)st->be->put(st, key, val, (size_t)n, expire_at, NULL);
+    *expire_at = st->opt.clock ? 0 : until / 1000 + (until % 1000 != 0);
+    int n = snprintf(val, SGI_ALIAS_MAX, "%s %lld.%03d", new_id,
+                     (long long)(until / 1000), (int)(until % 1000));
+    return n > 0 && n < SGI_ALIAS_MAX ? n : -1;
 }
 
 /* The end of an alias's window in milliseconds from "SECONDS[.MMM]" (the

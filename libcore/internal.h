@@ -74,7 +74,9 @@ struct sg_session {
      * when known: a save without the store lock (backend rec_save) needs
      * it to tell a login from a plain save without reading the store. */
     int stored_known;
-    char *stored_user;        /* Owned; NULL = anonymous */
+    int stored_anon;          /* the stored copy is anonymous */
+    char stored_user[SG_MAX_USER + 1];  /* (no allocation: a load that
+                                         * cannot fail halfway) */
 };
 
 struct sg_list {
@@ -194,6 +196,9 @@ int sgi_list_has(const sg_list *sorted, const char *id);
 #define SGI_UPDATE_TRIES 100        /* runs of an update()'s fn before SG_ECONFLICT */
 /* bulk.c: rotation grace aliases. */
 void sgi_alias_put(sg_store *st, const char *old_id, const char *new_id);
+#define SGI_ALIAS_MAX (SG_ID_LEN + 32)
+int sgi_alias_value(const sg_store *st, const char *new_id,
+                    char val[SGI_ALIAS_MAX], int64_t *expire_at);
 sg_status sgi_alias_resolve(sg_store *st, const char *id, char out[SG_ID_LEN + 1]);
 void sgi_alias_purge(sg_store *st, int64_t now);
 #define SGI_USER_PREFIX "user:"     /* old index format: a JSON array */

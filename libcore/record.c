@@ -39,7 +39,6 @@ void sg_session_free(sg_session *s)
     json_decref(s->data);
     json_decref(s->flash);
     free(s->user);
-    free(s->stored_user);
     free(s);
 }
 

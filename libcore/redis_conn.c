@@ -1042,14 +1042,6 @@ redisReply *sgi_redis_cmd(redis_be *b, const char *what, sg_error *err,
     return r;
 }
 
-/* sgi_redis_cmd with a va_list (the script runner of backend_redis.c
- * runs one command line twice after NOSCRIPT). */
-redisReply *sgi_redis_cmdv(redis_be *b, const char *what, sg_error *err,
-                           const char *fmt, va_list ap)
-{
-    return cmd_v(b, what, err, 0, fmt, ap);
-}
-
 /* cmd for reads: repeated once after a reconnect. */
 redisReply *sgi_redis_read(redis_be *b, const char *what, sg_error *err,
                            const char *fmt, ...)
@@ -1070,13 +1062,18 @@ redisReply *sgi_redis_write(redis_be *b, const char *what, sg_error *err,
 {
     va_list ap;
     va_start(ap, fmt);
-    if (b->min_replicas == 0) {
-        redisReply *r = cmd_v(b, what, err, 0, fmt, ap);
-        va_end(ap);
-        return r;
-    }
+    redisReply *r = sgi_redis_writev(b, what, err, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* sgi_redis_write with a va_list (backend_redis.c's scripts). */
+redisReply *sgi_redis_writev(redis_be *b, const char *what, sg_error *err,
+                             const char *fmt, va_list ap)
+{
+    if (b->min_replicas == 0)
+        return cmd_v(b, what, err, 0, fmt, ap);
     if (!b->c || b->broken) {
-        va_end(ap);
         b->last = sgi_err(err, SG_ESTORE, 0, "store %s: not connected to "
                           "Redis (a previous error closed the connection)",
                           b->uri);
@@ -1092,7 +1089,6 @@ redisReply *sgi_redis_write(redis_be *b, const char *what, sg_error *err,
         redisGetReply(b->c, (void **)&r) == REDIS_OK)
         redisGetReply(b->c, (void **)&w);
     pipe_unblock(&g);
-    va_end(ap);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (w)
             freeReplyObject(w);

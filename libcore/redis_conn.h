@@ -83,10 +83,6 @@ sg_status sgi_redis_up(redis_be *b, sg_error *err);
 redisReply *sgi_redis_cmd(redis_be *b, const char *what, sg_error *err,
                           const char *fmt, ...);
 
-/* sgi_redis_cmd with a va_list.  New: the reply, or NULL. */
-redisReply *sgi_redis_cmdv(redis_be *b, const char *what, sg_error *err,
-                           const char *fmt, va_list ap);
-
 /* sgi_redis_cmd for reads: repeated once after a reconnect.  New. */
 redisReply *sgi_redis_read(redis_be *b, const char *what, sg_error *err,
                            const char *fmt, ...);
@@ -95,6 +91,8 @@ redisReply *sgi_redis_read(redis_be *b, const char *what, sg_error *err,
  * replicas and fails if they do not confirm.  New: the write's reply. */
 redisReply *sgi_redis_write(redis_be *b, const char *what, sg_error *err,
                             const char *fmt, ...);
+redisReply *sgi_redis_writev(redis_be *b, const char *what, sg_error *err,
+                             const char *fmt, va_list ap);
 
 /* Run EVAL of a script with n keys; args after fmt are the keys and args
  * as %s / %b of fmt.  New: the reply, or NULL with err filled. */

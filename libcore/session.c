@@ -61,6 +61,9 @@ static void mark_ended(sg_store *st, const char *id)
 
 static int same_user(const char *a, const char *b);
 
+/* The user of the stored copy s was loaded or saved as (NULL anonymous). */
+#define STORED_USER(s) ((s)->stored_anon ? NULL : (s)->stored_user)
+
 /* 1 when this write of one session may go to the backend's rec_*
  * operations, one atomic step without the store lock (Redis: a script,
  * backend.h).  Not when this handle holds a lock (sg_store_begin or a
@@ -126,17 +129,15 @@ static sg_status save_unlocked(sg_store *st, sg_session *s, int rotate,
     if (rotate)
         next.rotated = now;
     /* As write_next: a login gets a new CSRF token. */
-    int login = !same_user(s->user, s->stored_user);
+    int login = !same_user(s->user, STORED_USER(s));
     if ((login || !next.csrf[0]) && (rc = sgi_token_new(next.csrf, err)) != SG_OK)
         return rc;
-    char alias[SG_ID_LEN + 32];
+    char alias[SGI_ALIAS_MAX];
     const char *alias_val = NULL;
-    if (rotate && !login && st->opt.rotate_grace > 0) {
-        int n = snprintf(alias, sizeof alias, "%s %lld", new_id,
-                         (long long)sgi_add_sat(now, st->opt.rotate_grace));
-        if (n > 0 && (size_t)n < sizeof alias)
-            alias_val = alias;
-    }
+    int64_t alias_at = 0;
+    if (rotate && !login && st->opt.rotate_grace > 0 &&
+        sgi_alias_value(st, new_id, alias, &alias_at) > 0)
+        alias_val = alias;
     size_t len;
     char *text = sgi_record_dump(&next, &len);  /* owned, freed below */
     if (!text)
@@ -146,8 +147,9 @@ static sg_status save_unlocked(sg_store *st, sg_session *s, int rotate,
     r.id = s->id;
     r.new_id = new_id;
     r.expect_version = s->version;
-    r.expect_user = s->stored_user;
+    r.expect_user = STORED_USER(s);
     r.alias_val = alias_val;
+    r.alias_expire_at = alias_at;
     rc = st->be->rec_save(st, &r, err);
     free(text);
     if (rc == SG_OK && r.fallback) {
@@ -198,7 +200,7 @@ static int touch_unlocked(sg_store *st, sg_session *s)
     sgi_rec r = { 0 };
     sgi_rec_fill(st, &t, text, len, &r);
     r.expect_version = s->version;
-    r.expect_user = s->stored_user;
+    r.expect_user = STORED_USER(s);
     sg_error ignored = { 0 };
     sg_status rc = st->be->rec_save(st, &r, &ignored);
     free(text);

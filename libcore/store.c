@@ -309,13 +309,16 @@ sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
     return SG_OK;
 }
 
-/* Remember s's user as the stored copy's (stored_known stays 0 without
- * memory: saves of s then take the locked path). */
+/* Remember s's user as the stored copy's (stored_known 0 for a name over
+ * SG_MAX_USER, which only an old record can hold: saves of s then take
+ * the locked path). */
 void sgi_stored_as(sg_session *s)
 {
-    free(s->stored_user);
-    s->stored_user = s->user ? strdup(s->user) : NULL;
-    s->stored_known = !s->user || s->stored_user;
+    size_t n = s->user ? strlen(s->user) : 0;
+    s->stored_anon = !s->user;
+    s->stored_known = n <= SG_MAX_USER;
+    if (s->stored_known)
+        memcpy(s->stored_user, s->user ? s->user : "", n + 1);
 }
 
 /* Fill the record fields of a backend's rec_* call for s (backend.h). */

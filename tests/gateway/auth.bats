@@ -375,7 +375,8 @@ while True:
     run -0 gw_req -p "HTTP_COOKIE=sessgate=$id"
     before=$(clients)
     [ "$(wc -l <<<"$before")" = 1 ] || fail "clients of the server: $before"
-    [[ "$before" == *" get" ]] || fail "the worker's connection did not serve the GET: $before"
+    # (a session key is a hash since issue #13: the read is HGET KEY d)
+    [[ "$before" == *" hget" ]] || fail "the worker's connection did not serve the HGET: $before"
     conns=$(redis-cli -s "$SG_TEST_REDIS_SOCK" INFO stats | sed -n 's/^total_connections_received://p' | tr -d '\r')
     for i in $(seq 5); do
       run -0 gw_req -p "HTTP_COOKIE=sessgate=$id"
