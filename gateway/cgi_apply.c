@@ -3,7 +3,14 @@
  * reply (X-Session-Set/Replace/Login/Logout/Rotate/Flash), under the store
  * lock, all or nothing; and refuse them when the session changed while the
  * program ran (cgi_stale: no lost updates).
+ *
+ * Like cgi_reply.c it knows nothing of FastCGI or of the request: it takes
+ * the parsed reply, the store and the session the program was given, and
+ * says what happened and which cookie the browser needs (apply_result);
+ * the caller writes the header lines.  tests/unit/test_cgi_apply.c drives
+ * it against a real store.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,9 +88,120 @@ static int cgi_stale(const sg_session *seen, const sg_session *cur, const reply 
     return stale;
 }
 
+/* What the directives of r ask for, from the reply alone. */
+static void apply_plan_read(const reply *r, apply_plan *p)
+{
+    size_t i;
+
+    memset(p, 0, sizeof *p);
+    for (i = 0; i < r->nheaders; i++) {
+        switch (r->headers[i].directive) {
+        case DIR_SET: case DIR_REPLACE: case DIR_LOGIN: case DIR_FLASH:
+            p->want = 1;
+            break;
+        case DIR_LOGOUT:
+            if (strcmp(r->headers[i].value, "all") == 0)
+                p->logout_all = 1;
+            p->logout |= directive_on(r->headers[i].value);
+            break;
+        case DIR_ROTATE:
+            p->rotate |= directive_on(r->headers[i].value);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void cookie_set(apply_result *out, const char *id)
+{
+    out->cookie = APPLY_COOKIE_SET;
+    snprintf(out->id, sizeof out->id, "%s", id);
+}
+
+/* X-Session-Logout: end the session (and with "all" every session of its
+ * user) and expire the cookie.  APPLY_OK or APPLY_STORE. */
+static int apply_logout(sg_store *st, const sg_session *seen, const apply_plan *p,
+                        apply_result *out)
+{
+    /* "all": every session of the current user ends, in one step that a
+     * login of that user elsewhere cannot interleave with
+     * (sg_store_delete_user); the current one too, user or not. */
+    const char *user = seen ? sg_session_user(seen) : NULL;
+    sg_error err;
+    sg_status rc;
+
+    sg_error_clear(&err);
+    if (p->logout_all && user) {
+        size_t n = 0;
+        rc = sg_store_delete_user(st, user, &n, &err);
+        if (rc != SG_OK) {
+            log_msg("%s", err.text);
+            return APPLY_STORE;
+        }
+        metrics_add(MET_SESSIONS_DELETED, n);
+        sg_error_clear(&err);
+    }
+    if (seen) {
+        rc = sg_session_delete(st, sg_session_id(seen), &err);
+        if (rc != SG_OK && rc != SG_ENOTFOUND) {
+            log_store_error(&err);
+            return APPLY_STORE;
+        }
+        if (rc == SG_OK)
+            metrics_add(MET_SESSIONS_DELETED, 1);
+    }
+    if (p->want || p->rotate)
+        log_msg("X-Session-Logout given: other X-Session directives ignored");
+    out->cookie = APPLY_COOKIE_EXPIRE;
+    return APPLY_OK;
+}
+
+/* Apply the data and user directives of r to s (not yet saved).  Sets
+ * *changed when one applied and *rotate on a login.  Returns SG_OK, the
+ * status of the first rejected directive (*bad: its name; err: why) or
+ * SG_ENOMEM. */
+static sg_status apply_edits(sg_session *s, const reply *r, int *changed, int *rotate,
+                             const char **bad, sg_error *err)
+{
+    size_t i;
+    sg_status rc;
+
+    for (i = 0; i < r->nheaders; i++) {
+        const reply_header *h = &r->headers[i];
+
+        sg_error_clear(err);
+        switch (h->directive) {
+        case DIR_SET:
+            rc = sg_session_merge_data(s, h->value, err);
+            break;
+        case DIR_REPLACE:
+            rc = sg_session_set_data(s, h->value, err);
+            break;
+        case DIR_LOGIN:
+            rc = sg_session_set_user(s, h->value, err);
+            if (rc == SG_OK)
+                *rotate = 1;
+            break;
+        case DIR_FLASH:
+            rc = sg_session_flash_add(s, h->value, err);
+            break;
+        default:
+            continue;
+        }
+        if (rc == SG_ENOMEM)
+            return rc;
+        if (rc != SG_OK) {
+            *bad = h->name;
+            return rc;
+        }
+        *changed = 1;
+    }
+    return SG_OK;
+}
+
 /*
- * Apply the program's X-Session-* directives.  Appends Set-Cookie to
- * rq->head as needed.  Returns an APPLY_* code.
+ * Apply the program's X-Session-* directives; see gateway.h.
  *
  * Why all-or-nothing (issue #12, item 6): the directives of one reply are
  * one change of the session, as the program meant it.  Applying the good
@@ -95,91 +213,49 @@ static int cgi_stale(const sg_session *seen, const sg_session *cur, const reply 
  * changes with the new id); otherwise nothing is written and the client
  * gets an error, not the program's body.
  */
-int cgi_apply(gw_request *rq, const reply *r)
+int cgi_apply(sg_store *st, const sg_session *seen, int created, int renewed,
+              const reply *r, apply_result *out)
 {
-    sg_store *st = rq->store;
     sg_session *s = NULL;
     sg_error err;
     sg_status rc;
-    size_t i;
-    int want = 0, logout = 0, logout_all = 0, rotate = 0, changed = 0;
-    int created = rq->created;
+    apply_plan p;
+    int changed = 0, rotate;
     const char *bad = NULL;
 
-    for (i = 0; i < r->nheaders; i++) {
-        switch (r->headers[i].directive) {
-        case DIR_SET: case DIR_REPLACE: case DIR_LOGIN: case DIR_FLASH:
-            want = 1;
-            break;
-        case DIR_LOGOUT:
-            if (strcmp(r->headers[i].value, "all") == 0)
-                logout_all = 1;
-            logout |= directive_on(r->headers[i].value);
-            break;
-        case DIR_ROTATE:
-            rotate |= directive_on(r->headers[i].value);
-            break;
-        default:
-            break;
-        }
-    }
-    if (!want && !logout && !rotate) {
-        if (rq->created || rq->renewed)
-            respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
+    memset(out, 0, sizeof *out);
+    apply_plan_read(r, &p);
+    rotate = p.rotate;
+    if (!p.want && !p.logout && !p.rotate) {
+        if ((created || renewed) && seen)
+            cookie_set(out, sg_session_id(seen));
         return APPLY_OK;
     }
     if (!st)
         return APPLY_STORE;     /* store_handle() logged why, once */
+    if (p.logout)
+        return apply_logout(st, seen, &p, out);
     sg_error_clear(&err);
-    if (logout) {
-        /* "all": every session of the current user ends, in one step
-         * that a login of that user elsewhere cannot interleave with
-         * (sg_store_delete_user); the current one too, user or not. */
-        const char *user = rq->session ? sg_session_user(rq->session) : NULL;
-        if (logout_all && user) {
-            size_t n = 0;
-            rc = sg_store_delete_user(st, user, &n, &err);
-            if (rc != SG_OK) {
-                log_msg("%s", err.text);
-                return APPLY_STORE;
-            }
-            metrics_add(MET_SESSIONS_DELETED, n);
-            sg_error_clear(&err);
-        }
-        if (rq->session) {
-            rc = sg_session_delete(st, sg_session_id(rq->session), &err);
-            if (rc != SG_OK && rc != SG_ENOTFOUND) {
-                log_store_error(&err);
-                return APPLY_STORE;
-            }
-            if (rc == SG_OK)
-                metrics_add(MET_SESSIONS_DELETED, 1);
-        }
-        if (want || rotate)
-            log_msg("X-Session-Logout given: other X-Session directives ignored");
-        respond_cookie(&rq->head, rq->cfg, NULL, rq->https);
-        return APPLY_OK;
-    }
     /* Why: the program may have changed the session itself (bindings)
      * while it ran; reload it under the lock so nothing is lost. */
     if (sg_store_begin(st, &err) != SG_OK) {
         log_store_error(&err);
         return APPLY_STORE;
     }
-    if (rq->session) {
-        rc = sg_session_get(st, sg_session_id(rq->session), SG_GET_NOTOUCH | SG_GET_DAMAGED_ABSENT,
+    if (seen) {
+        rc = sg_session_get(st, sg_session_id(seen), SG_GET_NOTOUCH | SG_GET_DAMAGED_ABSENT,
                             &s, &err);
         if (rc != SG_OK && rc != SG_ENOTFOUND && rc != SG_EEXPIRED)
             goto store_fail;
         sg_error_clear(&err);
     }
-    if (!s && !want) {
+    if (!s && !p.want) {
         sg_store_end(st);
-        if (rq->renewed && rq->session)
-            respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);
+        if (renewed && seen)
+            cookie_set(out, sg_session_id(seen));
         return APPLY_OK;                /* rotate without a session: nothing */
     }
-    if (want && cgi_stale(rq->session, s, r)) {
+    if (p.want && cgi_stale(seen, s, r)) {
         char h[LOG_HASH_LEN + 1];
 
         sg_store_end(st);
@@ -198,35 +274,9 @@ int cgi_apply(gw_request *rq, const reply *r)
             goto store_fail;
         created = 2;
     }
-    for (i = 0; i < r->nheaders && !bad; i++) {
-        const reply_header *h = &r->headers[i];
-
-        sg_error_clear(&err);
-        switch (h->directive) {
-        case DIR_SET:
-            rc = sg_session_merge_data(s, h->value, &err);
-            break;
-        case DIR_REPLACE:
-            rc = sg_session_set_data(s, h->value, &err);
-            break;
-        case DIR_LOGIN:
-            rc = sg_session_set_user(s, h->value, &err);
-            if (rc == SG_OK)
-                rotate = 1;
-            break;
-        case DIR_FLASH:
-            rc = sg_session_flash_add(s, h->value, &err);
-            break;
-        default:
-            continue;
-        }
-        if (rc == SG_OK)
-            changed = 1;
-        else if (rc == SG_ENOMEM)
-            goto store_fail;
-        else
-            bad = h->name;
-    }
+    rc = apply_edits(s, r, &changed, &rotate, &bad, &err);
+    if (rc == SG_ENOMEM)
+        goto store_fail;
     if (bad) {
         log_msg("%s from the program rejected: %s; no X-Session directive of this "
                 "reply applied, 502", bad, err.text);
@@ -256,8 +306,8 @@ int cgi_apply(gw_request *rq, const reply *r)
         metrics_add(MET_SESSIONS_CREATED, 1);
     else if (rotate && !created)
         metrics_add(MET_SESSIONS_ROTATED, 1);
-    if (created || rotate || rq->renewed)
-        respond_cookie(&rq->head, rq->cfg, sg_session_id(s), rq->https);
+    if (created || rotate || renewed)
+        cookie_set(out, sg_session_id(s));
     sg_session_free(s);
     return APPLY_OK;
 store_fail:

@@ -49,13 +49,18 @@ void cgi_env_free(cgi_env *env)
         free(env->owned[i]);
 }
 
-/* Build the program's environment: fixed PATH, allowed params, the
- * session.  *truncated says whether SESSION_DATA was left out. */
-void cgi_build_env(gw_request *rq, cgi_env *env, const char *flash)
+/* inject_session's put for the environment. */
+static void put_env(void *env, const char *name, const char *value)
+{
+    env_addf(env, name, value);
+}
+
+/* Build the program's environment; see gateway.h. */
+void cgi_build_env(gw_request *rq, cgi_env *env)
 {
     char **e;
     buf cookies;
-    int ncookies = 0, truncated = 0;
+    int ncookies = 0;
 
     memset(env, 0, sizeof *env);
     /* The gateway's own variables first: nothing from the request can
@@ -64,40 +69,8 @@ void cgi_build_env(gw_request *rq, cgi_env *env, const char *flash)
     /* The gateway's store, so a program using the bindings opens the same
      * sessions (sessgate.Store() and sg.open() read SESSGATE_STORE). */
     env_addf(env, "SESSGATE_STORE", rq->cfg->store_uri);
-    if (rq->session) {
-        const char *user = sg_session_user(rq->session);
-        char *data_json, *data = NULL;
-
-        env_addf(env, "SESSION_ID", sg_session_id(rq->session));
-        if (user && *user) {
-            char *enc = inject_user(user);
-            if (enc) {
-                env_addf(env, "SESSION_USER", enc);
-                free(enc);
-            }
-        }
-        data_json = sg_session_data_json(rq->session);
-        if (inject_data(&rq->cfg->inject, data_json, &data, &truncated) < 0) {
-            char h[LOG_HASH_LEN + 1];
-
-            log_event(LOG_WARN, "inject_failed", "session data could not be injected",
-                      "sid", log_idhash(sg_session_id(rq->session), h), (const char *)NULL);
-            truncated = 1;
-        } else if (truncated)
-            log_inject_truncated(rq, data_json);
-        if (data && *data)
-            env_addf(env, "SESSION_DATA", data);
-        free(data);
-        free(data_json);
-        if (rq->created)
-            env_addf(env, "SESSION_NEW", "1");
-        if (*sg_session_csrf_token(rq->session))
-            env_addf(env, "SESSION_CSRF", sg_session_csrf_token(rq->session));
-        if (flash)
-            env_addf(env, "SESSION_FLASH", flash);
-        if (truncated)
-            env_addf(env, "SESSION_DATA_TRUNCATED", "1");
-    }
+    if (rq->session)
+        inject_session(rq, &inject_cgi, put_env, env);
     /* Several Cookie params (nginx) become one variable, joined by "; ",
      * so the program sees them all, not just the last (fcgiwrap). */
     buf_init(&cookies, GW_MAX_COOKIE + 64);

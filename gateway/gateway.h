@@ -165,12 +165,40 @@ void inject_spec_free(inject_spec *spec);
 int inject_data(const inject_spec *spec, const char *data_json,
                 char **out, int *truncated);
 
+/* SESSION_DATA from data_json: *view is data_json itself when that can be
+ * injected as it is (--inject all and printable ASCII: libcore already
+ * hands out compact ASCII JSON, so nothing is parsed or copied), or a new
+ * string also stored in *owned (free()).  Both NULL when nothing is
+ * injected; *truncated set when over the cap.  0, or -1 when out of memory
+ * or the data is not an object. */
+int inject_data_view(const inject_spec *spec, const char *data_json,
+                     const char **view, char **owned, int *truncated);
+
 /* Percent-encode a user name for a header or variable: bytes outside
  * 0x21..0x7e and '%' become %XX.  New: free(). NULL on ENOMEM. */
 char *inject_user(const char *user);
 
 /* Whether s is safe as a header value: printable ASCII and space only. */
 int inject_header_safe(const char *s);
+
+/* The names a target injects under: the authorizer's Variable-*, the
+ * responder's X-Session-*, a CGI program's SESSION_*. */
+typedef struct inject_names {
+    const char *id, *user, *data, *is_new, *truncated, *csrf, *flash;
+} inject_names;
+extern const inject_names inject_authorizer, inject_responder, inject_cgi;
+
+/* Where inject_session puts one name and value (a header block, an
+ * environment). */
+typedef void (*inject_put_fn)(void *ctx, const char *name, const char *value);
+
+struct gw_request;
+/* (inject_session.c) Inject rq->session (not NULL) under nm's names through put: id, user
+ * (percent-encoded), data (--inject, --inject-max; truncation flagged and
+ * logged), the new-session flag, the CSRF token, and the flash messages,
+ * which leave the store here, once.  Empty values are left out. */
+void inject_session(struct gw_request *rq, const inject_names *nm,
+                    inject_put_fn put, void *ctx);
 
 /* ------------------------------------------------------------- cgi_reply.c */
 typedef enum reply_state { REPLY_MORE = 0, REPLY_DONE, REPLY_ERROR } reply_state;
@@ -372,9 +400,10 @@ typedef struct cgi_env {
     size_t n, nowned;
 } cgi_env;
 
-/* Build the program's environment: fixed PATH, allowed params, the
- * session (flash: the popped flash messages, or NULL). */
-void cgi_build_env(gw_request *rq, cgi_env *env, const char *flash);
+/* Build the program's environment: fixed PATH, the store, the session
+ * (inject_session: its flash messages leave the store here), the allowed
+ * params. */
+void cgi_build_env(gw_request *rq, cgi_env *env);
 void cgi_env_free(cgi_env *env);
 
 /* ------------------------------------------------------------- cgi_apply.c */
@@ -385,9 +414,32 @@ enum {
     APPLY_REJECTED = 2,     /* a directive was invalid: nothing applied, 502 */
     APPLY_STORE = -1        /* store failure: 503 */
 };
-/* Apply the program's X-Session-* directives.  Appends Set-Cookie to
- * rq->head as needed.  Returns an APPLY_* code. */
-int  cgi_apply(gw_request *rq, const reply *r);
+
+/* What the directives of a reply ask for. */
+typedef struct apply_plan {
+    int want;               /* Set, Replace, Login or Flash: a change to save */
+    int logout, logout_all, rotate;
+} apply_plan;
+
+/* The cookie the browser needs after cgi_apply. */
+typedef enum apply_cookie {
+    APPLY_COOKIE_KEEP = 0,  /* none: the browser's is right */
+    APPLY_COOKIE_SET,       /* set it to apply_result.id */
+    APPLY_COOKIE_EXPIRE     /* expire it (logout) */
+} apply_cookie;
+
+typedef struct apply_result {
+    apply_cookie cookie;
+    char         id[SG_ID_LEN + 1];  /* APPLY_COOKIE_SET: the id to send */
+} apply_result;
+
+/* Apply the X-Session-* directives of the program's reply r to the session
+ * it was given (seen, NULL for none) in st (NULL: the store is unavailable),
+ * under the store lock, all or nothing.  created/renewed: seen was made or
+ * given a new id by this request (the browser needs the cookie either way).
+ * Fills *out; returns an APPLY_* code.  No libfcgi, no request. */
+int  cgi_apply(sg_store *st, const sg_session *seen, int created, int renewed,
+               const reply *r, apply_result *out);
 
 /* ------------------------------------------------------------ cgi_stream.c */
 typedef struct cgi_io {

@@ -9,7 +9,9 @@
  * servers cap header sizes (nginx: 4 KB fastcgi_buffer_size by default), so
  * the data is limited by --inject (which keys) and --inject-max (bytes):
  * over the cap the data is left out and the backend is told
- * (SESSION_DATA_TRUNCATED=1), never a 500.  Pure code: no libfcgi.
+ * (SESSION_DATA_TRUNCATED=1), never a 500.  Pure code: no libfcgi, no
+ * store (the nginx module links it); inject_session.c puts the values
+ * under each target's names.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,27 +109,26 @@ static char *escape_del(const char *s)
     return out;
 }
 
-/* Build SESSION_DATA; see gateway.h. */
-int inject_data(const inject_spec *spec, const char *data_json,
-                char **out, int *truncated)
+/* SESSION_DATA from data_json without a copy when possible; see gateway.h. */
+int inject_data_view(const inject_spec *spec, const char *data_json,
+                     const char **view, char **owned, int *truncated)
 {
     json_t *data = NULL, *pick = NULL;
     json_error_t jerr;
     char *text = NULL, *clean;
     size_t i;
 
-    *out = NULL;
+    *view = NULL;
+    *owned = NULL;
     *truncated = 0;
     if (spec->mode == INJECT_NONE || !data_json)
         return 0;
     if (spec->mode == INJECT_ALL && inject_header_safe(data_json)) {
-        /* Fast path: libcore already hands out compact ASCII JSON. */
-        if (strlen(data_json) > spec->max) {
+        if (strlen(data_json) > spec->max)
             *truncated = 1;
-            return 0;
-        }
-        *out = strdup(data_json);
-        return *out ? 0 : -1;
+        else
+            *view = data_json;
+        return 0;
     }
     data = json_loads(data_json, JSON_REJECT_DUPLICATES, &jerr);
     if (!data || !json_is_object(data)) {
@@ -167,12 +168,28 @@ int inject_data(const inject_spec *spec, const char *data_json,
         *truncated = 1;
         return 0;
     }
-    *out = clean;
+    *view = *owned = clean;
     return 0;
 fail:
     json_decref(pick);
     json_decref(data);
     return -1;
+}
+
+/* Build SESSION_DATA; see gateway.h. */
+int inject_data(const inject_spec *spec, const char *data_json,
+                char **out, int *truncated)
+{
+    const char *view;
+    char *owned;
+
+    *out = NULL;
+    if (inject_data_view(spec, data_json, &view, &owned, truncated) < 0)
+        return -1;
+    if (view && !owned && !(owned = strdup(view)))
+        return -1;
+    *out = owned;
+    return 0;
 }
 
 /* New: the user name percent-encoded for a header; see gateway.h. */

@@ -29,77 +29,19 @@
 
 #include "gateway.h"
 
-typedef struct names {
-    const char *id, *user, *data, *is_new, *truncated, *csrf, *flash;
-} names;
-
-static const names authorizer_names = {
-    "Variable-SESSION_ID", "Variable-SESSION_USER", "Variable-SESSION_DATA",
-    "Variable-SESSION_NEW", "Variable-SESSION_DATA_TRUNCATED",
-    "Variable-SESSION_CSRF", "Variable-SESSION_FLASH",
-};
-static const names responder_names = {
-    "X-Session-Id", "X-Session-User", "X-Session-Data", "X-Session-New",
-    "X-Session-Data-Truncated", "X-Session-Csrf", "X-Session-Flash",
-};
-
-/* The session as headers under the role's names; empty values are left
- * out (empty means absent). */
-static void add_session_headers(gw_request *rq, const names *nm)
+/* inject_session's put for a header block. */
+static void put_header(void *head, const char *name, const char *value)
 {
-    const char *user = sg_session_user(rq->session);
-    char *data_json, *data = NULL, *user_enc = NULL;
-    int truncated = 0;
-
-    respond_header(&rq->head, nm->id, sg_session_id(rq->session));
-    if (user && *user) {
-        user_enc = inject_user(user);       /* owned here, freed below */
-        if (user_enc)
-            respond_header(&rq->head, nm->user, user_enc);
-    }
-    data_json = sg_session_data_json(rq->session);     /* owned here */
-    if (inject_data(&rq->cfg->inject, data_json, &data, &truncated) < 0) {
-        /* Why: the request still goes through; the backend is told the
-         * data is missing rather than getting a 500. */
-        char h[LOG_HASH_LEN + 1];
-
-        log_event(LOG_WARN, "inject_failed", "session data could not be injected",
-                  "sid", log_idhash(sg_session_id(rq->session), h), (const char *)NULL);
-        truncated = 1;
-    } else if (truncated)
-        log_inject_truncated(rq, data_json);
-    if (data && *data)
-        respond_header(&rq->head, nm->data, data);
-    if (rq->created)
-        respond_header(&rq->head, nm->is_new, "1");
-    if (truncated)
-        respond_header(&rq->head, nm->truncated, "1");
-    if (*sg_session_csrf_token(rq->session))
-        respond_header(&rq->head, nm->csrf, sg_session_csrf_token(rq->session));
-    /* Flash messages leave the store with this answer, once (see
-     * sg_session_flash_pop): a parallel request gets none of them. */
-    if (sg_session_has_flash(rq->session) && rq->store) {
-        char *flash = NULL;
-        sg_error ferr;
-
-        sg_error_clear(&ferr);
-        if (sg_session_flash_pop(rq->store, rq->session, &flash, &ferr) != SG_OK)
-            log_msg("flash messages not delivered: %s", ferr.text);
-        else if (strcmp(flash, "[]") != 0)
-            respond_header(&rq->head, nm->flash, flash);
-        free(flash);
-    }
-    free(data);
-    free(data_json);
-    free(user_enc);
+    respond_header(head, name, value);
 }
 
 static void allow(gw_request *rq)
 {
     respond_status(&rq->head, 200);
     if (rq->session)
-        add_session_headers(rq, rq->role == ROLE_AUTHORIZER ? &authorizer_names
-                                                            : &responder_names);
+        inject_session(rq, rq->role == ROLE_AUTHORIZER ? &inject_authorizer
+                                                       : &inject_responder,
+                       put_header, &rq->head);
     if (rq->role == ROLE_RESPONDER) {
         if (rq->created || rq->renewed)
             respond_cookie(&rq->head, rq->cfg, sg_session_id(rq->session), rq->https);

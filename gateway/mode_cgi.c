@@ -118,12 +118,16 @@ int cgi_send_headers(cgi_io *io)
     size_t i, before;
     int cookie;
     const char *own;
+    apply_result res;
 
     buf_reset(&rq->head);
     respond_status(&rq->head, r->status);
     before = rq->head.len;
-    switch (cgi_apply(rq, r)) {
+    switch (cgi_apply(rq->store, rq->session, rq->created, rq->renewed, r, &res)) {
     case APPLY_OK:
+        if (res.cookie != APPLY_COOKIE_KEEP)
+            respond_cookie(&rq->head, rq->cfg,
+                           res.cookie == APPLY_COOKIE_SET ? res.id : NULL, rq->https);
         break;
     case APPLY_STALE:
         request_fail(rq, 409, "409 Conflict: the session changed while the program ran; "
@@ -140,7 +144,7 @@ int cgi_send_headers(cgi_io *io)
         io->failed = 1;
         return -1;
     }
-    /* cgi_apply appended only the cookie lines (with Cache-Control:
+    /* The cookie lines are all that was appended (with Cache-Control:
      * no-store and Vary: Cookie, see respond_cookie). */
     cookie = rq->head.len != before;
     for (i = 0; i < r->nheaders; i++) {
@@ -171,7 +175,7 @@ int cgi_send_headers(cgi_io *io)
 void mode_cgi_handle(gw_request *rq)
 {
     const gw_config *cfg = rq->cfg;
-    char *script = NULL, *dir, *slash, *flash = NULL;
+    char *script = NULL, *dir, *slash;
     cgi_env env;
     cgi_io io;
     int status, timed_out, broke, code;
@@ -200,22 +204,7 @@ void mode_cgi_handle(gw_request *rq)
         free(script);
         return;
     }
-    /* Flash messages are taken from the store now, once: a second request
-     * of the same session running at the same time gets none of them. */
-    if (rq->session && sg_session_has_flash(rq->session) && rq->store) {
-        sg_error ferr;
-
-        sg_error_clear(&ferr);
-        if (sg_session_flash_pop(rq->store, rq->session, &flash, &ferr) != SG_OK) {
-            log_msg("flash messages not delivered: %s", ferr.text);
-            flash = NULL;
-        } else if (strcmp(flash, "[]") == 0) {
-            free(flash);
-            flash = NULL;
-        }
-    }
-    cgi_build_env(rq, &env, flash);
-    free(flash);
+    cgi_build_env(rq, &env);
     dir = strdup(script);
     slash = dir ? strrchr(dir, '/') : NULL;
     if (slash)

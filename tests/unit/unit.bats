@@ -23,6 +23,10 @@ run_unit() {
   run_unit test_allocfail
 }
 
+@test "test_cgi_apply: a CGI program's session directives apply all or nothing against a real store" {
+  run_unit test_cgi_apply
+}
+
 @test "test_cgi_reply: the CGI reply header parser passes its unit tests" {
   run_unit test_cgi_reply
 }
