@@ -200,62 +200,21 @@ static sg_status apply_edits(sg_session *s, const reply *r, int *changed, int *r
     return SG_OK;
 }
 
-/*
- * Apply the program's X-Session-* directives; see gateway.h.
- *
- * Why all-or-nothing (issue #12, item 6): the directives of one reply are
- * one change of the session, as the program meant it.  Applying the good
- * ones of a reply whose X-Session-Set is invalid JSON (or too big) stores
- * a state the program never asked for, and passing its 200 on tells the
- * client that a change happened that did not.  So every directive is
- * applied to one copy under the store lock, and only when all of them are
- * accepted is the copy written, in one write (a rotate saves the pending
- * changes with the new id); otherwise nothing is written and the client
- * gets an error, not the program's body.
- */
-int cgi_apply(sg_store *st, const sg_session *seen, int created, int renewed,
-              const reply *r, apply_result *out)
+/* Under the store lock, which the caller began and which ends here:
+ * refuse a stale change, make a session when there is none, apply the
+ * edits to the copy s (taken: may be NULL, freed here) and write it once.
+ * Returns an APPLY_* code. */
+static int apply_locked(sg_store *st, const sg_session *seen, sg_session *s,
+                        int created, int renewed, const apply_plan *p, const reply *r,
+                        apply_result *out)
 {
-    sg_session *s = NULL;
     sg_error err;
     sg_status rc;
-    apply_plan p;
-    int changed = 0, rotate;
+    int changed = 0, rotate = p->rotate;
     const char *bad = NULL;
 
-    memset(out, 0, sizeof *out);
-    apply_plan_read(r, &p);
-    rotate = p.rotate;
-    if (!p.want && !p.logout && !p.rotate) {
-        if ((created || renewed) && seen)
-            cookie_set(out, sg_session_id(seen));
-        return APPLY_OK;
-    }
-    if (!st)
-        return APPLY_STORE;     /* store_handle() logged why, once */
-    if (p.logout)
-        return apply_logout(st, seen, &p, out);
     sg_error_clear(&err);
-    /* Why: the program may have changed the session itself (bindings)
-     * while it ran; reload it under the lock so nothing is lost. */
-    if (sg_store_begin(st, &err) != SG_OK) {
-        log_store_error(&err);
-        return APPLY_STORE;
-    }
-    if (seen) {
-        rc = sg_session_get(st, sg_session_id(seen), SG_GET_NOTOUCH | SG_GET_DAMAGED_ABSENT,
-                            &s, &err);
-        if (rc != SG_OK && rc != SG_ENOTFOUND && rc != SG_EEXPIRED)
-            goto store_fail;
-        sg_error_clear(&err);
-    }
-    if (!s && !p.want) {
-        sg_store_end(st);
-        if (renewed && seen)
-            cookie_set(out, sg_session_id(seen));
-        return APPLY_OK;                /* rotate without a session: nothing */
-    }
-    if (p.want && cgi_stale(seen, s, r)) {
+    if (p->want && cgi_stale(seen, s, r)) {
         char h[LOG_HASH_LEN + 1];
 
         sg_store_end(st);
@@ -317,4 +276,61 @@ store_fail:
     log_store_error(&err);
     sg_session_free(s);
     return APPLY_STORE;
+}
+
+/*
+ * Apply the program's X-Session-* directives; see gateway.h.
+ *
+ * Why all-or-nothing (issue #12, item 6): the directives of one reply are
+ * one change of the session, as the program meant it.  Applying the good
+ * ones of a reply whose X-Session-Set is invalid JSON (or too big) stores
+ * a state the program never asked for, and passing its 200 on tells the
+ * client that a change happened that did not.  So every directive is
+ * applied to one copy under the store lock, and only when all of them are
+ * accepted is the copy written, in one write (a rotate saves the pending
+ * changes with the new id); otherwise nothing is written and the client
+ * gets an error, not the program's body.
+ */
+int cgi_apply(sg_store *st, const sg_session *seen, int created, int renewed,
+              const reply *r, apply_result *out)
+{
+    sg_session *s = NULL;
+    sg_error err;
+    sg_status rc;
+    apply_plan p;
+
+    memset(out, 0, sizeof *out);
+    apply_plan_read(r, &p);
+    if (!p.want && !p.logout && !p.rotate) {
+        if ((created || renewed) && seen)
+            cookie_set(out, sg_session_id(seen));
+        return APPLY_OK;
+    }
+    if (!st)
+        return APPLY_STORE;     /* store_handle() logged why, once */
+    if (p.logout)
+        return apply_logout(st, seen, &p, out);
+    sg_error_clear(&err);
+    /* Why: the program may have changed the session itself (bindings)
+     * while it ran; reload it under the lock so nothing is lost. */
+    if (sg_store_begin(st, &err) != SG_OK) {
+        log_store_error(&err);
+        return APPLY_STORE;
+    }
+    if (seen) {
+        rc = sg_session_get(st, sg_session_id(seen), SG_GET_NOTOUCH | SG_GET_DAMAGED_ABSENT,
+                            &s, &err);
+        if (rc != SG_OK && rc != SG_ENOTFOUND && rc != SG_EEXPIRED) {
+            sg_store_end(st);
+            log_store_error(&err);
+            return APPLY_STORE;
+        }
+    }
+    if (!s && !p.want) {
+        sg_store_end(st);
+        if (renewed && seen)
+            cookie_set(out, sg_session_id(seen));
+        return APPLY_OK;                /* rotate without a session: nothing */
+    }
+    return apply_locked(st, seen, s, created, renewed, &p, r, out);
 }

@@ -33,10 +33,20 @@ static size_t fcgi_buffered(const FCGX_Stream *in)
  * but a stream shows only the current record (rdNext..stop).  When the
  * rest of the body (or its end record) already sits in that buffer, the
  * socket never polls readable again, and waiting for it would stall until
- * the timeout.  So we look at the reader's private buffer end.  This mirrors
- * FCGX_Stream_Data of fcgiapp.c, unchanged from libfcgi 2.4.0 to 2.4.6;
- * the checks below make a different layout answer "maybe" (1), and a
- * "maybe" read is bounded by the request deadline (SIGALRM).
+ * the timeout.  So we look at the reader's private buffer end.
+ *
+ * Why not the public API (issue #18): libfcgi 2.4 offers no call that says
+ * whether more input is buffered.  FCGX_GetStr/GetChar block on the socket
+ * when the buffer is empty, and a read interrupted to make it non-blocking
+ * (SIGALRM) or run on a non-blocking socket (EAGAIN) sets the stream's
+ * error and closes it for good, so "try a read" cannot be used as a probe;
+ * the public FCGX_Stream fields (rdNext, stop) end at the current record.
+ * Hence this mirror of FCGX_Stream_Data of fcgiapp.c, unchanged from
+ * libfcgi 2.4.0 to 2.4.6.  The checks below make a different layout answer
+ * "unknown" (-1), which the pump treats as "maybe" (a read bounded by the
+ * request deadline), and tests/unit/test_fcgi_layout.c fails on it: a
+ * libfcgi update that moves these fields fails the build's tests instead
+ * of silently slowing bodies down.
  */
 struct fcgi_stream_data_mirror {
     unsigned char *buff;
@@ -47,7 +57,9 @@ struct fcgi_stream_data_mirror {
     FCGX_Request *reqDataPtr;
 };
 
-static int fcgi_more_buffered(const FCGX_Request *fr)
+/* Whether libfcgi holds FCGI_STDIN bytes beyond the current record; see
+ * gateway.h. */
+int cgi_fcgi_more_buffered(const FCGX_Request *fr)
 {
     const FCGX_Stream *in = fr->in;
     const struct fcgi_stream_data_mirror *d;
@@ -58,7 +70,7 @@ static int fcgi_more_buffered(const FCGX_Request *fr)
     if (!d || d->reqDataPtr != fr || d->bufflen <= 0 || d->bufflen > (1 << 24) ||
         d->buff > in->rdNext || in->rdNext > d->buffStop ||
         d->buffStop > d->buff + d->bufflen)
-        return 1;                       /* unknown layout: maybe */
+        return -1;                      /* unknown layout */
     return d->buffStop > in->rdNext;
 }
 
@@ -228,20 +240,77 @@ static int cgi_client_gone(int fd)
     return k >= 2 && h[0] == FCGI_VERSION_1 && h[1] == FCGI_ABORT_REQUEST;
 }
 
+/* One turn of the pump: what it polls, and where each kind sits in pf
+ * (-1 when not polled). */
+typedef struct pump_set {
+    struct pollfd pf[3];
+    int np, out, in, ipc, gone;
+} pump_set;
+
+static int pump_add(pump_set *ps, int fd, short events)
+{
+    ps->pf[ps->np].fd = fd;
+    ps->pf[ps->np].events = events;
+    ps->pf[ps->np].revents = 0;
+    return ps->np++;
+}
+
+/* What to wait for: the program's output (unless held output is at its
+ * cap: backpressure), then one of its input, more body from the server,
+ * or, the body done, the server going away. */
+static void pump_set_build(const cgi_io *io, int ipc, int reading, int watch, pump_set *ps)
+{
+    ps->np = 0;
+    ps->out = ps->in = ps->ipc = ps->gone = -1;
+    if (io->from_child >= 0 && !(io->deferred && io->pending.len >= CGI_PENDING_MAX))
+        ps->out = pump_add(ps, io->from_child, POLLIN);
+    if (io->to_child >= 0 && io->in_off < io->in_len)
+        ps->in = pump_add(ps, io->to_child, POLLOUT);
+    else if (reading && !io->body_eof)
+        ps->ipc = pump_add(ps, ipc, POLLIN);
+    else if (io->body_eof && watch && ipc >= 0)
+        ps->gone = pump_add(ps, ipc, POLLIN | POLLRDHUP);
+}
+
+/* The server's side polled readable after the body: when it went away,
+ * kill the program at once (nobody is left to read the answer); 1 then. */
+static int pump_client_gone(cgi_io *io, int ipc)
+{
+    if (!cgi_client_gone(ipc))
+        return 0;
+    proc_kill(io->pid, SIGKILL);
+    io->client_gone = 1;
+    metrics_add(MET_CLIENTS_GONE, 1);
+    log_event(LOG_INFO, "client_gone", "the web server aborted the request or "
+              "closed the connection; the program's process group was killed",
+              (const char *)NULL);
+    return 1;
+}
+
+/* Hand the program body bytes it can take now. */
+static void pump_to_child(cgi_io *io)
+{
+    ssize_t w = write(io->to_child, io->inbuf + io->in_off, io->in_len - io->in_off);
+
+    if (w > 0)
+        io->in_off += (size_t)w;
+    else if (w < 0 && errno != EAGAIN && errno != EINTR)
+        cgi_close_fd(&io->to_child);    /* it closed its stdin: wants no more */
+}
+
 /* Run the poll loop until the program's stdout ends (and a held header
  * block is decided) or time runs out.  Returns 1 on timeout, 0 otherwise. */
 int cgi_pump(cgi_io *io, int64_t deadline)
 {
     char *chunk = malloc(GW_IO_CHUNK);      /* owned here, freed below */
     int ipc = io->rq->fcgi->ipcFd, timed_out = 0, watch = 1;
+    pump_set ps;
 
     if (!chunk) {
         log_msg("out of memory in cgi mode");
         return 0;
     }
     while (io->from_child >= 0 || io->deferred) {
-        struct pollfd pf[3];
-        int np = 0, i_out = -1, i_in = -1, i_ipc = -1, i_gone = -1, left;
         int64_t now = proc_now_ms();
         int reading = io->to_child >= 0 || io->deferred;
 
@@ -249,7 +318,8 @@ int cgi_pump(cgi_io *io, int64_t deadline)
             io->in_off = io->in_len;    /* the program wants no more: count only */
         /* Refill from what libfcgi already buffered: no poll needed. */
         if (reading && io->in_off == io->in_len && !io->body_eof &&
-            (fcgi_buffered(io->rq->fcgi->in) > 0 || fcgi_more_buffered(io->rq->fcgi))) {
+            (fcgi_buffered(io->rq->fcgi->in) > 0 ||
+             cgi_fcgi_more_buffered(io->rq->fcgi) != 0)) {
             cgi_read_body(io, deadline);
             if (io->to_child < 0)
                 continue;               /* counted; look at libfcgi's buffer again */
@@ -265,58 +335,25 @@ int cgi_pump(cgi_io *io, int64_t deadline)
             timed_out = 1;
             break;
         }
-        left = (int)(deadline - now);
-        if (io->from_child >= 0 && !(io->deferred && io->pending.len >= CGI_PENDING_MAX)) {
-            pf[np].fd = io->from_child;
-            pf[np].events = POLLIN;
-            i_out = np++;
-        }
-        if (io->to_child >= 0 && io->in_off < io->in_len) {
-            pf[np].fd = io->to_child;
-            pf[np].events = POLLOUT;
-            i_in = np++;
-        } else if (reading && !io->body_eof) {
-            pf[np].fd = ipc;
-            pf[np].events = POLLIN;
-            i_ipc = np++;
-        } else if (io->body_eof && watch && ipc >= 0) {
-            pf[np].fd = ipc;
-            pf[np].events = POLLIN | POLLRDHUP;
-            i_gone = np++;
-        }
-        if (np == 0)
+        pump_set_build(io, ipc, reading, watch, &ps);
+        if (ps.np == 0)
             break;                      /* nothing left to wait for */
-        if (poll(pf, (nfds_t)np, left) < 0) {
+        if (poll(ps.pf, (nfds_t)ps.np, (int)(deadline - now)) < 0) {
             if (errno == EINTR)
                 continue;
             log_msg("poll: %s", strerror(errno));
             break;
         }
-        if (i_gone >= 0 && pf[i_gone].revents) {
-            if (cgi_client_gone(ipc)) {
-                /* Kill at once: nobody is left to read the answer. */
-                proc_kill(io->pid, SIGKILL);
-                io->client_gone = 1;
-                metrics_add(MET_CLIENTS_GONE, 1);
-                log_event(LOG_INFO, "client_gone", "the web server aborted the request or "
-                          "closed the connection; the program's process group was killed",
-                          (const char *)NULL);
+        if (ps.gone >= 0 && ps.pf[ps.gone].revents) {
+            if (pump_client_gone(io, ipc))
                 break;
-            }
             watch = 0;                  /* data of another kind: leave it to libfcgi */
         }
-        if (i_in >= 0 && pf[i_in].revents) {
-            ssize_t w = write(io->to_child, io->inbuf + io->in_off, io->in_len - io->in_off);
-            if (w > 0)
-                io->in_off += (size_t)w;
-            else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                /* The program closed its stdin: it wants no more body. */
-                cgi_close_fd(&io->to_child);
-            }
-        }
-        if (i_ipc >= 0 && pf[i_ipc].revents)
+        if (ps.in >= 0 && ps.pf[ps.in].revents)
+            pump_to_child(io);
+        if (ps.ipc >= 0 && ps.pf[ps.ipc].revents)
             cgi_read_body(io, deadline);
-        if (i_out >= 0 && pf[i_out].revents) {
+        if (ps.out >= 0 && ps.pf[ps.out].revents) {
             ssize_t n = read(io->from_child, chunk, GW_IO_CHUNK);
             if (n > 0) {
                 if (cgi_output(io, chunk, (size_t)n) < 0)

@@ -466,6 +466,11 @@ typedef struct cgi_io {
 /* Run the poll loop until the program's stdout ends (and a held header
  * block is decided) or time runs out.  Returns 1 on timeout, 0 otherwise. */
 int  cgi_pump(cgi_io *io, int64_t deadline);
+/* Whether libfcgi already holds FCGI_STDIN bytes beyond the current
+ * record (so no poll() on the socket would report them): 1 yes, 0 no, -1
+ * libfcgi's private layout is not the one mirrored (callers read anyway,
+ * bounded by the deadline; tests/unit/test_fcgi_layout.c fails on it). */
+int  cgi_fcgi_more_buffered(const struct FCGX_Request *fr);
 /* Close *fd if open and set it to -1. */
 void cgi_close_fd(int *fd);
 /* (mode_cgi.c) Emit the reply's header block, with the session changes

@@ -171,6 +171,93 @@ int cgi_send_headers(cgi_io *io)
     io->sent = 1;
     return request_send(rq, NULL);
 }
+/* The session before the program runs: loaded (strict), the CSRF check,
+ * renewal, an anonymous session.  0 to go on, -1 when the answer went out. */
+static int cgi_session(gw_request *rq)
+{
+    if (request_load_session(rq) < 0) {
+        request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
+        return -1;
+    }
+    /* Before an anonymous session is made: a request refused here must
+     * leave nothing behind. */
+    if (csrf_enforce(rq) < 0)
+        return -1;
+    renew_maybe(rq);
+    if (!rq->session && rq->cfg->anonymous && request_create_session(rq) < 0) {
+        request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* CONTENT_LENGTH, or -1 when absent or unusable (the old behaviour). */
+static long long cgi_content_length(const gw_request *rq)
+{
+    const char *cl = request_param(rq, "CONTENT_LENGTH");
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = cl && *cl ? strtoll(cl, &end, 10) : -1;
+    if (cl && *cl && (errno || *end || v < 0))
+        v = -1;
+    return v;
+}
+
+/* After the pump: kill what is left, reap, count, and answer when nothing
+ * went out yet (504 on timeout, else 502). */
+static void cgi_finish(cgi_io *io, const char *script, int timed_out, int64_t deadline)
+{
+    gw_request *rq = io->rq;
+    int broke = io->from_child >= 0 || io->deferred;  /* stopped before the output ended */
+    int status;
+
+    if (io->client_gone)
+        rq->abort = 1;                  /* nobody to answer */
+    cgi_close_fd(&io->to_child);
+    cgi_close_fd(&io->from_child);
+    if (timed_out)
+        log_msg("cgi program %.300s killed after %ld s (--cgi-timeout)", script,
+                rq->cfg->cgi_timeout);
+    if (timed_out || broke)
+        proc_kill(io->pid, SIGKILL);
+    status = proc_reap(io->pid, (timed_out || broke) ? proc_now_ms() : deadline);
+    prefork_mark_cgi(0);
+    if (timed_out)
+        metrics_add(MET_CGI_TIMEOUTS, 1);
+    else if (!broke && status != -1 && WIFSIGNALED(status))
+        metrics_add(MET_CGI_KILLED, 1);     /* not our own kill after a 409/502 */
+    if (io->sent && (timed_out || (status != -1 && WIFSIGNALED(status)))) {
+        char sig[16];
+
+        /* Why: its header block (often a 200) already went out; ending the
+         * FastCGI request normally would pass a cut body off as whole. */
+        snprintf(sig, sizeof sig, "%d", timed_out ? SIGKILL
+                 : WTERMSIG(status));
+        log_event(LOG_WARN, "cgi_killed", timed_out
+                  ? "cgi program killed by --cgi-timeout after its header block; reply cut off"
+                  : "cgi program died of a signal after its header block; reply cut off",
+                  "script", script, "signal", sig, "phase", "body", (const char *)NULL);
+        rq->abort = 1;
+    }
+    if (io->sent || io->failed || io->client_gone)
+        return;
+    if (timed_out) {
+        request_fail(rq, 504, "504 Gateway Timeout: the program took too long\n");
+        return;
+    }
+    reply_eof(&io->r);
+    if (status != -1 && WIFSIGNALED(status))
+        log_msg("cgi program %.300s died of signal %d before any header; 502",
+                script, WTERMSIG(status));
+    else
+        log_msg("cgi program %.300s exited (status %d) before its header block "
+                "ended; 502", script, status != -1 && WIFEXITED(status)
+                ? WEXITSTATUS(status) : -1);
+    request_fail(rq, 502, "502 Bad Gateway: the program sent no reply\n");
+}
+
 /* Answer one request in cgi mode. */
 void mode_cgi_handle(gw_request *rq)
 {
@@ -178,7 +265,7 @@ void mode_cgi_handle(gw_request *rq)
     char *script = NULL, *dir, *slash;
     cgi_env env;
     cgi_io io;
-    int status, timed_out, broke, code;
+    int code;
     int64_t deadline = proc_now_ms() + cfg->cgi_timeout * 1000;
 
     code = cgi_resolve(rq, &script);
@@ -187,20 +274,7 @@ void mode_cgi_handle(gw_request *rq)
                                code == 403 ? "403 Forbidden\n" : "500 Internal Server Error\n");
         return;
     }
-    if (request_load_session(rq) < 0) {
-        request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
-        free(script);
-        return;
-    }
-    /* Before an anonymous session is made: a request refused here must
-     * leave nothing behind. */
-    if (csrf_enforce(rq) < 0) {
-        free(script);
-        return;
-    }
-    renew_maybe(rq);
-    if (!rq->session && cfg->anonymous && request_create_session(rq) < 0) {
-        request_fail(rq, 503, "503 Service Unavailable: session store unavailable\n");
+    if (cgi_session(rq) < 0) {
         free(script);
         return;
     }
@@ -224,72 +298,16 @@ void mode_cgi_handle(gw_request *rq)
     if (io.pid < 0) {
         log_msg("cannot start %.300s: %s", script, strerror(errno));
         request_fail(rq, 502, "502 Bad Gateway: the program could not be started\n");
-        goto out;
+    } else {
+        metrics_add(MET_CGI_RUN, 1);
+        fcntl(io.to_child, F_SETFL, O_NONBLOCK);
+        fcntl(io.from_child, F_SETFL, O_NONBLOCK);
+        /* In the responder role the web server always ends FCGI_STDIN; an
+         * authorizer (misconfigured) never does, so never read it there. */
+        io.body_eof = rq->role == ROLE_AUTHORIZER;
+        io.content_length = rq->role == ROLE_RESPONDER ? cgi_content_length(rq) : -1;
+        cgi_finish(&io, script, cgi_pump(&io, deadline), deadline);
     }
-    metrics_add(MET_CGI_RUN, 1);
-    fcntl(io.to_child, F_SETFL, O_NONBLOCK);
-    fcntl(io.from_child, F_SETFL, O_NONBLOCK);
-    /* In the responder role the web server always ends FCGI_STDIN; an
-     * authorizer (misconfigured) never does, so never read it there. */
-    io.body_eof = rq->role == ROLE_AUTHORIZER;
-    io.content_length = -1;
-    if (rq->role == ROLE_RESPONDER) {
-        const char *cl = request_param(rq, "CONTENT_LENGTH");
-        char *end;
-        long long v;
-
-        errno = 0;
-        v = cl && *cl ? strtoll(cl, &end, 10) : -1;
-        if (cl && *cl && (errno || *end || v < 0))
-            v = -1;                     /* unusable: the old behaviour */
-        io.content_length = v;
-    }
-
-    timed_out = cgi_pump(&io, deadline);
-    broke = io.from_child >= 0 || io.deferred;  /* stopped before the output ended */
-    if (io.client_gone)
-        rq->abort = 1;                  /* nobody to answer */
-    cgi_close_fd(&io.to_child);
-    cgi_close_fd(&io.from_child);
-    if (timed_out)
-        log_msg("cgi program %.300s killed after %ld s (--cgi-timeout)", script, cfg->cgi_timeout);
-    if (timed_out || broke)
-        proc_kill(io.pid, SIGKILL);
-    status = proc_reap(io.pid, (timed_out || broke) ? proc_now_ms() : deadline);
-    prefork_mark_cgi(0);
-    if (timed_out)
-        metrics_add(MET_CGI_TIMEOUTS, 1);
-    else if (!broke && status != -1 && WIFSIGNALED(status))
-        metrics_add(MET_CGI_KILLED, 1);     /* not our own kill after a 409/502 */
-    if (io.sent && (timed_out || (status != -1 && WIFSIGNALED(status)))) {
-        char sig[16];
-
-        /* Why: its header block (often a 200) already went out; ending the
-         * FastCGI request normally would pass a cut body off as whole. */
-        snprintf(sig, sizeof sig, "%d", timed_out ? SIGKILL
-                 : WTERMSIG(status));
-        log_event(LOG_WARN, "cgi_killed", timed_out
-                  ? "cgi program killed by --cgi-timeout after its header block; reply cut off"
-                  : "cgi program died of a signal after its header block; reply cut off",
-                  "script", script, "signal", sig, "phase", "body", (const char *)NULL);
-        rq->abort = 1;
-    }
-    if (!io.sent && !io.failed && !io.client_gone) {
-        if (timed_out)
-            request_fail(rq, 504, "504 Gateway Timeout: the program took too long\n");
-        else {
-            reply_eof(&io.r);
-            if (status != -1 && WIFSIGNALED(status))
-                log_msg("cgi program %.300s died of signal %d before any header; 502",
-                        script, WTERMSIG(status));
-            else
-                log_msg("cgi program %.300s exited (status %d) before its header block "
-                        "ended; 502", script, status != -1 && WIFEXITED(status)
-                        ? WEXITSTATUS(status) : -1);
-            request_fail(rq, 502, "502 Bad Gateway: the program sent no reply\n");
-        }
-    }
-out:
     reply_free(&io.r);
     buf_free(&io.pending);
     free(io.inbuf);
