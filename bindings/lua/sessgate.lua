@@ -49,6 +49,7 @@ M.NOMEM = toint(core.SG_ENOMEM)
 M.TOOBIG = toint(core.SG_ETOOBIG)
 
 local GET_NOTOUCH = toint(core.SG_GET_NOTOUCH)
+local GET_DAMAGED_ABSENT = toint(core.SG_GET_DAMAGED_ABSENT)
 -- Deepest nesting of session data a save accepts (the data table is level
 -- 1): the C library's SG_MAX_DEPTH, the same in every language.
 M.MAX_DEPTH = toint(core.SG_MAX_DEPTH)
@@ -209,6 +210,12 @@ function Session:to_json()
   return core.session_to_json(self._raw)
 end
 
+--- The data as stored, compact ASCII JSON text, without decoding it (what
+--- the gateway injects as SESSION_DATA; unsaved changes not included).
+function Session:data_json()
+  return core.session_data_json(self._raw)
+end
+
 --------------------------------------------------------------------- store
 
 local Store = {}
@@ -299,11 +306,14 @@ end
 
 --- The live session with this id, or nil, message, code (sg.NOTFOUND for
 --- an unknown or malformed id, sg.EXPIRED).  opts.touch=false: no write.
+--- opts.damaged_absent=true: a damaged record is sg.NOTFOUND, not
+--- sg.STORE (for request paths, as the gateway reads).
 function Store:get(id, opts)
   local st, msg, code = store_handle(self)
   if not st then return nil, msg, code end
   if type(id) ~= "string" then return nil, "session id must be a string", M.NOTFOUND end
   local flags = (opts and opts.touch == false) and GET_NOTOUCH or 0
+  if opts and opts.damaged_absent then flags = flags + GET_DAMAGED_ABSENT end
   local raw
   raw, msg, code = core.session_get(st, id, flags)
   if not raw then return nil, msg, code end

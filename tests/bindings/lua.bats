@@ -95,6 +95,20 @@ print(sg.encode({a = {1, 2}, b = -0.0, c = 1e300, d = 0.1}))'
   assert_output $'é😀/\n{"a":[1,2],"b":-0.0,"c":1e+300,"d":0.1}'
 }
 
+@test "data_json gives the stored data text without decoding; damaged_absent reads like the gateway" {
+  run lua_run '
+local st = assert(sg.open(STORE))
+local s = assert(st:create{data = {k = "a b", n = 1}})
+local again = assert(st:get(s.id, { damaged_absent = true, touch = false }))
+local text = again:data_json()
+assert(text == [[{"k":"a b","n":1}]] or text == [[{"n":1,"k":"a b"}]], text)
+assert(rawget(again, "data") == nil, "data was decoded")
+local none, msg, code = st:get("00000000-0000-4000-8000-000000000000", { damaged_absent = true })
+print(none, code == sg.NOTFOUND)'
+  assert_success
+  assert_output "nil	true"
+}
+
 @test "session fields describe the stored record, as Lua integers" {
   ! on_luajit || skip "n/a on LuaJIT: one number type (no integer subtype)"
   run lua_run '

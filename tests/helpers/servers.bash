@@ -15,10 +15,12 @@
 # stopped by PID with srv_stop_all.
 #
 #   srv_init RUNDIR STORE      start a run directory (sets SRV_RUNDIR, SRV_STORE)
-#   srv_start nginx|lighttpd|apache
+#   srv_start nginx|lighttpd|lighttpd_magnet|apache
 #                              srv_KIND_stack, retried once if it fails:
 #     srv_nginx_stack          gateways + fcgiwrap + echo backend + nginx
 #     srv_lighttpd_stack       lighttpd (starting its gateways via bin-path)
+#     srv_lighttpd_magnet_stack  echo backend + lighttpd checking sessions
+#                              itself (mod_magnet; SRV_MAGNET_USER: drop to it)
 #     srv_apache_stack         gateways + echo backend + Apache httpd
 #   srv_failed                 print the logs (setup_file: `srv_start x || srv_failed`)
 #   srv_stop NAME / srv_stop_all   stop one helper / everything, newest first
@@ -240,6 +242,37 @@ srv_lighttpd() {
   srv_wait_port "$SRV_PORT" 30 "$SRV_LAST_PID"
 }
 srv_lighttpd_stack() { srv_lighttpd; }
+
+# srv_lighttpd_magnet [USER]: render examples/lighttpd-magnet (the config and
+# its per-location scripts) and start lighttpd on a free port (SRV_PORT),
+# with the build tree's Lua binding and sessgate_magnet.lua on LUA_PATH and
+# LUA_CPATH.  The check runs inside lighttpd: no gateway is started.  With
+# USER (as root), lighttpd drops to USER after binding, so the magnet
+# scripts, the binding and the store are used as that user, as on a Debian
+# host (www-data); the run directory is opened up for it to traverse.
+srv_lighttpd_magnet() {
+  local f name
+  SRV_PORT=$(srv_free_port)
+  SRV_USER_LINES=""
+  if [ -n "${1:-}" ]; then
+    SRV_USER_LINES="server.username = \"$1\"  server.groupname = \"$(id -gn "$1")\""
+    chmod o+x "$(dirname "$SRV_RUNDIR")"
+    # lighttpd opens its logs and buffers request bodies as that user
+    chown "$1" "$SRV_RUNDIR" "$SRV_RUNDIR/tmp"
+  fi
+  for f in "$SRV_ROOT"/examples/lighttpd-magnet/magnet-*.lua.in; do
+    name=$(basename "$f" .in)
+    srv_render "$f" "$SRV_RUNDIR/$name" || return 1
+    chmod a+r "$SRV_RUNDIR/$name"
+  done
+  srv_render "$SRV_ROOT/examples/lighttpd-magnet/sessgate.conf.in" "$SRV_RUNDIR/lighttpd.conf" || return 1
+  srv_bg lighttpd env \
+    LUA_PATH="$SRV_ROOT/bindings/lua/?.lua;$SRV_ROOT/examples/lighttpd-magnet/?.lua;;" \
+    LUA_CPATH="$(cd "$SG_BUILDDIR" && pwd)/bindings/lua/?.so;;" \
+    lighttpd -D -f "$SRV_RUNDIR/lighttpd.conf"
+  srv_wait_port "$SRV_PORT" 30 "$SRV_LAST_PID"
+}
+srv_lighttpd_magnet_stack() { srv_echo && srv_lighttpd_magnet "${SRV_MAGNET_USER:-}"; }
 
 # The gateways the Apache example expects, on TCP (mod_authnz_fcgi speaks
 # only fcgi://host:port/).  Sets SRV_GW_*_PORT and SRV_DOWN_PORT.
