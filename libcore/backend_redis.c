@@ -12,8 +12,10 @@
  * The connection (URI, connect, reconnect, commands) is redis_conn.c's.
  *
  * What differs from GDBM: sessions expire inside Redis (PEXPIREAT at the
- * end of their life, so no purge is needed), the exclusive lock is a lease
- * in Redis rather than flock(), and durability is whatever the server's
+ * end of their life, so no purge is needed), a write of one session is one
+ * server-side script with no store-wide lock ("session writes" below), the
+ * exclusive lock that operations on many sessions take is a lease in Redis
+ * rather than flock(), and durability is whatever the server's
  * persistence (RDB / AOF, replication) gives: a write acknowledged by Redis
  * is in its memory, and survives the death of this process, but not
  * necessarily a crash of the Redis server.
