@@ -37,8 +37,10 @@ static const struct gopt_def {
     const char *help;
 } gopt_store = {
     "store", "URI",
-    "the session store: PATH, gdbm:PATH, redis://HOST:PORT/DB or "
-    "redis+unix:/SOCKET (default: $SESSGATE_STORE)"
+    "the session store: PATH, gdbm:PATH, redis://[USER@]HOST:PORT/DB, "
+    "redis+unix:/SOCKET or redis+sentinel://H:P,H:P/MASTER; a Redis "
+    "password via ?password_file=PATH or $SESSGATE_REDIS_PASSWORD "
+    "(default: $SESSGATE_STORE)"
 }, gopt_tail[] = {
     { "help", NULL, "print this help and exit" },
     { "version", NULL, "print the version and exit" },

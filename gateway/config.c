@@ -43,8 +43,10 @@ static const opt_def opt_table[] = {
     { "mode", OPT_ENUM, F(mode), 0, 0, "auth|cgi", "auth|cgi",
       "auth: answer with session headers; cgi: run a CGI program (default auth)" },
     { "store", OPT_STR, F(store_uri), 0, 0, NULL, "URI",
-      "session store: PATH, gdbm:PATH, redis://HOST:PORT/DB or "
-      "redis+unix:/SOCKET (default: env SESSGATE_STORE)" },
+      "session store: PATH, gdbm:PATH, redis://[USER@]HOST:PORT/DB, "
+      "redis+unix:/SOCKET or redis+sentinel://H:P,H:P/MASTER; a Redis "
+      "password via ?password_file=PATH or env SESSGATE_REDIS_PASSWORD "
+      "(default: env SESSGATE_STORE)" },
     { "listen", OPT_STR, F(listen), 0, 0, NULL, "unix:PATH|HOST:PORT",
       "listen on this socket (default: the FastCGI socket on fd 0)" },
     { "workers", OPT_LONG, F(workers), 1, GW_MAX_WORKERS, NULL, "N",
