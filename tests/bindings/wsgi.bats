@@ -174,6 +174,38 @@ PY
   assert_output --partial ", 0 wrong"
 }
 
+# Issue #18 item 6: csrf=True decides every case of the table the gateway's
+# --csrf is tested on (tests/unit/test_csrf_rule.c).
+@test "csrf_refusal agrees with the gateway's --csrf on every case of the shared table" {
+  run -0 "$SG_PYTHON" - "$SG_SRCDIR/tests/unit/csrf_cases.txt" "$STORE" <<'PY'
+import sys, sessgate
+from sessgate.wsgi import SessionMiddleware
+store = sessgate.Store(sys.argv[2])
+s = store.create(user="alice")
+mw = SessionMiddleware(lambda e, r: [], store, csrf=True)
+n = bad = 0
+names = ["REQUEST_METHOD", "HTTP_SEC_FETCH_SITE", "HTTP_ORIGIN", "HTTP_HOST"]
+for line in open(sys.argv[1], encoding="ascii"):
+    if line.startswith("#") or "\t" not in line:
+        continue
+    col = line.rstrip("\n").split("\t")
+    environ = {k: v for k, v in zip(names, col[1:5]) if v != "-"}
+    tok = col[5]
+    if tok == "ok":
+        environ["HTTP_X_CSRF_TOKEN"] = s.csrf_token
+    elif tok == "wrong":
+        environ["HTTP_X_CSRF_TOKEN"] = "0" * 64
+    why = mw.csrf_refusal(environ, None if tok == "nosession" else s)
+    n += 1
+    if (why is not None) != (col[0] == "refuse"):
+        bad += 1
+        print("case [%s]: want %s, got %r" % (" | ".join(col[1:]), col[0], why))
+print("%d cases, %d wrong" % (n, bad))
+sys.exit(1 if bad or n < 20 else 0)
+PY
+  assert_output --partial ", 0 wrong"
+}
+
 # cgi PATH [VAR=VALUE...]: run wsgi_counter.py as a CGI program.
 cgi() {
   local path=$1; shift

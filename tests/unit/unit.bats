@@ -71,6 +71,10 @@ run_unit() {
   run_unit test_set_cookie
 }
 
+@test "test_csrf_rule: the gateway's --csrf decides the table sessgate.wsgi is tested on" {
+  run_unit test_csrf_rule
+}
+
 # One @test per program so that a failure names it; this one catches a new
 # program that has no @test above (it would never run).
 @test "every C unit test program has its own @test in unit.bats" {
