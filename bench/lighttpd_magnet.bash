@@ -117,7 +117,7 @@ for n in plain magnet auth; do
 done
 ratio() {  # ratio NAME A B TARGET: A/B against TARGET
   awk -v n="$1" -v a="$2" -v b="$3" -v t="$4" 'BEGIN {
-    r = a / b; printf "%-34s %6.2f  (target >= %s) %s\n", n, r, t, r >= t ? "ok" : "MISSED" }'
+    r = a / b; ok = (r >= t); printf "%-34s %6.2f  (target >= %s) %s\n", n, r, t, ok ? "ok" : "MISSED" }'
 }
 ratio "lighttpd magnet / authorizer" "${RPS[magnet]}" "${RPS[auth]}" 1.5
 ratio "lighttpd magnet / plain" "${RPS[magnet]}" "${RPS[plain]}" 0
