@@ -743,7 +743,9 @@ static void compare_stores(struct cmp_store *cs, int n, int rounds)
 
 /* The floor a Redis store is held to: one kept hiredis connection, GET +
  * json_loads per get, GET + json + SET per save (HGET / HSET of field d:
- * the backend keeps a value in a hash, backend_redis.c), no lease lock and no
+ * the backend keeps a value in a hash, backend_redis.c; the save also sets
+ * field v to the version it wrote into the record, as the store's scripts
+ * do, or the store's next save would conflict for ever), no lease lock and no
  * expiry (unsafe across processes, but the least any design can cost).
  * Parses just enough of the store URI (socket or host:port, db, prefix). */
 struct raw_redis {
@@ -841,7 +843,7 @@ static void op_raw_redis_save(void *arg)
     json_decref(j);
     if (!out)
         exit(1);
-    rep = redisCommand(r->c, "HSET %s%s d %s", r->prefix, id, out);
+    rep = redisCommand(r->c, "HSET %s%s d %s v %lu", r->prefix, id, out, r->n);
     free(out);
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         fputs("bench/core: raw Redis SET failed\n", stderr);
