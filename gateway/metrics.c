@@ -64,6 +64,8 @@ static const struct {
         "Sessions created by the gateway (anonymous sessions, X-Session-Login)." },
     [MET_SESSIONS_ROTATED] = { "sessgate_sessions_rotated_total",
         "Sessions moved to a new id (X-Session-Rotate, login)." },
+    [MET_SESSIONS_RENEWED] = { "sessgate_sessions_renewed_total",
+        "Sessions given a new id because --renew-interval had passed." },
     [MET_SESSIONS_DELETED] = { "sessgate_sessions_deleted_total",
         "Sessions deleted by a logout." },
     [MET_SESSIONS_EXPIRED] = { "sessgate_sessions_expired_on_read_total",

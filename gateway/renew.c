@@ -49,6 +49,8 @@ void renew_maybe(gw_request *rq)
     if ((int64_t)time(NULL) - sg_session_rotated(rq->session) < rq->cfg->renew_interval)
         return;
     sg_error_clear(&err);
-    if (sg_session_rotate(rq->store, rq->session, &err) == SG_OK)
+    if (sg_session_rotate(rq->store, rq->session, &err) == SG_OK) {
         rq->renewed = 1;
+        metrics_add(MET_SESSIONS_RENEWED, 1);
+    }
 }

@@ -2,7 +2,8 @@
  * counters.c - figures a store keeps as it is written, so `stats` need not
  * read every record (0.34 s at 12k sessions, growing with the store).
  *
- * What is kept, in one record under SGI_COUNTERS_KEY:
+ * What is kept, in the backend's figures area (sgi_figures: the GDBM lock
+ * page, which every process maps; Redis has none):
  *     sessions   records stored (live, and expired ones not yet purged)
  *     anonymous  those without a user
  *     users      users with at least one record (from "ucnt:NAME" keys,
@@ -10,31 +11,38 @@
  *     expired    records removed after they had expired (purge, deletes)
  *     at         the backend's write counter when the figures were right
  *
- * Opt-in per store (sg_store_keep_counters, `sessgatectl stats --keep
- * on`): keeping them costs each write hold one more put (two when a user
- * gains or loses a record), which a store that never asks should not pay.
- * Only GDBM: Redis expires records inside the server, unseen by any put or
- * del, so figures kept this way would drift; it keeps walking.
+ * Kept by default on every GDBM store (`stats --keep off` stops it for
+ * one store: a marker record SGI_COUNTERS_KEY = "off").  Why it is cheap
+ * enough to be the default: the figures live in shared memory beside the
+ * write counter, so a hold adds its deltas there with no write of its
+ * own.  A touch or a data save costs one fetch and two small parses; only
+ * a change of a session's user (a create or delete of a user's session, a
+ * login) costs a put, of "ucnt:NAME".  (The first design kept them as a
+ * record in the data file: one more put per write hold, which halved
+ * creates, so it was opt-in.)  Redis expires records inside the server,
+ * unseen by any put or del: there stats keeps walking.
  *
- * How: when a store that has the record is opened for writing, its
- * function table is wrapped (sgi_counters_attach): every put and del of a
- * session record goes through here first, reads what it replaces, and
- * adds the difference to this hold's deltas (and to the user's count).
- * When the exclusive hold ends (sgi_unlock) and it wrote anything, the
- * deltas are added to the record, written with `at` = the write counter as
- * the hold's last put, under the same lock.
+ * How: on a store opened for writing the function table is wrapped
+ * (sgi_counters_attach): every put and del of a session record goes
+ * through here first, reads what it replaces, and adds the difference to
+ * this hold's deltas (and to the user's count).  When the exclusive hold
+ * ends (sgi_unlock), the deltas are added to the figures and `at` is set
+ * to the write counter, under the same lock.
  *
- * Why that stays right after kill -9: the GDBM write counter is bumped
- * before a hold's first change, and the figures are the hold's last put.
- * A process killed anywhere in between leaves `at` behind the counter; so
- * does a rebuild from the write-ahead log, a writer that does not keep the
- * figures (an older version, a handle opened before --keep on), a put that
- * failed, or a deleted lock file (the counter starts over).  Figures whose
- * `at` is not the write counter are never used: stats reads every record
- * instead (exact, and says so), and `check --repair` recounts, in chunks
- * like the other walks, and writes them back if no write overtook the
- * count.  A hold on stale figures leaves them stale: deltas are only ever
- * added to figures known right.  So the figures are right or not used.
+ * Why that stays right after kill -9 (the "figures stale" rule): the
+ * write counter is bumped before a hold's first change, and `at` follows
+ * only when the hold ends.  A writer killed in between leaves `at` behind
+ * the counter; so does a rebuild from the write-ahead log, a writer that
+ * does not keep the figures (an older version), and a lock file made anew
+ * (its figures area is zero: no magic).  Figures whose `at` is not the
+ * write counter are never used: stats reads every record instead (exact,
+ * and says so), and a recount (`check --repair`, `stats --keep on`, or a
+ * stats call through a handle that may write, such as the gateway's
+ * gauges) installs them again if no write overtook the count.  A hold on
+ * stale figures leaves them stale: deltas are only added to figures known
+ * right.  So the figures are right or not used.  (A power loss may keep
+ * the data file's last writes and lose the lock page's: run check
+ * --repair after one.)
  */
 #include "internal.h"
 
@@ -44,12 +52,20 @@
 #include <string.h>
 #include <time.h>
 
-#define COUNTERS_FMT "sgcounters 1 at=%" PRIu64 " sessions=%" PRIu64 \
-                     " anonymous=%" PRIu64 " users=%" PRIu64 " expired=%" PRIu64
+#define FIGURES_MAGIC UINT64_C(0x5347464947310001)  /* "SGFIG1", version 1 */
+#define COUNTERS_OFF  "off"     /* SGI_COUNTERS_KEY: this store keeps none */
 
 static const sgi_backend *real_be(const sg_store *st)
 {
     return st->cnt.real ? st->cnt.real : st->be;
+}
+
+/* The shared figures area, or NULL (Redis, or not mapped). */
+static sgi_figures *figures(sg_store *st)
+{
+    const sgi_backend *be = real_be(st);
+
+    return be->figures ? be->figures(st) : NULL;
 }
 
 #define UCOUNT_PREFIX "ucnt:"       /* "ucnt:NAME" -> records of user NAME */
@@ -219,33 +235,50 @@ static sg_status cnt_del(sg_store *st, const char *key, sg_error *err)
     return rc;
 }
 
-/* See internal.h. */
-void sgi_counters_attach(sg_store *st)
+static void wrap(sg_store *st)
 {
-    char *val = NULL;
-    size_t len;
-    sg_error ignored;
-    sg_status rc;
-
-    /* Redis removes expired records by itself (PEXPIREAT), unseen by any
-     * put or del here: figures kept this way would drift. */
-    if (strcmp(st->be->scheme, "gdbm") != 0 || st->opt.readonly || st->cnt.real)
-        return;
-    /* Opt-in per store (sg_store_keep_counters): keeping the figures costs
-     * every write hold one more put, so only a store that has them pays. */
-    sg_error_clear(&ignored);
-    if (st->be->lock(st, SGI_SHARED, &ignored) != SG_OK)
-        return;
-    rc = st->be->fetch(st, SGI_COUNTERS_KEY, &val, &len, &ignored);
-    st->be->unlock(st);
-    free(val);
-    if (rc != SG_OK)
+    if (st->cnt.real)
         return;
     st->cnt.real = st->be;
     st->cnt.table = *st->be;
     st->cnt.table.put = cnt_put;
     st->cnt.table.del = cnt_del;
     st->be = &st->cnt.table;
+}
+
+/* Whether the store said `stats --keep off` (caller holds a lock). */
+static int kept_off(sg_store *st)
+{
+    char *val = NULL;
+    size_t len = 0;
+    sg_error ignored;
+    int off;
+
+    sg_error_clear(&ignored);
+    if (real_be(st)->fetch(st, SGI_COUNTERS_KEY, &val, &len, &ignored) != SG_OK)
+        return 0;
+    off = len == sizeof COUNTERS_OFF - 1 && memcmp(val, COUNTERS_OFF, len) == 0;
+    free(val);
+    return off;
+}
+
+/* See internal.h. */
+void sgi_counters_attach(sg_store *st)
+{
+    sg_error ignored;
+    int off;
+
+    /* Redis removes expired records by itself (PEXPIREAT), unseen by any
+     * put or del here: figures kept this way would drift. */
+    if (!st->be->figures || st->opt.readonly || st->cnt.real)
+        return;
+    sg_error_clear(&ignored);
+    if (st->be->lock(st, SGI_SHARED, &ignored) != SG_OK)
+        return;
+    off = kept_off(st);
+    st->be->unlock(st);
+    if (!off)
+        wrap(st);
 }
 
 static uint64_t writes_now(sg_store *st)
@@ -256,42 +289,70 @@ static uint64_t writes_now(sg_store *st)
     return writes;
 }
 
-/* Parse the record: 0 and *c, or -1 (absent or not ours). */
-static int counters_read(sg_store *st, sgi_counts *c)
+/* The figures, when right as of write counter w: 0 and *c, or -1. */
+static int figures_read(sg_store *st, uint64_t w, sgi_counts *c)
 {
-    const sgi_backend *be = st->cnt.real ? st->cnt.real : st->be;
-    char *val = NULL;
-    size_t len = 0;
-    sg_error ignored;
-    int n;
+    sgi_figures *f = figures(st);
 
     memset(c, 0, sizeof *c);
-    sg_error_clear(&ignored);
-    if (be->fetch(st, SGI_COUNTERS_KEY, &val, &len, &ignored) != SG_OK)
+    if (!f || f->magic != FIGURES_MAGIC)
         return -1;
-    n = sscanf(val, COUNTERS_FMT, &c->at, &c->sessions, &c->anonymous, &c->users,
-               &c->expired);
-    free(val);
-    return n == 5 ? 0 : -1;
+    c->at = f->at;
+    c->sessions = f->sessions;
+    c->anonymous = f->anonymous;
+    c->users = f->users;
+    c->expired = f->expired;
+    return c->at == w ? 0 : -1;
 }
 
-static sg_status counters_write(sg_store *st, const sgi_counts *c, sg_error *err)
+/* Install c as right at write counter c->at (caller holds SGI_EXCLUSIVE). */
+static void figures_write(sg_store *st, const sgi_counts *c)
 {
-    char text[256];
-    int n = snprintf(text, sizeof text, COUNTERS_FMT, c->at, c->sessions, c->anonymous,
-                     c->users, c->expired);
+    sgi_figures *f = figures(st);
 
-    return real_be(st)->put(st, SGI_COUNTERS_KEY, text, (size_t)n, 0, err);
+    if (!f)
+        return;
+    f->sessions = c->sessions;
+    f->anonymous = c->anonymous;
+    f->users = c->users;
+    f->expired = c->expired;
+    f->at = c->at;
+    f->magic = FIGURES_MAGIC;
+}
+
+static int first_key(const char *key, size_t len, void *arg)
+{
+    (void)key;
+    (void)len;
+    *(int *)arg = 1;
+    return 1;                   /* one is enough */
 }
 
 /* See internal.h. */
 void sgi_counters_begin(sg_store *st)
 {
+    sgi_figures *f;
+
     if (!st->cnt.real)
         return;
     memset(&st->cnt.hold, 0, sizeof st->cnt.hold);
     st->cnt.hold.active = 1;
     st->cnt.hold.w0 = writes_now(st);
+    /* A store never written to, with a lock page of its own: its figures
+     * are all zero, right now; set them up so the first writes keep them
+     * (a lock page made anew beside old data is not: it holds a key). */
+    f = figures(st);
+    if (f && f->magic != FIGURES_MAGIC && st->cnt.hold.w0 == 0) {
+        sg_error ignored;
+        int any = 0;
+        sgi_counts zero;
+
+        sg_error_clear(&ignored);
+        if (real_be(st)->keys(st, first_key, &any, &ignored) == SG_OK && !any) {
+            memset(&zero, 0, sizeof zero);
+            figures_write(st, &zero);
+        }
+    }
 }
 
 static uint64_t add_signed(uint64_t v, int64_t d)
@@ -306,7 +367,6 @@ void sgi_counters_end(sg_store *st)
 {
     sgi_cnt_hold *h = &st->cnt.hold;
     sgi_counts c;
-    sg_error ignored;
     uint64_t w1;
 
     if (!st->cnt.real || !h->active)
@@ -316,34 +376,18 @@ void sgi_counters_end(sg_store *st)
     if (h->recounted) {
         c = h->recount;
     } else {
-        /* Only after this hold's own writes all went through: a hold
-         * that wrote nothing of ours (a rebuild, a failed check) leaves
-         * the backend in a state we do not touch, and the figures stale. */
-        if (w1 == h->w0 || h->broken || !h->wrote)
+        /* Nothing written: nothing to follow.  A hold that could not
+         * follow its own changes (a failed put, out of memory) or that
+         * began on stale figures leaves them stale. */
+        if (w1 == h->w0 || h->broken || figures_read(st, h->w0, &c) < 0)
             return;
-        if (counters_read(st, &c) < 0) {
-            /* No record: right only for a store that never had a write
-             * (a new one): it had no sessions then. */
-            if (h->w0 != 0)
-                return;
-            memset(&c, 0, sizeof c);
-        } else if (c.at != h->w0)
-            return;                     /* stale before this hold: stays stale */
         c.sessions = add_signed(c.sessions, h->d_sessions);
         c.anonymous = add_signed(c.anonymous, h->d_anonymous);
         c.users = add_signed(c.users, h->d_users);
         c.expired = add_signed(c.expired, h->d_expired);
     }
     c.at = w1;
-    sg_error_clear(&ignored);
-    if (counters_write(st, &c, &ignored) != SG_OK)
-        return;
-    /* A backend that counted that put as one more write (or a put that
-     * checkpointed) leaves `at` behind: the figures are then not used. */
-    if (writes_now(st) != w1) {
-        c.at = writes_now(st);
-        (void)counters_write(st, &c, &ignored);
-    }
+    figures_write(st, &c);
 }
 
 /* ------------------------------------------------------------ reading */
@@ -529,17 +573,29 @@ static sg_status write_ucounts(sg_store *st, const recount_out *ro, sg_error *er
     return rc;
 }
 
-/* See internal.h. */
-sg_status sgi_counters_rebuild(sg_store *st, sg_error *err)
+/* The removals of expired records are history, not in the keys: keep
+ * the last figures' count, even stale (0 when there never were any). */
+static uint64_t expired_so_far(sg_store *st)
 {
-    sgi_counts c, old;
+    sgi_counts c;
+
+    figures_read(st, 0, &c);
+    return c.expired;
+}
+
+/* Recount; when no write overtook the count, install the figures (and the
+ * "ucnt:" keys) under the exclusive lock.  *out: what was counted.  No
+ * lock held by the caller. */
+static sg_status rebuild(sg_store *st, sgi_counts *out, sg_error *err)
+{
+    sgi_counts c;
     uint64_t w_start, w_now, bytes;
     recount_out ro;
     sg_status rc;
 
-    if (!st->cnt.real)
-        return SG_OK;
     rc = recount(st, &c, &w_start, &ro, err);
+    c.expired = expired_so_far(st);
+    *out = c;
     if (rc == SG_OK)
         rc = sgi_lock(st, SGI_EXCLUSIVE, err);
     if (rc != SG_OK) {
@@ -549,33 +605,41 @@ sg_status sgi_counters_rebuild(sg_store *st, sg_error *err)
     }
     st->be->info(st, &bytes, &w_now);
     /* Only a count that no write overtook is right; under constant writes
-     * the figures stay unused (stats walks) until a quieter repair. */
+     * the figures stay unused (stats walks) until a quieter moment. */
     if (w_now == w_start) {
         st->cnt.hold.active = 0;        /* these puts are the recount's own */
         rc = write_ucounts(st, &ro, err);
         st->cnt.hold.active = 1;
-        /* The removals of expired records are history, not in the keys. */
-        c.expired = counters_read(st, &old) == 0 ? old.expired : 0;
         if (rc == SG_OK) {
             st->cnt.hold.recount = c;
             st->cnt.hold.recounted = 1;
         } else
             st->cnt.hold.broken = 1;
     }
-    sgi_unlock(st);
+    sgi_unlock(st);                     /* sgi_counters_end installs them */
     list_free(&ro.users);
     list_free(&ro.ucnt);
     return rc;
 }
 
+/* See internal.h. */
+sg_status sgi_counters_rebuild(sg_store *st, sg_error *err)
+{
+    sgi_counts c;
+
+    if (!st->cnt.real)
+        return SG_OK;
+    return rebuild(st, &c, err);
+}
+
 /* See sessgate.h. */
 sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err)
 {
-    sgi_counts c, old;
+    sgi_counts c;
     sg_status rc;
 
     memset(out, 0, sizeof *out);
-    if (strcmp(st->be->scheme, "gdbm") != 0) {
+    if (!st->be->figures) {
         /* Redis: records expire inside the server, so nothing is kept;
          * read every record (SCAN), as sg_store_stats does. */
         sg_stats s;
@@ -592,20 +656,22 @@ sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err)
     if (rc != SG_OK)
         return rc;
     st->be->info(st, &out->file_bytes, &out->writes);
-    if (counters_read(st, &c) == 0 && c.at == out->writes) {
+    if (figures_read(st, out->writes, &c) == 0) {
         out->kept = 1;
         sgi_unlock(st);
+    } else if (st->cnt.real) {
+        /* Stale, and this handle keeps them: count once, install. */
+        sgi_unlock(st);
+        rc = rebuild(st, &c, err);
     } else {
         uint64_t w_start;
         recount_out ro;
 
-        c.expired = counters_read(st, &old) == 0 ? old.expired : 0;
         sgi_unlock(st);
-        old = c;
         rc = recount(st, &c, &w_start, &ro, err);
+        c.expired = expired_so_far(st);
         list_free(&ro.users);
         list_free(&ro.ucnt);
-        c.expired = old.expired;
     }
     out->sessions = (size_t)c.sessions;
     out->anonymous = (size_t)c.anonymous;
@@ -619,35 +685,37 @@ sg_status sg_store_keep_counters(sg_store *st, int on, sg_error *err)
 {
     sg_status rc;
 
-    if (strcmp(st->be->scheme, "gdbm") != 0)
+    if (!st->be->figures)
         return sgi_err(err, SG_EINVAL, 0, "store %s: only a GDBM store keeps its "
                        "figures (Redis expires records inside the server)", st->path);
     if (st->opt.readonly)
         return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only", st->path);
-    if (!on) {
-        rc = sgi_lock(st, SGI_EXCLUSIVE, err);
-        if (rc != SG_OK)
-            return rc;
-        const sgi_backend *real = st->cnt.real ? st->cnt.real : st->be;
-        st->cnt.hold.active = 0;
-        rc = real->del(st, SGI_COUNTERS_KEY, err);
+    rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK)
+        return rc;
+    st->cnt.hold.active = 0;
+    if (on) {
+        rc = real_be(st)->del(st, SGI_COUNTERS_KEY, err);
         if (rc == SG_ENOTFOUND)
             rc = SG_OK;
-        sgi_unlock(st);
-        if (st->cnt.real) {
+    } else {
+        sgi_figures *f = figures(st);
+
+        rc = real_be(st)->put(st, SGI_COUNTERS_KEY, COUNTERS_OFF,
+                              sizeof COUNTERS_OFF - 1, 0, err);
+        if (f)
+            f->magic = 0;               /* nobody may use them now */
+    }
+    sgi_unlock(st);
+    if (rc != SG_OK || !on) {
+        if (!on && st->cnt.real) {
             st->be = st->cnt.real;
             st->cnt.real = NULL;
         }
         return rc;
     }
-    if (!st->cnt.real) {
-        st->cnt.real = st->be;
-        st->cnt.table = *st->be;
-        st->cnt.table.put = cnt_put;
-        st->cnt.table.del = cnt_del;
-        st->be = &st->cnt.table;
-    }
-    /* A count that writes overtook is not written; try a few times. */
+    wrap(st);
+    /* A count that writes overtook is not installed; try a few times. */
     for (int tries = 0; tries < 5; tries++) {
         sg_counters now;
 

@@ -11,7 +11,10 @@ setup_file() {
   require_tool nginx curl prometheus promtool
   srv_init "$BATS_FILE_TMPDIR/run" "$(BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR make_store)"
   SRV_METRICS_PORT=$(srv_free_port)
+  # --renew-interval: an hour, so only the session the renewal test makes
+  # an hour old is renewed (the counts of the other tests stay as they are)
   srv_gateway gw "unix:$SRV_RUNDIR/gw.sock" --mode auth --policy session --workers 3 \
+    --renew-interval 3600 --rotate-grace 30 \
     --metrics-listen "127.0.0.1:$SRV_METRICS_PORT" || srv_failed
   srv_wait_port "$SRV_METRICS_PORT" 30 || srv_failed
   SRV_PORT=$(srv_free_port)
@@ -87,6 +90,22 @@ ctl() { "$SG_CTL" --store "$SRV_STORE" "$@"; }
   prom_wait 'sessgate_users' 2
   prom_wait 'sessgate_build_info{version!=""}' 1
   prom_wait 'up{job="sessgate"}' 1
+}
+
+@test "a renewal (--renew-interval) is counted in sessgate_sessions_renewed_total" {
+  prom_wait 'sessgate_sessions_renewed_total' 0
+  now=$(date +%s)
+  id=11111111-2222-4333-8444-00000000aaaa
+  # a session whose id was given an hour and a half ago: due for renewal
+  printf '{"id":"%s","user":"ren","created":%d,"accessed":%d,"expires":%d,"idle":3600,"version":1,"rotated":%d,"data":{}}\n' \
+    "$id" $((now - 5400)) "$now" $((now + 86400)) $((now - 5400)) | ctl import > /dev/null
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -b "sessgate=$id" "$(srv_url /app/x)")" = 200 ]
+  # the session now lives under a new id; the old one still works (grace)
+  run -0 ctl list --user ren
+  assert_output --regexp '^[0-9a-f-]{36}  ren '
+  refute_output --partial "$id"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -b "sessgate=$id" "$(srv_url /app/x)")" = 200 ]
+  prom_wait 'sessgate_sessions_renewed_total' 1
 }
 
 @test "promtool check metrics finds no problem in the exposition" {
