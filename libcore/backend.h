@@ -74,6 +74,14 @@ typedef struct sgi_rec {
                                * of an older format is involved) */
     int collision;            /* create / rotate: the new id exists */
 } sgi_rec;
+/* The store's figures (counters.c) where every process sees them and a
+ * write hold updates them with no write of its own.  Zero on a new area;
+ * counters.c alone gives the fields their meaning. */
+typedef struct sgi_figures {
+    uint64_t magic;                 /* counters.c's mark once set up */
+    uint64_t at;                    /* the write counter they are right at */
+    uint64_t sessions, anonymous, users, expired;
+} sgi_figures;
 
 typedef struct sgi_backend {
     const char *scheme;   /* "gdbm", "redis" */
@@ -146,6 +154,11 @@ typedef struct sgi_backend {
     sg_status (*rec_save)(sg_store *st, sgi_rec *r, sg_error *err);
     sg_status (*rec_delete)(sg_store *st, sgi_rec *r, sg_error *err);
     sg_status (*rec_put)(sg_store *st, const sgi_rec *r, sg_error *err);
+    /* Optional (NULL: no figures are kept, as on Redis, whose records
+     * expire inside the server).  The figures area shared by every
+     * process of the store, written under SGI_EXCLUSIVE, read under a
+     * lock; NULL while it is not mapped. */
+    sgi_figures *(*figures)(sg_store *st);
 } sgi_backend;
 
 extern const sgi_backend sgi_backend_gdbm;

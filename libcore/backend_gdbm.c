@@ -618,6 +618,14 @@ static sg_status g_open(sg_store *st, const char *location, sg_error *err)
     return rc;
 }
 
+/* The figures area in the lock page (counters.c). */
+static sgi_figures *g_figures(sg_store *st)
+{
+    gdbm_be *b = be_of(st);
+
+    return b && b->page ? &b->page->fig : NULL;
+}
+
 const sgi_backend sgi_backend_gdbm = {
     .scheme = "gdbm",
     .open = g_open,
@@ -633,4 +641,5 @@ const sgi_backend sgi_backend_gdbm = {
     .info = g_info,
     .reserve = sgi_gdbm_reserve,
     .compact = g_compact,
+    .figures = g_figures,
 };

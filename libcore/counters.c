@@ -87,16 +87,52 @@ static void facts_free(facts *f)
     f->user = NULL;
 }
 
-/* 0, or -1 when out of memory (the figures cannot follow). */
-static int record_facts(sg_store *st, const char *val, size_t len, facts *f)
+/* The user of a record as record.c writes it, {"id":"<id>","user":...,
+ * read without parsing the record: a put only needs to know whose record
+ * it replaces and whose it writes, and a parse of each would cost a
+ * create a good part of its time.  1 and *user (owned; NULL: anonymous),
+ * 0 when the record does not start that way (or the name holds an
+ * escape): then it is parsed; -1 when out of memory. */
+static int quick_user(const char *val, size_t len, char **user)
+{
+    static const char head[] = "{\"id\":\"", mid[] = "\",\"user\":";
+    size_t p = sizeof head - 1 + SG_ID_LEN;
+    const char *start, *end;
+
+    *user = NULL;
+    if (len < p + sizeof mid - 1 + 5 || memcmp(val, head, sizeof head - 1) != 0 ||
+        memcmp(val + p, mid, sizeof mid - 1) != 0)
+        return 0;
+    p += sizeof mid - 1;
+    if (memcmp(val + p, "null", 4) == 0 && (val[p + 4] == ',' || val[p + 4] == '}'))
+        return 1;
+    if (val[p] != '"')
+        return 0;
+    start = val + p + 1;
+    end = memchr(start, '"', len - p - 1);
+    if (!end || memchr(start, '\\', (size_t)(end - start)))
+        return 0;
+    *user = strndup(start, (size_t)(end - start));
+    return *user ? 1 : -1;
+}
+
+/* 0, or -1 when out of memory (the figures cannot follow).  expiry: also
+ * find whether the record has expired (a removal counts that). */
+static int record_facts(sg_store *st, const char *val, size_t len, facts *f,
+                        int expiry)
 {
     sg_session *s = NULL;
     sg_error ignored;
+    int q;
 
     memset(f, 0, sizeof *f);
     if (!val)
         return 0;
     f->present = 1;
+    if (!expiry && (q = quick_user(val, len, &f->user)) != 0) {
+        f->anonymous = f->user == NULL;
+        return q < 0 ? -1 : 0;
+    }
     sg_error_clear(&ignored);
     if (sgi_record_parse(val, len, &s, &ignored) != SG_OK)
         return ignored.code == SG_ENOMEM ? -1 : 0;  /* damaged: check --repair */
@@ -110,61 +146,94 @@ static int record_facts(sg_store *st, const char *val, size_t len, facts *f)
     return 0;
 }
 
-/* The facts of the record stored under key now (absent: all zero). */
-static int old_facts(sg_store *st, const char *key, facts *f)
+/* The facts of the record stored under key now (absent: all zero).  A
+ * fetch that fails fails the write it came for, before anything is
+ * written: a failed call changes nothing. */
+static sg_status old_facts(sg_store *st, const char *key, facts *f, int expiry,
+                           sg_error *err)
 {
     char *val = NULL;
     size_t len = 0;
-    sg_error ignored;
     int r;
 
     memset(f, 0, sizeof *f);
-    sg_error_clear(&ignored);
-    sg_status rc = real_be(st)->fetch(st, key, &val, &len, &ignored);
-    if (rc == SG_ENOTFOUND)
-        return 0;
+    sg_status rc = real_be(st)->fetch(st, key, &val, &len, err);
+    if (rc == SG_ENOTFOUND) {
+        if (err && err->code == SG_ENOTFOUND)
+            sg_error_clear(err);        /* absent is no error here */
+        return SG_OK;
+    }
     if (rc != SG_OK)
-        return -1;
-    r = record_facts(st, val, len, f);
+        return rc;
+    r = record_facts(st, val, len, f, expiry);
     free(val);
-    return r;
+    return r < 0 ? sgi_oom(err, "store", st->path) : SG_OK;
 }
 
-/* Add d to user's record count ("ucnt:NAME"); a count that leaves or
- * reaches zero moves the users figure.  0 or -1. */
-static int ucount_add(sg_store *st, const char *user, int d)
+/* A user's record count ("ucnt:NAME"), with its key. */
+typedef struct ucount {
+    char *key;                  /* Owned; NULL: no user */
+    long long n;
+} ucount;
+
+/* Read user's count (before the write it follows, so a failure fails the
+ * write cleanly).  user NULL: nothing to read. */
+static sg_status ucount_get(sg_store *st, const char *user, ucount *u, sg_error *err)
 {
-    size_t klen = sizeof UCOUNT_PREFIX + strlen(user);
-    char *key = malloc(klen), *val = NULL, num[32];
+    size_t klen;
+    char *val = NULL;
     size_t len;
-    sg_error ignored;
-    long long n = 0, n2;
     sg_status rc;
 
-    if (!key)
-        return -1;
-    snprintf(key, klen, UCOUNT_PREFIX "%s", user);
-    sg_error_clear(&ignored);
-    rc = real_be(st)->fetch(st, key, &val, &len, &ignored);
+    u->key = NULL;
+    u->n = 0;
+    if (!user)
+        return SG_OK;
+    klen = sizeof UCOUNT_PREFIX + strlen(user);
+    if (!(u->key = malloc(klen)))
+        return sgi_oom(err, "store", st->path);
+    snprintf(u->key, klen, UCOUNT_PREFIX "%s", user);
+    rc = real_be(st)->fetch(st, u->key, &val, &len, err);
     if (rc == SG_OK)
-        n = strtoll(val, NULL, 10);
+        u->n = strtoll(val, NULL, 10);
     free(val);
-    if (rc != SG_OK && rc != SG_ENOTFOUND) {
-        free(key);
-        return -1;
+    if (rc == SG_ENOTFOUND) {
+        if (err && err->code == SG_ENOTFOUND)
+            sg_error_clear(err);
+        rc = SG_OK;
     }
-    n2 = n + d;
+    if (rc != SG_OK) {
+        free(u->key);
+        u->key = NULL;
+    }
+    return rc;
+}
+
+/* Write n + d as the user's count (after the write it follows: a failure
+ * leaves the figures stale, never the write undone); moves the users
+ * figure when the count leaves or reaches zero.  Frees u->key. */
+static void ucount_set(sg_store *st, ucount *u, int d)
+{
+    sg_error ignored;
+    long long n2 = u->n + d;
+    char num[32];
+    sg_status rc;
+
+    if (!u->key)
+        return;
+    sg_error_clear(&ignored);
     if (n2 <= 0)
-        rc = real_be(st)->del(st, key, &ignored);
+        rc = real_be(st)->del(st, u->key, &ignored);
     else {
         snprintf(num, sizeof num, "%lld", n2);
-        rc = real_be(st)->put(st, key, num, strlen(num), 0, &ignored);
+        rc = real_be(st)->put(st, u->key, num, strlen(num), 0, &ignored);
     }
-    free(key);
+    free(u->key);
+    u->key = NULL;
     if (rc != SG_OK && rc != SG_ENOTFOUND)
-        return -1;
-    st->cnt.hold.d_users += (n <= 0 && n2 > 0) - (n > 0 && n2 <= 0);
-    return 0;
+        st->cnt.hold.broken = 1;
+    else
+        st->cnt.hold.d_users += (u->n <= 0 && n2 > 0) - (u->n > 0 && n2 <= 0);
 }
 
 static int same_user(const char *a, const char *b)
@@ -172,67 +241,63 @@ static int same_user(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Account for a record going from was to now. */
-static void add_change(sg_store *st, const facts *was, const facts *now, int removed)
+/* One session record going from was to now: everything read first (a
+ * failure fails the write, nothing changed), then the write, then the
+ * figures follow.  now NULL: a delete. */
+static sg_status follow(sg_store *st, const char *key, const char *val, size_t len,
+                        int64_t expire_at, sg_error *err)
 {
     sgi_cnt_hold *h = &st->cnt.hold;
-
-    h->d_sessions += now->present - was->present;
-    h->d_anonymous += (now->present && now->anonymous) - (was->present && was->anonymous);
-    if (removed && was->present && was->expired)
-        h->d_expired++;
-    if (!same_user(was->user, now->user)) {
-        if (was->user && ucount_add(st, was->user, -1) < 0)
-            h->broken = 1;
-        if (now->user && ucount_add(st, now->user, +1) < 0)
-            h->broken = 1;
-    }
-}
-
-static sg_status cnt_put(sg_store *st, const char *key, const char *val,
-                         size_t len, int64_t expire_at, sg_error *err)
-{
     facts was, now;
+    ucount uw = { NULL, 0 }, un = { NULL, 0 };
+    int moved;
+    sg_status rc;
 
-    if (!st->cnt.hold.active || !sg_id_valid(key))
-        return real_be(st)->put(st, key, val, len, expire_at, err);
-    if (old_facts(st, key, &was) < 0)
-        st->cnt.hold.broken = 1;
-    sg_status rc = real_be(st)->put(st, key, val, len, expire_at, err);
-    if (rc != SG_OK) {
-        st->cnt.hold.broken = 1;
-        facts_free(&was);
+    memset(&now, 0, sizeof now);
+    rc = old_facts(st, key, &was, val == NULL, err);
+    if (rc != SG_OK)
         return rc;
+    if (val && record_facts(st, val, len, &now, 0) < 0)
+        rc = sgi_oom(err, "store", st->path);
+    moved = !same_user(was.user, now.user);
+    if (rc == SG_OK && moved)
+        rc = ucount_get(st, was.user, &uw, err);
+    if (rc == SG_OK && moved)
+        rc = ucount_get(st, now.user, &un, err);
+    if (rc == SG_OK)
+        rc = val ? real_be(st)->put(st, key, val, len, expire_at, err)
+                 : real_be(st)->del(st, key, err);
+    if (rc == SG_OK) {
+        h->d_sessions += now.present - was.present;
+        h->d_anonymous += (now.present && now.anonymous) -
+                          (was.present && was.anonymous);
+        if (!val && was.present && was.expired)
+            h->d_expired++;
+        ucount_set(st, &uw, -1);
+        ucount_set(st, &un, +1);
+    } else if (rc != SG_ENOTFOUND) {
+        h->broken = 1;          /* a failed write may have half happened */
     }
-    st->cnt.hold.wrote = 1;
-    if (record_facts(st, val, len, &now) < 0)
-        st->cnt.hold.broken = 1;
-    add_change(st, &was, &now, 0);
+    free(uw.key);
+    free(un.key);
     facts_free(&was);
     facts_free(&now);
     return rc;
 }
 
+static sg_status cnt_put(sg_store *st, const char *key, const char *val,
+                         size_t len, int64_t expire_at, sg_error *err)
+{
+    if (!st->cnt.hold.active || !sg_id_valid(key))
+        return real_be(st)->put(st, key, val, len, expire_at, err);
+    return follow(st, key, val, len, expire_at, err);
+}
+
 static sg_status cnt_del(sg_store *st, const char *key, sg_error *err)
 {
-    facts was, now;
-
     if (!st->cnt.hold.active || !sg_id_valid(key))
         return real_be(st)->del(st, key, err);
-    if (old_facts(st, key, &was) < 0)
-        st->cnt.hold.broken = 1;
-    sg_status rc = real_be(st)->del(st, key, err);
-    if (rc != SG_OK && rc != SG_ENOTFOUND) {
-        st->cnt.hold.broken = 1;
-        facts_free(&was);
-        return rc;
-    }
-    st->cnt.hold.wrote |= rc == SG_OK;
-    memset(&now, 0, sizeof now);
-    if (rc == SG_OK)
-        add_change(st, &was, &now, 1);
-    facts_free(&was);
-    return rc;
+    return follow(st, key, NULL, 0, 0, err);
 }
 
 static void wrap(sg_store *st)
@@ -521,11 +586,8 @@ static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start,
                 list_push(&ro->ucnt, l.keys[i]);
                 continue;
             }
-            if (old_facts(st, l.keys[i], &f) < 0) {
-                rc = sgi_err(err, SG_ESTORE, 0, "store %s: a record could not be "
-                             "read while counting", st->path);
+            if ((rc = old_facts(st, l.keys[i], &f, 0, err)) != SG_OK)
                 break;
-            }
             c->sessions += f.present;
             c->anonymous += f.present && f.anonymous;
             if (f.user)

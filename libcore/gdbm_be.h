@@ -68,6 +68,8 @@ typedef struct lock_page {
                            * let a waiting writer go first */
     uint64_t log_epoch;   /* moves whenever the log is cut (sgi_gdbm_wal_cut):
                            * offsets into it noted before no longer hold */
+    sgi_figures fig;      /* counters.c's figures: kept here, beside the
+                           * write counter, they cost a write hold no put */
 } lock_page;
 
 typedef struct wal_rec {

@@ -180,7 +180,7 @@ void sgi_unlock(sg_store *st)
 {
     if (st->lock_depth > 0 && --st->lock_depth == 0) {
         if (st->lock_mode == SGI_EXCLUSIVE)
-            sgi_counters_end(st);   /* the hold's last put */
+            sgi_counters_end(st);   /* figures follow the hold */
         st->be->unlock(st);
         if (st->lock_mode == SGI_EXCLUSIVE) {
             /* How long other writers (and, on GDBM, readers) were kept
