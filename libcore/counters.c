@@ -525,6 +525,7 @@ static int64_t mono_ms(void)
  * (sorted) and the "ucnt:" keys there were. */
 typedef struct recount_out {
     key_list users, ucnt;
+    key_list uval;              /* the value of each "ucnt:" key, same index */
 } recount_out;
 
 /* Count every record, in chunks.  *w_start: the write counter before the
@@ -583,7 +584,20 @@ static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start,
             if (i > 0 && strcmp(l.keys[i], l.keys[i - 1]) == 0)
                 continue;
             if (is_ucount_key(l.keys[i])) {
-                list_push(&ro->ucnt, l.keys[i]);
+                char *val = NULL;
+                size_t vlen;
+                sg_status frc = be->fetch(st, l.keys[i], &val, &vlen, err);
+
+                if (frc == SG_ENOTFOUND) {
+                    if (err && err->code == SG_ENOTFOUND)
+                        sg_error_clear(err);
+                    continue;           /* gone since the names were read */
+                }
+                if ((rc = frc) != SG_OK)
+                    break;
+                if (list_push(&ro->ucnt, l.keys[i]) == 0)
+                    list_push(&ro->uval, val);
+                free(val);
                 continue;
             }
             if ((rc = old_facts(st, l.keys[i], &f, 0, err)) != SG_OK)
@@ -597,7 +611,7 @@ static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start,
         if (locked)
             sgi_unlock(st);
     }
-    if (rc == SG_OK && (l.oom || ro->users.oom || ro->ucnt.oom))
+    if (rc == SG_OK && (l.oom || ro->users.oom || ro->ucnt.oom || ro->uval.oom))
         rc = sgi_oom(err, "store", st->path);
     list_free(&l);
     if (ro->users.n > 1)
@@ -610,27 +624,45 @@ static sg_status recount(sg_store *st, sgi_counts *c, uint64_t *w_start,
 /* Under the exclusive lock: make the "ucnt:" keys what the recount found. */
 static sg_status write_ucounts(sg_store *st, const recount_out *ro, sg_error *err)
 {
+    /* Only what differs is written: the keys are mostly right (a stale
+     * figure is usually one killed hold), and every put here is made
+     * under the exclusive lock, while writers wait.  Both lists are in
+     * name order ("ucnt:" + NAME sorts as NAME). */
     const sgi_backend *be = real_be(st);
     sg_status rc = SG_OK;
-    size_t i, j;
+    size_t i = 0, j, k = 0;
 
-    for (i = 0; rc == SG_OK && i < ro->ucnt.n; i++) {
-        rc = be->del(st, ro->ucnt.keys[i], err);
-        if (rc == SG_ENOTFOUND)
-            rc = SG_OK;
-    }
-    for (i = 0; rc == SG_OK && i < ro->users.n; i = j) {
-        char num[32], *key;
-        size_t klen = sizeof UCOUNT_PREFIX + strlen(ro->users.keys[i]);
+    while (rc == SG_OK && (i < ro->users.n || k < ro->ucnt.n)) {
+        const char *kname = k < ro->ucnt.n
+                          ? ro->ucnt.keys[k] + sizeof UCOUNT_PREFIX - 1 : NULL;
+        int cmp;
 
         for (j = i; j < ro->users.n && strcmp(ro->users.keys[j], ro->users.keys[i]) == 0; j++)
             ;
-        if (!(key = malloc(klen)))
+        cmp = i >= ro->users.n ? 1 : !kname ? -1 : strcmp(ro->users.keys[i], kname);
+        if (cmp > 0) {                  /* a count of a user with no record */
+            rc = be->del(st, ro->ucnt.keys[k++], err);
+            if (rc == SG_ENOTFOUND)
+                rc = SG_OK;
+            continue;
+        }
+        char num[32];
+        snprintf(num, sizeof num, "%zu", j - i);
+        if (cmp == 0 && strcmp(ro->uval.keys[k], num) == 0) {
+            i = j;
+            k++;
+            continue;                   /* right already */
+        }
+        size_t klen = sizeof UCOUNT_PREFIX + strlen(ro->users.keys[i]);
+        char *key = malloc(klen);
+        if (!key)
             return sgi_oom(err, "store", st->path);
         snprintf(key, klen, UCOUNT_PREFIX "%s", ro->users.keys[i]);
-        snprintf(num, sizeof num, "%zu", j - i);
         rc = be->put(st, key, num, strlen(num), 0, err);
         free(key);
+        i = j;
+        if (cmp == 0)
+            k++;
     }
     return rc;
 }
@@ -663,6 +695,7 @@ static sg_status rebuild(sg_store *st, sgi_counts *out, sg_error *err)
     if (rc != SG_OK) {
         list_free(&ro.users);
         list_free(&ro.ucnt);
+        list_free(&ro.uval);
         return rc;
     }
     st->be->info(st, &bytes, &w_now);
@@ -681,6 +714,7 @@ static sg_status rebuild(sg_store *st, sgi_counts *out, sg_error *err)
     sgi_unlock(st);                     /* sgi_counters_end installs them */
     list_free(&ro.users);
     list_free(&ro.ucnt);
+    list_free(&ro.uval);
     return rc;
 }
 
@@ -734,6 +768,7 @@ sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err)
         c.expired = expired_so_far(st);
         list_free(&ro.users);
         list_free(&ro.ucnt);
+        list_free(&ro.uval);
     }
     out->sessions = (size_t)c.sessions;
     out->anonymous = (size_t)c.anonymous;
