@@ -418,6 +418,11 @@ void sgi_counters_begin(sg_store *st)
             figures_write(st, &zero);
         }
     }
+    {
+        sgi_counts c;
+
+        st->cnt.hold.valid0 = figures_read(st, st->cnt.hold.w0, &c) == 0;
+    }
 }
 
 static uint64_t add_signed(uint64_t v, int64_t d)
@@ -444,8 +449,10 @@ void sgi_counters_end(sg_store *st)
         /* Nothing written: nothing to follow.  A hold that could not
          * follow its own changes (a failed put, out of memory) or that
          * began on stale figures leaves them stale. */
-        if (w1 == h->w0 || h->broken || figures_read(st, h->w0, &c) < 0)
+        if (w1 == h->w0 || h->broken || !h->valid0)
             return;
+        (void)figures_read(st, 0, &c);  /* right as of w0; the backend may
+                                         * have moved their stamp along */
         c.sessions = add_signed(c.sessions, h->d_sessions);
         c.anonymous = add_signed(c.anonymous, h->d_anonymous);
         c.users = add_signed(c.users, h->d_users);

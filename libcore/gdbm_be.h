@@ -192,4 +192,8 @@ sg_status sgi_gdbm_compact_behind(gdbm_be *b, size_t *records,
 /* backend_gdbm.c */
 sg_status sgi_gdbm_recover_writable(gdbm_be *b, const char *why, sg_error *err);
 
+/* gdbm_lockpage.c: bump the write counter for a change that keeps every
+ * record (a compaction's rename); kept figures follow.  Returns it. */
+uint64_t sgi_gdbm_bump_same(gdbm_be *b);
+
 #endif

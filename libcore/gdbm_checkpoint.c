@@ -83,14 +83,14 @@ static sg_status compact(gdbm_be *b, sg_error *err)
         unlink(b->tmppath);
         return rc;
     }
-    b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+    b->seen = sgi_gdbm_bump_same(b);
     b->bumped = 1;
     if (rename(b->tmppath, b->dbpath) < 0) {
         rc = sgi_gdbm_sys_fail(b, err, "cannot replace", b->dbpath, errno);
         unlink(b->tmppath);
         return rc;
     }
-    b->seen = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+    b->seen = sgi_gdbm_bump_same(b);
     rc = sgi_gdbm_open_db(b, err);
     if (rc == SG_OK)
         /* Every record was written back. */

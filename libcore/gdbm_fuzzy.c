@@ -339,10 +339,10 @@ static sg_status swap(gdbm_be *b, build *k, sg_error *err)
             k->renamed = 1;
     }
     if (rc == SG_OK && k->compacted) {
-        __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+        sgi_gdbm_bump_same(b);
         if (rename(b->dbnewpath, b->dbpath) < 0)
             rc = sgi_gdbm_sys_fail(b, err, "cannot replace", b->dbpath, errno);
-        __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+        sgi_gdbm_bump_same(b);
     }
     if (rc == SG_OK)
         rc = sgi_gdbm_wal_cut(b, 0, err);

@@ -310,3 +310,17 @@ sg_status sgi_gdbm_take(gdbm_be *b, int mode, sg_error *err)
                            b->lockpath);
     }
 }
+
+/* Bump the write counter for a change that leaves every record as it was
+ * (a compaction's rename of PATH): figures that were right before it
+ * (counters.c, stamped with the counter) stay right, so their stamp moves
+ * with it.  Caller holds PATH.lock exclusively.  Returns the new value. */
+uint64_t sgi_gdbm_bump_same(gdbm_be *b)
+{
+    uint64_t old = __atomic_load_n(&b->page->writes, __ATOMIC_ACQUIRE);
+    uint64_t now = __atomic_add_fetch(&b->page->writes, 1, __ATOMIC_ACQ_REL);
+
+    if (b->page->fig.at == old)
+        b->page->fig.at = now;
+    return now;
+}

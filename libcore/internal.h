@@ -25,6 +25,7 @@ typedef struct sgi_counts {
 } sgi_counts;
 typedef struct sgi_cnt_hold {
     int active, broken, recounted, wrote;
+    int valid0;                 /* the figures were right when it began */
     uint64_t w0;                /* write counter when the hold began */
     int64_t d_sessions, d_anonymous, d_users, d_expired;
     sgi_counts recount;

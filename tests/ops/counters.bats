@@ -163,3 +163,13 @@ print(o["sessions"], o["users"], o["anonymous"], o["counted"] in ("kept", "walk"
   assert_line 'counted: kept'
   assert_line 'users: 2'
 }
+
+# bats test_tags=gdbm-only
+@test "a compaction (which moves the write counter, not the records) keeps the figures" {
+  "$TOOLS/mkstore" "$STORE" 2000 20 > /dev/null
+  ctl compact > /dev/null
+  run -0 ctl stats
+  assert_line 'counted: kept'
+  assert_line 'sessions: 2000'
+  assert_line 'users: 20'
+}
