@@ -39,7 +39,7 @@ static void sleep_ms(long ms)
 static void writer_queued(const char *path, sg_store *b, const char *id)
 {
     char lockpath[700];
-    int pipefd[2], lockfd;
+    int pipefd[2], release[2], lockfd;
     pid_t reader, writer;
     sg_session *got = NULL;
     sg_error err = { 0 };
@@ -47,18 +47,23 @@ static void writer_queued(const char *path, sg_store *b, const char *id)
     char c;
 
     snprintf(lockpath, sizeof lockpath, "%s.lock", path);
-    if (pipe(pipefd) != 0)
+    if (pipe(pipefd) != 0 || pipe(release) != 0)
         return;
     reader = fork();
     if (reader == 0) {
+        /* holds the shared lock until the parent says (or 30 s pass) */
+        alarm(30);
         lockfd = open(lockpath, O_RDWR | O_CLOEXEC);
         if (lockfd < 0 || flock(lockfd, LOCK_SH) != 0)
             _exit(1);
         if (write(pipefd[1], "h", 1) != 1)
             _exit(1);
-        sleep_ms(1500);
+        close(release[1]);
+        if (read(release[0], &c, 1) < 0)
+            _exit(1);
         _exit(0);
     }
+    close(release[0]);
     if (read(pipefd[0], &c, 1) != 1) {
         OK(0, "the reader took the shared lock");
         return;
@@ -70,6 +75,7 @@ static void writer_queued(const char *path, sg_store *b, const char *id)
     writer = fork();
     if (writer == 0) {
         sg_store *w = NULL;
+        close(release[1]);          /* (else the reader never sees EOF) */
         sg_options o;
         sg_options_init(&o);
         o.lock_timeout_ms = 5000;
@@ -80,9 +86,9 @@ static void writer_queued(const char *path, sg_store *b, const char *id)
         sg_store_close(w);
         _exit(0);
     }
-    /* Bounded: within 1.2 s (the reader holds on for 1.5 s) the writer
-     * has announced itself. */
-    for (int i = 0; i < 120 && !busy; i++) {
+    /* Bounded: within 10 s (a loaded machine may be slow to run the
+     * writer) the writer has announced itself. */
+    for (int i = 0; i < 1000 && !busy; i++) {
         sg_error_clear(&err);
         sg_status rc = sg_session_get(b, id, SG_GET_NOWAIT, &got, &err);
         sg_session_free(got);
@@ -92,6 +98,9 @@ static void writer_queued(const char *path, sg_store *b, const char *id)
             sleep_ms(10);
     }
     OK(busy, "a queued writer makes a no-wait get busy (writer preference kept)");
+    if (write(release[1], "g", 1) != 1)     /* the reader lets go */
+        OK(0, "told the reader to let go");
+    close(release[1]);
     waitpid(reader, &status, 0);
     waitpid(writer, &status, 0);
     OK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer got in");
