@@ -150,6 +150,9 @@ sg_status sgi_gdbm_open_db(gdbm_be *b, sg_error *err);
 int sgi_gdbm_db_truncated(int fd);
 int sgi_gdbm_db_readable(GDBM_FILE db, uint64_t *live);
 int sgi_gdbm_same_inode(gdbm_be *b);
+sg_status sgi_gdbm_copy_records(gdbm_be *b, GDBM_FILE from, GDBM_FILE to,
+                                uint64_t *live, size_t *records,
+                                sg_error *err);
 
 /* gdbm_lockpage.c */
 void sgi_gdbm_close_lockfile(gdbm_be *b);

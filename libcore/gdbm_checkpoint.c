@@ -48,33 +48,9 @@ static sg_status compact(gdbm_be *b, sg_error *err)
     }
     sgi_gdbm_adopt_owner(b, gdbm_fdesc(out), b->dbpath);
     sgi_gdbm_tune_writer(out);
-    sg_status rc = SG_OK;
     uint64_t live = 0;
     size_t records = 0;
-    gdbm_errno = GDBM_NO_ERROR;
-    datum k = gdbm_firstkey(b->db);
-    while (k.dptr && rc == SG_OK) {
-        datum v = gdbm_fetch(b->db, k);
-        if (!v.dptr)
-            rc = sgi_gdbm_fail(b, err, "compact (read)");
-        else if (gdbm_store(out, k, v, GDBM_REPLACE) != 0)
-            rc = sgi_gdbm_fail(b, err, "compact (write)");
-        else {
-            live += (uint64_t)k.dsize + (uint64_t)v.dsize;
-            records++;
-        }
-        free(v.dptr);
-        datum next = { NULL, 0 };
-        if (rc == SG_OK) {
-            gdbm_errno = GDBM_NO_ERROR;
-            next = gdbm_nextkey(b->db, k);
-        }
-        free(k.dptr);
-        k = next;
-    }
-    free(k.dptr);
-    if (rc == SG_OK && gdbm_errno != GDBM_ITEM_NOT_FOUND)
-        rc = sgi_gdbm_fail(b, err, "compact (iterate)");
+    sg_status rc = sgi_gdbm_copy_records(b, b->db, out, &live, &records, err);
     if (rc == SG_OK && b->st->opt.sync && gdbm_sync(out) != 0)
         rc = sgi_gdbm_fail(b, err, "compact (sync)");
     /* No second sync (see the top of gdbm_file.c). */

@@ -413,6 +413,47 @@ int sgi_gdbm_db_readable(GDBM_FILE db, uint64_t *live)
            && seen == n;
 }
 
+/* Store every record of `from` into `to` (a new file: a compaction's
+ * rewrite).  *live and *records (may be NULL) get the bytes of keys and
+ * values and the number of records copied. */
+sg_status sgi_gdbm_copy_records(gdbm_be *b, GDBM_FILE from, GDBM_FILE to,
+                                uint64_t *live, size_t *records,
+                                sg_error *err)
+{
+    sg_status rc = SG_OK;
+    uint64_t bytes = 0;
+    size_t n = 0;
+    gdbm_errno = GDBM_NO_ERROR;
+    datum k = gdbm_firstkey(from);
+    while (k.dptr && rc == SG_OK) {
+        datum v = gdbm_fetch(from, k);
+        if (!v.dptr)
+            rc = sgi_gdbm_fail(b, err, "compact (read)");
+        else if (gdbm_store(to, k, v, GDBM_REPLACE) != 0)
+            rc = sgi_gdbm_fail(b, err, "compact (write)");
+        else {
+            bytes += (uint64_t)k.dsize + (uint64_t)v.dsize;
+            n++;
+        }
+        free(v.dptr);
+        datum next = { NULL, 0 };
+        if (rc == SG_OK) {
+            gdbm_errno = GDBM_NO_ERROR;
+            next = gdbm_nextkey(from, k);
+        }
+        free(k.dptr);
+        k = next;
+    }
+    free(k.dptr);
+    if (rc == SG_OK && gdbm_errno != GDBM_ITEM_NOT_FOUND)
+        rc = sgi_gdbm_fail(b, err, "compact (iterate)");
+    if (live)
+        *live = bytes;
+    if (records)
+        *records = n;
+    return rc;
+}
+
 /* Whether PATH still names the file our handle has open. */
 int sgi_gdbm_same_inode(gdbm_be *b)
 {

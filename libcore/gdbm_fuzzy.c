@@ -249,27 +249,7 @@ static sg_status compact(gdbm_be *b, build *k, sg_error *err)
                         "compact (create)", err);
     if (!k->db)
         return err ? err->code : SG_ESTORE;
-    sg_status rc = SG_OK;
-    gdbm_errno = GDBM_NO_ERROR;
-    datum key = gdbm_firstkey(k->ck);
-    while (key.dptr && rc == SG_OK) {
-        datum v = gdbm_fetch(k->ck, key);
-        if (!v.dptr)
-            rc = sgi_gdbm_fail(b, err, "compact (read)");
-        else if (gdbm_store(k->db, key, v, GDBM_REPLACE) != 0)
-            rc = sgi_gdbm_fail(b, err, "compact (write)");
-        free(v.dptr);
-        datum next = { NULL, 0 };
-        if (rc == SG_OK) {
-            gdbm_errno = GDBM_NO_ERROR;
-            next = gdbm_nextkey(k->ck, key);
-        }
-        free(key.dptr);
-        key = next;
-    }
-    free(key.dptr);
-    if (rc == SG_OK && gdbm_errno != GDBM_ITEM_NOT_FOUND)
-        rc = sgi_gdbm_fail(b, err, "compact (iterate)");
+    sg_status rc = sgi_gdbm_copy_records(b, k->ck, k->db, NULL, NULL, err);
     sgi_gdbm_close_gdbm(b, k->ck, 1);
     k->ck = NULL;
     sgi_gdbm_close_gdbm(b, k->db, 1);
