@@ -14,7 +14,7 @@
 
 static int check_run(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    sg_check_report rep = { 0, 0, 0, 0, 0 };
+    sg_check_report rep = { 0 };
     int repair = cli_arg(a, 'r') != NULL;
     sg_error err;
     sg_status rc;
@@ -37,6 +37,8 @@ static int check_run(struct cli_ctx *ctx, const struct cli_args *a)
            : "no");
     printf("recovered_keys: %zu\n", rep.recovered_keys);
     printf("failed_keys: %zu\n", rep.failed_keys);
+    printf("old_format: %zu%s\n", rep.old_format,
+           rep.old_format > 0 ? (repair ? " (converted)" : " (check --repair converts)") : "");
     if (rc != SG_OK)
         return cli_fail(&err, rc);
     if (rep.bad_records > 0 && !repair) {

@@ -128,7 +128,7 @@ static int predict(const char *line, struct expect *x)
     memset(x, 0, sizeof *x);
     if (len > FUZZ_MAX_DATA + 1024)
         return 2;
-    if (sgi_record_parse(line, len, &x->parsed, NULL) != SG_OK)
+    if (sgi_record_from_json(line, len, &x->parsed, NULL) != SG_OK)
         return 2;
     d = sgi_dump(x->parsed->data, &dlen);
     if (!d)
@@ -140,7 +140,7 @@ static int predict(const char *line, struct expect *x)
         return 1;
     memcpy(x->id, x->parsed->id, SG_ID_LEN + 1);
     x->user = x->parsed->user;
-    x->dump = sgi_record_dump(x->parsed, NULL);
+    x->dump = sgi_record_to_json(x->parsed, NULL);
     if (!x->dump)
         fail("out of memory", NULL);
     return 0;

@@ -63,7 +63,14 @@ struct sg_session {
     char *user;               /* Owned; NULL = anonymous */
     int64_t created, accessed, expires, idle;
     uint64_t version;         /* version this copy was loaded at / saved as */
-    json_t *data;             /* Owned reference: a JSON object */
+    /* The data: as a JSON object, or as its stored text (compact ASCII
+     * JSON), or both (then they agree); never neither.  A record read in
+     * the current format has only the text until someone asks for the
+     * value (record.c: sgi_session_data). */
+    json_t *data;             /* Owned reference, or NULL: not parsed yet */
+    char *data_text;          /* Owned, NUL-ended, or NULL: not dumped yet */
+    size_t data_len;
+    int format;               /* SGI_FORMAT_* it was read in; 0: made here */
     int is_new;
     size_t max_data;          /* the store's cap, for set/merge */
     char csrf[SG_CSRF_LEN + 1]; /* CSRF token, hex; "" in a record from
@@ -110,11 +117,19 @@ sg_status sgi_data_depth_check(const json_t *data, sg_error *err);
 json_t *sgi_json_load(const char *text, size_t len, size_t flags,
                       json_error_t *je, int *oom);
 
-/* record.c: the session record (new, free, accessors, parse, dump). */
+/* record.c: the session record (new, free, accessors, parse, dump).
+ * Stored formats: 1 = a JSON object (read, never written any more),
+ * 2 = a fixed header and the data as text (see record.c). */
+#define SGI_FORMAT_JSON    1
+#define SGI_FORMAT_CURRENT 2
 sg_session *sgi_session_new(void);
 sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
                            sg_error *err);
+sg_status sgi_record_from_json(const char *text, size_t len, sg_session **out,
+                               sg_error *err);
 char *sgi_record_dump(const sg_session *s, size_t *len);
+char *sgi_record_to_json(const sg_session *s, size_t *len);
+sg_status sgi_session_data(const sg_session *s, json_t **out, sg_error *err);
 sg_status sgi_user_check(const char *user, sg_error *err);
 sg_status sgi_data_size_check(const sg_session *s, json_t *data,
                               sg_error *err);

@@ -37,6 +37,7 @@ void sg_session_free(sg_session *s)
     if (!s)
         return;
     json_decref(s->data);
+    free(s->data_text);
     json_decref(s->flash);
     free(s->user);
     free(s);
@@ -107,23 +108,88 @@ sg_status sgi_user_check(const char *user, sg_error *err)
     return SG_OK;
 }
 
+/* data as stored (compact ASCII JSON), after the checks every data write
+ * (create, set, merge, import, flash) passes: SG_ETOOBIG when it nests
+ * deeper than SG_MAX_DEPTH or, as stored, is over the session's cap.
+ * New: *text (NULL: not wanted). */
+static sg_status data_stored(const sg_session *s, json_t *data, char **text,
+                             size_t *len, sg_error *err)
+{
+    if (sgi_data_depth_check(data, err) != SG_OK)
+        return SG_ETOOBIG;
+    size_t n;
+    char *t = sgi_dump(data, &n);
+    if (!t)
+        return sgi_oom(err, "session", NULL);
+    if (n > s->max_data) {
+        free(t);
+        return sgi_err(err, SG_ETOOBIG, 0, "session data: %zu bytes is over "
+                       "the store's cap of %zu (raise max_data / --max-data)",
+                       n, s->max_data);
+    }
+    if (text) {
+        *text = t;
+        *len = n;
+    } else {
+        free(t);
+    }
+    return SG_OK;
+}
+
 /* SG_ETOOBIG when data (or flash) is deeper than SG_MAX_DEPTH or, as
  * stored, over the session's cap. */
 sg_status sgi_data_size_check(const sg_session *s, json_t *data, sg_error *err)
 {
-    /* Every data write (create, set, merge, import) passes here. */
-    if (sgi_data_depth_check(data, err) != SG_OK)
-        return SG_ETOOBIG;
-    size_t len;
-    char *text = sgi_dump(data, &len);
-    if (!text)
+    return data_stored(s, data, NULL, NULL, err);
+}
+
+/* Make d (a new reference) and text (its stored form, owned; NULL: not
+ * dumped yet) s's data. */
+static void data_take(sg_session *s, json_t *d, char *text, size_t len)
+{
+    json_decref(s->data);
+    free(s->data_text);
+    s->data = d;
+    s->data_text = text;
+    s->data_len = text ? len : 0;
+}
+
+/* s's data as a JSON object (*out borrowed), parsed from its stored text
+ * on first use (a record of the current format keeps the data as text
+ * until someone asks for it as a value).  SG_ESTORE when the stored text
+ * does not parse (a damaged record). */
+sg_status sgi_session_data(const sg_session *cs, json_t **out, sg_error *err)
+{
+    /* Why the cast: the parse is a cache; the value s stands for does not
+     * change.  A session copy is not shared between threads. */
+    sg_session *s = (sg_session *)cs;
+    *out = s->data;
+    if (s->data)
+        return SG_OK;
+    json_error_t je;
+    int oom;
+    json_t *d = sgi_json_load(s->data_text, s->data_len,
+                              JSON_REJECT_DUPLICATES, &je, &oom);
+    if (oom)
         return sgi_oom(err, "session", NULL);
-    free(text);
-    if (len > s->max_data)
-        return sgi_err(err, SG_ETOOBIG, 0, "session data: %zu bytes is over "
-                       "the store's cap of %zu (raise max_data / --max-data)",
-                       len, s->max_data);
+    if (!json_is_object(d)) {
+        json_decref(d);
+        return sgi_err(err, SG_ESTORE, 0, "session %s: stored data is "
+                       "damaged (run sessgatectl check --repair)", s->id);
+    }
+    *out = s->data = d;
     return SG_OK;
+}
+
+/* Borrowed: s's data as stored (compact ASCII JSON), *len its length;
+ * dumped on first use.  NULL without memory. */
+static const char *data_text(const sg_session *cs, size_t *len)
+{
+    sg_session *s = (sg_session *)cs;       /* a cache, as above */
+    if (!s->data_text && !(s->data_text = sgi_dump(s->data, &s->data_len)))
+        return NULL;
+    *len = s->data_len;
+    return s->data_text;
 }
 
 /* Replace the data (kept in s until save). */
@@ -138,28 +204,31 @@ sg_status sg_session_set_data(sg_session *s, const char *json, sg_error *err)
      * for the text given: raw UTF-8 or DEL grows up to 6x when escaped,
      * and data stored over the cap would be refused by import, so its
      * export could not be restored (caught by fuzz/fuzz_data's cap check). */
-    rc = sgi_data_size_check(s, d, err);
+    char *text;
+    size_t len;
+    rc = data_stored(s, d, &text, &len, err);
     if (rc != SG_OK) {
         json_decref(d);
         return rc;
     }
-    json_decref(s->data);
-    s->data = d;
+    data_take(s, d, text, len);
     return SG_OK;
 }
 
 /* Merge an object into the data: keys replace, null deletes. */
 sg_status sg_session_merge_data(sg_session *s, const char *json, sg_error *err)
 {
-    json_t *patch;
-    sg_status rc = sgi_data_parse(json, s->max_data, &patch, err);
+    json_t *patch, *base;
+    sg_status rc = sgi_session_data(s, &base, err);
+    if (rc == SG_OK)
+        rc = sgi_data_parse(json, s->max_data, &patch, err);
     if (rc != SG_OK)
         return rc;
     /* A shallow copy (values are shared), by json_object_update: jansson's
      * json_copy ignores a failed insert and returns the copy with a key
      * missing, which would then be saved as the data. */
     json_t *next = json_object();
-    if (!next || json_object_update(next, s->data) != 0) {
+    if (!next || json_object_update(next, base) != 0) {
         json_decref(next);
         json_decref(patch);
         return sgi_oom(err, "session", NULL);
@@ -174,14 +243,15 @@ sg_status sg_session_merge_data(sg_session *s, const char *json, sg_error *err)
         }
     }
     json_decref(patch);
+    char *text = NULL;
+    size_t len = 0;
     if (rc == SG_OK)
-        rc = sgi_data_size_check(s, next, err);
+        rc = data_stored(s, next, &text, &len, err);
     if (rc != SG_OK) {
         json_decref(next);
         return rc;
     }
-    json_decref(s->data);
-    s->data = next;
+    data_take(s, next, text, len);
     return SG_OK;
 }
 
@@ -247,10 +317,11 @@ static int get_int(json_t *o, const char *k, int64_t *out)
     return 0;
 }
 
-/* Parse a stored record.  New: *out.  SG_EINVAL when it is not a valid
- * record (the caller decides whether that is damage or bad input). */
-sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
-                           sg_error *err)
+/* Parse a record in JSON: format 1 as stored before, and every line of
+ * an export.  New: *out.  SG_EINVAL when it is not a valid record (the
+ * caller decides whether that is damage or bad input). */
+sg_status sgi_record_from_json(const char *text, size_t len, sg_session **out,
+                               sg_error *err)
 {
     *out = NULL;
     json_error_t je;
@@ -328,6 +399,7 @@ sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
             s->flash = json_incref(fl);
     }
     json_decref(o);
+    s->format = SGI_FORMAT_JSON;
     *out = s;
     return SG_OK;
 fail:
@@ -338,10 +410,283 @@ fail_set:
     return rc;
 }
 
-/* New: the record as compact ASCII JSON (malloc'd), *len its length;
- * NULL without memory. */
+/*
+ * The stored form, format 2.  A fixed header of printable ASCII, then the
+ * variable parts, so that reading a session's metadata takes no JSON
+ * parse, and its data stays the compact ASCII JSON text it was stored as
+ * until someone asks for it as a value (the gateway injects the text as
+ * it is).  Why fixed widths: a reader finds every field at a known offset
+ * (a Redis script reads the version with one string.sub), and a future
+ * format 3 is told apart by the magic alone.
+ *
+ *   offset  bytes  field
+ *        0      4  "SGR2"   magic and format number
+ *        5     20  version     each number: decimal, zero-padded to 20
+ *       26     20  created     characters, '-' first when negative
+ *       47     20  accessed    (printf "%020lld"); each field is preceded
+ *       68     20  expires     by one space
+ *       89     20  idle
+ *      110     20  rotated     (0: never)
+ *      131     36  id
+ *      168     64  csrf token, hex (64 '-': none, a record from before tokens)
+ *      233      3  user length (0: anonymous)
+ *      237     10  flash length (0: no pending messages)
+ *      248     10  data length
+ *      258      1  ' '
+ *      259         user (UTF-8, as sgi_user_check allows), flash (a JSON
+ *                  array), data (a JSON object), back to back; the record
+ *                  ends exactly after the data.
+ *
+ * Format 1 is the JSON object of before (first byte '{'): still read, and
+ * rewritten as format 2 by the next write of the session or by check
+ * --repair.  Everything that validates data runs when it is written (set,
+ * merge, create, import); reading checks the header strictly and that the
+ * data is one printable-ASCII {...} (so no byte of it can break a header
+ * or an environment variable even if the file was damaged); its full
+ * parse, when someone asks for the value, reports damage as SG_ESTORE.
+ */
+#define V2_MAGIC     "SGR2"
+#define V2_NUM       20
+#define V2_F_VERSION 5
+#define V2_F_ID      131
+#define V2_F_CSRF    168
+#define V2_F_ULEN    233
+#define V2_F_FLEN    237
+#define V2_F_DLEN    248
+#define V2_HEADER    259
+
+/* The number of the 20 characters at p (see the table above); -1 when
+ * they are not one. */
+static int v2_int(const char *p, int64_t *out)
+{
+    int neg = *p == '-';
+    int64_t v = 0;
+    for (int i = neg; i < V2_NUM; i++) {
+        unsigned d = (unsigned char)p[i] - '0';
+        if (d > 9)
+            return -1;
+        /* Accumulated negative, so INT64_MIN fits. */
+        if (v < (INT64_MIN + (int64_t)d) / 10)
+            return -1;
+        v = v * 10 - (int64_t)d;
+    }
+    if (!neg) {
+        if (v == INT64_MIN)
+            return -1;
+        v = -v;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The unsigned decimal of the n characters at p; -1 when not one. */
+static int v2_len(const char *p, int n, size_t *out)
+{
+    size_t v = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned d = (unsigned char)p[i] - '0';
+        if (d > 9)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The fixed header of a format-2 record of len bytes into s (numbers, id,
+ * token) and len[] (user, flash, data).  NULL, or what is wrong. */
+static const char *v2_header(const char *text, size_t len, sg_session *s,
+                             size_t part[3])
+{
+    if (len < V2_HEADER || text[V2_HEADER - 1] != ' ')
+        return "bad header";
+    for (int f = 4; f < V2_F_ID; f += V2_NUM + 1)
+        if (text[f] != ' ')
+            return "bad header";
+    if (text[V2_F_ID - 1] != ' ' || text[V2_F_CSRF - 1] != ' ' ||
+        text[V2_F_ULEN - 1] != ' ' || text[V2_F_FLEN - 1] != ' ' ||
+        text[V2_F_DLEN - 1] != ' ' ||
+        v2_len(text + V2_F_ULEN, 3, &part[0]) ||
+        v2_len(text + V2_F_FLEN, 10, &part[1]) ||
+        v2_len(text + V2_F_DLEN, 10, &part[2]))
+        return "bad header";
+    if (part[0] > SG_MAX_USER || V2_HEADER + part[0] + part[1] + part[2] != len)
+        return "bad length";
+    int64_t f[6];
+    for (int i = 0; i < 6; i++)
+        if (v2_int(text + V2_F_VERSION + i * (V2_NUM + 1), &f[i]))
+            return "bad timestamps";
+    if (f[4] <= 0)
+        return "bad timestamps";
+    if (f[0] < 0)
+        return "bad version";
+    s->version = (uint64_t)f[0];
+    s->created = f[1];
+    s->accessed = f[2];
+    s->expires = f[3];
+    s->idle = f[4];
+    s->rotated = f[5];
+    memcpy(s->id, text + V2_F_ID, SG_ID_LEN);
+    s->id[SG_ID_LEN] = '\0';
+    if (!sg_id_valid(s->id))
+        return "bad id";
+    if (text[V2_F_CSRF] == '-') {
+        for (int i = 0; i < SG_CSRF_LEN; i++)
+            if (text[V2_F_CSRF + i] != '-')
+                return "bad csrf token";
+        return NULL;
+    }
+    memcpy(s->csrf, text + V2_F_CSRF, SG_CSRF_LEN);
+    s->csrf[SG_CSRF_LEN] = '\0';
+    return sgi_token_valid(s->csrf) ? NULL : "bad csrf token";
+}
+
+/* The flash messages (a JSON array of objects, n bytes at p) into s.
+ * SG_EINVAL when they are not that. */
+static sg_status v2_flash(const char *p, size_t n, sg_session *s,
+                          sg_error *err)
+{
+    json_error_t je;
+    int oom;
+    json_t *fl = sgi_json_load(p, n, JSON_REJECT_DUPLICATES, &je, &oom);
+    if (oom)
+        return sgi_oom(err, "session record", NULL);
+    size_t i;
+    json_t *m;
+    int ok = json_is_array(fl) && json_array_size(fl) <= SG_MAX_FLASH;
+    json_array_foreach(fl, i, m)
+        ok = ok && json_is_object(m);
+    if (ok && json_array_size(fl) > 0)
+        s->flash = fl;
+    else
+        json_decref(fl);
+    return ok ? SG_OK : SG_EINVAL;
+}
+
+static sg_status v2_parse(const char *text, size_t len, sg_session **out,
+                          sg_error *err)
+{
+    size_t part[3];                 /* user, flash, data */
+    sg_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return sgi_oom(err, "session record", NULL);
+    sg_status rc = SG_EINVAL;
+    const char *why = v2_header(text, len, s, part);
+    if (why)
+        goto fail;
+    const char *p = text + V2_HEADER;
+    why = "bad user";
+    if (part[0] > 0) {
+        if (memchr(p, '\0', part[0]))
+            goto fail;
+        if (!(s->user = strndup(p, part[0]))) {
+            rc = sgi_oom(err, "session record", NULL);
+            goto fail_set;
+        }
+        if (sgi_user_check(s->user, NULL) != SG_OK)
+            goto fail;
+    }
+    p += part[0];
+    why = "bad flash messages";
+    if (part[1] > 0 && (rc = v2_flash(p, part[1], s, err)) != SG_OK) {
+        if (rc != SG_EINVAL)
+            goto fail_set;
+        goto fail;
+    }
+    p += part[1];
+    /* The data is not parsed here (that is the point); what is checked
+     * is what keeps it safe to hand on as it is. */
+    why = "bad data";
+    size_t dlen = part[2];
+    if (dlen < 2 || p[0] != '{' || p[dlen - 1] != '}')
+        goto fail;
+    for (size_t i = 0; i < dlen; i++)
+        if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] > 0x7e)
+            goto fail;
+    if (!(s->data_text = malloc(dlen + 1))) {
+        rc = sgi_oom(err, "session record", NULL);
+        goto fail_set;
+    }
+    memcpy(s->data_text, p, dlen);
+    s->data_text[dlen] = '\0';
+    s->data_len = dlen;
+    s->format = SGI_FORMAT_CURRENT;
+    *out = s;
+    return SG_OK;
+fail:
+    rc = sgi_err(err, SG_EINVAL, 0, "session record: %s", why);
+fail_set:
+    sg_session_free(s);
+    return rc;
+}
+
+/* Parse a stored record, of any format.  New: *out.  SG_EINVAL when it is
+ * not a valid record (the caller decides whether that is damage). */
+sg_status sgi_record_parse(const char *text, size_t len, sg_session **out,
+                           sg_error *err)
+{
+    *out = NULL;
+    if (len >= 4 && memcmp(text, V2_MAGIC, 4) == 0)
+        return v2_parse(text, len, out, err);
+    return sgi_record_from_json(text, len, out, err);
+}
+
+/* New: the record in its stored form (format 2, malloc'd and NUL-ended),
+ * *len (may be NULL) its length; NULL without memory. */
 char *sgi_record_dump(const sg_session *s, size_t *len)
 {
+    size_t dlen, flen = 0, ulen = s->user ? strlen(s->user) : 0;
+    const char *data = data_text(s, &dlen);
+    if (!data)
+        return NULL;
+    char *flash = NULL;             /* owned here */
+    if (s->flash && json_array_size(s->flash) > 0 &&
+        !(flash = sgi_dump(s->flash, &flen)))
+        return NULL;
+    size_t n = V2_HEADER + ulen + flen + dlen;
+    char *r = malloc(n + 1);
+    if (!r) {
+        free(flash);
+        return NULL;
+    }
+    char csrf[SG_CSRF_LEN + 1];
+    if (s->csrf[0])
+        memcpy(csrf, s->csrf, sizeof csrf);
+    else {
+        memset(csrf, '-', SG_CSRF_LEN);
+        csrf[SG_CSRF_LEN] = '\0';
+    }
+    int h = snprintf(r, V2_HEADER + 1,
+                     V2_MAGIC " %020lld %020lld %020lld %020lld %020lld %020lld "
+                     "%s %s %03zu %010zu %010zu ",
+                     (long long)s->version, (long long)s->created,
+                     (long long)s->accessed, (long long)s->expires,
+                     (long long)s->idle, (long long)s->rotated, s->id, csrf,
+                     ulen, flen, dlen);
+    if (h != V2_HEADER) {           /* a field out of its width: a bug */
+        free(r);
+        free(flash);
+        return NULL;
+    }
+    char *p = r + V2_HEADER;
+    memcpy(p, s->user ? s->user : "", ulen);
+    memcpy(p + ulen, flash ? flash : "", flen);
+    memcpy(p + ulen + flen, data, dlen);
+    r[n] = '\0';
+    free(flash);
+    if (len)
+        *len = n;
+    return r;
+}
+
+/* New: the record as one compact ASCII JSON object (the form of get and
+ * export, and format 1), *len (may be NULL) its length; NULL without
+ * memory or when its stored data is damaged. */
+char *sgi_record_to_json(const sg_session *s, size_t *len)
+{
+    json_t *data;
+    if (sgi_session_data(s, &data, NULL) != SG_OK)
+        return NULL;
     json_t *o = json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:O}",
                           "id", s->id, "user", s->user,
                           "created", (json_int_t)s->created,
@@ -349,7 +694,7 @@ char *sgi_record_dump(const sg_session *s, size_t *len)
                           "expires", (json_int_t)s->expires,
                           "idle", (json_int_t)s->idle,
                           "version", (json_int_t)s->version,
-                          "data", s->data);
+                          "data", data);
     if (!o)
         return NULL;
     if ((s->rotated && json_object_set_new(o, "rotated", json_integer(s->rotated)) != 0) ||
@@ -364,14 +709,22 @@ char *sgi_record_dump(const sg_session *s, size_t *len)
     return text;
 }
 
-/* New: the data as compact ASCII JSON; free() it. */
+/* New: the data as compact ASCII JSON; free() it.  The stored text as it
+ * is: no parse, no dump. */
 char *sg_session_data_json(const sg_session *s)
 {
-    return sgi_dump(s->data, NULL);
+    size_t len;
+    const char *t = data_text(s, &len);
+    char *copy = t ? malloc(len + 1) : NULL;
+    if (copy) {
+        memcpy(copy, t, len);
+        copy[len] = '\0';
+    }
+    return copy;
 }
 
 /* New: the whole record as compact ASCII JSON; free() it. */
 char *sg_session_to_json(const sg_session *s)
 {
-    return sgi_record_dump(s, NULL);
+    return sgi_record_to_json(s, NULL);
 }

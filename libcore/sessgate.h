@@ -241,6 +241,8 @@ typedef struct sg_check_report {
     size_t recovered_keys;  /* keys kept by a GDBM recovery */
     size_t failed_keys;     /* keys a GDBM recovery could not keep */
     int    recovered;       /* nonzero: a gdbm_recover ran */
+    size_t old_format;      /* records in an older format (repair rewrites
+                             * them in the current one) */
 } sg_check_report;
 
 /* Verify every record; with repair nonzero, remove unparsable records and

@@ -228,17 +228,9 @@ sg_status sg_session_create(sg_store *st, const char *user,
         return sgi_oom(err, "session", NULL);
     s->max_data = st->opt.max_data;
     sg_status rc = SG_OK;
-    if (data_json) {
-        json_t *d;
-        rc = sgi_data_parse(data_json, st->opt.max_data, &d, err);
-        if (rc != SG_OK)
-            goto fail;
-        json_decref(s->data);
-        s->data = d;
-        rc = sgi_data_size_check(s, d, err);     /* the stored form: see set_data */
-        if (rc != SG_OK)
-            goto fail;
-    }
+    /* The checks of every data write, and the stored text kept. */
+    if (data_json && (rc = sg_session_set_data(s, data_json, err)) != SG_OK)
+        goto fail;
     if (user && !(s->user = strdup(user))) {
         rc = sgi_oom(err, "session", NULL);
         goto fail;
@@ -716,7 +708,7 @@ sg_status sg_session_import(sg_store *st, const char *record_json,
         return sgi_err(err, SG_ETOOBIG, 0, "import: record of %zu bytes is "
                        "over the store's cap", len);
     sg_session *s;
-    sg_status rc = sgi_record_parse(record_json, len, &s, err);
+    sg_status rc = sgi_record_from_json(record_json, len, &s, err);
     if (rc != SG_OK)
         return rc;
     s->max_data = st->opt.max_data;

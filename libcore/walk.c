@@ -632,6 +632,7 @@ typedef struct check_walk {
     size_t nown, capown;
     user_walk names;
     sg_list bad;            /* the chunk's damaged ids (repair) */
+    sg_list old;            /* the chunk's records in an older format (repair) */
 } check_walk;
 
 /* Under the shared lock: count, note the damaged and the owners. */
@@ -645,6 +646,11 @@ static sg_status check_visit(walker *w, sg_store *st, const char *id,
         if (cw->repair && sgi_list_push(&cw->bad, id) < 0)
             return sgi_oom(err, "store", st->path);
         return SG_OK;
+    }
+    if ((*s)->format != SGI_FORMAT_CURRENT) {
+        cw->rep->old_format++;
+        if (cw->repair && sgi_list_push(&cw->old, id) < 0)
+            return sgi_oom(err, "store", st->path);
     }
     if (!cw->repair || !(*s)->user)
         return SG_OK;
@@ -680,15 +686,34 @@ static sg_status check_delete(walker *w, sg_store *st, const char *id,
     return rc == SG_ENOTFOUND ? SG_OK : rc;
 }
 
-/* The chunk's damaged records deleted, under the exclusive lock. */
+/* Under the exclusive lock: a record still in an older format is written
+ * again as it is, in the current one (same version: nothing about the
+ * session changes, so no copy of it held elsewhere conflicts). */
+static sg_status check_convert(walker *w, sg_store *st, const char *id,
+                               sg_session **s, sg_error *err)
+{
+    (void)w, (void)id;
+    if (!*s || (*s)->format == SGI_FORMAT_CURRENT)
+        return SG_OK;
+    return sgi_put(st, *s, err);
+}
+
+/* The chunk's damaged records deleted and its old-format ones converted,
+ * under the exclusive lock. */
 static sg_status check_chunk_end(walker *w, sg_store *st, sg_error *err)
 {
     check_walk *cw = (check_walk *)w;
-    if (cw->bad.n == 0)
-        return SG_OK;
-    walker del = { SGI_EXCLUSIVE, check_delete, NULL, 0, 0 };
-    sg_status rc = walk(st, &cw->bad, &del, err);
-    cw->bad.n = 0;
+    sg_status rc = SG_OK;
+    if (cw->bad.n > 0) {
+        walker del = { SGI_EXCLUSIVE, check_delete, NULL, 0, 0 };
+        rc = walk(st, &cw->bad, &del, err);
+        cw->bad.n = 0;
+    }
+    if (rc == SG_OK && cw->old.n > 0) {
+        walker conv = { SGI_EXCLUSIVE, check_convert, NULL, 0, 0 };
+        rc = walk(st, &cw->old, &conv, err);
+        cw->old.n = 0;
+    }
     return rc;
 }
 
@@ -771,6 +796,7 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
     if (rc == SG_OK)
         rc = walk(st, ids, &cw.w, err);
     free(cw.bad.ids);
+    free(cw.old.ids);
     if (rc == SG_OK)
         rc = rebuild_indexes(st, cw.own, cw.nown, &w, err);
     free(cw.own);

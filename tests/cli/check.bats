@@ -28,7 +28,8 @@ put_raw() {
   assert_line 'recovered: no'
   assert_line 'recovered_keys: 0'
   assert_line 'failed_keys: 0'
-  [ "${#lines[@]}" -eq 6 ]
+  assert_line 'old_format: 0'
+  [ "${#lines[@]}" -eq 7 ]
   [ -z "$stderr" ]
 }
 

@@ -63,6 +63,10 @@ run_unit() {
   run_unit test_privsep
 }
 
+@test "test_record: the stored record format, old-format reads and their conversion" {
+  run_unit test_record
+}
+
 @test "test_redis: the Redis backend's URI checks pass without a server" {
   run_unit test_redis
 }
