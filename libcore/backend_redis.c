@@ -249,7 +249,7 @@ static sg_status r_fetch(sg_store *st, const char *key, char **val,
     redis_be *b = be_of(st);
     char *k = key_of(b, key);
     if (!k)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     /* Values are hashes (field "d", see "session writes" below); a plain
      * string is a value of an older format (or one an admin SET), read
      * with GET: a second round trip for those only. */
@@ -271,7 +271,7 @@ static sg_status r_fetch(sg_store *st, const char *key, char **val,
     char *p = malloc((size_t)r->len + 1);
     if (!p) {
         freeReplyObject(r);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     }
     memcpy(p, r->str, (size_t)r->len);
     p[r->len] = '\0';
@@ -345,7 +345,7 @@ static sg_status r_put(sg_store *st, const char *key, const char *val,
         snprintf(at, sizeof at, "%lld", (long long)expire_at * 1000);
     char *k = key_of(b, key);
     if (!k)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     sg_error serr = { 0 };
     redisReply *r = EVAL_WRITE(b, "write", &serr, WRITE_SCRIPT, "3 %s %s %s %s %b %s %d",
                          b->lock_key, k, b->writes_key, b->token, val, len,
@@ -365,7 +365,7 @@ static sg_status r_del(sg_store *st, const char *key, sg_error *err)
         return rc;
     char *k = key_of(b, key);
     if (!k)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     sg_error serr = { 0 };
     redisReply *r = EVAL_WRITE(b, "delete", &serr, DEL_SCRIPT, "3 %s %s %s %s %d",
                          b->lock_key, k, b->writes_key, b->token, RD_LEASE_MS);
@@ -681,7 +681,7 @@ static sg_status r_rec_create(sg_store *st, sgi_rec *r, sg_error *err)
     char at[32];
     at_ms(r->expire_at, at);
     if (!k || !ix || !old) {
-        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        rc = sgi_oom(err, "store", b->uri);
     } else {
         redisReply *rep = rec_eval(b, RD_SC_CREATE, err,
             "5 %s %s %s %s %s %s %b %s %lld %lld %lld %s %d %s",
@@ -713,7 +713,7 @@ static sg_status r_rec_save(sg_store *st, sgi_rec *r, sg_error *err)
     at_ms(r->expire_at, at);
     at_ms(r->alias_expire_at, aat);
     if (!k || !nk || !ix || !old || !oix || !oold || !al) {
-        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        rc = sgi_oom(err, "store", b->uri);
     } else {
         redisReply *rep = rec_eval(b, RD_SC_SAVE, err,
             "9 %s %s %s %s %s %s %s %s %s "
@@ -744,7 +744,7 @@ static sg_status r_rec_delete(sg_store *st, sgi_rec *r, sg_error *err)
         return rc;
     char *k = key_of(b, r->id);
     if (!k)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     redisReply *rep = rec_eval(b, RD_SC_DELETE, err, "3 %s %s %s %s %s",
                                b->lock_key, b->writes_key, k, b->prefix, r->id);
     free(k);
@@ -773,7 +773,7 @@ static sg_status r_rec_put(sg_store *st, const sgi_rec *r, sg_error *err)
     at_ms(r->expire_at, at);
     char *k = key_of(b, r->id);
     if (!k)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     sg_error serr = { 0 };
     redisReply *rep = EVAL(b, "write", &serr, REC_PUT_SCRIPT,
                            "3 %s %s %s %s %d %s %llu %s %lld %lld %b",
@@ -837,7 +837,7 @@ static sg_status set_change(sg_store *st, const char *op, const char *user,
     }
     if (!k || !old) {
         free(k);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     }
     sg_error serr = { 0 };
     redisReply *r = EVAL_WRITE(b, op, &serr, SET_SCRIPT, "4 %s %s %s %s %s %d %s %s",
@@ -875,7 +875,7 @@ static sg_status r_set_ids(sg_store *st, const char *user, sg_list *l,
     redis_be *b = be_of(st);
     char *k = set_key(b, user);
     if (!k)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     redisReply *r = sgi_redis_read(b, "SMEMBERS", err, "SMEMBERS %s", k);
     free(k);
     if (!r)
@@ -888,7 +888,7 @@ static sg_status r_set_ids(sg_store *st, const char *user, sg_list *l,
         if (e->type == REDIS_REPLY_STRING && e->len == SG_ID_LEN &&
             strlen(e->str) == SG_ID_LEN && sg_id_valid(e->str) &&
             sgi_list_push(l, e->str) < 0)
-            rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+            rc = sgi_oom(err, "store", b->uri);
     }
     freeReplyObject(r);
     return rc;
@@ -900,7 +900,7 @@ static sg_status r_set_count(sg_store *st, const char *user, size_t *n,
     redis_be *b = be_of(st);
     char *k = set_key(b, user);
     if (!k)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     redisReply *r = sgi_redis_read(b, "SCARD", err, "SCARD %s", k);
     free(k);
     if (!r)
@@ -957,7 +957,7 @@ static sg_status r_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
     keyset ks = { 0 };
     char *pat = match_pattern(b->prefix);
     if (!pat)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     size_t plen = strlen(b->prefix);
     char cursor[32] = "0";
     sg_status rc = SG_OK;
@@ -995,16 +995,14 @@ static sg_status r_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
                 size_t cap = ks.cap ? ks.cap * 2 : 64;
                 char **p = realloc(ks.k, cap * sizeof *p);
                 if (!p) {
-                    rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                                 b->uri);
+                    rc = sgi_oom(err, "store", b->uri);
                     break;
                 }
                 ks.k = p;
                 ks.cap = cap;
             }
             if (!(ks.k[ks.n] = strdup(name)))
-                rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                             b->uri);
+                rc = sgi_oom(err, "store", b->uri);
             else
                 ks.n++;
         }
@@ -1084,22 +1082,21 @@ static sg_status r_open(sg_store *st, const char *location, sg_error *err)
 {
     redis_be *b = calloc(1, sizeof *b);
     if (!b)
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
+        return sgi_oom(err, "store", location);
     st->be_data = b;
     b->uri = strdup(location);
     if (!b->uri) {
         r_close(st);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
+        return sgi_oom(err, "store", location);
     }
     sg_status rc = sgi_redis_parse_uri(b, err);
     if (rc == SG_OK && !b->prefix && !(b->prefix = strdup(RD_DEFAULT_PREFIX)))
-        rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", location);
+        rc = sgi_oom(err, "store", location);
     if (rc == SG_OK) {
         b->lock_key = key_of(b, "lock");
         b->writes_key = key_of(b, "writes");
         if (!b->lock_key || !b->writes_key)
-            rc = sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                         location);
+            rc = sgi_oom(err, "store", location);
     }
     /* Connect now, so a server that is down shows at open with the URI
      * and the fix, not at the first request. */

@@ -223,8 +223,7 @@ static sg_status parse_query(redis_be *b, const char *q, int allow_db,
                                    "spaces", b->uri);
             free(b->prefix);
             if (!(b->prefix = dupn(v, vn)))
-                return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                               b->uri);
+                return sgi_oom(err, "store", b->uri);
         } else if (kn == 10 && memcmp(q, "timeout_ms", 10) == 0) {
             if (parse_num(v, vn, 1, RD_MAX_TIMEOUT_MS, &num) < 0)
                 return sgi_err(err, SG_EINVAL, 0, "store %s: timeout_ms must "
@@ -242,8 +241,7 @@ static sg_status parse_query(redis_be *b, const char *q, int allow_db,
                                "must be an absolute path", b->uri);
             free(b->password_file);
             if (!(b->password_file = dupn(v, vn)))
-                return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                               b->uri);
+                return sgi_oom(err, "store", b->uri);
         } else if (kn == 12 && memcmp(q, "min_replicas", 12) == 0) {
             if (parse_num(v, vn, 0, RD_MAX_REPLICAS, &num) < 0)
                 return sgi_err(err, SG_EINVAL, 0, "store %s: min_replicas "
@@ -290,7 +288,7 @@ static sg_status parse_user(redis_be *b, const char **pp, const char *end,
                        "'@' (1..%d of A-Z a-z 0-9 . _ -)", b->uri,
                        RD_MAX_USER);
     if (!(b->user = dupn(p, (size_t)(at - p))))
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     *pp = at + 1;
     return SG_OK;
 }
@@ -328,7 +326,7 @@ static sg_status parse_hostport(redis_be *b, const char *p, size_t n,
         *port = (int)num;
     }
     if (!(*host = dupn(hs, (size_t)(he - hs))))
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     return SG_OK;
 }
 
@@ -373,8 +371,7 @@ static sg_status load_password(redis_be *b, sg_error *err)
                            " is longer than %d bytes", b->uri,
                            RD_MAX_PASSWORD);
         if (!(b->password = dupn(env, n)))
-            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                           b->uri);
+            return sgi_oom(err, "store", b->uri);
         b->password_len = n;
         return SG_OK;
     }
@@ -407,7 +404,7 @@ static sg_status load_password(redis_be *b, sg_error *err)
     char *buf = malloc(RD_MAX_PASSWORD + 2);
     if (!buf) {
         close(fd);
-        return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", b->uri);
+        return sgi_oom(err, "store", b->uri);
     }
     size_t n = 0;
     while (n < RD_MAX_PASSWORD + 1) {
@@ -479,7 +476,7 @@ sg_status sgi_redis_parse_uri(redis_be *b, sg_error *err)
             return sgi_err(err, SG_EINVAL, 0, "store %s: needs an absolute "
                            "socket path (redis+unix:/path/to/redis.sock)", u);
         if (!(b->sock = dupn(p, n)))
-            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", u);
+            return sgi_oom(err, "store", u);
         if ((rc = parse_query(b, q ? q + 1 : NULL, 1, err)) != SG_OK)
             return rc;
         return load_password_checked(b, err);
@@ -514,7 +511,7 @@ sg_status sgi_redis_parse_uri(redis_be *b, sg_error *err)
                            "H1:P1,H2:P2/MASTER; 1..%d of A-Z a-z 0-9 . _ -)",
                            u, RD_MAX_MASTER_NAME);
         if (!(b->master_name = dupn(name, (size_t)(nend - name))))
-            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory", u);
+            return sgi_oom(err, "store", u);
         slash = nend < end ? nend : NULL;
     } else if ((rc = parse_hostport(b, p, (size_t)(hend - p), &b->host,
                                     &b->port, RD_DEFAULT_PORT, err)) != SG_OK) {
@@ -804,8 +801,7 @@ static sg_status sentinel_ask(redis_be *b, char **host, int *port,
         freeReplyObject(r);
         if (!h) {
             redisFree(c);
-            return sgi_err(err, SG_ENOMEM, 0, "store %s: out of memory",
-                           b->uri);
+            return sgi_oom(err, "store", b->uri);
         }
         subscribe(b, i, c);
         subscribe_others(b, i);
