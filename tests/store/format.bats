@@ -14,7 +14,8 @@ GDBM_GET="$SG_BUILDDIR/tests/tools/gdbm_get"
 # raw KEY: the record as stored, behind the library's back.
 raw() {
   if on_redis; then
-    redis-cli -s "$SG_TEST_REDIS_SOCK" GET "${STORE##*prefix=}$1"
+    # a hash whose field d holds the record (backend_redis.c)
+    redis-cli -s "$SG_TEST_REDIS_SOCK" HGET "${STORE##*prefix=}$1" d
   else
     "$GDBM_GET" "$STORE" "$1"
   fi
