@@ -266,7 +266,14 @@ srv_lighttpd_magnet() {
     chmod a+r "$SRV_RUNDIR/$name"
   done
   srv_render "$SRV_ROOT/examples/lighttpd-magnet/sessgate.conf.in" "$SRV_RUNDIR/lighttpd.conf" || return 1
-  srv_bg lighttpd env \
+  # Under make SANITIZE=address the binding carries ASan, whose runtime must
+  # come first in lighttpd (as tests/bindings/openresty.bats does for nginx).
+  local pre=()
+  if [[ "${SG_SANITIZE:-}" == *address* ]]; then
+    pre=(LD_PRELOAD="$(${CC:-gcc} -print-file-name=libasan.so)"
+         ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0")
+  fi
+  srv_bg lighttpd env "${pre[@]}" \
     LUA_PATH="$SRV_ROOT/bindings/lua/?.lua;$SRV_ROOT/examples/lighttpd-magnet/?.lua;;" \
     LUA_CPATH="$(cd "$SG_BUILDDIR" && pwd)/bindings/lua/?.so;;" \
     lighttpd -D -f "$SRV_RUNDIR/lighttpd.conf"
