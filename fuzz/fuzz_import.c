@@ -37,6 +37,7 @@
 
 /* The real command, as sessgatectl links it. */
 #include "../cli/util.c"
+#include "../cli/args.c"
 #include "../cli/cmd_import.c"
 
 #include "internal.h"
@@ -180,6 +181,7 @@ static int run_import(const uint8_t *data, size_t size, char **out,
     FILE *in = size ? fmemopen((void *)data, size, "r") : fmemopen(empty, 1, "r");
     FILE *o = open_memstream(out, outlen);
     FILE *e = open_memstream(errtext, errlen);
+    struct cli_args args;
     int status;
 
     if (!in || !o || !e)
@@ -192,8 +194,11 @@ static int run_import(const uint8_t *data, size_t size, char **out,
     stdin = in;
     stdout = o;
     stderr = e;
-    cli_optreset();
-    status = cli_cmd_import.run(&ctx, &cli_cmd_import, 1, argv);
+    /* As sessgatectl's main does: parse against the command's table entry
+     * (the store is open already, so nothing is reopened), then run. */
+    status = cli_parse(&ctx, &cli_cmd_import, 1, argv, &args);
+    if (status < 0)
+        status = cli_cmd_import.run(&ctx, &args);
     stdin = saved_in;
     stdout = saved_out;
     stderr = saved_err;
