@@ -176,20 +176,28 @@ static int needs_quotes(const char *s)
     return 0;
 }
 
+/* Append s whole, or nothing when it does not fit.  put_value leaves 8
+ * bytes of slack below cap, so the short closers of a started field (a
+ * quote) always fit and a line is never cut inside its syntax. */
 static void put_raw(char *line, size_t *n, size_t cap, const char *s)
 {
     size_t k = strlen(s);
 
-    if (*n + k + 8 >= cap)
-        k = cap > *n + 8 ? cap - *n - 8 : 0;
+    if (*n + k > cap)
+        return;
     memcpy(line + *n, s, k);
     *n += k;
 }
 
-/* One "key=value" (logfmt) or "\"key\":\"value\"" (json) field. */
+/* One "key=value" (logfmt) or "\"key\":\"value\"" (json) field, or nothing
+ * when the line has no room left for its key: a long value is cut (its
+ * text, never its quotes), and the fields after it are left out, so a
+ * JSON line stays JSON (fuzz_log found a cut closing quote). */
 static void put_field(char *line, size_t *n, size_t cap, const char *key,
                       const char *val, int number)
 {
+    if (*n + strlen(key) + 16 >= cap)
+        return;
     if (lg.format == LOGF_JSON) {
         put_raw(line, n, cap, *n > 1 ? ",\"" : "\"");
         put_value(line, n, cap, key, 1);
