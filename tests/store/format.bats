@@ -7,6 +7,7 @@
 # backends: gdbm redis
 load ../helpers/common
 load ../cli/cli
+load ../bindings/bindings   # SG_PYTHON through the ASan wrapper under make SANITIZE
 
 OLDFORMAT="$SG_BUILDDIR/tests/tools/oldformat"
 GDBM_GET="$SG_BUILDDIR/tests/tools/gdbm_get"
