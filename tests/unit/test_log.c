@@ -130,6 +130,32 @@ int main(int argc, char **argv)
         IS(good, 2, "json: every line is an object with ts, pid, event");
     }
 
+    {
+        /* A message longer than a line (4 KB), quotes and backslashes that
+         * double when escaped, and a field after it: the line is cut in
+         * the text, never in its syntax (fuzz_log found a lost quote). */
+        static char big[6001];
+        json_t *j;
+
+        for (i = 0; i < 6000; i++)
+            big[i] = "ab\"\\ "[i % 5];
+        big[6000] = '\0';
+        setup(&cfg, LOGF_JSON);
+        capture_start();
+        log_event(LOG_WARN, "fuzz", big, "path", "/after", (const char *)NULL);
+        out = captured();
+        j = json_loadb(out, strlen(out) - 1, 0, NULL);
+        OK(json_is_object(j) && json_is_string(json_object_get(j, "msg")),
+           "json: a line cut at its limit is still one JSON object");
+        json_decref(j);
+        setup(&cfg, LOGF_LOGFMT);
+        capture_start();
+        log_event(LOG_WARN, "fuzz", big, "path", "/after", (const char *)NULL);
+        out = captured();
+        OK(strlen(out) > 2 && out[strlen(out) - 1] == '\n' && out[strlen(out) - 2] == '"',
+           "logfmt: a cut message keeps its closing quote");
+    }
+
     setup(&cfg, LOGF_LOGFMT);
     capture_start();
     for (i = 0; i < 50; i++)
