@@ -134,9 +134,11 @@ static int known_key(const char *k, size_t n)
 char *sgi_uri_masked(const char *u)
 {
     size_t n = strlen(u);
-    /* A masked value grows by at most 3 bytes ("***" for nothing) and
-     * comes with at least 3 of its own ("k=" and '&', or "u:" and '@'). */
-    char *m = malloc(2 * n + 8), *o = m;
+    /* A masked value grows the text by at most 3 bytes ("***" for an
+     * empty value), and each one takes at least 2 bytes of u ("?=" or
+     * "&=" for an empty key, ":@" for an empty password): the result is
+     * at most n + 3 * n / 2 bytes.  (2 * n was short for "?=&=&=...".) */
+    char *m = malloc(3 * n + 8), *o = m;
     if (!m)
         return NULL;
     const char *p = u;

@@ -81,6 +81,12 @@ static void test_auth_uris(void)
     secret_uri("redis+sentinel://u:hunter2@h:1/m?pass=x", "hunter2",
                "redis+sentinel://u:***@h:1/m?pass=***");
     secret_uri("rediss://u:hunter2@h:1/0", "hunter2", "rediss://u:***@h:1/0");
+    /* Empty keys mask to more than twice their length: the masked copy
+     * must not overrun (found by fuzz_redis_uri; ASan sees it here). */
+    char empties[1200] = "redis://h/0?pw=hunter2";
+    for (int i = 0; i < 500; i++)
+        strcat(empties, "&=");
+    secret_uri(empties, "hunter2", "redis://h/0?pw=***&=***&=***");
     unsetenv("SESSGATE_REDIS_PASSWORD");
     bad_uri("redis://app@h/0", SG_EINVAL, "user app needs a password");
     bad_uri("redis://a b@h/0", SG_EINVAL, "bad user name");
