@@ -159,6 +159,10 @@ typedef struct sgi_backend {
      * process of the store, written under SGI_EXCLUSIVE, read under a
      * lock; NULL while it is not mapped. */
     sgi_figures *(*figures)(sg_store *st);
+    /* Optional: the store's write counter, which every writer moves
+     * BEFORE it changes anything, read without a lock or a syscall; 0
+     * when it cannot be read now.  Makes SG_GET_MEMO possible (memo.c). */
+    int (*stamp)(sg_store *st, uint64_t *out);
 } sgi_backend;
 
 extern const sgi_backend sgi_backend_gdbm;

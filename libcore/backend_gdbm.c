@@ -29,6 +29,17 @@
 #include <unistd.h>
 
 static sg_status g_open(sg_store *st, const char *location, sg_error *err);
+/* The write counter in the lock page (memo.c): shared memory, no syscall. */
+static int g_stamp(sg_store *st, uint64_t *out)
+{
+    gdbm_be *b = be_of(st);
+
+    if (!b || !b->page)
+        return 0;
+    *out = __atomic_load_n(&b->page->writes, __ATOMIC_ACQUIRE);
+    return 1;
+}
+
 static void g_close(sg_store *st);
 /* For a read-only handle: do, through a short-lived writable handle on the
  * same store, what only a writer may (recreate a deleted lock file, rebuild
@@ -642,4 +653,5 @@ const sgi_backend sgi_backend_gdbm = {
     .reserve = sgi_gdbm_reserve,
     .compact = g_compact,
     .figures = g_figures,
+    .stamp = g_stamp,
 };

@@ -56,6 +56,9 @@ struct sg_store {
     int nowait;               /* nonzero: a lock another process holds is
                                * SG_ELOCKTIMEOUT/EWOULDBLOCK at once
                                * (sg_session_get with SG_GET_NOWAIT) */
+    struct sgi_memo *memo;    /* Owned, or NULL: records kept by gets with
+                               * SG_GET_MEMO (memo.c) */
+    int memo_fill;            /* nonzero: sgi_load_ex keeps what it reads */
 };
 
 struct sg_session {
@@ -165,6 +168,10 @@ static inline int64_t sgi_add_sat(int64_t a, int64_t b)
  * does not parse is SG_ESTORE, with *damaged (may be NULL) set to 1. */
 sg_status sgi_load(sg_store *st, const char *id, sg_session **out,
                    sg_error *err);
+/* memo.c: records kept for SG_GET_MEMO gets. */
+sg_session *sgi_memo_get(sg_store *st, const char *id);
+void sgi_memo_put(sg_store *st, const char *id, const char *text, size_t len);
+void sgi_memo_free(sg_store *st);
 sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
                       int *damaged, sg_error *err);
 /* Write a record as it is.  Caller holds the exclusive lock. */

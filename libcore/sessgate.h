@@ -298,6 +298,16 @@ sg_status sg_session_create(sg_store *st, const char *user,
  * worker's event loop never sleeps in the library).  A touch or expiry
  * mark that would have to wait is skipped, as any failed touch is. */
 #define SG_GET_NOWAIT 4u
+/* Keep the record read, and the next time, when no writer has changed the
+ * store since (GDBM's write counter, in shared memory) and it was read
+ * less than a second ago, parse the kept copy instead of locking and
+ * reading the store: no lock, no syscall.  The answer is the one a locked
+ * read would give (every write moves the counter first; liveness and the
+ * touch are decided as in any get); a store FILE replaced behind the
+ * library's back (a restored backup) is noticed within that second, as by
+ * any reader.  For a web server's per-request check (the nginx module,
+ * the lighttpd magnet script); no effect on Redis.  Per handle. */
+#define SG_GET_MEMO 8u
 
 /* Load a live session.  Strict: a malformed, unknown or expired id gives
  * SG_ENOTFOUND or SG_EEXPIRED and never a session.  Unless SG_GET_NOTOUCH,

@@ -326,13 +326,21 @@ sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
 static sg_status get_session(sg_store *st, const char *id, unsigned flags,
                              sg_session **out, sg_error *err)
 {
-    sg_status rc = sgi_lock(st, SGI_SHARED, err);
+    sg_session *s = NULL;
+    sg_status rc;
+    int damaged = 0;
+    /* SG_GET_MEMO: the record as this handle last read it, while no
+     * writer has moved the store's counter since (memo.c). */
+    if ((flags & SG_GET_MEMO) &&
+        (s = sgi_memo_get(st, id)) != NULL)
+        goto loaded;
+    rc = sgi_lock(st, SGI_SHARED, err);
     if (rc != SG_OK)
         return rc;
-    sg_session *s;
-    int damaged = 0;
     sg_error lerr = { 0 };
+    st->memo_fill = (flags & SG_GET_MEMO) != 0;
     rc = sgi_load_ex(st, id, &s, &damaged, &lerr);
+    st->memo_fill = 0;
     /* An id rotated away within the grace window resolves to the session
      * it became.  The new id may itself have been renewed within the
      * window (a renewal interval shorter than the grace), so the aliases
@@ -362,6 +370,7 @@ static sg_status get_session(sg_store *st, const char *id, unsigned flags,
     }
     if (rc != SG_OK)
         return rc;
+loaded:;
     int64_t now = sgi_now(st);
     if (!sgi_live(s, now)) {
         /* A get that may write is a use of the session: the user saw it

@@ -112,6 +112,7 @@ void sg_store_close(sg_store *st)
     if (st->lock_mode != SGI_UNLOCKED)
         st->be->unlock(st);
     st->be->close(st);
+    sgi_memo_free(st);
     free(st->hint_user);
     free(st->path);
     free(st);
@@ -293,6 +294,8 @@ sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
         return rc;
     sg_error perr = { 0 };
     rc = sgi_record_parse(text, len, out, &perr);
+    if (rc == SG_OK && st->memo_fill && strcmp((*out)->id, id) == 0)
+        sgi_memo_put(st, id, text, len);
     free(text);
     if (rc == SG_EINVAL || (rc == SG_OK && strcmp((*out)->id, id) != 0)) {
         sg_session_free(*out);

@@ -458,9 +458,13 @@ ngx_http_sessgate_lookup(ngx_http_request_t *r,
     }
     sg_error_clear(&err);
     /* A damaged record reads as absent (as in the gateway): it can never
-     * become a session again, so it must not lock a browser out. */
+     * become a session again, so it must not lock a browser out.
+     * SG_GET_MEMO: a session this worker read while nobody has written
+     * since is parsed from the worker's copy, with no lock and no
+     * syscall (libcore/memo.c): most of a session's requests. */
     rc = sg_session_get(lcf->store->st, ctx->cookie_id,
-                        SG_GET_NOWAIT | SG_GET_DAMAGED_ABSENT, &s, &err);
+                        SG_GET_NOWAIT | SG_GET_DAMAGED_ABSENT | SG_GET_MEMO,
+                        &s, &err);
     switch (rc) {
     case SG_OK:
         return ngx_http_sessgate_keep(r, s, lcf, ctx);   /* takes s */

@@ -59,6 +59,10 @@ run_unit() {
   run_unit test_nowait
 }
 
+@test "test_memo: a get with SG_GET_MEMO reads its kept copy while nothing was written" {
+  run_unit test_memo
+}
+
 @test "test_privsep: the user/group parser and the socket hand-over check pass" {
   run_unit test_privsep
 }
