@@ -50,6 +50,7 @@ M.TOOBIG = toint(core.SG_ETOOBIG)
 
 local GET_NOTOUCH = toint(core.SG_GET_NOTOUCH)
 local GET_DAMAGED_ABSENT = toint(core.SG_GET_DAMAGED_ABSENT)
+local GET_MEMO = toint(core.SG_GET_MEMO)
 -- Deepest nesting of session data a save accepts (the data table is level
 -- 1): the C library's SG_MAX_DEPTH, the same in every language.
 M.MAX_DEPTH = toint(core.SG_MAX_DEPTH)
@@ -307,13 +308,17 @@ end
 --- The live session with this id, or nil, message, code (sg.NOTFOUND for
 --- an unknown or malformed id, sg.EXPIRED).  opts.touch=false: no write.
 --- opts.damaged_absent=true: a damaged record is sg.NOTFOUND, not
---- sg.STORE (for request paths, as the gateway reads).
+--- sg.STORE (for request paths, as the gateway reads).  opts.memo=true:
+--- a session this handle read while nobody has written to the store since
+--- (under a second ago) is parsed from the handle's copy, with no lock and
+--- no syscall (SG_GET_MEMO; GDBM only): for a check on every request.
 function Store:get(id, opts)
   local st, msg, code = store_handle(self)
   if not st then return nil, msg, code end
   if type(id) ~= "string" then return nil, "session id must be a string", M.NOTFOUND end
   local flags = (opts and opts.touch == false) and GET_NOTOUCH or 0
   if opts and opts.damaged_absent then flags = flags + GET_DAMAGED_ABSENT end
+  if opts and opts.memo then flags = flags + GET_MEMO end
   local raw
   raw, msg, code = core.session_get(st, id, flags)
   if not raw then return nil, msg, code end

@@ -314,6 +314,22 @@ print(select(3, sg.open(nil)) == sg.INVALID)'
   assert_output $'nil\ttrue\ttrue\ntrue\ntrue\ntrue'
 }
 
+@test "get with memo = true sees every write of another handle at once (SG_GET_MEMO)" {
+  run lua_run '
+local a, b = assert(sg.open(STORE)), assert(sg.open(STORE))
+local s = assert(a:create{user = "alice", data = {k = 1}})
+local M = {memo = true, damaged_absent = true}
+assert(b:get(s.id, M).data.k == 1)
+assert(b:get(s.id, M).data.k == 1)           -- (the kept copy, on GDBM)
+s.data = {k = 2}; assert(s:save())
+print(b:get(s.id, M).data.k)
+assert(a:delete(s.id))
+local g, _, code = b:get(s.id, M)
+print(g, code == sg.NOTFOUND)'
+  assert_success
+  assert_output $'2\nnil\ttrue'
+}
+
 @test "a store lock held by another process gives sg.LOCKTIMEOUT" {
   export HELD="$BATS_TEST_TMPDIR/held"
   start_bg "$SG_PYTHON" -c "$SG_PY_PRELUDE"'
