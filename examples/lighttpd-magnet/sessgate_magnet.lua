@@ -65,15 +65,40 @@ local M = {}
 local stores = {}           -- this process's handles: store URI -> store
 
 local ID_LEN = 36
+-- Store:get options: a damaged record is no session (as the gateway reads
+-- it), and by default (opts.memo ~= false) a session this process read
+-- while nobody has written since is parsed from its copy, with no lock and
+-- no syscall (SG_GET_MEMO: see libsessgate(3)).
+local GET_MEMO = { damaged_absent = true, memo = true }
+local GET_PLAIN = { damaged_absent = true }
 local MAX_COOKIE = 64 * 1024        -- GW_MAX_COOKIE
 
 --------------------------------------------------------------- pure parts
+
+-- x without the spaces and tabs around it.
+local function trim(x)
+  local a, b = 1, #x
+  while a <= b and (x:byte(a) == 32 or x:byte(a) == 9) do a = a + 1 end
+  while b >= a and (x:byte(b) == 32 or x:byte(b) == 9) do b = b - 1 end
+  return (a == 1 and b == #x) and x or x:sub(a, b)
+end
 
 --- The session cookie in a Cookie header value: "none", "bad" (malformed,
 --- oversized or ambiguous: treated as no session) or "one" and the id.
 function M.cookie_find(header, name)
   if header == nil or header == "" then return "none" end
   if #header > MAX_COOKIE then return "bad" end
+  -- The usual header, one pair and no quotes, without the loop below (the
+  -- same rule: it runs on every request).
+  if not (header:find(";", 1, true) or header:find(",", 1, true) or
+          header:find('"', 1, true)) then
+    local p = trim(header)
+    local eq = p:find("=", 1, true)
+    if not eq or trim(p:sub(1, eq - 1)) ~= name then return "none" end
+    local v = trim(p:sub(eq + 1))
+    if #v ~= ID_LEN or not sg.id_valid(v) then return "bad" end
+    return "one", v
+  end
   local res, id = "none", nil
   for pair in (header .. ";"):gmatch("([^;,]*)[;,]") do
     local p = pair:match("^[ \t]*(.-)[ \t]*$")
@@ -97,6 +122,11 @@ local spoof_prefixes = { "X_SESSION", "SESSION", "VARIABLE" }
 --- Whether a request header name imitates an injected one once folded as
 --- lighttpd folds it (every byte outside [A-Za-z0-9] becomes "_").
 function M.header_spoofs(name)
+  -- every prefix starts with X, S or V: most names are out at the first byte
+  local c = name:byte(1)
+  if not c then return false end
+  c = c & 0xDF                      -- ASCII upper case
+  if c ~= 88 and c ~= 83 and c ~= 86 then return false end
   local f = (name:upper():gsub("[^%w]", "_"))
   for _, p in ipairs(spoof_prefixes) do
     if f == p or f:sub(1, #p + 1) == p .. "_" then return true end
@@ -105,6 +135,8 @@ function M.header_spoofs(name)
 end
 
 local function env_spoofs(name)
+  local c = name:byte(1)
+  if not c or (c & 0xDF) ~= 83 then return false end          -- "S"
   local f = (name:upper():gsub("[^%w]", "_"))
   return f == "SESSION" or f:sub(1, 8) == "SESSION_"
 end
@@ -250,7 +282,7 @@ function M.check(r, opts)
   local s, code, created, touched
   if found == "one" then
     local t0 = os.time()
-    s, err, code = st:get(id, { damaged_absent = true })
+    s, err, code = st:get(id, opts.memo == false and GET_PLAIN or GET_MEMO)
     if not s and code ~= sg.NOTFOUND and code ~= sg.EXPIRED and code ~= sg.INVALID then
       print("sessgate_magnet: " .. tostring(err))     -- store trouble: fail closed
       return answer(r, 503, "503 Service Unavailable: session store unavailable\n")

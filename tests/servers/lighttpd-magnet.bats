@@ -119,6 +119,22 @@ teardown() {
   [ -z "$(body_var SESSION_USER)" ] || fail "$BODY"
 }
 
+@test "lighttpd magnet: a save or a logout by another process is seen by the very next request" {
+  local id
+  id=$(new_session --user alice --data '{"k":"one"}')
+  req "$(srv_url /private/whoami.cgi)" -H "Cookie: sessgate=$id"
+  [ "$(body_var SESSION_DATA)" = '{"k":"one"}' ] || fail "$BODY"
+  req "$(srv_url /private/whoami.cgi)" -H "Cookie: sessgate=$id"   # (kept copy)
+  [ "$(body_var SESSION_DATA)" = '{"k":"one"}' ] || fail "$BODY"
+  sessgatectl --store "$SRV_STORE" set "$id" '{"k":"two"}' > /dev/null
+  req "$(srv_url /private/whoami.cgi)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_DATA)" = '{"k":"two"}' ] || fail "stale data: $BODY"
+  sessgatectl --store "$SRV_STORE" delete "$id" > /dev/null
+  req "$(srv_url /private/whoami.cgi)" -H "Cookie: sessgate=$id"
+  expect_status 302
+}
+
 @test "lighttpd magnet: the check touches the session (its idle window moves)" {
   local id before after
   id=$(new_session --user alice --idle 20)         # touch interval 2 s
