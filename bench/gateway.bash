@@ -18,38 +18,27 @@
 #             usual way a PHP app gets its session), with its session cookie
 #   cgi       `sessgate --mode cgi` running bench/cgi/hello.cgi
 #   fcgiwrap  fcgiwrap running the same hello.cgi
-# The responders all get $BENCH_WORKERS processes.  The cases run
-# interleaved $BENCH_ROUNDS times after a short warm-up and each keeps its
-# best round, so a burst of load from elsewhere does not decide a ratio.  It prints req/s and p99
-# latency per case, then the ratios against the targets: auth >= 70% of the
+# The responders all get $BENCH_WORKERS processes.  The cases run as
+# $BENCH_ROUNDS interleaved rounds (default 3) after a short warm-up
+# (bench/lib.bash): every figure is the median over the rounds and every
+# ratio the median of the per-round ratios, so a burst of load from
+# elsewhere does not decide a ratio.  It prints req/s, p99 latency and
+# nginx's CPU per request per case, then the ratios against the targets: auth >= 70% of the
 # ceiling and >= 3x PHP; cgi within 10% of fcgiwrap; and (no target) each
 # Redis auth row against the GDBM one.  Exit status 0 even when
 # a target is missed (the table says so); 1 when a case could not run.
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-: "${SG_SRCDIR:=$(dirname "$here")}"
-: "${SG_BUILDDIR:=$SG_SRCDIR}"
-: "${SG_PYTHON:=$(command -v python3)}"
-export SG_SRCDIR SG_BUILDDIR SG_PYTHON
-. "$SG_SRCDIR/tests/helpers/servers.bash"
+BENCH_NAME=gateway
+. "$(dirname "$0")/lib.bash"
+: "${BENCH_ROUNDS:=3}" "${BENCH_REDIS_URI:=}"
 
-: "${BENCH_THREADS:=2}" "${BENCH_CONNS:=32}" "${BENCH_SECONDS:=5}" "${BENCH_WORKERS:=2}"
-: "${BENCH_ROUNDS:=2}" "${BENCH_REDIS_URI:=}"
-
-die() { echo "bench/gateway: $*" >&2; exit 1; }
 ctl=$SG_BUILDDIR/cli/sessgatectl
 fmin=$SG_BUILDDIR/bench/fcgi_min
 [ -x "$SRV_SESSGATE" ] || die "$SRV_SESSGATE is not built (make)"
 [ -x "$ctl" ] || die "$ctl is not built (make)"
 [ -x "$fmin" ] || die "$fmin is not built (make bench/fcgi_min)"
-for t in nginx wrk fcgiwrap php-cgi curl; do
-  command -v "$t" >/dev/null || die "$t is missing"
-done
+bench_need nginx wrk fcgiwrap php-cgi curl
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/sg-bench.XXXXXX")
-cleanup() { srv_stop_all; rm -rf "$tmp"; }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+bench_scratch
 srv_init "$tmp/run" "$tmp/sessions.db"
 run=$SRV_RUNDIR
 
@@ -96,7 +85,6 @@ start_all() {
 }
 start_all || { tail -n 5 "$run"/*.log >&2; die "could not start the servers"; }
 
-url() { srv_url "$1"; }
 sid=$("$ctl" --store "$SRV_STORE" create --user alice) || die "sessgatectl create failed"
 phpsid=$(curl -sS --max-time 10 -D - -o /dev/null "$(url php)" |
          tr -d '\r' | sed -n 's/^Set-Cookie: PHPSESSID=\([^;]*\).*/\1/Ip')
@@ -107,12 +95,7 @@ if [ -n "$redis_unix" ]; then
 fi
 
 # Each case must really do its work before it is timed.
-check() {  # check PATH WANT-IN-RESPONSE [curl args]
-  local path=$1 want=$2 out
-  shift 2
-  out=$(curl -sS -i --max-time 10 "$@" "$(url "$path")" | tr -d '\r')
-  printf '%s\n' "$out" | grep -q "$want" || die "/$path does not answer '$want': $out"
-}
+check() { bench_check "$@"; }
 check ceiling '^ok'
 check auth '^X-User: alice' -H "Cookie: sessgate=$sid"
 check auth-metrics '^X-User: alice' -H "Cookie: sessgate=$sid"
@@ -129,55 +112,35 @@ check fcgiwrap '^ok'
 code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$(url auth)")
 [ "$code" = 401 ] || die "/auth without a session answered $code, not 401"
 
-declare -A RPS P99
-bench() {  # bench NAME PATH [wrk args]: one wrk run; keep it if the best so far
-  local name=$1 path=$2 out rps p99 bad
-  shift 2
-  out=$(wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${BENCH_SECONDS}s" --latency \
-            "$@" "$(url "$path")" 2>&1) || die "wrk failed for $name: $out"
-  bad=$(printf '%s\n' "$out" | sed -n 's/.*Non-2xx or 3xx responses: *//p')
-  [ -z "$bad" ] || die "$name: $bad non-2xx answers under load: $out"
-  rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
-  p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')
-  [ -n "$rps" ] || die "$name: no Requests/sec in: $out"
-  if [ -z "${RPS[$name]:-}" ] || awk -v a="$rps" -v b="${RPS[$name]}" 'BEGIN { exit !(a > b) }'; then
-    RPS[$name]=$rps P99[$name]=$p99
-  fi
-}
-wrk -t1 -c4 -d1s "$(url ceiling)" >/dev/null 2>&1   # warm-up: nginx, caches
-for round in $(seq "$BENCH_ROUNDS"); do
-  bench ceiling ceiling
-  bench auth auth -H "Cookie: sessgate=$sid"
-  bench auth+metrics auth-metrics -H "Cookie: sessgate=$sid"
-  for c in "${redis_cases[@]}"; do bench "$c" "$c" -H "Cookie: sessgate=$rsid"; done
-  bench php php -H "Cookie: PHPSESSID=$phpsid"
-  bench cgi cgi
-  bench fcgiwrap fcgiwrap
-done
+# The CPU column: nginx's one worker (the responders' processes are not
+# counted: they differ in kind from case to case).
+worker=$(pgrep -P "$(cat "$run/nginx.pid")" | head -n 1)
+[ -n "$worker" ] || die "no nginx worker process"
+bench_case ceiling ceiling "$worker"
+bench_case auth auth "$worker" -H "Cookie: sessgate=$sid"
+bench_case auth+metrics auth-metrics "$worker" -H "Cookie: sessgate=$sid"
+for c in "${redis_cases[@]}"; do bench_case "$c" "$c" "$worker" -H "Cookie: sessgate=$rsid"; done
+bench_case php php "$worker" -H "Cookie: PHPSESSID=$phpsid"
+bench_case cgi cgi "$worker"
+bench_case fcgiwrap fcgiwrap "$worker"
+bench_warm
+bench_rounds "$BENCH_ROUNDS"
 
 # The metrics gateway really counted what it answered.
 counted=$(curl -sS --max-time 5 --unix-socket "$run/metrics.sock" http://localhost/metrics |
           sed -n 's/^sessgate_requests_total{mode="auth",outcome="allowed"} //p')
 [ "${counted:-0}" -gt 0 ] || die "auth+metrics: the gateway counted no request"
 echo "gateway benchmark: nginx on loopback, wrk -t$BENCH_THREADS -c$BENCH_CONNS" \
-     "-d${BENCH_SECONDS}s, best of $BENCH_ROUNDS, $BENCH_WORKERS worker processes per responder," \
-     "$(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg) at the end"
-printf '%-14s %12s %10s\n' case req/s p99
-for n in ceiling auth auth+metrics "${redis_cases[@]}" php cgi fcgiwrap; do
-  printf '%-14s %12s %10s\n' "$n" "${RPS[$n]}" "${P99[$n]}"
-done
+     "-d${BENCH_SECONDS}s, median of $BENCH_ROUNDS interleaved rounds, $BENCH_WORKERS worker processes" \
+     "per responder, $(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg) at the end"
+echo "cpu-us/req: the nginx worker's CPU per request (the responders' not counted)"
+bench_table
 [ -z "$redis_skip" ] || echo "$redis_skip"
-ratio() {  # ratio NAME A B OP TARGET: A/B against TARGET
-  awk -v n="$1" -v a="$2" -v b="$3" -v op="$4" -v t="$5" 'BEGIN {
-    r = a / b; ok = (op == ">=") ? (r >= t) : (r <= t)
-    printf "%-34s %6.2f  (target %s %s) %s\n", n, r, op, t, ok ? "ok" : "MISSED" }'
-}
-ratio "auth / ceiling" "${RPS[auth]}" "${RPS[ceiling]}" ">=" 0.70
-ratio "auth / php" "${RPS[auth]}" "${RPS[php]}" ">=" 3
-ratio "cgi / fcgiwrap" "${RPS[cgi]}" "${RPS[fcgiwrap]}" ">=" 0.90
+bench_ratio "auth / ceiling" auth ceiling ">=" 0.70
+bench_ratio "auth / php" auth php ">=" 3
+bench_ratio "cgi / fcgiwrap" cgi fcgiwrap ">=" 0.90
 # Metrics on (shared counters, one atomic add per event) against off.
-ratio "auth+metrics / auth" "${RPS[auth+metrics]}" "${RPS[auth]}" ">=" 0.90
+bench_ratio "auth+metrics / auth" auth+metrics auth ">=" 0.90
 for c in "${redis_cases[@]}"; do
-  awk -v n="$c / auth (gdbm)" -v a="${RPS[$c]}" -v b="${RPS[auth]}" \
-    'BEGIN { printf "%-34s %6.2f  (no target: the store'"'"'s share of a request)\n", n, a / b }'
+  bench_ratio "$c / auth (gdbm): the store's share" "$c" auth none 0
 done
