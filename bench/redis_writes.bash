@@ -11,8 +11,9 @@
 # commit that made each single-session Redis write one EVALSHA script (the
 # last one with the store-wide lease on every write).  Needs git (the tree
 # must be a checkout); otherwise the rows are skipped with a line saying so.
-# Prints, per operation and process count, base ops/s, new ops/s and
-# new / base.  Issue #13's targets: writes (atomic update, create) from 8
+# Prints, per operation and process count, the median base ops/s, new
+# ops/s and the median of the per-round ratios new / base (see below).
+# BENCH_REDIS_ROUNDS (default 5) rounds.  Issue #13's targets: writes (atomic update, create) from 8
 # processes >= 4x the baseline, and 8 processes faster than 1; gets not
 # slower.
 set -u
@@ -71,9 +72,18 @@ done
 redis-cli -s "$sock" ping 2>/dev/null | grep -q PONG || { echo "skipped: redis-server did not start"; exit 0; }
 
 secs=${BENCH_CORE_SECONDS:-1}
-# Interleaved: base, new, base, new... each keeping its best per row.
-for round in $(seq "${BENCH_REDIS_ROUNDS:-2}"); do
-  for which in base new; do
+rounds=${BENCH_REDIS_ROUNDS:-5}
+# Rounds alternate the two builds and their order (base, new; new, base;
+# ...), each round on fresh keys, so a load that comes and goes on a shared
+# machine hits both builds alike.  Each round gives one ratio per row;
+# the table shows the MEDIAN of those ratios (one loaded round cannot move
+# it) beside the median ops/s of each build.  The two "floor" rows run the
+# same raw hiredis code in both builds: their ratios should be 1.00x, and
+# how far they stray (min..max) is the noise of this run.
+for round in $(seq "$rounds"); do
+  order="base new"
+  [ $((round % 2)) = 0 ] && order="new base"
+  for which in $order; do
     prog=$core
     [ "$which" = base ] && prog=$scratch/base/bench/core
     "$prog" --dir "$scratch/run-$which" --seconds "$secs" --rounds 1 \
@@ -92,18 +102,39 @@ rows() {
        /^operation +procs/ { started = 1 }
        /^floor = / { started = 0 }' "$@"
 }
-rows "$scratch"/base.* | sort -t'|' -k1,2 > "$scratch/base.rows"
-rows "$scratch"/new.* | sort -t'|' -k1,2 > "$scratch/new.rows"
-echo "baseline $(git -C "$SG_SRCDIR" rev-parse --short "$base") (store-wide lease) vs this tree, $(redis-server --version | awk '{print $3}'), unix socket, no persistence; load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
-printf '%-24s %5s %11s %11s %8s\n' operation procs before after ratio
+for round in $(seq "$rounds"); do
+  rows "$scratch/base.$round" | sed "s/^/$round|/"
+done > "$scratch/base.rows"
+for round in $(seq "$rounds"); do
+  rows "$scratch/new.$round" | sed "s/^/$round|/"
+done > "$scratch/new.rows"
+echo "baseline $(git -C "$SG_SRCDIR" rev-parse --short "$base") (store-wide lease) vs this tree, $(redis-server --version | awk '{print $3}'), unix socket, no persistence; $rounds alternating rounds, ${secs} s per figure; load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+printf '%-24s %5s %11s %11s %8s %15s\n' operation procs before after ratio "ratio min..max"
 awk -F'|' '
-  FNR == NR { k = $1 "|" $2; if ($3 > b[k]) b[k] = $3; next }
-  { k = $1 "|" $2; if ($3 > a[k]) a[k] = $3; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+  # median of the n values in v[1..n] (sorted in place)
+  function median(v, n,    i, j, t) {
+    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  FNR == NR { b[$2 "|" $3 "|" $1] = $4; next }
+  {
+    k = $2 "|" $3
+    if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    a[k "|" $1] = $4; rounds[k] = rounds[k] " " $1
+  }
   END {
     for (i = 1; i <= n; i++) {
-      k = order[i]; split(k, p, "|")
-      if (b[k] > 0) printf "%-24s %5s %11d %11d %7.2fx\n", p[1], p[2], b[k], a[k], a[k] / b[k]
-      else printf "%-24s %5s %11s %11d\n", p[1], p[2], "-", a[k]
+      k = order[i]; split(k, p, "|"); split(rounds[k], rs, " ")
+      m = 0; delete r; delete bv; delete av
+      for (j in rs) {
+        kr = k "|" rs[j]
+        if (b[kr] > 0 && a[kr] > 0) { m++; r[m] = a[kr] / b[kr]; bv[m] = b[kr]; av[m] = a[kr] }
+      }
+      if (m == 0) { printf "%-24s %5s %11s %11s\n", p[1], p[2], "-", "-"; continue }
+      lo = r[1]; hi = r[1]
+      for (j = 2; j <= m; j++) { if (r[j] < lo) lo = r[j]; if (r[j] > hi) hi = r[j] }
+      printf "%-24s %5s %11d %11d %7.2fx %7.2f..%.2f\n", p[1], p[2], median(bv, m), median(av, m), median(r, m), lo, hi
     }
   }' "$scratch/base.rows" "$scratch/new.rows"
 echo "targets (issue #13): atomic update and create at 8 procs >= 4x before, and above their 1-proc figure; gets >= 1x"
+echo "ratio = median over the rounds of (after / before) of the same round; the floor rows (identical code) show this run's noise"
