@@ -154,6 +154,13 @@ typedef struct sgi_backend {
     sg_status (*rec_save)(sg_store *st, sgi_rec *r, sg_error *err);
     sg_status (*rec_delete)(sg_store *st, sgi_rec *r, sg_error *err);
     sg_status (*rec_put)(sg_store *st, const sgi_rec *r, sg_error *err);
+    /* Optional, beside the rec_* above (NULL: under the exclusive lock).
+     * End r->id if it is no longer live at r->now (its stored end of life
+     * has passed: session.c's mark_ended) in one atomic step with no
+     * store-wide lock; a backend that drops values past their expire_at
+     * deletes it.  Nothing when it is live; SG_ENOTFOUND when absent; may
+     * set r->fallback. */
+    sg_status (*rec_end)(sg_store *st, sgi_rec *r, sg_error *err);
     /* Optional (NULL: no figures are kept, as on Redis, whose records
      * expire inside the server).  The figures area shared by every
      * process of the store, written under SGI_EXCLUSIVE, read under a

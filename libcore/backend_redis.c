@@ -415,6 +415,7 @@ static sg_status r_del(sg_store *st, const char *key, sg_error *err)
 #define RD_SC_CREATE 0
 #define RD_SC_SAVE   1
 #define RD_SC_DELETE 2
+#define RD_SC_END    3
 
 /* Results of the scripts: {code[, stored version]}. */
 enum { RS_OK = 0, RS_NOTFOUND, RS_CONFLICT, RS_EXPIRED, RS_COLLISION,
@@ -552,8 +553,25 @@ static const char REC_DELETE_SCRIPT[] =
     "redis.call('incr', KEYS[2]) "
     "return {0}";
 
+/* mark_ended (session.c): a session seen expired is ended for good.  A
+ * record past its end is Redis's to drop, so ending it is deleting it, if
+ * it is still past its end now (field x <= now): a write that revived it
+ * since wins.  KEYS: lock, writes, key.  ARGV: prefix, id, now. */
+static const char REC_END_SCRIPT[] =
+    "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
+    "local t = redis.call('type', KEYS[3])['ok'] "
+    "if t == 'none' then return {1} end "
+    "if t ~= 'hash' then return {5} end "
+    "local m = redis.call('hmget', KEYS[3], 'u', 'x') "
+    "if not m[1] or not m[2] then return {5} end "
+    "if tonumber(m[2]) > tonumber(ARGV[3]) then return {0} end "
+    "redis.call('del', KEYS[3]) "
+    "if m[1] ~= '' then redis.call('srem', ARGV[1] .. 'uidx:' .. m[1], ARGV[2]) end "
+    "redis.call('incr', KEYS[2]) "
+    "return {0}";
+
 static const char *const rec_scripts[RD_NSCRIPTS] = {
-    REC_CREATE_SCRIPT, REC_SAVE_SCRIPT, REC_DELETE_SCRIPT
+    REC_CREATE_SCRIPT, REC_SAVE_SCRIPT, REC_DELETE_SCRIPT, REC_END_SCRIPT
 };
 
 /* Run script sc with EVALSHA: loaded (SCRIPT LOAD) once per connection,
@@ -747,6 +765,22 @@ static sg_status r_rec_delete(sg_store *st, sgi_rec *r, sg_error *err)
         return sgi_oom(err, "store", b->uri);
     redisReply *rep = rec_eval(b, RD_SC_DELETE, err, "3 %s %s %s %s %s",
                                b->lock_key, b->writes_key, k, b->prefix, r->id);
+    free(k);
+    return rep ? rec_result(b, rep, r, err) : b->last ? b->last : SG_ESTORE;
+}
+
+static sg_status r_rec_end(sg_store *st, sgi_rec *r, sg_error *err)
+{
+    redis_be *b = be_of(st);
+    sg_status rc = rec_prep(st, b, r, err);
+    if (rc != SG_OK)
+        return rc;
+    char *k = key_of(b, r->id);
+    if (!k)
+        return sgi_oom(err, "store", b->uri);
+    redisReply *rep = rec_eval(b, RD_SC_END, err, "3 %s %s %s %s %s %lld",
+                               b->lock_key, b->writes_key, k, b->prefix, r->id,
+                               (long long)r->now);
     free(k);
     return rep ? rec_result(b, rep, r, err) : b->last ? b->last : SG_ESTORE;
 }
@@ -1127,4 +1161,5 @@ const sgi_backend sgi_backend_redis = {
     .rec_save = r_rec_save,
     .rec_delete = r_rec_delete,
     .rec_put = r_rec_put,
+    .rec_end = r_rec_end,
 };

@@ -41,24 +41,6 @@ static sg_status readonly_err(sg_store *st, sg_error *err)
  * expiry time in the past, so the server drops the record at once.) */
 #define SESSION_ENDED 1
 
-/* Mark the stored session id ended if it is still expired by a fresh
- * reading.  Best effort, like a touch: on failure the session is merely
- * expired (by this reading) instead of ended for good. */
-static void mark_ended(sg_store *st, const char *id)
-{
-    if (st->opt.readonly || sgi_lock(st, SGI_EXCLUSIVE, NULL) != SG_OK)
-        return;
-    sg_session *cur;
-    if (sgi_load(st, id, &cur, NULL) == SG_OK) {
-        if (!sgi_live(cur, sgi_now(st)) && cur->expires != SESSION_ENDED) {
-            cur->expires = SESSION_ENDED;
-            sgi_put(st, cur, NULL);
-        }
-        sg_session_free(cur);
-    }
-    sgi_unlock(st);
-}
-
 static int same_user(const char *a, const char *b);
 
 /* The user of the stored copy s was loaded or saved as (NULL anonymous). */
@@ -74,6 +56,37 @@ static int unlocked_writes(const sg_store *st)
 {
     return st->be->rec_save && st->lock_mode == SGI_UNLOCKED &&
            !st->opt.clock && !st->opt.readonly;
+}
+
+/* Mark the stored session id ended if it is still expired by a fresh
+ * reading.  Best effort, like a touch: on failure the session is merely
+ * expired (by this reading) instead of ended for good.  Where the backend
+ * can (rec_end: Redis) it is one atomic step with no store-wide lock; a
+ * backend that drops values past their end deletes it instead of writing
+ * it ended, which is as final. */
+static void mark_ended(sg_store *st, const char *id)
+{
+    if (st->opt.readonly)
+        return;
+    if (unlocked_writes(st) && st->be->rec_end) {
+        sgi_rec r = { 0 };
+        r.id = r.new_id = id;
+        r.now = sgi_now(st);
+        sg_error ignored = { 0 };
+        if (st->be->rec_end(st, &r, &ignored) != SG_OK || !r.fallback)
+            return;
+    }
+    if (sgi_lock(st, SGI_EXCLUSIVE, NULL) != SG_OK)
+        return;
+    sg_session *cur;
+    if (sgi_load(st, id, &cur, NULL) == SG_OK) {
+        if (!sgi_live(cur, sgi_now(st)) && cur->expires != SESSION_ENDED) {
+            cur->expires = SESSION_ENDED;
+            sgi_put(st, cur, NULL);
+        }
+        sg_session_free(cur);
+    }
+    sgi_unlock(st);
 }
 
 /* Create s under a fresh id with rec_create.  *fallback = 1: nothing
@@ -661,6 +674,67 @@ sg_status sg_session_update(sg_store *st, const char *id, sg_update_fn fn,
     return rc;
 }
 
+/* Take the flash messages of s's stored copy without the store lock
+ * (unlocked_writes): load, then save the copy without them conditional on
+ * the version it was loaded at (rec_save: one atomic step), again from the
+ * load when another write came in between.  So of two concurrent pops
+ * exactly one saves the copy that held a message: none is shown twice,
+ * and a message queued meanwhile is not lost.  *taken: the messages
+ * (owned), NULL for none.  *fallback = 1: nothing done, pop under the
+ * lock instead. */
+static sg_status flash_pop_unlocked(sg_store *st, sg_session *s,
+                                    json_t **taken, int *fallback,
+                                    sg_error *err)
+{
+    *taken = NULL;
+    for (int tries = 0; tries < SGI_UPDATE_TRIES; tries++) {
+        if (tries > 0)
+            update_backoff(tries - 1);
+        sg_session *cur;
+        sg_status rc = sgi_lock(st, SGI_SHARED, err);
+        if (rc != SG_OK)
+            return rc;
+        rc = sgi_load(st, s->id, &cur, err);
+        sgi_unlock(st);
+        if (rc == SG_ENOTFOUND)
+            return sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found", s->id);
+        if (rc != SG_OK)
+            return rc;
+        if (!sgi_live(cur, sgi_now(st))) {
+            sg_session_free(cur);
+            return sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", s->id);
+        }
+        if (!cur->flash || !cur->stored_known) {
+            *fallback = cur->flash != NULL;     /* an older format: locked */
+            sg_session_free(cur);
+            return SG_OK;
+        }
+        uint64_t loaded = cur->version;
+        json_t *t = cur->flash;
+        cur->flash = NULL;
+        sg_error serr = { 0 };
+        rc = save_unlocked(st, cur, 0, fallback, &serr);
+        sg_session_free(cur);
+        if (rc == SG_OK && !*fallback) {
+            *taken = t;
+            if (s->version == loaded)
+                s->version = loaded + 1;        /* the copy stays current */
+            return SG_OK;
+        }
+        json_decref(t);
+        if (rc == SG_OK)                        /* fallback */
+            return SG_OK;
+        if (rc != SG_ECONFLICT) {
+            if (err && err->code == SG_OK)
+                *err = serr;
+            return rc;
+        }
+    }
+    return sgi_err(err, SG_ECONFLICT, 0, "session %s: flash messages: "
+                   "conflicting writes kept winning (%d tries)", s->id,
+                   SGI_UPDATE_TRIES);
+}
+
 /* Take and remove the pending flash messages of id, atomically. */
 sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
                                sg_error *err)
@@ -669,18 +743,25 @@ sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
     *json_out = NULL;
     if (st->opt.readonly)
         return readonly_err(st, err);
+    json_t *taken = NULL;
+    sg_session *cur = NULL;
+    sg_status rc;
+    if (unlocked_writes(st)) {
+        int fallback = 0;
+        rc = flash_pop_unlocked(st, s, &taken, &fallback, err);
+        if (!fallback)
+            goto done;
+    }
     /* Why one exclusive lock from load to write: two requests of one
      * session (two tabs) must never both show the same message. */
-    sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    rc = sgi_lock(st, SGI_EXCLUSIVE, err);
     if (rc != SG_OK)
         return rc;
-    sg_session *cur;
     rc = sgi_load(st, id, &cur, err);
     if (rc == SG_ENOTFOUND)
         rc = sgi_err(err, SG_ENOTFOUND, 0, "session %s: not found", id);
     else if (rc == SG_OK && !sgi_live(cur, sgi_now(st)))
         rc = sgi_err(err, SG_EEXPIRED, 0, "session %s: expired", id);
-    json_t *taken = NULL;
     if (rc == SG_OK && cur->flash) {
         taken = cur->flash;
         cur->flash = NULL;
@@ -690,6 +771,7 @@ sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
             s->version = cur->version;      /* the copy stays current */
     }
     sgi_unlock(st);
+done:
     if (rc == SG_OK) {
         json_decref(s->flash);
         s->flash = NULL;
