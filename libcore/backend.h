@@ -106,6 +106,14 @@ typedef struct sgi_backend {
      * (see the GDBM one); repeats are possible.  Caller holds a lock. */
     sg_status (*keys_chunk)(sg_store *st, sgi_cursor *c, size_t max,
                             sgi_key_fn fn, void *arg, sg_error *err);
+    /* Optional (NULL: keys_chunk).  Every key of the store as of one
+     * instant, read with no lock held (only an instant under the shared
+     * lock): a key that exists throughout the walk is seen, whatever is
+     * written meanwhile.  SG_ENOTFOUND, fn not called: no snapshot can be
+     * taken now (the caller walks with keys_chunk).  Repeats are possible.
+     * Caller holds no lock. */
+    sg_status (*keys_snapshot)(sg_store *st, sgi_key_fn fn, void *arg,
+                               sg_error *err);
     /* Structural check and repair (caller holds SGI_EXCLUSIVE). */
     sg_status (*check)(sg_store *st, int repair, sg_check_report *rep,
                        sg_error *err);

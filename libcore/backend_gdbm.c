@@ -648,6 +648,7 @@ const sgi_backend sgi_backend_gdbm = {
     .del = g_del,
     .keys = g_keys,
     .keys_chunk = g_keys_chunk,
+    .keys_snapshot = sgi_gdbm_keys_snapshot,
     .check = g_check,
     .info = g_info,
     .reserve = sgi_gdbm_reserve,

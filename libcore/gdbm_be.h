@@ -16,6 +16,8 @@
  *                      exclusive lock (first checkpoint, repair)
  *   gdbm_fuzzy.c       checkpoints and compactions built behind the lock,
  *                      from the old checkpoint and the log
+ *   gdbm_snapshot.c    the keys as of one instant, from the checkpoint
+ *                      and the log, for walks (no lock held)
  *   gdbm_reserve.c     fallocate reservations, so no change or rebuild
  *                      stops halfway for lack of room
  * They share one state struct (gdbm_be), the lock page's layout and the
@@ -191,6 +193,10 @@ void sgi_gdbm_checkpoint_behind(gdbm_be *b);
 void sgi_gdbm_build_leftovers(gdbm_be *b);
 sg_status sgi_gdbm_compact_behind(gdbm_be *b, size_t *records,
                                   uint64_t *live, sg_error *err);
+
+/* gdbm_snapshot.c (caller holds no lock) */
+sg_status sgi_gdbm_keys_snapshot(sg_store *st, sgi_key_fn fn, void *arg,
+                                 sg_error *err);
 
 /* backend_gdbm.c */
 sg_status sgi_gdbm_recover_writable(gdbm_be *b, const char *why, sg_error *err);

@@ -199,6 +199,16 @@ typedef struct sgi_dated { int64_t created; char id[SG_ID_LEN + 1]; } sgi_dated;
 sg_status sgi_live_sorted(sg_store *st, const sg_list *ids, const char *user,
                           sgi_dated **out, size_t *n, sg_error *err);
 
+/* walk.c: hooks for tests/unit/test_walk.c only (never set otherwise).
+ * sgi_test_walk_pause runs with no lock held wherever a whole-store walk
+ * has released the lock between two steps of its key collection (between
+ * chunks; in a snapshot, after noting where it starts); with
+ * sgi_test_walk_chunked set the walk takes no snapshot, and
+ * sgi_test_walk_keys > 0 makes each chunk that many keys. */
+extern void (*sgi_test_walk_pause)(sg_store *st);
+extern int sgi_test_walk_chunked;
+extern size_t sgi_test_walk_keys;
+
 /* counters.c: wrap the backend's put/del (at open), and bracket every
  * exclusive hold (sgi_lock/sgi_unlock); recount in chunks and write the
  * figures back if no write overtook the count (check --repair; no lock

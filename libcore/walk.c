@@ -38,6 +38,10 @@
 #define WALK_KEYS    256    /* keys per keys_chunk call */
 #define WALK_MAX     4096
 
+void (*sgi_test_walk_pause)(sg_store *st);
+int sgi_test_walk_chunked;
+size_t sgi_test_walk_keys;
+
 static int64_t walk_ms(void)
 {
     struct timespec ts;
@@ -281,8 +285,15 @@ static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
     key_walk w = { sgi_list_new(), users, 0 };
     if (!w.ids)
         return sgi_oom(err, "store", st->path);
-    sg_status rc = SG_OK;
-    if (st->be->keys_chunk) {
+    sg_status rc = SG_ENOTFOUND;
+    /* A snapshot when the backend can take one and no caller's lock makes
+     * the walk consistent anyway (see the top). */
+    if (st->be->keys_snapshot && st->lock_mode == SGI_UNLOCKED &&
+        !sgi_test_walk_chunked)
+        rc = st->be->keys_snapshot(st, collect_key, &w, err);
+    if (rc != SG_ENOTFOUND) {
+        /* done, or failed */
+    } else if ((rc = SG_OK, st->be->keys_chunk)) {
         sgi_cursor c;
         memset(&c, 0, sizeof c);
         while (rc == SG_OK && !c.done) {
@@ -290,11 +301,14 @@ static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
             if (rc != SG_OK)
                 break;
             int64_t t0 = walk_ms();
+            size_t max = sgi_test_walk_keys ? sgi_test_walk_keys : WALK_KEYS;
             do
-                rc = st->be->keys_chunk(st, &c, WALK_KEYS, collect_key, &w,
-                                        err);
-            while (rc == SG_OK && !c.done && walk_ms() - t0 < WALK_HOLD_MS);
+                rc = st->be->keys_chunk(st, &c, max, collect_key, &w, err);
+            while (rc == SG_OK && !c.done && !sgi_test_walk_keys &&
+                   walk_ms() - t0 < WALK_HOLD_MS);
             sgi_unlock(st);
+            if (rc == SG_OK && !c.done && sgi_test_walk_pause)
+                sgi_test_walk_pause(st);
         }
         cursor_free(&c);
     } else {

@@ -63,6 +63,10 @@ run_unit() {
   run_unit test_memo
 }
 
+@test "test_walk: a GDBM walk sees every session that exists throughout it, whatever is written meanwhile" {
+  run_unit test_walk
+}
+
 @test "test_privsep: the user/group parser and the socket hand-over check pass" {
   run_unit test_privsep
 }
