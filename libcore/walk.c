@@ -18,12 +18,16 @@
  * record is read as it is when its chunk is read, so a session changed
  * during the walk shows one of its states; one created during the walk may
  * or may not be listed, one deleted may or may not be; nothing is listed
- * twice.  On GDBM, creates and deletes during the collection can also make
- * it miss a session that existed throughout (see g_keys_chunk), so a walk
- * that must see everything (a backup to compare with) is run while nothing
- * writes, or inside sg_store_begin, under which chunks do not release the
- * lock.  Nothing a walk does relies on seeing everything: purge leaves a
- * missed session to the next purge, and check --repair removes an id from
+ * twice; and every session that exists throughout the walk is listed.  For
+ * that last promise the keys come from the backend's keys_snapshot when it
+ * has one (GDBM: the keys as of one instant, from the checkpoint and the
+ * log, read with no lock held; gdbm_snapshot.c): resuming GDBM's own
+ * iteration between chunks (keys_chunk) misses sessions when a write
+ * reorders the bucket the walk stands in, so that is only the fallback
+ * for a store without a checkpoint or log.  Inside sg_store_begin chunks
+ * do not release the lock and the walk is one state of the store.
+ * Nothing a walk does relies on seeing what was created during it: purge
+ * leaves those to the next purge, and check --repair removes an id from
  * an index only after reading its record under the exclusive lock.
  */
 #include "internal.h"
