@@ -32,7 +32,12 @@
  * a store with neither a checkpoint nor a log (written by an older
  * version, or by mkstore --raw, and not yet opened writable: the first
  * writable open gives it a checkpoint), a change in flight (a writer died:
- * the next writer rebuilds), or a log cut under us three times in a row.
+ * the next writer rebuilds), a checkpoint or log this process may not
+ * read or GDBM cannot open, or a log cut under us three times in a row.
+ *
+ * The snapshot is the store as its history has it.  A record written
+ * into PATH behind the library's back is not in it; check walks the file
+ * itself (walk.c), as that is its business.
  */
 #include "gdbm_be.h"
 
@@ -225,11 +230,12 @@ static sg_status note(sg_store *st, snap *s, sg_error *err)
         s->epoch = __atomic_load_n(&b->page->log_epoch, __ATOMIC_ACQUIRE);
         s->ckfd = open(b->ckptpath, O_RDONLY | O_CLOEXEC);
         s->walfd = open(b->walpath, O_RDONLY | O_CLOEXEC);
+        /* One we may not read (a reader outside the store's group) or
+         * cannot stat: walk the file instead. */
         if ((s->ckfd < 0 && errno != ENOENT) ||
-            (s->walfd < 0 && errno != ENOENT))
-            rc = sgi_gdbm_sys_fail(b, err, "cannot open", b->ckptpath, errno);
-        else if (s->walfd >= 0 && fstat(s->walfd, &sb) < 0)
-            rc = sgi_gdbm_sys_fail(b, err, "stat", b->walpath, errno);
+            (s->walfd < 0 && errno != ENOENT) ||
+            (s->walfd >= 0 && fstat(s->walfd, &sb) < 0))
+            rc = SG_ENOTFOUND;
         else
             s->loglen = s->walfd >= 0 ? sb.st_size : 0;
         if (rc == SG_OK && s->ckfd < 0 && s->loglen == 0)
@@ -242,19 +248,22 @@ static sg_status note(sg_store *st, snap *s, sg_error *err)
 }
 
 /* The keys of the checkpoint (fd) that the log did not touch, to fn;
- * *stop set when fn asked to stop. */
+ * *stop set when fn asked to stop.  SG_ENOTFOUND, fn not called, when
+ * GDBM cannot open it. */
 static sg_status ckpt_keys(gdbm_be *b, int fd, const touched *t,
                            sgi_key_fn fn, void *arg, int *stop,
                            sg_error *err)
 {
+    /* A checkpoint GDBM cannot open (fn not called yet): walk the file
+     * instead. */
     int dfd = dup(fd);
     if (dfd < 0)
-        return sgi_gdbm_sys_fail(b, err, "cannot open", b->ckptpath, errno);
+        return SG_ENOTFOUND;
     gdbm_errno = GDBM_NO_ERROR;
     GDBM_FILE db = gdbm_fd_open(dfd, b->ckptpath, 0, GDBM_READER |
                                 GDBM_NOLOCK | GDBM_CLOERROR, NULL);
     if (!db)
-        return sgi_gdbm_fail(b, err, "open the checkpoint");
+        return SG_ENOTFOUND;
     sg_status rc = SG_OK;
     datum k = gdbm_firstkey(db);
     while (k.dptr) {

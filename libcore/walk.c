@@ -281,9 +281,13 @@ static void cursor_free(sgi_cursor *c)
 
 /* Every session key in the store, sorted, each once, and with users the
  * name of every per-user index (sorted, each once), collected in chunks.
- * New: *out (and users->users). */
+ * With snapshot, the keys as of one instant when the backend can tell
+ * them (keys_snapshot: the keys the store's history holds); without, the
+ * keys of the file itself, for check, whose business is also a record
+ * written there behind the library's back.  New: *out (and
+ * users->users). */
 static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
-                          sg_error *err)
+                          int snapshot, sg_error *err)
 {
     *out = NULL;
     key_walk w = { sgi_list_new(), users, 0 };
@@ -292,7 +296,7 @@ static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
     sg_status rc = SG_ENOTFOUND;
     /* A snapshot when the backend can take one and no caller's lock makes
      * the walk consistent anyway (see the top). */
-    if (st->be->keys_snapshot && st->lock_mode == SGI_UNLOCKED &&
+    if (snapshot && st->be->keys_snapshot && st->lock_mode == SGI_UNLOCKED &&
         !sgi_test_walk_chunked)
         rc = st->be->keys_snapshot(st, collect_key, &w, err);
     if (rc != SG_ENOTFOUND) {
@@ -364,7 +368,7 @@ sg_status sg_store_list(sg_store *st, const char *user, sg_list **out,
             sgi_unlock(st);
         }
     } else {
-        rc = all_keys(st, &ids, NULL, err);
+        rc = all_keys(st, &ids, NULL, 1, err);
     }
     sgi_dated *d = NULL;
     size_t n = 0;
@@ -525,7 +529,7 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
         return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only",
                        st->path);
     sg_list *ids;
-    sg_status rc = all_keys(st, &ids, NULL, err);
+    sg_status rc = all_keys(st, &ids, NULL, 1, err);
     if (rc != SG_OK)
         return rc;
     purge_walk pw = { { SGI_SHARED, purge_find, purge_chunk_end, 0, 0 },
@@ -574,7 +578,7 @@ sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err)
     memset(out, 0, sizeof *out);
     sg_list *ids;
     user_walk w = { 0 };
-    sg_status rc = all_keys(st, &ids, &w, err);
+    sg_status rc = all_keys(st, &ids, &w, 1, err);
     if (rc != SG_OK)
         return rc;
     stats_walk sw = { { SGI_SHARED, stats_visit, NULL, 0, 0 }, sgi_now(st), out };
@@ -805,7 +809,7 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
     sg_list *ids = NULL;
     user_walk w = { 0 };
     if (rc == SG_OK)
-        rc = all_keys(st, &ids, repair ? &w : NULL, err);
+        rc = all_keys(st, &ids, repair ? &w : NULL, 0, err);
     check_walk cw;
     memset(&cw, 0, sizeof cw);
     cw.w = (walker){ SGI_SHARED, check_visit, check_chunk_end, 0, 0 };
