@@ -16,7 +16,8 @@
  * not a form field: the gateway streams the body to the program and never
  * reads it, and in auth mode it never sees it; apps that post forms check
  * the field themselves (s.check_csrf, the WSGI middleware).  Pure code on
- * the request's params: no libfcgi.
+ * params: no libfcgi (the nginx module links it; the gateway's request
+ * and its answer to a refusal are csrf_enforce.c's).
  */
 #include <string.h>
 #include <strings.h>
@@ -74,7 +75,7 @@ static int split_hostport(const char *p, size_t len, const char **host,
 /* Whether Origin (scheme://host[:port]) names the host of the request
  * (Host header host[:port]; a Host without a port, as nginx's $host gives,
  * is compared by name only). */
-static int csrf_origin_matches(const char *origin, const char *hosthdr, int https)
+static int csrf_origin_matches(const char *origin, const char *hosthdr)
 {
     const char *rest, *oh, *op, *hh, *hp;
     size_t ohl, opl, hhl, hpl;
@@ -90,7 +91,6 @@ static int csrf_origin_matches(const char *origin, const char *hosthdr, int http
         dflt = "80";
     } else
         return 0;                       /* "null", other schemes */
-    (void)https;
     if (strchr(rest, '/') || strchr(rest, '?') || strchr(rest, '@'))
         return 0;
     if (split_hostport(rest, strlen(rest), &oh, &ohl, &op, &opl) < 0 ||
@@ -110,37 +110,24 @@ static int csrf_origin_matches(const char *origin, const char *hosthdr, int http
 }
 
 /* See gateway.h. */
-const char *csrf_refusal(const gw_request *rq)
+const char *csrf_decide(csrf_param_fn get, void *arg, const sg_session *s)
 {
     const char *site, *origin, *token;
 
-    if (!rq->cfg->csrf || !csrf_unsafe(request_param(rq, "REQUEST_METHOD")))
+    if (!csrf_unsafe(get(arg, "REQUEST_METHOD")))
         return NULL;
-    site = request_param(rq, "HTTP_SEC_FETCH_SITE");
+    site = get(arg, "HTTP_SEC_FETCH_SITE");
     if (site && strcasecmp(site, "cross-site") == 0)
         return "Sec-Fetch-Site: cross-site";
-    origin = request_param(rq, "HTTP_ORIGIN");
-    if (origin && !csrf_origin_matches(origin, request_param(rq, "HTTP_HOST"), rq->https))
+    origin = get(arg, "HTTP_ORIGIN");
+    if (origin && !csrf_origin_matches(origin, get(arg, "HTTP_HOST")))
         return "Origin does not name this host";
-    if (!rq->session)
+    if (!s)
         return "no session (so no CSRF token)";
-    token = request_param(rq, "HTTP_X_CSRF_TOKEN");
+    token = get(arg, "HTTP_X_CSRF_TOKEN");
     if (!token || !*token)
         return "no X-CSRF-Token header";
-    if (!sg_session_check_csrf(rq->session, token))
+    if (!sg_session_check_csrf(s, token))
         return "X-CSRF-Token does not match the session's token";
     return NULL;
-}
-
-/* See gateway.h. */
-int csrf_enforce(gw_request *rq)
-{
-    const char *why = csrf_refusal(rq);
-
-    if (!why)
-        return 0;
-    log_event(LOG_WARN, "csrf_refused", "unsafe request without same-origin proof; 403",
-              "reason", why, (const char *)NULL);
-    request_fail(rq, 403, "403 Forbidden: cross-site request refused (CSRF check failed)\n");
-    return -1;
 }

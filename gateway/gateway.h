@@ -379,8 +379,16 @@ void renew_maybe(gw_request *rq);
  * mode, the RESPONDER role, and Apache's AUTHORIZER (not lighttpd's). */
 int  renew_cookie_delivered(const gw_request *rq);
 /* ---------------------------------------------------------------- csrf.c */
-/* With --csrf: why an unsafe request (POST, PUT, PATCH, DELETE...) lacks
- * same-origin proof (static text), or NULL when it may pass. */
+/* The --csrf rule on any source of request params: get(arg, NAME) gives
+ * the value of the param NAME ("REQUEST_METHOD", "HTTP_SEC_FETCH_SITE",
+ * "HTTP_ORIGIN", "HTTP_HOST", "HTTP_X_CSRF_TOKEN") or NULL; s is the
+ * request's session or NULL.  Why an unsafe request lacks same-origin
+ * proof (static text), or NULL when it may pass.  Pure: the nginx module
+ * decides with it too. */
+typedef const char *(*csrf_param_fn)(void *arg, const char *name);
+const char *csrf_decide(csrf_param_fn get, void *arg, const sg_session *s);
+/* ------------------------------------------------------- csrf_enforce.c */
+/* With --csrf: csrf_decide on the request's params, or NULL without. */
 const char *csrf_refusal(const gw_request *rq);
 /* csrf_refusal, and on a refusal log it and answer 403.  0 to go on, -1
  * when the answer went out. */

@@ -334,6 +334,40 @@ teardown() {
   [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
 }
 
+@test "nginx module: sessgate_csrf decides tests/unit/csrf_cases.txt as the gateway's --csrf" {
+  local id tok expect method site origin host token code n=0 args
+  id=$(new_session --user alice)
+  req "$(srv_url /csrf/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  tok=$(body_var SESSION_CSRF)
+  [[ $tok =~ ^[0-9a-f]{64}$ ]] || fail "no token: $BODY"
+  while IFS=$'\t' read -r expect method site origin host token; do
+    case $expect in allow|refuse) ;; *) continue ;; esac
+    args=(-X "$method" -H "Host: $host")
+    [ "$site" = - ] || args+=(-H "Sec-Fetch-Site: $site")
+    [ "$origin" = - ] || args+=(-H "Origin: $origin")
+    case $token in
+      ok) args+=(-H "X-CSRF-Token: $tok") ;;
+      wrong) args+=(-H "X-CSRF-Token: $(printf '%064d' 0)") ;;
+    esac
+    [ "$token" = nosession ] || args+=(-H "Cookie: sessgate=$id")
+    [ "$method" != HEAD ] || args+=(-I)
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${args[@]}" "$(srv_url /csrf/)")
+    if [ "$expect" = allow ]; then
+      [ "$code" = 200 ] || fail "$method site=$site origin=$origin host=$host token=$token: $code, want 200"
+    else
+      [ "$code" = 403 ] || fail "$method site=$site origin=$origin host=$host token=$token: $code, want 403"
+    fi
+    n=$((n + 1))
+  done < "$SG_SRCDIR/tests/unit/csrf_cases.txt"
+  [ "$n" -ge 20 ] || fail "only $n cases read"
+  grep -q 'sessgate: unsafe request without same-origin proof' "$SRV_RUNDIR/error.log" ||
+    fail "no error log line"
+  # off elsewhere: a POST without a token passes /app/
+  req "$(srv_url /app/)" -X POST -H "Cookie: sessgate=$id" -H 'Origin: https://evil.example'
+  expect_status 200
+}
+
 @test "nginx module: a Redis store or a policy without a store is refused at start" {
   local conf=$BATS_TEST_TMPDIR/t.conf
   printf 'load_module %s;\nevents {}\nhttp { sessgate_store redis://127.0.0.1:6379/0; }\n' "$MODULE" > "$conf"
