@@ -172,6 +172,7 @@ void sgw_store_close(sg_store *closing);
 %ignore sg_check_report;
 %ignore sg_store_compact;        /* admin: sessgatectl compact */
 %ignore sg_compact_report;
+%ignore sg_store_checkpoint;     /* admin: sessgatectl checkpoint */
 %ignore sg_store_recoveries;
 %ignore sg_session_import;       /* admin: sessgatectl import */
 %ignore sg_each_fn;              /* C callback; layers use list + get */

@@ -109,6 +109,7 @@ extern const struct cli_cmd cli_cmd_export;
 extern const struct cli_cmd cli_cmd_import;
 extern const struct cli_cmd cli_cmd_check;
 extern const struct cli_cmd cli_cmd_compact;
+extern const struct cli_cmd cli_cmd_checkpoint;
 
 /* ------------------------------------------------------------ args.c */
 

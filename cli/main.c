@@ -24,7 +24,7 @@ static const struct cli_cmd *const cli_table[] = {
     &cli_cmd_create, &cli_cmd_get,    &cli_cmd_set,    &cli_cmd_delete,
     &cli_cmd_rotate, &cli_cmd_list,   &cli_cmd_count,  &cli_cmd_purge,
     &cli_cmd_stats,  &cli_cmd_export, &cli_cmd_import, &cli_cmd_check,
-    &cli_cmd_compact,
+    &cli_cmd_compact, &cli_cmd_checkpoint,
     NULL
 };
 

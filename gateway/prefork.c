@@ -13,6 +13,14 @@
  * Started by a spawner on fd 0 with one worker, the process is the worker
  * itself: the spawner (lighttpd, mod_fcgid) already restarts it.
  *
+ * Issue #19: a third duty, checkpoints.  A GDBM writer leaves a big
+ * checkpoint due rather than build it inside the user's request it serves
+ * (minutes on a large store).  Once a second the master asks the store
+ * whether one is due (two stat calls, through a handle it uses for nothing
+ * else) and, if so, forks a builder that builds it and exits; the master
+ * itself never waits for it.  One builder at a time; SIGTERM stops it too
+ * (a killed build is crash-safe: it is built beside the store's files).
+ *
  * Issue #17, two more duties, both fed by a small shared table (one slot
  * per worker: does it hold a connection, which CGI program does it run):
  *  - the master is the workers' child subreaper, so a CGI program whose
@@ -49,6 +57,10 @@ volatile sig_atomic_t prefork_stop;
 static pid_t *pids;
 static time_t *started;
 static volatile sig_atomic_t master_stop, master_child;
+/* Checkpoints (see the top): the master's polling handle, the builder. */
+static sg_store *ckpt_poll;
+static pid_t ckpt_builder;
+static int64_t ckpt_next;
 
 /* One slot per worker, shared with it (MAP_SHARED, made before the forks). */
 typedef struct worker_slot {
@@ -189,6 +201,80 @@ static int start_worker(const gw_config *cfg, int fd, pid_t master, long i)
     _exit(request_loop(cfg, fd));
 }
 
+/* In the builder: build the due checkpoint with a handle of its own, log
+ * how long it took, exit. */
+static void build_checkpoint(const gw_config *cfg)
+{
+    sg_store *st = NULL;
+    sg_error err;
+    int built = 0;
+    int64_t t0 = proc_now_ms();
+
+    sg_error_clear(&err);
+    if (sg_store_open(cfg->store_uri, &cfg->store_opt, &st, &err) != SG_OK ||
+        sg_store_checkpoint(st, 0, &built, &err) != SG_OK) {
+        log_store_error(&err);
+        sg_store_close(st);
+        _exit(1);
+    }
+    sg_store_close(st);
+    if (built) {
+        char ms[24];
+
+        snprintf(ms, sizeof ms, "%lld", (long long)(proc_now_ms() - t0));
+        log_event(LOG_INFO, "checkpoint_built", "the store's due checkpoint "
+                  "was built between requests", "ms", ms, (const char *)NULL);
+    }
+    _exit(0);
+}
+
+/* Once a second: if the store has a checkpoint due and no builder runs,
+ * fork one (see the top). */
+static void checkpoint_tick(const gw_config *cfg, pid_t master)
+{
+    sg_error err;
+    sigset_t none;
+    int due = 0;
+    pid_t pid;
+
+    /* Only GDBM stores have checkpoints, and every other kind is named by
+     * a scheme://: no handle (no Redis connection) for nothing. */
+    if (ckpt_builder > 0 || proc_now_ms() < ckpt_next || !cfg->store_uri ||
+        strstr(cfg->store_uri, "://"))
+        return;
+    ckpt_next = proc_now_ms() + 1000;
+    sg_error_clear(&err);
+    if (!ckpt_poll &&
+        sg_store_open(cfg->store_uri, &cfg->store_opt, &ckpt_poll, &err) != SG_OK) {
+        ckpt_poll = NULL;
+        ckpt_next = proc_now_ms() + 60000;   /* the workers report it */
+        return;
+    }
+    if (sg_store_checkpoint(ckpt_poll, SG_CHECKPOINT_QUERY, &due, &err) != SG_OK ||
+        !due)
+        return;
+    pid = fork();
+    if (pid < 0) {
+        log_msg("cannot start a checkpoint builder: %s", strerror(errno));
+        return;
+    }
+    if (pid > 0) {
+        ckpt_builder = pid;
+        return;
+    }
+    /* Builder: plain signals (SIGTERM ends it), gone with the master. */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        _exit(0);
+    build_checkpoint(cfg);
+}
+
 /* Run the workers until SIGTERM; see gateway.h.  Exit status. */
 int prefork_run(const gw_config *cfg, int fd)
 {
@@ -262,8 +348,12 @@ int prefork_run(const gw_config *cfg, int fd)
                     reject_one(fd);
             } else if (!busy || !all_busy(cfg->workers))
                 waiting_since = 0;
-        } else
-            sigsuspend(&old);
+        } else {
+            /* A tick a second, for checkpoint_tick; signals wake it too. */
+            struct timespec tick = { 1, 0 };
+
+            ppoll(NULL, 0, &tick, &old);
+        }
         master_child = 0;
         if (log_hup_taken()) {          /* SIGHUP: every worker reopens its log */
             log_tick();
@@ -272,6 +362,10 @@ int prefork_run(const gw_config *cfg, int fd)
                     kill(pids[i], SIGHUP);
         }
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (pid == ckpt_builder) {
+                ckpt_builder = 0;
+                continue;
+            }
             for (i = 0; i < n; i++)
                 if (pids[i] == pid)
                     break;
@@ -316,10 +410,20 @@ int prefork_run(const gw_config *cfg, int fd)
                 if (pids[i] < 0)
                     log_msg("cannot start worker: %s", strerror(errno));
             }
+        if (!master_stop)
+            checkpoint_tick(cfg, master);
     }
 
-    /* Stop: TERM every worker, give them 10 s to finish requests, then KILL. */
+    /* Stop: TERM every worker, give them 10 s to finish requests, then KILL.
+     * A checkpoint builder just stops (the next one starts over). */
     sdnotify_send("STOPPING=1");
+    if (ckpt_builder > 0) {
+        kill(ckpt_builder, SIGTERM);
+        waitpid(ckpt_builder, NULL, 0);
+        ckpt_builder = 0;
+    }
+    sg_store_close(ckpt_poll);
+    ckpt_poll = NULL;
     for (i = 0; i < n; i++)
         if (pids[i] > 0)
             kill(pids[i], SIGTERM);

@@ -475,6 +475,24 @@ static sg_status g_compact(sg_store *st, sg_compact_report *rep,
     return rc;
 }
 
+/* sg_store_checkpoint.  A query keeps no GDBM file open afterwards: the
+ * gateway's master polls with a handle it uses for nothing else, and a
+ * kept handle would hold a compacted PATH's old inode (its disk space)
+ * for good. */
+static sg_status g_checkpoint(sg_store *st, int flags, int *built,
+                              sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    if (flags & SG_CHECKPOINT_QUERY) {
+        if (b->held == SGI_UNLOCKED)
+            sgi_gdbm_close_db(b);
+        *built = sgi_gdbm_checkpoint_due(b);
+        return SG_OK;
+    }
+    return sgi_gdbm_checkpoint_now(b, flags & SG_CHECKPOINT_FORCE, built,
+                                   err);
+}
+
 static void g_info(sg_store *st, uint64_t *bytes, uint64_t *writes)
 {
     gdbm_be *b = be_of(st);
@@ -653,6 +671,7 @@ const sgi_backend sgi_backend_gdbm = {
     .info = g_info,
     .reserve = sgi_gdbm_reserve,
     .compact = g_compact,
+    .checkpoint = g_checkpoint,
     .figures = g_figures,
     .stamp = g_stamp,
 };

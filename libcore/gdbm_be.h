@@ -39,6 +39,13 @@
 #define WAL_MAGIC 0x4c574753u              /* "SGWL" */
 #define WAL_DELETE 0xffffffffu             /* vlen of a delete record */
 #define CKPT_MIN_LOG (256 * 1024)          /* never checkpoint below this */
+/* A writer whose write made a checkpoint due builds it in its own call only
+ * when the checkpoint plus the log come to at most CKPT_INLINE_MAX bytes (a
+ * build of that size takes tens of ms), or when the log has grown to
+ * CKPT_CAP_RATIO times the size that made it due and no build runs (nobody
+ * else builds them: the log stays bounded).  See gdbm_fuzzy.c. */
+#define CKPT_INLINE_MAX (2 * 1024 * 1024)
+#define CKPT_CAP_RATIO 4
 #define WAL_READ_PIECE (1024 * 1024)       /* log bytes replayed at a time */
 /* Compact PATH (rewrite it from its live records) when, at a checkpoint,
  * it holds more than COMPACT_RATIO times its live bytes (keys plus values)
@@ -189,6 +196,9 @@ sg_status sgi_gdbm_checkpoint(gdbm_be *b, sg_error *err);
 
 /* gdbm_fuzzy.c */
 int sgi_gdbm_checkpoint_due(gdbm_be *b);
+int sgi_gdbm_writer_builds(gdbm_be *b);
+sg_status sgi_gdbm_checkpoint_now(gdbm_be *b, int force, int *built,
+                                  sg_error *err);
 void sgi_gdbm_checkpoint_behind(gdbm_be *b);
 void sgi_gdbm_build_leftovers(gdbm_be *b);
 sg_status sgi_gdbm_compact_behind(gdbm_be *b, size_t *records,

@@ -232,14 +232,17 @@ sg_status sgi_gdbm_lock(sg_store *st, int mode, sg_error *err)
 }
 
 /* The backend's unlock(): release, and if this hold's writes made the log
- * due for a checkpoint, build one behind the lock (gdbm_fuzzy.c). */
+ * due for a checkpoint that this writer is to build (a small one, or the
+ * log at its cap: sgi_gdbm_writer_builds), build it behind the lock
+ * (gdbm_fuzzy.c).  A bigger one stays due for a builder that serves no
+ * request (sgi_gdbm_checkpoint_now). */
 void sgi_gdbm_unlock(sg_store *st)
 {
     gdbm_be *b = be_of(st);
     if (b->held == SGI_UNLOCKED)
         return;
     if (b->wrote && !__atomic_load_n(&b->page->dirty, __ATOMIC_ACQUIRE) &&
-        sgi_gdbm_checkpoint_due(b)) {
+        sgi_gdbm_writer_builds(b)) {
         sgi_gdbm_checkpoint_behind(b);   /* releases the lock first */
         return;
     }

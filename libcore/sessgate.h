@@ -267,6 +267,23 @@ typedef struct sg_compact_report {
 sg_status sg_store_compact(sg_store *st, sg_compact_report *out,
                            sg_error *err);
 
+/* sg_store_checkpoint's flags. */
+#define SG_CHECKPOINT_FORCE 1   /* build one even if none is due */
+#define SG_CHECKPOINT_QUERY 2   /* build nothing: *built tells whether one
+                                 * is due (cheap, takes no lock) */
+
+/* Build a due checkpoint of a GDBM store (a copy of the file from which,
+ * with the log, it is rebuilt after a crash; building one empties the
+ * log).  Writers leave a big one due rather than build it inside a
+ * request: the gateway builds it between requests (its master forks a
+ * builder), `sessgatectl checkpoint` from a timer; should nobody, a writer
+ * builds it once the log reaches 4 times the size that made it due (see
+ * README).  Takes no lock for long: writers and readers go on.  Waits for
+ * a build running in another process.  *built (may be NULL): whether this
+ * call built one.  On Redis, nothing to do: SG_OK, *built 0. */
+sg_status sg_store_checkpoint(sg_store *st, int flags, int *built,
+                              sg_error *err);
+
 /* Number of times this handle recovered the store since it was opened
  * (a killed writer leaves the file needing recovery). */
 unsigned long sg_store_recoveries(const sg_store *st);

@@ -198,6 +198,26 @@ void sgi_unlock(sg_store *st)
     }
 }
 
+/* See sessgate.h.  Outside any hold of the caller's: a build takes the
+ * locks it needs for an instant at a time. */
+sg_status sg_store_checkpoint(sg_store *st, int flags, int *built,
+                              sg_error *err)
+{
+    int done = 0;
+    sg_status rc = SG_OK;
+    if (!(flags & SG_CHECKPOINT_QUERY) && st->opt.readonly)
+        rc = sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only; cannot "
+                     "build a checkpoint", st->path);
+    else if (!(flags & SG_CHECKPOINT_QUERY) && st->lock_mode != SGI_UNLOCKED)
+        rc = sgi_err(err, SG_EINVAL, 0, "store %s: a checkpoint cannot be "
+                     "built inside sg_store_begin", st->path);
+    else if (st->be->checkpoint)
+        rc = st->be->checkpoint(st, flags, &done, err);
+    if (built)
+        *built = rc == SG_OK && done;
+    return rc;
+}
+
 /* Take and keep the exclusive lock (nests). */
 sg_status sg_store_begin(sg_store *st, sg_error *err)
 {

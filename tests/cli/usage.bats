@@ -9,7 +9,7 @@ load cli
 # bats test_tags=no-store
 @test "--help lists every command and option and exits 0 without a store" {
   run -0 --separate-stderr sessgatectl --help
-  for c in create get set delete rotate list count purge stats export import check compact; do
+  for c in create get set delete rotate list count purge stats export import check compact checkpoint; do
     assert_line --regexp "^  $c( |\$)"
   done
   for o in --store --lock-timeout --idle-timeout --max-age --touch-interval \
@@ -34,7 +34,7 @@ load cli
 
 # bats test_tags=no-store
 @test "COMMAND --help describes each command, exit 0, no store needed" {
-  for c in create get set delete rotate list count purge stats export import check compact; do
+  for c in create get set delete rotate list count purge stats export import check compact checkpoint; do
     run -0 --separate-stderr sessgatectl "$c" --help
     assert_line --index 0 --regexp "^Usage: sessgatectl \[OPTIONS\] $c( |\$)"
     [ -z "$stderr" ]

@@ -15,6 +15,10 @@
 # speed), and under WAIT_BOUND_MS (half the lock timeout; far above what
 # this loaded shared machine adds by itself).  GDBM only: Redis has no
 # checkpoint.
+#
+# Tests 3-5: the writer whose write makes a big checkpoint due leaves it
+# for a builder that serves no request (sessgatectl checkpoint, the
+# gateway's master), and the log stays bounded when nobody builds.
 load ../helpers/common
 load store
 
@@ -77,9 +81,9 @@ big_store() {
   [ "$output" -ge 60000 ] || fail "the checkpoint alone counts $output"
 }
 
-@test "kill -9 of compactions and of writers building checkpoints, at random instants, loses no acknowledged write" {
+@test "kill -9 of compactions, checkpoint builds and writers, at random instants, loses no acknowledged write" {
   big_store 20000
-  local cycle ack pid cpid rc out n acked=0 killed_mid=0
+  local cycle ack pid cpid rc out n acked=0 killed_mid=0 what
   for ((cycle = 1; cycle <= 12; cycle++)); do
     ack="$BATS_TEST_TMPDIR/ack.$cycle"
     : > "$ack"
@@ -88,7 +92,11 @@ big_store() {
     "$TOOLS/storm" "$STORE" "$ack" 2>"$BATS_TEST_TMPDIR/storm.err" 3>&- </dev/null &
     pid=$!
     sleep "0.$((RANDOM % 3 + 1))"
-    "$SG_CTL" --store "$STORE" compact >/dev/null 2>&1 3>&- </dev/null &
+    # Every other cycle a checkpoint (the gateway's builder and a timer's
+    # sessgatectl checkpoint build them so; storm's own log stays below
+    # the cap that would make it build one itself) instead of a compact.
+    if ((cycle % 2)); then what=compact; else what="checkpoint --force"; fi
+    "$SG_CTL" --store "$STORE" $what >/dev/null 2>&1 3>&- </dev/null &
     cpid=$!
     sleep "$(printf '%d.%03d' $((RANDOM % 2)) $((RANDOM % 1000)))"
     if kill -KILL "$cpid" 2>/dev/null; then killed_mid=$((killed_mid + 1)); fi
@@ -102,7 +110,7 @@ big_store() {
     n=${out#acked=}
     acked=$((acked + ${n%% *}))
   done
-  note "12 cycles, $killed_mid compactions killed mid-way, $acked acknowledged writes checked"
+  note "12 cycles, $killed_mid compactions and checkpoint builds killed mid-way, $acked acknowledged writes checked"
   [ "$acked" -gt 0 ]
   [ "$killed_mid" -gt 0 ] || fail "no compaction was killed mid-way"
   # Once more to the end: it removes what the killed builds left, and all
@@ -114,4 +122,90 @@ big_store() {
   [ "$status" -eq 0 ] || fail "final verify: $output $stderr"
   run sessgatectl --store "$STORE" check
   [ "$status" -eq 0 ] || fail "check: $output"
+}
+
+# A writer whose write makes the log due for a checkpoint used to build it
+# in that same call, after releasing the lock: nobody else waited, but
+# that one call - a user's request - took the whole build (31 s on 60,000
+# sessions at load 19; minutes at 1M).  Now a big checkpoint is left due
+# for a builder that serves no request (sessgatectl checkpoint here, the
+# gateway's master below).  duewrite rewrites 100 sessions through one
+# handle until the log is due, timing every call.
+@test "a writer that makes a big checkpoint due does not build it: its longest call is a small part of the build" {
+  big_store 60000
+  run --separate-stderr "$TOOLS/duewrite" "$STORE" 1000 200 200000
+  [ "$status" -eq 0 ] || fail "duewrite: $output $stderr"
+  local W=$output t0 t1 took max
+  note "writer: $W"
+  [ "$(field due_at "$W")" -ge 0 ] || fail "the log never became due: $W"
+  t0=$(date +%s%N)
+  run sessgatectl --store "$STORE" checkpoint
+  t1=$(date +%s%N)
+  [ "$status" -eq 0 ] || fail "checkpoint: $output"
+  took=$(((t1 - t0) / 1000000))
+  note "sessgatectl checkpoint: $took ms"
+  assert_line "due: yes"
+  assert_line "built: yes"
+  # The call that made it due and the 200 after it (the longest call of
+  # the whole run is in the note: the machine's load alone adds spikes).
+  max=$(field due_max_ms "$W")
+  [ "${max%.*}" -lt "$WAIT_BOUND_MS" ] || fail "a write took $max ms"
+  [ $((${max%.*} * 4)) -lt "$took" ] ||
+    fail "a write took $max ms, the build $took ms: the writer built it"
+  # Built: the log is empty, nothing left over, every session there.
+  [ "$(stat -c %s "$STORE.wal")" -eq 0 ] || fail "log: $(stat -c %s "$STORE.wal") bytes"
+  [ ! -e "$STORE.new" ] && [ ! -e "$STORE.ckpt.new" ]
+  run sessgatectl --store "$STORE" count
+  [ "$output" = 60100 ] || fail "count: $output"
+  cp "$STORE.ckpt" "$BATS_TEST_TMPDIR/alone.db"
+  run sessgatectl --store "$BATS_TEST_TMPDIR/alone.db" count
+  [ "$output" = 60100 ] || fail "the checkpoint alone counts $output"
+  # Nothing due now: a second run builds nothing.
+  run sessgatectl --store "$STORE" checkpoint
+  assert_line "due: no"
+  assert_line "built: no"
+}
+
+@test "when nobody builds due checkpoints, a writer still does at 4 times the due size: the log stays bounded" {
+  big_store 4000
+  # Far past the cap: the writer that reaches it builds (a long call,
+  # documented), and the log starts over.
+  run --separate-stderr "$TOOLS/duewrite" "$STORE" 1000 12000 30000
+  [ "$status" -eq 0 ] || fail "duewrite: $output $stderr"
+  local W=$output wal_max due
+  note "writer: $W; log now $(stat -c %s "$STORE.wal") bytes"
+  wal_max=$(field wal_max "$W"); due=$(field due_bytes "$W")
+  [ "$wal_max" -ge "$due" ] || fail "the log never became due: $W"
+  [ "$wal_max" -le $((4 * due + 4096)) ] || fail "the log outgrew its cap: $W"
+  [ "$(field cuts "$W")" -ge 1 ] || fail "no checkpoint at the cap: $W"
+  run sessgatectl --store "$STORE" count
+  [ "$output" = 4100 ] || fail "count: $output"
+  run sessgatectl --store "$STORE" check
+  [ "$status" -eq 0 ] || fail "check: $output"
+}
+
+@test "the gateway's master builds a due checkpoint between requests, and no write waits for it" {
+  big_store 20000
+  local sock="$BATS_TEST_TMPDIR/gw.sock" log="$BATS_TEST_TMPDIR/gw.err" i line ms max
+  start_bg "$SG_GATEWAY" --store "$STORE" --listen "unix:$sock" --workers 2 2>"$log" >/dev/null
+  wait_for_socket "$sock" 5
+  run --separate-stderr "$TOOLS/duewrite" "$STORE" 300 200 200000
+  [ "$status" -eq 0 ] || fail "duewrite: $output $stderr"
+  local W=$output
+  note "writer: $W"
+  [ "$(field due_at "$W")" -ge 0 ] || fail "the log never became due: $W"
+  for ((i = 0; i < 1200; i++)); do
+    line=$(grep 'checkpoint_built' "$log" | head -n1)
+    [ -n "$line" ] && break
+    sleep 0.1
+  done
+  [ -n "$line" ] || fail "no checkpoint built by the gateway in 120 s: $(cat "$log")"
+  note "gateway: $line"
+  ms=$(sed -n 's/.*\bms=\([0-9]*\).*/\1/p' <<<"$line")
+  max=$(field due_max_ms "$W")
+  [ $((${max%.*} * 4)) -lt "$ms" ] ||
+    fail "a write took $max ms, the build $ms ms: the writer built it"
+  [ "$(stat -c %s "$STORE.wal")" -lt "$(stat -c %s "$STORE")" ] || fail "the log is still due"
+  run sessgatectl --store "$STORE" count
+  [ "$output" = 20100 ] || fail "count: $output"
 }
