@@ -560,32 +560,14 @@ static sg_status be_new(sg_store *st, const char *location, sg_error *err)
     return SG_OK;
 }
 
-/* A store that predates its log (no checkpoint, empty log) gets a
- * checkpoint, or a rebuild would start from nothing.  Caller holds the
- * exclusive lock. */
-static sg_status first_checkpoint(gdbm_be *b, sg_error *err)
+/* Whether the store predates its log (no checkpoint, empty log): then it
+ * gets a checkpoint, or a rebuild would start from nothing.  Caller holds
+ * a lock. */
+static int needs_first_checkpoint(gdbm_be *b)
 {
     struct stat wal;
-    if (sgi_gdbm_file_exists(b->ckptpath) || fstat(b->walfd, &wal) != 0 ||
-        wal.st_size != 0)
-        return SG_OK;
-    gdbm_count_t n = 0;
-    /* The first checkpoint of a file we did not write must not copy
-     * damage: a copy of a truncated file would become the history every
-     * later rebuild and repair start from, and GDBM's own salvage would
-     * never run.  An unreadable file takes no writes either (a rebuild
-     * from a log without its checkpoint would replace it with the log
-     * alone) until check --repair has salvaged it. */
-    uint64_t live = 0;
-    if (gdbm_count(b->db, &n) != 0 ||
-        (n > 0 && !sgi_gdbm_db_readable(b->db, &live))) {
-        b->salvage = 1;
-        return SG_OK;
-    }
-    if (n == 0)
-        return SG_OK;
-    sgi_gdbm_note_verified(b, live, (size_t)n);
-    return sgi_gdbm_checkpoint(b, err);
+    return !sgi_gdbm_file_exists(b->ckptpath) && fstat(b->walfd, &wal) == 0 &&
+           wal.st_size == 0;
 }
 
 /* Open (create, or recover) the GDBM file of a writable handle now so
@@ -609,8 +591,10 @@ static sg_status open_writable(sg_store *st, sg_error *err)
             *err = xerr;
         return rc;
     }
-    rc = first_checkpoint(be_of(st), err);
+    int first = needs_first_checkpoint(be_of(st));
     sgi_gdbm_unlock(st);
+    if (first)
+        rc = sgi_gdbm_first_checkpoint(be_of(st), err);
     sgi_gdbm_build_leftovers(be_of(st));
     return rc;
 }

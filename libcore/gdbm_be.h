@@ -201,6 +201,7 @@ sg_status sgi_gdbm_checkpoint_now(gdbm_be *b, int force, int *built,
                                   sg_error *err);
 void sgi_gdbm_checkpoint_behind(gdbm_be *b);
 void sgi_gdbm_build_leftovers(gdbm_be *b);
+sg_status sgi_gdbm_first_checkpoint(gdbm_be *b, sg_error *err);
 sg_status sgi_gdbm_compact_behind(gdbm_be *b, size_t *records,
                                   uint64_t *live, sg_error *err);
 
