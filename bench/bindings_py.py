@@ -19,11 +19,23 @@ and prints one line per row: "name ours_ops_s baseline_ops_s ratio".
 The baseline has no locking, no expiry check and no cross-process
 visibility (a kept GDBM handle does not see other writers); it is the
 floor of what any Python session store over GDBM + JSON can cost.
+
+How it is timed, so that a loaded machine cannot tilt a ratio: each row
+runs ROUNDS (env BENCH_PY_ROUNDS, default 21) rounds; a round is one slice
+of the baseline and one slice of ours, back to back, in alternating order
+(base first in even rounds, ours first in odd ones), each slice OPS/ROUNDS
+operations.  A slice is timed in CPU time of this process
+(time.process_time: user + system, so the store's syscalls count; time
+spent waiting for a core does not).  The ratio printed is the median of
+the rounds' ratios; the ops/s figures are the medians of the slices.
+Neither side waits for a lock or for I/O (one process, files in the page
+cache), so on a quiet machine CPU time and wall time agree.
 """
 
 import dbm.gnu
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -31,14 +43,36 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.environ.get("SG_BUILDDIR", TOP), "bindings", "python"))
 import sessgate  # noqa: E402
 
-ROUNDS = 5
+ROUNDS = max(int(os.environ.get("BENCH_PY_ROUNDS", "21")), 1)
 DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
 def rate(fn, ops):
-    t0 = time.perf_counter()
+    clock = time.process_time
+    t0 = clock()
     fn(ops)
-    return ops / (time.perf_counter() - t0)
+    return ops / max(clock() - t0, 1e-9)
+
+
+def compare(ours, base, n):
+    """(ours ops/s, base ops/s, ratio): medians over ROUNDS interleaved
+    rounds (see the module docstring)."""
+    base(min(n, 2000))              # warm both paths
+    ours(min(n, 2000))
+    per = max(n // ROUNDS, 1)
+    o_rates, b_rates, ratios = [], [], []
+    for r in range(ROUNDS):
+        if r % 2 == 0:
+            b = rate(base, per)
+            o = rate(ours, per)
+        else:
+            o = rate(ours, per)
+            b = rate(base, per)
+        o_rates.append(o)
+        b_rates.append(b)
+        ratios.append(o / b)
+    med = statistics.median
+    return med(o_rates), med(b_rates), med(ratios)
 
 
 def main(argv):
@@ -122,18 +156,13 @@ def main(argv):
             ("save", ours_save, base_save, ops // 4),
             ("update", ours_update, base_update, ops // 4),
             ("datacheck", ours_check, base_check, ops)]
-    # Why rounds: on a shared, loaded machine a figure taken in one slice
-    # of time and its baseline in the next can differ by the load alone.
-    # Both are taken in ROUNDS alternating slices and each keeps its best,
-    # so the ratio compares the two paths under the same conditions.
+    # Why interleaved rounds and medians: on a shared, loaded machine a
+    # figure taken in one slice of time and its baseline in the next can
+    # differ by the load alone (2x was seen); CPU time drops the waits for
+    # a core, the alternation and the median drop what is left.
     for name, ours, base, n in rows:
-        base(min(n, 2000))          # warm both paths
-        ours(min(n, 2000))
-        b = o = 0.0
-        for _ in range(ROUNDS):
-            b = max(b, rate(base, max(n // ROUNDS, 1)))
-            o = max(o, rate(ours, max(n // ROUNDS, 1)))
-        print(f"{name} {o:.0f} {b:.0f} {o / b:.2f}")
+        o, b, ratio = compare(ours, base, n)
+        print(f"{name} {o:.0f} {b:.0f} {ratio:.2f}", flush=True)
     db.close()
     store.close()
     return 0

@@ -78,6 +78,29 @@ except TypeError:
   assert_output "ok"
 }
 
+@test "get matches the whole id: a NUL, a surrogate or more after a live id is no session" {
+  run py '
+class Sid(str):
+    pass
+st = sessgate.Store(STORE)
+sid = st.create(data={"n": 1}).id
+for bad in [sid + "\0", sid + "\0junk", sid[:-1] + "\0", sid + "\ud800",
+            sid[:-1] + "\ud800", sid + " ", " " + sid, sid.upper()]:
+    assert st.get(bad) is None, repr(bad)
+    assert st.get(bad, touch=False) is None, repr(bad)
+assert st.get(Sid(sid))["n"] == 1
+assert st.get(sid)["n"] == 1
+for bad in [b"x" * 36, 36, ["x"]]:
+    try:
+        st.get(bad)
+        print("no TypeError for", repr(bad))
+    except TypeError as e:
+        assert "session id must be str" in str(e), e
+print("ok")'
+  assert_success
+  assert_output "ok"
+}
+
 @test "expired sessions are invisible to get, count and sessions, and purge removes them" {
   run py '
 st = sessgate.Store(STORE)

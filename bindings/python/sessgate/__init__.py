@@ -72,22 +72,15 @@ _loads = json.loads
 # object json.loads spends more in its Python wrapper than its C scanner
 # spends decoding.  This is that same scanner (the same values come out);
 # anything it does not consume whole goes to json.loads, which decides.
+# It runs inside _py_session_data (Session._load_data).
 _scan_once: Optional[Callable[[str, int], Tuple[Any, int]]] = getattr(
     json.decoder.JSONDecoder(), "scan_once", None)
 
-
-def _loads_data(text: str) -> Any:
-    if _scan_once is not None:
-        try:
-            value, end = _scan_once(text, 0)
-            if end == len(text) and type(value) is dict:
-                return value
-        except (StopIteration, ValueError):
-            pass
-    return _loads(text)
-
-
-_session_get = _c.session_get
+# The lean read path (bindings/python/sessgate_core_python.i): a get that
+# answers None for "no such session" and hands back the bare C handle, and
+# the data text with _scan_once's decode in one call.
+_py_session_get = _c.py_session_get
+_py_session_data = _c.py_session_data
 _session_save = _c.session_save
 _session_set_data = _c.session_set_data
 _session_data_json = _c.session_data_json
@@ -198,12 +191,7 @@ class Session(MutableMapping[str, JSONValue]):
         """The session data as a dict (decoded on first use)."""
         d = self._data
         if d is None:
-            text = _session_data_json(self._raw)
-            if text is None:
-                raise OutOfMemory("out of memory reading session data",
-                                  _c.SG_ENOMEM)
-            d = self._data = _loads_data(text)
-            self._text = text
+            d = self._load_data()
         return d
 
     @data.setter
@@ -215,6 +203,20 @@ class Session(MutableMapping[str, JSONValue]):
         if self._text is None:
             self._text = _session_data_json(self._raw)
 
+    def _load_data(self) -> Dict[str, JSONValue]:
+        # The stored text, decoded once by json's own scanner (in the
+        # same C call); json.loads decides whatever that did not take.
+        pair = _py_session_data(self._raw, _scan_once)
+        if pair is None:
+            raise OutOfMemory("out of memory reading session data",
+                              _c.SG_ENOMEM)
+        d, text = pair
+        if d is None:
+            d = _loads(text)
+        self._data = d
+        self._text = text
+        return d
+
     @property
     def changed(self) -> bool:
         """Whether the data differs from what was loaded or last saved
@@ -225,7 +227,10 @@ class Session(MutableMapping[str, JSONValue]):
                 != _dumps(_loads(self._text or "{}")))
 
     def __getitem__(self, key: str) -> JSONValue:
-        return self.data[key]
+        d = self._data
+        if d is None:
+            d = self._load_data()
+        return d[key]
 
     def __setitem__(self, key: str, value: JSONValue) -> None:
         # Checked at assignment (a tuple, an int key, NaN, a datetime raise
@@ -253,7 +258,10 @@ class Session(MutableMapping[str, JSONValue]):
         return key in self.data
 
     def get(self, key: str, default: JSONValue = None) -> JSONValue:
-        return self.data.get(key, default)
+        d = self._data
+        if d is None:
+            d = self._load_data()
+        return d.get(key, default)
 
     def __repr__(self) -> str:
         return (f"<sessgate.Session {self.id} user={self.user!r} "
@@ -531,19 +539,18 @@ class Store:
         """The live session with this id, or None when the id is unknown,
         expired, malformed or None.  ``touch=False`` leaves the idle window
         alone (the read then never writes)."""
-        # The hot path of every request: kept to one lock and one C call.
+        # The hot path of every request: kept to one lock and one C call,
+        # which answers None for a malformed, unknown or expired id and
+        # raises TypeError for an id that is not a str.
         if sid is None:
             return None
-        if type(sid) is not str and not isinstance(sid, str):
-            raise TypeError(f"session id must be str, not {type(sid).__name__}")
         with self._mutex:
             st = self._st
             if st is None:
                 self._handle()            # raises "the store is closed"
-            try:
-                raw = _session_get(st, sid, 0 if touch else _GET_NOTOUCH)
-            except NotFound:              # Expired too
-                return None
+            raw = _py_session_get(st, sid, 0 if touch else _GET_NOTOUCH)
+        if raw is None:
+            return None
         s = Session(self, raw)
         if self.model is not None and s.data:
             _data.validate(self.model, s.data)    # InvalidData
