@@ -214,3 +214,126 @@ time.sleep(2.5)' "$GW_SOCK"
   assert_line "sessgate_records_damaged_total 1"
   assert_line "sessgate_connections_dropped_total 1"
 }
+
+# raw_fcgi SCRIPT: run a raw FastCGI client on $GW_SOCK; SCRIPT is Python
+# with these in scope: s (the connected socket), rec(type, body[, id]),
+# nv(name, value) (a name-value pair with explicit 1- or 4-byte lengths),
+# begin([role]), records() (the reply's records until END_REQUEST or
+# close, as (type, content) pairs) and out(recs) (its FCGI_STDOUT, CR
+# stripped).  Each test sends its bytes as a web server never would.
+raw_fcgi() {
+  "$SG_PYTHON" - "$GW_SOCK" "$1" <<'PY'
+import socket, struct, sys
+path, script = sys.argv[1], sys.argv[2]
+def rec(t, b, rid=1): return struct.pack('>BBHHBB', 1, t, rid, len(b), 0, 0) + b
+def ln(n): return bytes([n]) if n < 128 else struct.pack('>I', n | 0x80000000)
+def nv(n, v): return ln(len(n)) + ln(len(v)) + n + v
+def begin(role=1): return rec(1, struct.pack('>HB5x', role, 0))
+def records():
+    buf, got = b'', []
+    s.settimeout(10)
+    while True:
+        while len(buf) < 8 or len(buf) < 8 + struct.unpack('>H', buf[4:6])[0] + buf[6]:
+            try:
+                d = s.recv(65536)
+            except OSError:
+                d = b''
+            if not d:
+                got.append(('closed', b''))
+                return got
+            buf += d
+        t, l, p = buf[1], struct.unpack('>H', buf[4:6])[0], buf[6]
+        got.append((t, buf[8:8 + l]))
+        buf = buf[8 + l + p:]
+        if t == 3:
+            return got
+def out(recs): return b''.join(c for t, c in recs if t == 6).decode('latin-1').replace('\r', '')
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+exec(script)
+PY
+}
+
+# cookie_nul ID1 ID2: one HTTP_COOKIE param "sessgate=ID1; x=<NUL>; sessgate=ID2"
+cookie_nul() {
+  raw_fcgi "
+p = nv(b'REQUEST_URI', b'/') + nv(b'HTTP_COOKIE', b'$1; x=\\x00; $2')
+s.sendall(begin() + rec(4, p) + rec(4, b'') + rec(5, b''))
+print(out(records()))"
+}
+
+@test "a NUL inside HTTP_COOKIE hides nothing: a second session cookie after it is seen (issue #17 7a)" {
+  a=$(new_session --user alice)
+  b=$(new_session --user bob)
+  gw_start --workers 1
+  # the same id twice around the NUL: one session
+  run -0 cookie_nul "sessgate=$a" "sessgate=$a"
+  assert_line "X-Session-User: alice"
+  # two different ids around the NUL: ambiguous, no session at all
+  run -0 cookie_nul "sessgate=$a" "sessgate=$b"
+  refute_line "X-Session-User: alice"
+  refute_line "X-Session-User: bob"
+  grep -q "cookie_malformed" "$GW_ERR"
+  # the only session cookie after the NUL is found
+  run -0 cookie_nul "y=1" "sessgate=$b"
+  assert_line "X-Session-User: bob"
+}
+
+@test "a PARAMS length near 2^31 drops the connection, never the worker (was: libfcgi assert, SIGABRT)" {
+  gw_start --workers 1
+  worker=$(workers_of "$GW_PID" | head -1)
+  run -0 raw_fcgi "
+huge = struct.pack('>II', 0xffffff00, 0xffffff00) + b'AB'
+s.sendall(begin() + rec(4, huge) + rec(4, b'') + rec(5, b''))
+print(records()[-1][0])"
+  assert_output "closed"
+  # a name or value longer than what the record stream holds, in pieces
+  run -0 raw_fcgi "
+p = nv(b'REQUEST_URI', b'/') + struct.pack('>II', 0x80000010, 0x80000001) + b'x' * 40
+s.sendall(begin() + rec(4, p[:20]) + rec(4, p[20:]) + rec(4, b'') + rec(5, b''))
+print(records()[-1][0])"
+  assert_output "closed"
+  run -0 gw_req -p REQUEST_URI=/
+  assert_line "Status: 200 OK"
+  [ "$(workers_of "$GW_PID" | head -1)" = "$worker" ] || fail "the worker died"
+  ! grep -Ei 'assert|abort' "$GW_ERR"
+}
+
+@test "management records: GET_VALUES answered, unknown types answered and nothing leaks (was: 48 bytes each)" {
+  gw_start --workers 1
+  worker=$(workers_of "$GW_PID" | head -1)
+  run -0 raw_fcgi "
+s.sendall(rec(9, nv(b'FCGI_MPXS_CONNS', b'') + nv(b'FCGI_MAX_CONNS', b'') + nv(b'OTHER', b''), 0)
+          + rec(42, b'', 0))
+got = []
+while len(got) < 2:
+    r = records()
+    got += r
+    if r[-1][0] == 'closed': break
+print(got[:2])"
+  assert_output "[(10, b'\\x0f\\x01FCGI_MPXS_CONNS0\\x0e\\x01FCGI_MAX_CONNS1'), (11, b'*\\x00\\x00\\x00\\x00\\x00\\x00\\x00')]"
+  rss0=$(ps -o rss= -p "$worker")
+  # 100000 unknown-type records (800 KB) on one connection, then a request
+  run -0 raw_fcgi "
+import threading
+n, seen = 100000, [0]
+def drain():
+    buf = b''
+    while seen[0] < n:
+        d = s.recv(65536)
+        if not d: return
+        buf += d
+        k = len(buf) // 16
+        seen[0] += k
+        buf = buf[16 * k:]
+t = threading.Thread(target=drain); t.start()
+s.sendall(rec(99, b'', 0) * n)
+t.join(30)
+print(seen[0])"
+  assert_output 100000
+  run -0 gw_req -p REQUEST_URI=/
+  assert_line "Status: 200 OK"
+  rss1=$(ps -o rss= -p "$worker")
+  # libfcgi 2.4.2 leaked 48 bytes a record: 4.8 MB here
+  [ $((rss1 - rss0)) -lt 1500 ] || fail "the worker grew by $((rss1 - rss0)) KiB"
+}
