@@ -20,58 +20,14 @@
 
 #include "gateway.h"
 
-/* Bytes libfcgi already holds for FCGI_STDIN (readable without blocking). */
+/* Bytes of FCGI_STDIN's current piece already read (no blocking).  Bytes
+ * beyond it that sit in the connection's buffer: cgi_fcgi_more_buffered
+ * (fcgi.c).  The socket is polled only when neither has any. */
 static size_t fcgi_buffered(const FCGX_Stream *in)
 {
     if (!in || in->isClosed || in->stop < in->rdNext)
         return 0;
     return (size_t)(in->stop - in->rdNext);
-}
-
-/*
- * libfcgi reads the socket in 8 KB gulps that can hold several records,
- * but a stream shows only the current record (rdNext..stop).  When the
- * rest of the body (or its end record) already sits in that buffer, the
- * socket never polls readable again, and waiting for it would stall until
- * the timeout.  So we look at the reader's private buffer end.
- *
- * Why not the public API (issue #18): libfcgi 2.4 offers no call that says
- * whether more input is buffered.  FCGX_GetStr/GetChar block on the socket
- * when the buffer is empty, and a read interrupted to make it non-blocking
- * (SIGALRM) or run on a non-blocking socket (EAGAIN) sets the stream's
- * error and closes it for good, so "try a read" cannot be used as a probe;
- * the public FCGX_Stream fields (rdNext, stop) end at the current record.
- * Hence this mirror of FCGX_Stream_Data of fcgiapp.c, unchanged from
- * libfcgi 2.4.0 to 2.4.6.  The checks below make a different layout answer
- * "unknown" (-1), which the pump treats as "maybe" (a read bounded by the
- * request deadline), and tests/unit/test_fcgi_layout.c fails on it: a
- * libfcgi update that moves these fields fails the build's tests instead
- * of silently slowing bodies down.
- */
-struct fcgi_stream_data_mirror {
-    unsigned char *buff;
-    int bufflen;
-    unsigned char *mBuff;
-    unsigned char *buffStop;
-    int type, eorStop, skip, contentLen, paddingLen, isAnythingWritten, rawWrite;
-    FCGX_Request *reqDataPtr;
-};
-
-/* Whether libfcgi holds FCGI_STDIN bytes beyond the current record; see
- * gateway.h. */
-int cgi_fcgi_more_buffered(const FCGX_Request *fr)
-{
-    const FCGX_Stream *in = fr->in;
-    const struct fcgi_stream_data_mirror *d;
-
-    if (!in || in->isClosed)
-        return 0;
-    d = in->data;
-    if (!d || d->reqDataPtr != fr || d->bufflen <= 0 || d->bufflen > (1 << 24) ||
-        d->buff > in->rdNext || in->rdNext > d->buffStop ||
-        d->buffStop > d->buff + d->bufflen)
-        return -1;                      /* unknown layout */
-    return d->buffStop > in->rdNext;
 }
 
 static void on_alarm(int sig)

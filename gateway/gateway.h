@@ -28,6 +28,8 @@
 #define GW_MAX_WORKERS       256
 #define GW_MAX_HEADER_VALUE  (256 * 1024) /* any header value the gateway emits */
 #define GW_IO_CHUNK          (64 * 1024)  /* pipe and stream transfer unit */
+#define GW_MAX_HEAD          (1024 * 1024)/* bytes of a request's PARAMS stream */
+#define GW_MAX_PARAMS        16384        /* params of one request */
 
 /* ------------------------------------------------------------------ buf.c */
 /* A growable byte buffer with a hard cap (after curl's dynbuf).  The bytes
@@ -326,8 +328,57 @@ int64_t proc_now_ms(void);
 /* Monotonic clock in microseconds. */
 int64_t proc_now_us(void);
 
-/* ---------------------------------------------------------------- request.c */
+/* ---------------------------------------------------------------- fcgi.c */
 struct FCGX_Request;
+
+/* One FastCGI param with its lengths (a name or value may hold a NUL).
+ * Both point into NUL-terminated storage of the connection, valid until
+ * the request ends: name[nlen] is '=', value[vlen] is '\0'. */
+typedef struct gw_param {
+    const char *name, *value;
+    size_t      nlen, vlen;
+} gw_param;
+
+/* One worker's FastCGI connection: the gateway's own record reader and
+ * writer (issue #17: libfcgi dropped param lengths, asserted on a PARAMS
+ * length near 2^31 and leaked on unknown management records). */
+typedef struct gw_fcgi gw_fcgi;
+
+#define FCGI_GONE   (-1)    /* fcgi_accept: the peer closed between requests */
+#define FCGI_BROKEN (-2)    /* fcgi_accept: a broken, slow or malformed head */
+
+/* A connection object (no connection yet), or NULL when out of memory. */
+gw_fcgi *fcgi_new(void);
+void     fcgi_free(gw_fcgi *c);
+/* Take over the accepted descriptor fd (closing any previous one). */
+void     fcgi_attach(gw_fcgi *c, int fd);
+/* The connection's descriptor, or -1 when there is none. */
+int      fcgi_fd(const gw_fcgi *c);
+/* Close the connection (if any). */
+void     fcgi_close(gw_fcgi *c);
+/* Read the next request's head (BEGIN_REQUEST and PARAMS; management
+ * records are answered on the way).  0, or FCGI_GONE / FCGI_BROKEN with
+ * the connection closed (fcgi_why says why). */
+int      fcgi_accept(gw_fcgi *c);
+/* Why the last fcgi_accept failed (static text). */
+const char *fcgi_why(const gw_fcgi *c);
+/* The current request: requestId, role, keepConnection, ipcFd, envp and
+ * the streams in (FCGI_STDIN) and out (FCGI_STDOUT) for the FCGX_ stream
+ * calls.  Never hand it to libfcgi's FCGX_Accept_r/Finish_r/Free. */
+struct FCGX_Request *fcgi_request(gw_fcgi *c);
+/* The current request's params, in order, with their lengths. */
+const gw_param *fcgi_params(const gw_fcgi *c, size_t *n);
+/* Whether bytes already read from the socket wait in the buffer. */
+int      fcgi_pending(const gw_fcgi *c);
+/* End the request: FCGI_STDOUT's end and FCGI_END_REQUEST; the connection
+ * is kept only with FCGI_KEEP_CONN and no error on either stream. */
+void     fcgi_finish(gw_fcgi *c);
+/* The next name-value pair of [*p, end): 1 (and *p moved past it), 0 at
+ * the end, -1 when a declared length runs past end.  out points into the
+ * input (not NUL-terminated). */
+int      fcgi_nv_next(const unsigned char **p, const unsigned char *end, gw_param *out);
+
+/* ---------------------------------------------------------------- request.c */
 
 typedef enum gw_role { ROLE_RESPONDER = 0, ROLE_AUTHORIZER } gw_role;
 
@@ -336,7 +387,9 @@ typedef struct gw_request {
     const gw_config     *cfg;
     sg_store            *store;     /* the worker's kept handle (borrowed) */
     struct FCGX_Request *fcgi;      /* borrowed */
-    char               **envp;      /* the params, borrowed from fcgi */
+    char               **envp;      /* the params as C strings, borrowed */
+    const gw_param      *params;    /* the same with their lengths, borrowed */
+    size_t               nparams;
     gw_role              role;
     int                  https;
     const char          *request_uri;
@@ -475,10 +528,9 @@ typedef struct cgi_io {
 /* Run the poll loop until the program's stdout ends (and a held header
  * block is decided) or time runs out.  Returns 1 on timeout, 0 otherwise. */
 int  cgi_pump(cgi_io *io, int64_t deadline);
-/* Whether libfcgi already holds FCGI_STDIN bytes beyond the current
- * record (so no poll() on the socket would report them): 1 yes, 0 no, -1
- * libfcgi's private layout is not the one mirrored (callers read anyway,
- * bounded by the deadline; tests/unit/test_fcgi_layout.c fails on it). */
+/* (fcgi.c) Whether FCGI_STDIN bytes were already read from the socket
+ * beyond the current piece (so no poll() on the socket would report
+ * them): 1 yes, 0 no. */
 int  cgi_fcgi_more_buffered(const struct FCGX_Request *fr);
 /* Close *fd if open and set it to -1. */
 void cgi_close_fd(int *fd);

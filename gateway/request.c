@@ -9,8 +9,9 @@
  * BEGIN_REQUEST record) and from FCGI_ROLE params: if either says
  * AUTHORIZER, it is the authorizer role (Apache sends FCGI_ROLE twice).
  * The session cookie is read from every HTTP_COOKIE param: nginx sends one
- * per Cookie header and FCGX_GetParam would return only the first, so the
- * envp array is walked here.
+ * per Cookie header, so every param is walked here, by its length (a NUL
+ * inside a value hides nothing: issue #17).  The records themselves are
+ * read by fcgi.c, not libfcgi.
  */
 #include <errno.h>
 #include <signal.h>
@@ -92,15 +93,15 @@ static const char *request_path(const gw_request *rq, char *out, size_t size)
 int request_load_session(gw_request *rq)
 {
     const char *vals[GW_MAX_COOKIE_PARAMS + 1];
-    size_t lens[GW_MAX_COOKIE_PARAMS + 1], n = 0;
-    char **e, path[256], h[LOG_HASH_LEN + 1];
+    size_t lens[GW_MAX_COOKIE_PARAMS + 1], n = 0, i;
+    char path[256], h[LOG_HASH_LEN + 1];
     sg_error err;
     sg_status rc;
 
-    for (e = rq->envp; e && *e && n <= GW_MAX_COOKIE_PARAMS; e++)
-        if (strncmp(*e, "HTTP_COOKIE=", 12) == 0) {
-            vals[n] = *e + 12;
-            lens[n] = strlen(vals[n]);
+    for (i = 0; i < rq->nparams && n <= GW_MAX_COOKIE_PARAMS; i++)
+        if (rq->params[i].nlen == 11 && memcmp(rq->params[i].name, "HTTP_COOKIE", 11) == 0) {
+            vals[n] = rq->params[i].value;
+            lens[n] = rq->params[i].vlen;
             n++;
         }
     rq->cookie = cookie_find(vals, lens, n, rq->cfg->cookie_name, rq->cookie_id);
@@ -275,8 +276,9 @@ static void access_line(const gw_request *rq, int64_t t0_us)
     free(enc);
 }
 
-static int request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
+static int request_handle(const gw_config *cfg, sg_store *st, gw_fcgi *c)
 {
+    FCGX_Request *fr = fcgi_request(c);
     gw_request rq;
     const char *https;
     size_t i;
@@ -288,6 +290,7 @@ static int request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
     rq.store = st;
     rq.fcgi = fr;
     rq.envp = fr->envp;
+    rq.params = fcgi_params(c, &rq.nparams);
     rq.role = request_role(fr);
     https = request_param(&rq, "HTTPS");
     rq.https = https && strcasecmp(https, "on") == 0;
@@ -317,21 +320,16 @@ static int request_handle(const gw_config *cfg, sg_store *st, FCGX_Request *fr)
 }
 
 /*
- * Per-connection read deadlines (issue #17).  libfcgi reads with plain
- * blocking read()s and has no timeout: a client that sent a BEGIN record
- * and two bytes held its worker for as long as it liked (with the default
- * --workers 1, the whole gateway).  So the worker accepts connections
- * itself instead of inside FCGX_Accept_r, and before libfcgi reads a byte:
+ * Per-connection read deadlines (issue #17).  A client that sent a
+ * BEGIN record and two bytes must not hold its worker for as long as it
+ * likes (with the default --workers 1, the whole gateway).  So:
  *  - SO_RCVTIMEO/SO_SNDTIMEO = --read-idle-timeout: a read or write that
- *    makes no progress for that long fails, and libfcgi drops the
- *    connection (this also ends idle keep-alive connections);
- *  - an ITIMER_REAL of --read-timeout around FCGX_Accept_r: the request's
+ *    makes no progress for that long fails, and the connection is dropped
+ *    (this also ends idle keep-alive connections);
+ *  - an ITIMER_REAL of --read-timeout around fcgi_accept: the request's
  *    BEGIN and PARAMS must arrive within that in all (a client dripping a
  *    byte a second is cut off); SIGALRM without SA_RESTART makes the read
- *    fail with EINTR, and libfcgi drops the connection.
- * libfcgi is handed the accepted descriptor (ipcFd) and a listen_sock of
- * -1, so when it drops a connection it cannot block in accept() itself:
- * FCGX_Accept_r returns and the loop accepts the next one here.
+ *    fail with EINTR, and the connection is dropped.
  */
 static void on_read_alarm(int sig)
 {
@@ -422,7 +420,8 @@ static int request_accept(const gw_config *cfg, int epfd, int listen_fd)
 /* Run one worker's accept loop; see gateway.h. */
 int request_loop(const gw_config *cfg, int listen_fd)
 {
-    FCGX_Request fr;
+    gw_fcgi *c;
+    FCGX_Request *fr;
     sg_store *st = NULL;
     struct sigaction sa;
     int errors = 0, fl, epfd;
@@ -436,23 +435,25 @@ int request_loop(const gw_config *cfg, int listen_fd)
     /* A web server that hangs up must not kill the worker: writes fail
      * with EPIPE instead.  CGI children get SIG_DFL back before exec. */
     signal(SIGPIPE, SIG_IGN);
-    if (FCGX_InitRequest(&fr, -1, 0) != 0) {
-        log_msg("cannot set up a FastCGI request");
+    c = fcgi_new();
+    if (!c) {
+        log_msg("cannot set up a FastCGI connection: out of memory");
         return 1;
     }
+    fr = fcgi_request(c);
     fl = fcntl(listen_fd, F_GETFL);
     if (fl >= 0)
         fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
     epfd = request_accept_setup(listen_fd);
     store_handle(cfg, &st);
     while (!prefork_stop) {
-        int rc;
+        int rc, fd;
 
-        if (fr.ipcFd < 0) {
+        if (fcgi_fd(c) < 0) {
             worker_busy = 0;
             prefork_mark_busy(0);
-            fr.ipcFd = request_accept(cfg, epfd, listen_fd);
-            if (fr.ipcFd < 0) {
+            fd = request_accept(cfg, epfd, listen_fd);
+            if (fd < 0) {
                 if (prefork_stop)
                     break;
                 /* Why: a listening socket that keeps failing will not heal. */
@@ -468,81 +469,71 @@ int request_loop(const gw_config *cfg, int listen_fd)
             }
             errors = 0;
             prefork_mark_busy(1);
-            /* FCGX_Accept_r first finishes the "current" request: keep
-             * it from closing the connection just accepted. */
-            fr.keepConnection = 1;
+            fcgi_attach(c, fd);
         }
         worker_busy = 0;                /* SIGTERM now: leave at once */
-        {
+        if (!fcgi_pending(c)) {
             /* A peer that closes between requests (the normal end of a
              * kept connection) or stays idle is let go quietly. */
-            struct pollfd pf = { fr.ipcFd, POLLIN, 0 };
-            char c;
+            struct pollfd pf = { fcgi_fd(c), POLLIN, 0 };
+            char ch;
 
             if (poll(&pf, 1, (int)cfg->read_idle_timeout * 1000) <= 0 ||
-                recv(fr.ipcFd, &c, 1, MSG_PEEK) <= 0) {
-                FCGX_Free(&fr, 1);
-                fr.ipcFd = -1;
+                recv(fcgi_fd(c), &ch, 1, MSG_PEEK) <= 0) {
+                fcgi_close(c);
                 continue;
             }
         }
         request_alarm(cfg->read_timeout);
-        rc = FCGX_Accept_r(&fr);
+        rc = fcgi_accept(c);
         request_alarm(0);
-        /* Why: libfcgi ends PARAMS at the first failed read as if the
-         * record stream were complete (measured: a client stalled mid-
-         * PARAMS was answered 200 with no params once its read timed out).
-         * A request whose head did not arrive whole is never answered. */
-        if (rc >= 0 && fr.in && FCGX_GetError(fr.in) != 0) {
-            FCGX_Free(&fr, 1);          /* closes the connection */
-            rc = -1;
-        }
+        /* A request whose head did not arrive whole is never answered: a
+         * client stalled mid-PARAMS must not be served with half its
+         * params.  fcgi_accept closed the connection. */
         if (rc < 0) {
-            /* The connection broke, timed out or spoke no FastCGI; libfcgi
-             * closed it and (listen_sock -1) came back here. */
             if (prefork_stop)
                 break;
-            metrics_add(MET_CONNECTIONS_DROPPED, 1);
-            log_event(LOG_INFO, "connection_dropped", "a FastCGI connection timed out or "
-                      "broke before its request was read", (const char *)NULL);
-            fr.ipcFd = -1;
+            if (rc == FCGI_BROKEN) {
+                metrics_add(MET_CONNECTIONS_DROPPED, 1);
+                log_event(LOG_INFO, "connection_dropped", "a FastCGI connection timed out, "
+                          "broke or spoke malformed FastCGI before its request was read",
+                          "reason", fcgi_why(c), (const char *)NULL);
+            }
             continue;
         }
         worker_busy = 1;
-        if (request_handle(cfg, store_handle(cfg, &st), &fr)) {
-            /* Why: FCGX_Finish_r would send FCGI_END_REQUEST, and the web
-             * server would end the reply as complete (a normal-looking 200
-             * with half a body).  Send what we have, then hang up: nginx
-             * logs "upstream prematurely closed" and cuts the client off. */
-            FCGX_FFlush(fr.out);
-            if (fr.ipcFd >= 0)
-                shutdown(fr.ipcFd, SHUT_RDWR);
-            fr.keepConnection = 0;
-        } else if (fr.keepConnection && fr.in && !FCGX_HasSeenEOF(fr.in)) {
+        if (request_handle(cfg, store_handle(cfg, &st), c)) {
+            /* Why: FCGI_END_REQUEST would make the web server end the
+             * reply as complete (a normal-looking 200 with half a body).
+             * Send what we have, then hang up: nginx logs "upstream
+             * prematurely closed" and cuts the client off. */
+            FCGX_FFlush(fr->out);
+            if (fr->ipcFd >= 0)
+                shutdown(fr->ipcFd, SHUT_RDWR);
+            fr->keepConnection = 0;
+        } else if (fr->keepConnection && fr->in && !FCGX_HasSeenEOF(fr->in)) {
             /* Why (issue #17): on a kept connection (FCGI_KEEP_CONN) the
              * rest of a body the mode never read (auth mode never reads
-             * one) sat in front of the next request, and libfcgi, reading
-             * it as the next request's start, dropped the connection: the
-             * next request was lost (measured with a 180 KB body).  So the
-             * rest of FCGI_STDIN is read and discarded before END_REQUEST,
-             * bounded by --read-timeout; a body that does not end in time
-             * (an authorizer's, which Apache never ends) closes the
-             * connection cleanly after the answer instead. */
+             * one) sits in front of the next request.  So the rest of
+             * FCGI_STDIN is read and discarded before END_REQUEST, bounded
+             * by --read-timeout; a body that does not end in time (an
+             * authorizer's, which Apache never ends) closes the connection
+             * cleanly after the answer instead. */
             static char sink[8192];
 
-            FCGX_FFlush(fr.out);        /* the answer goes out first */
+            FCGX_FFlush(fr->out);       /* the answer goes out first */
             request_alarm(cfg->read_timeout);
-            while (FCGX_GetStr(sink, (int)sizeof sink, fr.in) > 0)
+            while (FCGX_GetStr(sink, (int)sizeof sink, fr->in) > 0)
                 ;
             request_alarm(0);
-            if (FCGX_GetError(fr.in) != 0 || !FCGX_HasSeenEOF(fr.in))
-                fr.keepConnection = 0;
+            if (FCGX_GetError(fr->in) != 0 || !FCGX_HasSeenEOF(fr->in))
+                fr->keepConnection = 0;
         }
-        FCGX_Finish_r(&fr);
+        fcgi_finish(c);
         log_tick();
     }
     log_flush_limits();
-    FCGX_Free(&fr, 1);
+    fcgi_free(c);
     sg_store_close(st);
     if (epfd >= 0)
         close(epfd);

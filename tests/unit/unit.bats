@@ -43,8 +43,8 @@ run_unit() {
   run_unit test_depth
 }
 
-@test "test_fcgi_layout: libfcgi's private stream layout is the one cgi mode mirrors" {
-  run_unit test_fcgi_layout
+@test "test_fcgi_reader: the gateway reads FastCGI records by their lengths" {
+  run_unit test_fcgi_reader
 }
 
 @test "test_inject: what the gateway injects and emits passes its unit tests" {
