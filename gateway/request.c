@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -381,6 +384,55 @@ static int request_accept_setup(int listen_fd)
     return epfd;
 }
 
+/*
+ * What libfcgi's own accept did beside accepting, kept since the workers
+ * accept connections themselves (issue #17; lost in between): a TCP
+ * connection gets TCP_NODELAY (a reply is a few small writes; Nagle would
+ * hold them back), and with FCGI_WEB_SERVER_ADDRS set (a comma-separated
+ * list of addresses) a TCP connection from any other address is closed
+ * unread.  libfcgi checked IPv4 peers only; an IPv6 peer must be listed
+ * too.  Unix sockets are left to their file mode.  1 keep it, 0 not.
+ */
+static int request_peer_ok(int fd)
+{
+    const char *list = getenv("FCGI_WEB_SERVER_ADDRS");
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char addr[INET6_ADDRSTRLEN];
+    const void *a;
+    size_t n;
+    int one = 1;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+        return 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!list || !*list)
+        return 1;
+    len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (!inet_ntop(ss.ss_family, a, addr, sizeof addr))
+        return 0;
+    n = strlen(addr);
+    while (*list) {
+        size_t k;
+
+        list += strspn(list, " ,");
+        k = strcspn(list, " ,");
+        if (k == n && memcmp(list, addr, n) == 0)
+            return 1;
+        list += k;
+    }
+    if (log_limit(LOG_RL_MALFORMED))
+        log_event(LOG_WARN, "peer_refused", "a connection from an address not in "
+                  "FCGI_WEB_SERVER_ADDRS was closed", "peer", addr, (const char *)NULL);
+    return 0;
+}
+
 /* The next connection on listen_fd (non-blocking: see above), waiting in
  * epfd (or poll() when epfd is -1), or -1 when told to stop or the socket
  * is broken (errno). */
@@ -411,6 +463,10 @@ static int request_accept(const gw_config *cfg, int epfd, int listen_fd)
                 errno == ECONNABORTED || errno == EPROTO)
                 continue;               /* another worker got it, or it left */
             return -1;
+        }
+        if (!request_peer_ok(fd)) {
+            close(fd);
+            continue;
         }
         request_set_timeouts(cfg, fd);
         return fd;

@@ -337,3 +337,23 @@ print(seen[0])"
   # libfcgi 2.4.2 leaked 48 bytes a record: 4.8 MB here
   [ $((rss1 - rss0)) -lt 1500 ] || fail "the worker grew by $((rss1 - rss0)) KiB"
 }
+
+@test "FCGI_WEB_SERVER_ADDRS: a TCP connection from an address not listed is closed unread" {
+  local port
+  port=$(free_port)
+  export FCGI_WEB_SERVER_ADDRS="127.0.0.2, 10.1.2.3"
+  start_bg "$SG_GATEWAY" --store "$STORE" --listen "127.0.0.1:$port" --workers 1 \
+    2>>"$GW_ERR" > "$BATS_TEST_TMPDIR/gw.pid"
+  wait_for_port "$port"
+  run "$FCGI_CLIENT" -s "127.0.0.1:$port" -t 10 -p REQUEST_URI=/
+  [ "$status" -eq 4 ] || fail "not closed unread (exit $status): $output"
+  grep -q "peer_refused" "$GW_ERR"
+  stop_all
+  port=$(free_port)
+  export FCGI_WEB_SERVER_ADDRS="10.1.2.3,127.0.0.1"
+  start_bg "$SG_GATEWAY" --store "$STORE" --listen "127.0.0.1:$port" --workers 1 \
+    2>>"$GW_ERR" > "$BATS_TEST_TMPDIR/gw.pid"
+  wait_for_port "$port"
+  run -0 "$FCGI_CLIENT" -s "127.0.0.1:$port" -t 10 -p REQUEST_URI=/
+  assert_line --partial "Status: 200 OK"
+}
