@@ -31,9 +31,11 @@
  * caller's SIGALRM (no SA_RESTART: a read fails with EINTR), as before.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fastcgi.h>
@@ -42,6 +44,7 @@
 #include "gateway.h"
 
 #define FC_BUF 8192                 /* one read / one STDOUT record, as libfcgi */
+#define FC_LINGER_MS 2000           /* the most a close waits for the peer's end */
 
 struct gw_fcgi {
     FCGX_Request   req;             /* public fields only; never given to libfcgi */
@@ -495,7 +498,9 @@ void fcgi_free(gw_fcgi *c)
 {
     if (!c)
         return;
-    fcgi_close(c);
+    if (c->req.ipcFd >= 0)
+        close(c->req.ipcFd);            /* leaving: no lingering */
+    c->req.ipcFd = -1;
     free(c->rbuf);
     free(c->wbuf);
     free(c->head);
@@ -505,10 +510,35 @@ void fcgi_free(gw_fcgi *c)
     free(c);
 }
 
+/*
+ * Close as libfcgi did (OS_IpcClose): end our side, then read and discard
+ * until the peer closes, so bytes it still sends (the rest of a body, the
+ * end of FCGI_STDIN) neither fail its writes (EPIPE: cgi-fcgi exits 32)
+ * nor make a TCP stack answer with a reset that throws our reply away.
+ * libfcgi waited 2 s per read, without end while bytes kept coming; this
+ * waits FC_LINGER_MS in all.
+ */
+static void fc_linger_close(int fd)
+{
+    int64_t end = proc_now_ms() + FC_LINGER_MS;
+    char trash[1024];
+
+    if (shutdown(fd, SHUT_WR) == 0)
+        for (;;) {
+            struct pollfd pf = { fd, POLLIN, 0 };
+            int64_t left = end - proc_now_ms();
+
+            if (left <= 0 || poll(&pf, 1, (int)left) <= 0 ||
+                read(fd, trash, sizeof trash) <= 0)
+                break;
+        }
+    close(fd);
+}
+
 void fcgi_close(gw_fcgi *c)
 {
     if (c->req.ipcFd >= 0)
-        close(c->req.ipcFd);
+        fc_linger_close(c->req.ipcFd);
     c->req.ipcFd = -1;
     c->rpos = c->rend = c->clen = c->plen = 0;
     c->begun = 0;
