@@ -30,6 +30,8 @@
 
 #include "sessgate.h"
 
+struct sgi_counts;
+
 /* Called for each key by keys(); a nonzero return stops the walk. */
 typedef int (*sgi_key_fn)(const char *key, size_t len, void *arg);
 
@@ -176,6 +178,19 @@ typedef struct sgi_backend {
      * deletes it.  Nothing when it is live; SG_ENOTFOUND when absent; may
      * set r->fallback. */
     sg_status (*rec_end)(sg_store *st, sgi_rec *r, sg_error *err);
+    /* Optional (NULL: the figures are counters.c's, in `figures`, or none).
+     * Figures a backend keeps itself, moved by its own writes in the same
+     * atomic steps (Redis, whose records expire inside the server):
+     *  - counts: fill *c (at: the write counter) and set *kept to 1 when
+     *    they are right, 0 when not (never counted, a recount unfinished,
+     *    a writer that does not keep them), -1 when kept off;
+     *  - recount: count every record again, writers going on meanwhile
+     *    (nothing when kept off);
+     *  - keep: stop (0) or start (1: then recount) keeping them. */
+    sg_status (*counts)(sg_store *st, struct sgi_counts *c, int *kept,
+                        sg_error *err);
+    sg_status (*recount)(sg_store *st, sg_error *err);
+    sg_status (*keep)(sg_store *st, int on, sg_error *err);
     /* Optional (NULL: no figures are kept, as on Redis, whose records
      * expire inside the server).  The figures area shared by every
      * process of the store, written under SGI_EXCLUSIVE, read under a

@@ -5,9 +5,10 @@
  * Every key of the store lives under the prefix (default "sessgate:"), so
  * several stores can share one Redis database.  Besides the keys store.c
  * writes (36-char session ids, "uidx:NAME" per-user sets, old "user:NAME"
- * indexes) the backend keeps two
- * of its own, PREFIX "lock" (the lease lock) and PREFIX "writes" (a write
- * counter for stats), which keys() hides.
+ * indexes) the backend keeps keys
+ * of its own, PREFIX "lock" (the lease lock), PREFIX "writes" (a write
+ * counter for stats) and the figures PREFIX "exp", "ucnt" and "figs"
+ * ("figures" below), which keys() hides.
  *
  * The connection (URI, connect, reconnect, commands) is redis_conn.c's.
  *
@@ -281,27 +282,84 @@ static sg_status r_fetch(sg_store *st, const char *key, char **val,
     return SG_OK;
 }
 
+/* The store's figures (sg_store_counters), kept by the same scripts that
+ * write the session keys, in the same atomic step ("figures" below):
+ * fig_add / fig_rem put a session key's entry id..user into the sorted set
+ * P"exp" (score: the key's PEXPIREAT in ms, or +inf) or take it out, and
+ * move the counts only when the set changed (ZADD / ZREM said so), so a
+ * count always equals the entries it counts, whatever ran before: P"ucnt"
+ * (user -> entries) and P"figs" field anon; field expired counts entries
+ * removed at or after their end.  fig_trim removes up to `limit` entries
+ * whose key Redis has expired (score < now, in ms: the caller's clock,
+ * not the server's TIME, which an ACL made for older versions would
+ * refuse; a clock ahead of the server's only trims an entry early, and the
+ * next write of its key adds it again).  bump counts n
+ * writes, and moves P"figs" field at along only if it was equal to the
+ * write counter before: figures whose `at` lags the counter were not
+ * followed by every write (a store written before they existed, an older
+ * version of sessgate writing) and are not used until a recount. */
+#define RD_LUA_FIG \
+    "local function fig_add(P, id, user, at) " \
+    "  local score = '+inf' " \
+    "  if at ~= '' then score = at end " \
+    "  if redis.call('zadd', P .. 'exp', score, id .. user) == 1 then " \
+    "    if user == '' then redis.call('hincrby', P .. 'figs', 'anon', 1) " \
+    "    else redis.call('hincrby', P .. 'ucnt', user, 1) end " \
+    "  end " \
+    "end " \
+    "local function fig_rem(P, id, user, expired) " \
+    "  if redis.call('zrem', P .. 'exp', id .. user) == 1 then " \
+    "    if user == '' then redis.call('hincrby', P .. 'figs', 'anon', -1) " \
+    "    elseif redis.call('hincrby', P .. 'ucnt', user, -1) <= 0 then " \
+    "      redis.call('hdel', P .. 'ucnt', user) end " \
+    "    if expired then redis.call('hincrby', P .. 'figs', 'expired', 1) end " \
+    "  end " \
+    "end " \
+    "local function fig_trim(P, limit, now) " \
+    "  local old = redis.call('zrangebyscore', P .. 'exp', '-inf', " \
+    "                         '(' .. now, 'limit', 0, limit) " \
+    "  for _, m in ipairs(old) do fig_rem(P, m:sub(1, 36), m:sub(37), true) end " \
+    "  return #old " \
+    "end " \
+    "local function bump(P, W, n) " \
+    "  local F = P .. 'figs' " \
+    "  if tonumber(redis.call('hget', F, 'at') or '0') == " \
+    "     tonumber(redis.call('get', W) or '0') then " \
+    "    redis.call('hincrby', F, 'at', n) end " \
+    "  redis.call('incrby', W, n) " \
+    "end "
+/* Entries a create trims (above): more than one, so a backlog left by a
+ * quiet spell shrinks while sessions are made. */
+#define RD_TRIM_PER_CREATE "4"
+
 /* Writes run as scripts so that each is one atomic step that (1) checks
  * the lease is still ours, refusing the write otherwise, (2) renews the
  * lease, (3) counts the write, and (4) writes the value with its expiry:
  * a separate SET then PEXPIREAT could leave a session without expiry if
  * this process died in between. */
-static const char WRITE_SCRIPT[] =
+static const char WRITE_SCRIPT[] = RD_LUA_FIG
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then "
     "return redis.error_reply('SESSGATE lock lease lost') end "
     "redis.call('pexpire', KEYS[1], ARGV[4]) "
-    "redis.call('incr', KEYS[3]) "
+    "bump(ARGV[5], KEYS[3], 1) "
     "redis.call('del', KEYS[2]) "
     "redis.call('hset', KEYS[2], 'd', ARGV[2]) "
     "if ARGV[3] ~= '' then redis.call('pexpireat', KEYS[2], ARGV[3]) end "
     "return 1";
 
-static const char DEL_SCRIPT[] =
+/* A session record's entry leaves the figures with it: counted expired
+ * when its end (x) had come (purge). */
+static const char DEL_SCRIPT[] = RD_LUA_FIG
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then "
     "return redis.error_reply('SESSGATE lock lease lost') end "
     "redis.call('pexpire', KEYS[1], ARGV[2]) "
+    "local f = {} "
+    "if #ARGV[4] == 36 and redis.call('type', KEYS[2])['ok'] == 'hash' then "
+    "  f = redis.call('hmget', KEYS[2], 'u', 'x') end "
     "local n = redis.call('del', KEYS[2]) "
-    "if n > 0 then redis.call('incr', KEYS[3]) end "
+    "if f[1] then "
+    "  fig_rem(ARGV[3], ARGV[4], f[1], tonumber(f[2] or '0') <= tonumber(ARGV[5])) end "
+    "if n > 0 then bump(ARGV[3], KEYS[3], 1) end "
     "return n";
 
 static sg_status write_check(sg_store *st, redis_be *b, sg_error *err)
@@ -347,9 +405,9 @@ static sg_status r_put(sg_store *st, const char *key, const char *val,
     if (!k)
         return sgi_oom(err, "store", b->uri);
     sg_error serr = { 0 };
-    redisReply *r = EVAL_WRITE(b, "write", &serr, WRITE_SCRIPT, "3 %s %s %s %s %b %s %d",
+    redisReply *r = EVAL_WRITE(b, "write", &serr, WRITE_SCRIPT, "3 %s %s %s %s %b %s %d %s",
                          b->lock_key, k, b->writes_key, b->token, val, len,
-                         at, RD_LEASE_MS);
+                         at, RD_LEASE_MS, b->prefix);
     free(k);
     if (!r)
         return script_fail(b, err, &serr);
@@ -367,8 +425,9 @@ static sg_status r_del(sg_store *st, const char *key, sg_error *err)
     if (!k)
         return sgi_oom(err, "store", b->uri);
     sg_error serr = { 0 };
-    redisReply *r = EVAL_WRITE(b, "delete", &serr, DEL_SCRIPT, "3 %s %s %s %s %d",
-                         b->lock_key, k, b->writes_key, b->token, RD_LEASE_MS);
+    redisReply *r = EVAL_WRITE(b, "delete", &serr, DEL_SCRIPT, "3 %s %s %s %s %d %s %s %lld",
+                         b->lock_key, k, b->writes_key, b->token, RD_LEASE_MS,
+                         b->prefix, key, (long long)sgi_now(st));
     free(k);
     if (!r)
         return script_fail(b, err, &serr);
@@ -416,6 +475,8 @@ static sg_status r_del(sg_store *st, const char *key, sg_error *err)
 #define RD_SC_SAVE   1
 #define RD_SC_DELETE 2
 #define RD_SC_END    3
+#define RD_SC_STATS  4
+#define RD_SC_COUNT  5
 
 /* Results of the scripts: {code[, stored version]}. */
 enum { RS_OK = 0, RS_NOTFOUND, RS_CONFLICT, RS_EXPIRED, RS_COLLISION,
@@ -455,9 +516,10 @@ enum { RS_OK = 0, RS_NOTFOUND, RS_CONFLICT, RS_EXPIRED, RS_COLLISION,
     "  end " \
     "  return evict, drop " \
     "end " \
-    "local function apply(P, S, evict, drop) " \
+    "local function apply(P, S, evict, drop, user) " \
     "  for _, id in ipairs(evict) do " \
-    "    redis.call('del', P .. id) redis.call('srem', S, id) end " \
+    "    redis.call('del', P .. id) redis.call('srem', S, id) " \
+    "    fig_rem(P, id, user, false) end " \
     "  for _, id in ipairs(drop) do redis.call('srem', S, id) end " \
     "  return #evict " \
     "end " \
@@ -470,7 +532,7 @@ enum { RS_OK = 0, RS_NOTFOUND, RS_CONFLICT, RS_EXPIRED, RS_COLLISION,
 /* KEYS: lock, writes, key, uidx:USER, user:USER (old index format).
  * ARGV: prefix, record, expire ms or '', live_until, created, now, user
  * or '', cap, id. */
-static const char REC_CREATE_SCRIPT[] = RD_LUA_CAP
+static const char REC_CREATE_SCRIPT[] = RD_LUA_FIG RD_LUA_CAP
     "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
     "if redis.call('exists', KEYS[3]) == 1 then return {4} end "
     "local user = ARGV[7] "
@@ -483,12 +545,14 @@ static const char REC_CREATE_SCRIPT[] = RD_LUA_CAP
     "end "
     "put(KEYS[3], {v = '1', u = user, c = ARGV[5], x = ARGV[4], d = ARGV[2], "
     "              at = ARGV[3]}) "
+    "fig_add(ARGV[1], ARGV[9], user, ARGV[3]) "
     "local w = 1 "
     "if user ~= '' then "
     "  redis.call('sadd', KEYS[4], ARGV[9]) "
-    "  w = w + apply(ARGV[1], KEYS[4], evict, drop) "
+    "  w = w + apply(ARGV[1], KEYS[4], evict, drop, user) "
     "end "
-    "redis.call('incrby', KEYS[2], w) "
+    "fig_trim(ARGV[1], " RD_TRIM_PER_CREATE ", ARGV[6] .. '000') "
+    "bump(ARGV[1], KEYS[2], w) "
     "return {0}";
 
 /* KEYS: lock, writes, key, new key (= key unless rotating), uidx:USER,
@@ -496,7 +560,7 @@ static const char REC_CREATE_SCRIPT[] = RD_LUA_CAP
  * ARGV: prefix, expected version, version, record, expire ms or '',
  * live_until, created, now, user or '', expected user or '', cap, id,
  * new id, alias value or '', alias expire ms or ''. */
-static const char REC_SAVE_SCRIPT[] = RD_LUA_CAP
+static const char REC_SAVE_SCRIPT[] = RD_LUA_FIG RD_LUA_CAP
     "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
     "local t = redis.call('type', KEYS[3])['ok'] "
     "if t == 'none' then return {1} end "
@@ -520,10 +584,12 @@ static const char REC_SAVE_SCRIPT[] = RD_LUA_CAP
     "   redis.call('exists', KEYS[8]) == 1 then return {5} end "
     "put(KEYS[4], {v = ARGV[3], u = user, c = ARGV[7], x = ARGV[6], "
     "              d = ARGV[4], at = ARGV[5]}) "
+    "if rotating or login then fig_rem(ARGV[1], ARGV[12], old, false) end "
+    "fig_add(ARGV[1], ARGV[13], user, ARGV[5]) "
     "local w = 1 "
     "if user ~= '' and (rotating or login) then "
     "  redis.call('sadd', KEYS[5], ARGV[13]) "
-    "  w = w + apply(ARGV[1], KEYS[5], evict, drop) "
+    "  w = w + apply(ARGV[1], KEYS[5], evict, drop, user) "
     "end "
     "if rotating then "
     "  redis.call('del', KEYS[3]) w = w + 1 "
@@ -535,11 +601,11 @@ static const char REC_SAVE_SCRIPT[] = RD_LUA_CAP
     "end "
     "if old ~= '' and (rotating or login) then "
     "  redis.call('srem', KEYS[7], ARGV[12]) end "
-    "redis.call('incrby', KEYS[2], w) "
+    "bump(ARGV[1], KEYS[2], w) "
     "return {0}";
 
 /* KEYS: lock, writes, key.  ARGV: prefix, id. */
-static const char REC_DELETE_SCRIPT[] =
+static const char REC_DELETE_SCRIPT[] = RD_LUA_FIG
     "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
     "local t = redis.call('type', KEYS[3])['ok'] "
     "if t == 'none' then return {1} end "
@@ -550,14 +616,15 @@ static const char REC_DELETE_SCRIPT[] =
     "  return {5} end "
     "redis.call('del', KEYS[3]) "
     "if u ~= '' then redis.call('srem', ARGV[1] .. 'uidx:' .. u, ARGV[2]) end "
-    "redis.call('incr', KEYS[2]) "
+    "fig_rem(ARGV[1], ARGV[2], u, false) "
+    "bump(ARGV[1], KEYS[2], 1) "
     "return {0}";
 
 /* mark_ended (session.c): a session seen expired is ended for good.  A
  * record past its end is Redis's to drop, so ending it is deleting it, if
  * it is still past its end now (field x <= now): a write that revived it
  * since wins.  KEYS: lock, writes, key.  ARGV: prefix, id, now. */
-static const char REC_END_SCRIPT[] =
+static const char REC_END_SCRIPT[] = RD_LUA_FIG
     "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
     "local t = redis.call('type', KEYS[3])['ok'] "
     "if t == 'none' then return {1} end "
@@ -567,11 +634,109 @@ static const char REC_END_SCRIPT[] =
     "if tonumber(m[2]) > tonumber(ARGV[3]) then return {0} end "
     "redis.call('del', KEYS[3]) "
     "if m[1] ~= '' then redis.call('srem', ARGV[1] .. 'uidx:' .. m[1], ARGV[2]) end "
-    "redis.call('incr', KEYS[2]) "
+    "fig_rem(ARGV[1], ARGV[2], m[1], true) "
+    "bump(ARGV[1], KEYS[2], 1) "
     "return {0}";
 
+/* ------------------------------------------------------------ figures */
+
+/*
+ * The store's figures (sessions, anonymous, users, expired) for an O(1)
+ * `stats` (sg_store_counters), kept by the write scripts themselves (see
+ * RD_LUA_FIG): P"exp" holds an entry id..user per session key with the
+ * key's expiry as score, P"ucnt" the entries per user, P"figs" the
+ * anonymous ones, the expired count, the write counter they are right at
+ * (at) and a state ("off", "counting:TOKEN" while a recount runs).  Redis
+ * drops a session key at its PEXPIREAT unseen by any script, so its entry
+ * stays behind (score < now) until a create or a stats call trims it;
+ * stats counts those as gone meanwhile.  Every count moves in the same
+ * script as the key it follows, so a process killed at any instant leaves
+ * them right; only a recount can be left half done (state stays
+ * "counting:"): then stats walks until the next one.  Costs: a ZSCORE-like
+ * O(log n) per session write, one entry (~80 bytes) per session.
+ */
+
+/* KEYS: writes.  ARGV: prefix, now ms, trim limit (0: read only).
+ * {kept (1 right, 0 not, -1 kept off), sessions, anonymous, users,
+ * expired, more to trim, writes}: an entry past its end counts as gone. */
+static const char STATS_SCRIPT[] = RD_LUA_FIG
+    "local P, now = ARGV[1], ARGV[2] "
+    "local more = 0 "
+    "if tonumber(ARGV[3]) > 0 then "
+    "  fig_trim(P, tonumber(ARGV[3]), now) "
+    "  if redis.call('zcount', P .. 'exp', '-inf', '(' .. now) > 0 then "
+    "    more = 1 end "
+    "end "
+    "local f = redis.call('hmget', P .. 'figs', 'at', 'state', 'anon', 'expired') "
+    "local w = tonumber(redis.call('get', KEYS[1]) or '0') "
+    "local kept = 0 "
+    "if f[2] == 'off' then kept = -1 "
+    "elseif not f[2] and tonumber(f[1] or '0') == w then kept = 1 end "
+    "local anon, expired = tonumber(f[3] or '0'), tonumber(f[4] or '0') "
+    "local users = redis.call('hlen', P .. 'ucnt') "
+    "local sessions = redis.call('zcard', P .. 'exp') "
+    "if kept == 1 then "
+    "  local old = redis.call('zrangebyscore', P .. 'exp', '-inf', '(' .. now) "
+    "  local gone = {} "
+    "  for _, m in ipairs(old) do "
+    "    local u = m:sub(37) "
+    "    if u == '' then anon = anon - 1 else gone[u] = (gone[u] or 0) + 1 end "
+    "  end "
+    "  for u, n in pairs(gone) do "
+    "    if tonumber(redis.call('hget', P .. 'ucnt', u) or '0') <= n then "
+    "      users = users - 1 end "
+    "  end "
+    "  sessions = sessions - #old "
+    "  expired = expired + #old "
+    "end "
+    "return {kept, sessions, anon, users, expired, more, w}";
+
+/* A recount, step by step (r_recount): adds the entry of every session
+ * key in one SCAN page.  Writers may run between the steps: an entry is
+ * counted once whoever adds it first (fig_add), and a key deleted before
+ * the scan reaches it is never counted.  ARGV: prefix, SCAN pattern,
+ * cursor, count, now ms.  The next cursor. */
+static const char COUNT_SCRIPT[] = RD_LUA_FIG
+    "local P = ARGV[1] "
+    "local r = redis.call('scan', ARGV[3], 'match', ARGV[2], 'count', ARGV[4]) "
+    "for _, k in ipairs(r[2]) do "
+    "  local id = k:sub(#P + 1) "
+    "  if #id == 36 and not id:find(':', 1, true) and "
+    "     redis.call('type', k)['ok'] == 'hash' then "
+    "    local f = redis.call('hmget', k, 'v', 'u') "
+    "    if f[1] and f[2] then "
+    "      local ttl = redis.call('pttl', k) "
+    "      if ttl >= 0 then "
+    "        fig_add(P, id, f[2], string.format('%d', tonumber(ARGV[5]) + ttl)) "
+    "      elseif ttl == -1 then fig_add(P, id, f[2], '') end "
+    "    end "
+    "  end "
+    "end "
+    "return r[1]";
+
+/* Start a recount: empty the entries and counts (the expired count is
+ * history: kept), mark it running.  Not when kept off.  ARGV: prefix,
+ * token. */
+static const char COUNT_BEGIN_SCRIPT[] =
+    "local F = ARGV[1] .. 'figs' "
+    "if redis.call('hget', F, 'state') == 'off' then return 0 end "
+    "redis.call('del', ARGV[1] .. 'exp', ARGV[1] .. 'ucnt') "
+    "redis.call('hset', F, 'state', 'counting:' .. ARGV[2], 'anon', 0) "
+    "return 1";
+
+/* End the recount started with token, unless another began since: the
+ * figures are right at the write counter now.  KEYS: writes. */
+static const char COUNT_END_SCRIPT[] =
+    "local F = ARGV[1] .. 'figs' "
+    "if redis.call('hget', F, 'state') ~= 'counting:' .. ARGV[2] then "
+    "  return 0 end "
+    "redis.call('hdel', F, 'state') "
+    "redis.call('hset', F, 'at', redis.call('get', KEYS[1]) or '0') "
+    "return 1";
+
 static const char *const rec_scripts[RD_NSCRIPTS] = {
-    REC_CREATE_SCRIPT, REC_SAVE_SCRIPT, REC_DELETE_SCRIPT, REC_END_SCRIPT
+    REC_CREATE_SCRIPT, REC_SAVE_SCRIPT, REC_DELETE_SCRIPT, REC_END_SCRIPT,
+    STATS_SCRIPT, COUNT_SCRIPT
 };
 
 /* Run script sc with EVALSHA: loaded (SCRIPT LOAD) once per connection,
@@ -786,15 +951,20 @@ static sg_status r_rec_end(sg_store *st, sgi_rec *r, sg_error *err)
 }
 
 /* put with the record's fields, under the lease (store.c's locked path). */
-static const char REC_PUT_SCRIPT[] =
+static const char REC_PUT_SCRIPT[] = RD_LUA_FIG
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then "
     "return redis.error_reply('SESSGATE lock lease lost') end "
     "redis.call('pexpire', KEYS[1], ARGV[2]) "
-    "redis.call('incr', KEYS[3]) "
+    "bump(ARGV[9], KEYS[3], 1) "
+    "if redis.call('type', KEYS[2])['ok'] == 'hash' then "
+    "  local ou = redis.call('hget', KEYS[2], 'u') "
+    "  if ou then fig_rem(ARGV[9], ARGV[10], ou, false) end "
+    "end "
     "redis.call('del', KEYS[2]) "
     "redis.call('hset', KEYS[2], 'v', ARGV[4], 'u', ARGV[5], 'c', ARGV[6], "
     "           'x', ARGV[7], 'd', ARGV[8]) "
     "if ARGV[3] ~= '' then redis.call('pexpireat', KEYS[2], ARGV[3]) end "
+    "fig_add(ARGV[9], ARGV[10], ARGV[5], ARGV[3]) "
     "return 1";
 
 static sg_status r_rec_put(sg_store *st, const sgi_rec *r, sg_error *err)
@@ -809,12 +979,13 @@ static sg_status r_rec_put(sg_store *st, const sgi_rec *r, sg_error *err)
     if (!k)
         return sgi_oom(err, "store", b->uri);
     sg_error serr = { 0 };
-    redisReply *rep = EVAL(b, "write", &serr, REC_PUT_SCRIPT,
-                           "3 %s %s %s %s %d %s %llu %s %lld %lld %b",
+    redisReply *rep = EVAL_WRITE(b, "write", &serr, REC_PUT_SCRIPT,
+                           "3 %s %s %s %s %d %s %llu %s %lld %lld %b %s %s",
                            b->lock_key, k, b->writes_key, b->token,
                            RD_LEASE_MS, at, (unsigned long long)r->version,
                            r->user ? r->user : "", (long long)r->created,
-                           (long long)r->live_until, r->val, r->len);
+                           (long long)r->live_until, r->val, r->len,
+                           b->prefix, r->id);
     free(k);
     if (!rep)
         return script_fail(b, err, &serr);
@@ -831,12 +1002,12 @@ static sg_status r_rec_put(sg_store *st, const sgi_rec *r, sg_error *err)
  * WRITE_SCRIPT: lease checked and renewed, write counted, in one step;
  * they also say whether an old-format key is there, so that store.c need
  * not ask in a round trip of its own on every create. */
-static const char SET_SCRIPT[] =
+static const char SET_SCRIPT[] = RD_LUA_FIG
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then "
     "return redis.error_reply('SESSGATE lock lease lost') end "
     "redis.call('pexpire', KEYS[1], ARGV[2]) "
     "local n = redis.call(ARGV[4], KEYS[2], ARGV[3]) "
-    "if n > 0 then redis.call('incr', KEYS[3]) end "
+    "if n > 0 then bump(ARGV[5], KEYS[3], 1) end "
     "return n + 2 * redis.call('exists', KEYS[4])";
 
 static char *set_key(redis_be *b, const char *user)
@@ -874,9 +1045,9 @@ static sg_status set_change(sg_store *st, const char *op, const char *user,
         return sgi_oom(err, "store", b->uri);
     }
     sg_error serr = { 0 };
-    redisReply *r = EVAL_WRITE(b, op, &serr, SET_SCRIPT, "4 %s %s %s %s %s %d %s %s",
+    redisReply *r = EVAL_WRITE(b, op, &serr, SET_SCRIPT, "4 %s %s %s %s %s %d %s %s %s",
                          b->lock_key, k, b->writes_key, old, b->token,
-                         RD_LEASE_MS, id, op);
+                         RD_LEASE_MS, id, op, b->prefix);
     free(k);
     free(old);
     if (!r)
@@ -1023,8 +1194,10 @@ static sg_status r_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
                 strlen(e->str) != (size_t)e->len)
                 continue;       /* not ours, or holds a NUL */
             const char *name = e->str + plen;
-            if (strcmp(name, "lock") == 0 || strcmp(name, "writes") == 0)
-                continue;
+            if (strcmp(name, "lock") == 0 || strcmp(name, "writes") == 0 ||
+                strcmp(name, "exp") == 0 || strcmp(name, "ucnt") == 0 ||
+                strcmp(name, "figs") == 0)
+                continue;       /* ours (lease, counter, figures) */
             if (ks.n == ks.cap) {
                 size_t cap = ks.cap ? ks.cap * 2 : 64;
                 char **p = realloc(ks.k, cap * sizeof *p);
@@ -1053,6 +1226,134 @@ static sg_status r_keys(sg_store *st, sgi_key_fn fn, void *arg, sg_error *err)
     }
     keyset_free(&ks);
     return rc;
+}
+
+/* Now, Unix ms, as the figures' scores are (PEXPIREAT). */
+static long long real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Entries of ended sessions a stats call trims per script run, so that
+ * one call never blocks the server long; it runs again while more are
+ * left (a handle that may write only). */
+#define RD_TRIM_PER_STATS 10000
+
+/* The figures (see "figures" above): *kept 1 right, 0 not (stats walks),
+ * -1 kept off.  A handle that may write first trims the entries of
+ * sessions Redis has dropped. */
+static sg_status r_counts(sg_store *st, struct sgi_counts *c, int *kept,
+                          sg_error *err)
+{
+    redis_be *b = be_of(st);
+    sg_status rc = sgi_redis_up(b, err);
+    if (rc != SG_OK)
+        return rc;
+    int limit = st->opt.readonly ? 0 : RD_TRIM_PER_STATS;
+    for (int round = 0; round < 1000; round++) {
+        redisReply *r = rec_eval(b, RD_SC_STATS, err, "1 %s %s %lld %d",
+                                 b->writes_key, b->prefix, real_ms(), limit);
+        if (!r)
+            return b->last ? b->last : SG_ESTORE;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 7)
+            return sgi_redis_fail(b, r, "EVALSHA (stats)", err);
+        long long v[7];
+        for (size_t i = 0; i < 7; i++) {
+            if (r->element[i]->type != REDIS_REPLY_INTEGER)
+                return sgi_redis_fail(b, r, "EVALSHA (stats)", err);
+            v[i] = r->element[i]->integer;
+        }
+        freeReplyObject(r);
+        if (v[5] && limit)
+            continue;                   /* trim the rest first */
+        *kept = (int)v[0];
+        memset(c, 0, sizeof *c);
+        c->sessions = v[1] > 0 ? (uint64_t)v[1] : 0;
+        c->anonymous = v[2] > 0 ? (uint64_t)v[2] : 0;
+        c->users = v[3] > 0 ? (uint64_t)v[3] : 0;
+        c->expired = v[4] > 0 ? (uint64_t)v[4] : 0;
+        c->at = v[6] > 0 ? (uint64_t)v[6] : 0;
+        return SG_OK;
+    }
+    return sgi_err(err, SG_ESTORE, 0, "store %s: stats: ended sessions "
+                   "keep coming faster than they are trimmed", b->uri);
+}
+
+/* Count every session key again (check --repair, stats --keep on, a
+ * stats of stale figures through a handle that may write): one SCAN page
+ * per script run, writers going on between them.  Nothing when kept off. */
+static sg_status r_recount(sg_store *st, sg_error *err)
+{
+    redis_be *b = be_of(st);
+    if (st->opt.readonly)
+        return sgi_err(err, SG_ESTORE, EROFS, "store %s: opened read-only",
+                       b->uri);
+    sg_status rc = sgi_redis_up(b, err);
+    if (rc != SG_OK)
+        return rc;
+    unsigned char raw[8];
+    char token[2 * sizeof raw + 1];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return sgi_err(err, SG_ESTORE, errno, "store %s: cannot get random "
+                       "bytes: %s", b->uri, strerror(errno));
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(token + 2 * i, 3, "%02x", raw[i]);
+    redisReply *r = EVAL_WRITE(b, "EVAL (recount)", err, COUNT_BEGIN_SCRIPT,
+                               "0 %s %s", b->prefix, token);
+    if (!r)
+        return b->last;
+    int on = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    if (!on)
+        return SG_OK;                   /* kept off */
+    char *pat = match_pattern(b->prefix);
+    if (!pat)
+        return sgi_oom(err, "store", b->uri);
+    char cursor[32] = "0";
+    do {
+        r = rec_eval(b, RD_SC_COUNT, err, "0 %s %s %s %s %lld", b->prefix,
+                     pat, cursor, RD_SCAN_COUNT, real_ms());
+        if (!r) {
+            rc = b->last ? b->last : SG_ESTORE;
+            break;
+        }
+        if (r->type != REDIS_REPLY_STRING || (size_t)r->len >= sizeof cursor) {
+            rc = sgi_redis_fail(b, r, "EVALSHA (recount)", err);
+            break;
+        }
+        memcpy(cursor, r->str, (size_t)r->len + 1);
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    free(pat);
+    if (rc != SG_OK)
+        return rc;                      /* stays "counting": not used */
+    r = EVAL_WRITE(b, "EVAL (recount)", err, COUNT_END_SCRIPT, "1 %s %s %s",
+                   b->writes_key, b->prefix, token);
+    if (!r)
+        return b->last;
+    freeReplyObject(r);
+    return SG_OK;
+}
+
+/* stats --keep off / on. */
+static sg_status r_keep(sg_store *st, int on, sg_error *err)
+{
+    redis_be *b = be_of(st);
+    sg_status rc = sgi_redis_up(b, err);
+    if (rc != SG_OK)
+        return rc;
+    char *f = key_of(b, "figs");
+    if (!f)
+        return sgi_oom(err, "store", b->uri);
+    redisReply *r = on ? sgi_redis_write(b, "HDEL", err, "HDEL %s state", f)
+                       : sgi_redis_write(b, "HSET", err, "HSET %s state off", f);
+    free(f);
+    if (!r)
+        return b->last;
+    freeReplyObject(r);
+    return on ? r_recount(st, err) : SG_OK;
 }
 
 /* Redis checks its own data structures; there is no file to repair.  A
@@ -1162,4 +1463,7 @@ const sgi_backend sgi_backend_redis = {
     .rec_delete = r_rec_delete,
     .rec_put = r_rec_put,
     .rec_end = r_rec_end,
+    .counts = r_counts,
+    .recount = r_recount,
+    .keep = r_keep,
 };

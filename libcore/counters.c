@@ -20,7 +20,9 @@
  * login) costs a put, of "ucnt:NAME".  (The first design kept them as a
  * record in the data file: one more put per write hold, which halved
  * creates, so it was opt-in.)  Redis expires records inside the server,
- * unseen by any put or del: there stats keeps walking.
+ * unseen by any put or del: there the write scripts keep the figures
+ * themselves (backend.h `counts`, backend_redis.c "figures"), and this
+ * file only asks for them, recounts and walks as for GDBM.
  *
  * How: on a store opened for writing the function table is wrapped
  * (sgi_counters_attach): every put and del of a session record goes
@@ -730,9 +732,53 @@ sg_status sgi_counters_rebuild(sg_store *st, sg_error *err)
 {
     sgi_counts c;
 
+    if (st->be->recount)
+        return st->be->recount(st, err);    /* the backend's own (Redis) */
     if (!st->cnt.real)
         return SG_OK;
     return rebuild(st, &c, err);
+}
+
+/* The figures a backend keeps itself (Redis: its write scripts move them,
+ * backend_redis.c "figures").  Not right (a store written before they
+ * existed, a recount cut short, an older writer): a handle that may write
+ * counts once, in chunks, as for GDBM; otherwise, or kept off, walk. */
+static sg_status backend_counters(sg_store *st, sg_counters *out, sg_error *err)
+{
+    sgi_counts c;
+    int kept = 0;
+    sg_status rc = st->be->counts(st, &c, &kept, err);
+
+    if (rc == SG_OK && kept == 0 && !st->opt.readonly) {
+        rc = st->be->recount(st, err);
+        if (rc == SG_OK)
+            rc = st->be->counts(st, &c, &kept, err);
+    }
+    if (rc != SG_OK)
+        return rc;
+    if (kept == 1) {
+        uint64_t bytes, writes;
+
+        st->be->info(st, &bytes, &writes);
+        out->sessions = (size_t)c.sessions;
+        out->anonymous = (size_t)c.anonymous;
+        out->users = (size_t)c.users;
+        out->expired_removed = c.expired;
+        out->writes = c.at;
+        out->file_bytes = bytes;
+        out->kept = 1;
+        return SG_OK;
+    }
+    sg_stats s;
+
+    rc = sg_store_stats(st, &s, err);
+    out->sessions = s.sessions;
+    out->anonymous = s.anonymous;
+    out->users = s.users;
+    out->writes = s.writes;
+    out->file_bytes = s.file_bytes;
+    out->expired_removed = c.expired;
+    return rc;
 }
 
 /* See sessgate.h. */
@@ -742,9 +788,10 @@ sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err)
     sg_status rc;
 
     memset(out, 0, sizeof *out);
+    if (st->be->counts)
+        return backend_counters(st, out, err);
     if (!st->be->figures) {
-        /* Redis: records expire inside the server, so nothing is kept;
-         * read every record (SCAN), as sg_store_stats does. */
+        /* No figures kept: read every record, as sg_store_stats does. */
         sg_stats s;
 
         rc = sg_store_stats(st, &s, err);
@@ -789,11 +836,13 @@ sg_status sg_store_keep_counters(sg_store *st, int on, sg_error *err)
 {
     sg_status rc;
 
-    if (!st->be->figures)
-        return sgi_err(err, SG_EINVAL, 0, "store %s: only a GDBM store keeps its "
-                       "figures (Redis expires records inside the server)", st->path);
+    if (!st->be->figures && !st->be->keep)
+        return sgi_err(err, SG_EINVAL, 0, "store %s: this store keeps no "
+                       "figures", st->path);
     if (st->opt.readonly)
         return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only", st->path);
+    if (st->be->keep)
+        return st->be->keep(st, on, err);   /* the backend's own (Redis) */
     rc = sgi_lock(st, SGI_EXCLUSIVE, err);
     if (rc != SG_OK)
         return rc;

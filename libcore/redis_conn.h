@@ -16,8 +16,8 @@
 #define RD_PASSWORD_ENV       "SESSGATE_REDIS_PASSWORD"
 #define RD_MAX_SENTINELS      16
 #define RD_TOKEN_BYTES        16
-#define RD_NSCRIPTS           4     /* backend_redis.c: create, save, delete,
-                                     * end */
+#define RD_NSCRIPTS           6     /* backend_redis.c: create, save, delete,
+                                     * end, stats, count */
 /* Length of a Redis run_id (INFO server), 40 hex digits, new at every
  * start of the server: lease tokens begin with it (see r_lock). */
 #define RD_RUNID_LEN          40

@@ -208,11 +208,13 @@ typedef struct sg_lock_counters {
 
 void sg_store_lock_counters(const sg_store *st, sg_lock_counters *out);
 
-/* The figures a store keeps as it is written (GDBM, once
- * sg_store_keep_counters turned it on): no walk when they are right,
- * which they are unless a writer died mid-write; then every record is
- * read (kept = 0) until sg_store_check(repair) writes them back.  On Redis, whose records expire
- * inside the server, always a walk (sg_store_stats). */
+/* The figures a store keeps as it is written (by default; GDBM in its
+ * lock page, Redis in its write scripts): no walk when they are right,
+ * which they are unless a writer died mid-write (GDBM) or an older
+ * version wrote; then every record is read (kept = 0) until a recount
+ * (sg_store_check(repair), sg_store_keep_counters(on), or this call on a
+ * handle that may write).  On Redis, sessions are those not yet past
+ * their end (Redis drops them itself). */
 typedef struct sg_counters {
     size_t   sessions;        /* records: live, and expired ones not purged */
     size_t   anonymous;       /* of those, without a user */
@@ -226,9 +228,7 @@ typedef struct sg_counters {
 sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err);
 
 /* Start (on: count once, in chunks, then keep the figures) or stop keeping
- * a GDBM store's figures.  Keeping them costs every write hold one more
- * put; handles opened before keep the figures stale until reopened.
- * SG_EINVAL on Redis or a read-only handle. */
+ * a store's figures (GDBM, Redis).  SG_EINVAL on a read-only handle. */
 sg_status sg_store_keep_counters(sg_store *st, int on, sg_error *err);
 
 /* Fill *out with the store's figures (one full scan). */
