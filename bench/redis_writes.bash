@@ -108,7 +108,9 @@ done > "$scratch/base.rows"
 for round in $(seq "$rounds"); do
   rows "$scratch/new.$round" | sed "s/^/$round|/"
 done > "$scratch/new.rows"
-echo "baseline $(git -C "$SG_SRCDIR" rev-parse --short "$base") (store-wide lease) vs this tree, $(redis-server --version | awk '{print $3}'), unix socket, no persistence; $rounds alternating rounds, ${secs} s per figure; load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+label=" (store-wide lease)"
+[ -n "${BENCH_REDIS_BASE:-}" ] && label=" (BENCH_REDIS_BASE)"
+echo "baseline $(git -C "$SG_SRCDIR" rev-parse --short "$base")$label vs this tree, $(redis-server --version | awk '{print $3}'), unix socket, no persistence; $rounds alternating rounds, ${secs} s per figure; load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 printf '%-24s %5s %11s %11s %8s %15s\n' operation procs before after ratio "ratio min..max"
 awk -F'|' '
   # median of the n values in v[1..n] (sorted in place)
