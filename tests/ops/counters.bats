@@ -171,15 +171,15 @@ redis() { redis-cli -s "$SG_TEST_REDIS_SOCK" "$@"; }
 @test "Redis: sessions Redis expires leave the figures at once, as do records past their end; purge moves no figure again" {
   on_redis || skip "n/a on GDBM: its records stay until purge (test above)"
   prefix=${STORE#*prefix=}
-  ctl create --idle 1 > /dev/null
-  ctl create --user hal --idle 1 > /dev/null
+  ctl create --idle 3 > /dev/null
+  ctl create --user hal --idle 3 > /dev/null
   ctl create --user hal > /dev/null
-  ctl create --user ida --idle 1 > /dev/null
-  last=$(ctl create --user joe --idle 1)
+  ctl create --user ida --idle 3 > /dev/null
+  last=$(ctl create --user joe --idle 3)
   # one record outlives its end inside Redis (the server's clock behind ours)
   [ "$(redis PERSIST "$prefix$last")" = 1 ]
   [ "$(fig sessions)" = 5 ]
-  sleep 2.1
+  sleep 4.1
   # dropped by Redis itself, unseen by any write: read-only stats counts
   # them gone at once, and so the one past its end that Redis still holds
   run -0 ctl stats

@@ -134,12 +134,12 @@ open(os.path.join(os.environ["BATS_TEST_TMPDIR"], "queued"), "w").close()'
   # clock behind ours, say): a get sees it expired and ends it for good.
   run -0 py '
 st = sessgate.Store(STORE)
-s = st.create(user="ann", idle_timeout=1)
+s = st.create(user="ann", idle_timeout=3)
 f = st.create(user="bob"); f.flash("hi"); f.save()
 print(s.id, f.id)'
   read -r old fl <<<"$output"
   [ "$(redis-cli -s "$SG_TEST_REDIS_SOCK" PERSIST "$prefix$old")" = 1 ]
-  sleep 1.2
+  sleep 3.2
   timeout 20 redis-cli -s "$SG_TEST_REDIS_SOCK" MONITOR > "$BATS_TEST_TMPDIR/monitor" 3>&- &
   mon=$!
   echo "$mon" >> "$(sg_pidfile)"
