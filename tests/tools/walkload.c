@@ -13,9 +13,14 @@
  * between two rounds, readers never.  They loop until STOPFILE exists or MAXSECS have passed,
  * then the parent prints
  *     writes=N write_max_ms=X reads=N read_max_ms=X failures=N
- * where *_max_ms is the longest single call of its kind and failures
- * counts calls that returned anything but SG_OK (the first failure's
- * message goes to stderr).  Exit 0 when every process ran, 1 otherwise,
+ *     write_lock_wait_max_ms=X read_lock_wait_max_ms=X
+ * (one line) where *_max_ms is the longest single call of its kind,
+ * failures counts calls that returned anything but SG_OK (the first
+ * failure's message goes to stderr), and *_lock_wait_max_ms the longest
+ * time one call waited for the store lock (sg_store_lock_counters).  A
+ * call's time beyond its lock wait is its own work: under the lock, or
+ * after it (a writer whose write makes a checkpoint due builds it in its
+ * call), or waiting for a CPU.  Exit 0 when every process ran, 1 otherwise,
  * 2 on usage errors.  Writes "ready" to stderr once every process runs.
  */
 #include "sessgate.h"
@@ -34,6 +39,7 @@ struct result {
     long ops, failures;
     double max_ms;
     int writer;
+    double max_wait_ms;     /* the longest wait for the lock in one call */
 };
 
 static double now_ms(void)
@@ -44,12 +50,23 @@ static double now_ms(void)
 }
 
 static long pause_us;
+
+/* The call's wait for the lock (the handle's counters since lc0). */
+static void note_wait(struct result *r, sg_store *st,
+                      const sg_lock_counters *lc0)
+{
+    sg_lock_counters lc1;
+    sg_store_lock_counters(st, &lc1);
+    double w = (double)(lc1.wait_us - lc0->wait_us) / 1000;
+    r->max_wait_ms = w > r->max_wait_ms ? w : r->max_wait_ms;
+}
 static int timeout_ms;
 
 static void child(const char *uri, const char *stop, double end, int writer,
                   const char *read_id, int out)
 {
-    struct result r = { 0, 0, 0, writer };
+    struct result r = { 0, 0, 0, writer, 0 };
+    sg_lock_counters lc0;
     sg_store *st = NULL;
     sg_error err;
     sg_options opt;
@@ -71,9 +88,11 @@ static void child(const char *uri, const char *stop, double end, int writer,
         double t0 = now_ms(), t;
 
         sg_error_clear(&err);
+        sg_store_lock_counters(st, &lc0);
         if (writer) {
             rc = sg_session_create(st, NULL, "{\"w\":1}", 0, 0, &s, &err);
             t = now_ms() - t0;
+            note_wait(&r, st, &lc0);
             r.max_ms = t > r.max_ms ? t : r.max_ms;
             r.ops++;
             if (rc == SG_OK) {
@@ -82,8 +101,10 @@ static void child(const char *uri, const char *stop, double end, int writer,
                 sg_session_free(s);
                 s = NULL;
                 t0 = now_ms();
+                sg_store_lock_counters(st, &lc0);
                 rc = sg_session_delete(st, id, &err);
                 t = now_ms() - t0;
+                note_wait(&r, st, &lc0);
                 r.max_ms = t > r.max_ms ? t : r.max_ms;
                 r.ops++;
             }
@@ -94,6 +115,7 @@ static void child(const char *uri, const char *stop, double end, int writer,
         } else {
             rc = sg_session_get(st, read_id, 0, &s, &err);
             t = now_ms() - t0;
+            note_wait(&r, st, &lc0);
             r.max_ms = t > r.max_ms ? t : r.max_ms;
             r.ops++;
         }
@@ -160,13 +182,15 @@ int main(int argc, char **argv)
     }
     close(pfd[1]);
     fputs("ready\n", stderr);
-    struct result sum[2] = { { 0, 0, 0, 0 }, { 0, 0, 0, 1 } }, r;
+    struct result sum[2] = { { 0, 0, 0, 0, 0 }, { 0, 0, 0, 1, 0 } }, r;
     int got = 0;
     while (read(pfd[0], &r, sizeof r) == (ssize_t)sizeof r) {
         struct result *a = &sum[r.writer ? 1 : 0];
         a->ops += r.ops;
         a->failures += r.failures;
         a->max_ms = r.max_ms > a->max_ms ? r.max_ms : a->max_ms;
+        a->max_wait_ms = r.max_wait_ms > a->max_wait_ms ? r.max_wait_ms
+                                                       : a->max_wait_ms;
         got++;
     }
     for (int i = 0; i < nw + nr; i++) {
@@ -176,7 +200,10 @@ int main(int argc, char **argv)
             bad = 1;
     }
     printf("writes=%ld write_max_ms=%.1f reads=%ld read_max_ms=%.1f "
-           "failures=%ld\n", sum[1].ops, sum[1].max_ms, sum[0].ops,
-           sum[0].max_ms, sum[0].failures + sum[1].failures);
+           "failures=%ld write_lock_wait_max_ms=%.1f "
+           "read_lock_wait_max_ms=%.1f\n",
+           sum[1].ops, sum[1].max_ms, sum[0].ops, sum[0].max_ms,
+           sum[0].failures + sum[1].failures, sum[1].max_wait_ms,
+           sum[0].max_wait_ms);
     return bad || got != nw + nr;
 }
