@@ -174,6 +174,9 @@ void sgi_memo_put(sg_store *st, const char *id, const char *text, size_t len);
 void sgi_memo_free(sg_store *st);
 sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
                       int *damaged, sg_error *err);
+sg_status sgi_load_text(sg_store *st, const char *id, char *text,
+                        size_t len, sg_session **out, int *damaged,
+                        sg_error *err);
 /* Write a record as it is.  Caller holds the exclusive lock. */
 sg_status sgi_put(sg_store *st, const sg_session *s, sg_error *err);
 

@@ -312,8 +312,21 @@ sg_status sgi_load_ex(sg_store *st, const char *id, sg_session **out,
     sg_status rc = st->be->fetch(st, id, &text, &len, err);
     if (rc != SG_OK)
         return rc;
+    return sgi_load_text(st, id, text, len, out, damaged, err);
+}
+
+/* The second half of sgi_load_ex: the session in text (len bytes, as the
+ * backend's fetch of id gave it; freed here).  Needs no lock: a walk
+ * parses a chunk's records after releasing it (walk.c). */
+sg_status sgi_load_text(sg_store *st, const char *id, char *text,
+                        size_t len, sg_session **out, int *damaged,
+                        sg_error *err)
+{
+    *out = NULL;
+    if (damaged)
+        *damaged = 0;
     sg_error perr = { 0 };
-    rc = sgi_record_parse(text, len, out, &perr);
+    sg_status rc = sgi_record_parse(text, len, out, &perr);
     if (rc == SG_OK && st->memo_fill && strcmp((*out)->id, id) == 0)
         sgi_memo_put(st, id, text, len);
     free(text);

@@ -85,8 +85,9 @@ static sg_status walk_load(sg_store *st, const char *id, sg_session **s,
 typedef struct walker walker;
 struct walker {
     int mode;               /* SGI_SHARED, or SGI_EXCLUSIVE to change records */
-    /* Under the chunk's lock, for each record that is there: *s is the
-     * record, or NULL for a damaged one.  The visitor may keep *s (and set
+    /* For each record that is there, under the chunk's lock (exclusive
+     * walks) or just after it (shared ones): *s is the record, or NULL
+     * for a damaged one.  The visitor may keep *s (and set
      * it to NULL); walk() frees what is left.  Not SG_OK: the walk ends. */
     sg_status (*visit)(walker *w, sg_store *st, const char *id,
                        sg_session **s, sg_error *err);
@@ -96,13 +97,86 @@ struct walker {
     int stop;               /* set by a visitor: end the walk, SG_OK */
 };
 
+/* A record fetched under a chunk's lock, parsed after it (walk_shared). */
+typedef struct fetched {
+    size_t i;               /* its index in ids */
+    char *text;             /* Owned */
+    size_t len;
+} fetched;
+
+/* walk() for a shared walk with no lock of the caller's: each chunk's
+ * records are only fetched under the lock, and parsed and visited after
+ * it is released, so the lock is held for the reads alone (a walk is
+ * CPU-bound: preempted, it is most likely holding the lock, and every
+ * writer waits until it runs again). */
+static sg_status walk_shared(sg_store *st, const sg_list *ids, walker *w,
+                             sg_error *err)
+{
+    fetched *f = malloc(WALK_MAX * sizeof *f);
+    if (!f)
+        return sgi_oom(err, "store", st->path);
+    sg_status rc = SG_OK;
+    for (size_t i = 0; rc == SG_OK && !w->stop && i < ids->n; ) {
+        rc = sgi_lock(st, SGI_SHARED, err);
+        if (rc != SG_OK)
+            break;
+        w->now = sgi_now(st);
+        int64_t t0 = walk_ms();
+        size_t k = 0;
+        for (size_t in_chunk = 0; i < ids->n && !chunk_over(t0, in_chunk);
+             i++, in_chunk++) {
+            sg_error ferr = { 0 };
+            sg_status frc = st->be->fetch(st, ids->ids[i], &f[k].text,
+                                          &f[k].len, &ferr);
+            if (frc == SG_ENOTFOUND)
+                continue;
+            if (frc != SG_OK) {
+                rc = frc;
+                if (err && err->code == SG_OK)
+                    *err = ferr;
+                break;
+            }
+            f[k++].i = i;
+        }
+        sgi_unlock(st);
+        for (size_t j = 0; j < k; j++) {
+            if (rc != SG_OK || w->stop) {
+                free(f[j].text);
+                continue;
+            }
+            const char *id = ids->ids[f[j].i];
+            sg_session *s = NULL;
+            int damaged;
+            sg_error lerr = { 0 };
+            sg_status lrc = sgi_load_text(st, id, f[j].text, f[j].len, &s,
+                                          &damaged, &lerr);
+            if (lrc != SG_OK && !damaged) {
+                /* Out of memory: the walk's error (see walk_load). */
+                rc = lrc;
+                if (err && err->code == SG_OK)
+                    *err = lerr;
+                continue;
+            }
+            rc = w->visit(w, st, id, &s, err);
+            sg_session_free(s);
+        }
+        if (rc == SG_OK && w->chunk_end)
+            rc = w->chunk_end(w, st, err);
+    }
+    free(f);
+    return rc;
+}
+
 /* The one walk: read the records of ids (gone ones skipped), a chunk under
  * one lock at a time, calling w->visit for each and w->chunk_end after
  * the chunk.  Under a caller's lock (sg_store_begin, the cap) the chunks'
- * locks only nest. */
+ * locks only nest.  A shared walk visits with the chunk's lock released
+ * (walk_shared); an exclusive one, which changes records, under it. */
 static sg_status walk(sg_store *st, const sg_list *ids, walker *w,
                       sg_error *err)
 {
+    if (w->mode == SGI_SHARED && st->lock_mode == SGI_UNLOCKED)
+        return walk_shared(st, ids, w, err);
     sg_status rc = SG_OK;
     for (size_t i = 0; rc == SG_OK && !w->stop && i < ids->n; ) {
         rc = sgi_lock(st, w->mode, err);
