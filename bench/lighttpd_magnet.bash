@@ -6,7 +6,8 @@
 #   bench/lighttpd_magnet.bash   (run by bench/run / `make bench`, or alone
 #                                 after `make`)
 #
-# One lighttpd (bench/lighttpd-magnet-bench.conf.in, one process) on
+# One lighttpd (bench/lighttpd-magnet-bench.conf.in, one process, or
+# $BENCH_LIGHTTPD_WORKERS worker processes) on
 # 127.0.0.1, driven by wrk (-t$BENCH_THREADS -c$BENCH_CONNS
 # -d$BENCH_SECONDS, --latency).  Every case ends in the same static file:
 #   plain    no session check
@@ -29,7 +30,7 @@
 # why when lighttpd or mod_magnet is missing.
 BENCH_NAME=lighttpd_magnet
 . "$(dirname "$0")/lib.bash"
-: "${BENCH_ROUNDS:=5}" "${BENCH_LIGHTTPD_SESSIONS:=1000}"
+: "${BENCH_ROUNDS:=5}" "${BENCH_LIGHTTPD_SESSIONS:=1000}" "${BENCH_LIGHTTPD_WORKERS:=1}"
 
 if ! command -v lighttpd >/dev/null || [ ! -f /usr/lib/lighttpd/mod_magnet.so ]; then
   echo "lighttpd magnet rows skipped: lighttpd or mod_magnet missing (apt-get install lighttpd lighttpd-modules-lua)"
@@ -58,7 +59,7 @@ sid=$("$ctl" --store "$SRV_STORE" create --user alice --data '{"cart":[1,2,3]}')
 cat > "$run/magnet-bench.lua" <<LUA
 return require("sessgate_magnet").check(lighty.r, { store = "$SRV_STORE", policy = "user" })
 LUA
-SRV_PORT=$(srv_free_port)
+SRV_PORT=$(srv_free_port) SRV_LIGHTTPD_WORKERS=$BENCH_LIGHTTPD_WORKERS
 srv_render "$SRV_ROOT/bench/lighttpd-magnet-bench.conf.in" "$run/lighttpd.conf" ||
   die "cannot render the config"
 srv_gateway gw "unix:$run/gw.sock" --mode auth --policy user --workers "$BENCH_WORKERS" ||
@@ -80,15 +81,17 @@ for c in magnet auth; do
   bench_status "$c/ok.txt" 401
 done
 
-sleep 1     # the gateway's workers are up
+sleep 1     # the gateway's (and lighttpd's) workers are up
+lpids=$(bench_pids_of "$lighttpd")
 for c in plain magnet; do
-  bench_case "$c" "$c/ok.txt" "$lighttpd" -H "Cookie: sessgate=$sid"
+  bench_case "$c" "$c/ok.txt" "$lpids" -H "Cookie: sessgate=$sid"
 done
-bench_case auth auth/ok.txt "$lighttpd $(bench_pids_of "$gw")" -H "Cookie: sessgate=$sid"
+bench_case auth auth/ok.txt "$lpids $(bench_pids_of "$gw")" -H "Cookie: sessgate=$sid"
 bench_warm
 bench_rounds "$BENCH_ROUNDS"
 
-echo "lighttpd benchmark: $(lighttpd -v 2>&1 | sed -n 's|^lighttpd/\([^ ]*\).*|lighttpd \1|p'), one process," \
+echo "lighttpd benchmark: $(lighttpd -v 2>&1 | sed -n 's|^lighttpd/\([^ ]*\).*|lighttpd \1|p')," \
+     "$([ "$BENCH_LIGHTTPD_WORKERS" -gt 1 ] && echo "$BENCH_LIGHTTPD_WORKERS worker processes" || echo "one process")," \
      "loopback, wrk -t$BENCH_THREADS -c$BENCH_CONNS -d${BENCH_SECONDS}s, median of $BENCH_ROUNDS interleaved rounds;" \
      "authorizer $BENCH_WORKERS worker processes; GDBM store of $BENCH_LIGHTTPD_SESSIONS sessions;" \
      "$(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg) at the end"
