@@ -159,3 +159,23 @@ with open(sys.argv[1], "r+b") as f:
   run -2 --separate-stderr ctl compact --now
   assert_error_line 'compact: unknown option --now'
 }
+
+@test "checkpoint builds one only when due (or --force) and keeps every session; on Redis there is nothing to do" {
+  a=$(ctl create --user alice --data '{"k":1}')
+  run -0 --separate-stderr ctl checkpoint
+  assert_line "store: $STORE"
+  assert_line "due: no"
+  assert_line "built: no"
+  [ -z "$stderr" ]
+  run -0 ctl checkpoint --force
+  if on_redis; then
+    assert_line "built: no"
+  else
+    assert_line "built: yes"
+    [ "$(stat -c %s "$STORE.wal")" -eq 0 ] || fail "the log was not emptied"
+  fi
+  run -0 ctl get "$a"
+  assert_output --partial '"data":{"k":1}'
+  run -2 --separate-stderr ctl checkpoint now
+  assert_error_line 'checkpoint: takes no arguments besides its options'
+}
