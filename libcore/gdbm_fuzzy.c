@@ -377,11 +377,14 @@ void sgi_gdbm_build_leftovers(gdbm_be *b)
 }
 
 /* The log's length and the length at which a checkpoint is due: the
- * larger of CKPT_MIN_LOG and PATH's size.  0 if either is unknown. */
+ * larger of CKPT_MIN_LOG and PATH's size.  0 if either is unknown, or if
+ * the log is shorter than CKPT_MIN_LOG (then nothing is due). */
 static int log_and_due(gdbm_be *b, off_t *log, off_t *due)
 {
     struct stat wal, db;
-    if (b->walfd < 0 || fstat(b->walfd, &wal) < 0 || stat(b->dbpath, &db) < 0)
+    /* (One fstat per write while the log is short: no stat of PATH.) */
+    if (b->walfd < 0 || fstat(b->walfd, &wal) < 0 ||
+        wal.st_size < CKPT_MIN_LOG || stat(b->dbpath, &db) < 0)
         return 0;
     *log = wal.st_size;
     *due = db.st_size > CKPT_MIN_LOG ? db.st_size : CKPT_MIN_LOG;
