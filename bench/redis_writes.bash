@@ -87,13 +87,21 @@ rounds=${BENCH_REDIS_ROUNDS:-5}
 # how many other processes wait for the CPUs, so these rows answer "reads
 # unchanged or better" where the wall-clock rows of a loaded machine
 # cannot (10 ms clock ticks: about +-2 % at the default count).
-cpu_gets() {  # cpu_gets PROG URI N: "client server" gets per CPU second
+cpu_run() {  # cpu_run PROG URI N: "client_s server_ticks" of one get loop
   local s0 s1 c
   s0=$(awk '{ print $14 + $15 }' "/proc/$redis_pid/stat")
   c=$(/usr/bin/time -f '%U %S' "$1" --get-loop "$2" "$3" 2>&1 >/dev/null | tail -n 1)
   s1=$(awk '{ print $14 + $15 }' "/proc/$redis_pid/stat")
-  awk -v c="$c" -v d=$((s1 - s0)) -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {
-    split(c, t, " "); cs = t[1] + t[2]
+  awk -v c="$c" -v d=$((s1 - s0)) 'BEGIN { split(c, t, " "); print t[1] + t[2], d }'
+}
+# The loop first lists the store (open, connect, SCAN and, since walks
+# verify what they list, a read of each session): a run of 0 gets is
+# subtracted.
+cpu_gets() {  # cpu_gets PROG URI N: "client server" gets per CPU second
+  local z g
+  z=$(cpu_run "$1" "$2" 0) g=$(cpu_run "$1" "$2" "$3")
+  awk -v z="$z" -v g="$g" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    split(z, a, " "); split(g, b, " "); cs = b[1] - a[1]; d = b[2] - a[2]
     printf "%d %d\n", (cs > 0 ? n / cs : 0), (d > 0 ? n * hz / d : 0) }'
 }
 cpu_n=${BENCH_REDIS_CPU_GETS:-100000}
