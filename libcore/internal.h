@@ -236,7 +236,6 @@ void sgi_alias_put(sg_store *st, const char *old_id, const char *new_id);
 int sgi_alias_value(const sg_store *st, const char *new_id,
                     char val[SGI_ALIAS_MAX], int64_t *expire_at);
 sg_status sgi_alias_resolve(sg_store *st, const char *id, char out[SG_ID_LEN + 1]);
-void sgi_alias_purge(sg_store *st, int64_t now);
 #define SGI_USER_PREFIX "user:"     /* old index format: a JSON array */
 #define SGI_INDEX_PREFIX "uidx:"    /* the set (Redis) */
 #define SGI_GEN_PREFIX "ugen:"      /* the slot array's generation (GDBM) */

@@ -330,12 +330,22 @@ static void free_users(user_walk *w)
 typedef struct key_walk {
     sg_list *ids;
     user_walk *users;       /* NULL: session keys only */
+    user_walk *aliases;     /* NULL: no rotation aliases */
     int oom;
 } key_walk;
 
 static int collect_key(const char *key, size_t len, void *arg)
 {
     key_walk *w = arg;
+    size_t alen = sizeof SGI_ALIAS_PREFIX - 1;
+    if (w->aliases && len == alen + SG_ID_LEN &&
+        memcmp(key, SGI_ALIAS_PREFIX, alen) == 0) {
+        if (name_push(w->aliases, key) < 0) {
+            w->oom = 1;
+            return 1;
+        }
+        return 0;
+    }
     if (len == SG_ID_LEN && sg_id_valid(key)) {
         if (sgi_list_push(w->ids, key) < 0) {
             w->oom = 1;
@@ -361,10 +371,10 @@ static void cursor_free(sgi_cursor *c)
  * written there behind the library's back.  New: *out (and
  * users->users). */
 static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
-                          int snapshot, sg_error *err)
+                          user_walk *aliases, int snapshot, sg_error *err)
 {
     *out = NULL;
-    key_walk w = { sgi_list_new(), users, 0 };
+    key_walk w = { sgi_list_new(), users, aliases, 0 };
     if (!w.ids)
         return sgi_oom(err, "store", st->path);
     sg_status rc = SG_ENOTFOUND;
@@ -408,6 +418,10 @@ static sg_status all_keys(sg_store *st, sg_list **out, user_walk *users,
             free_users(users);
             memset(users, 0, sizeof *users);
         }
+        if (aliases) {
+            free_users(aliases);
+            memset(aliases, 0, sizeof *aliases);
+        }
         return rc;
     }
     sgi_list_sort_unique(w.ids);
@@ -442,7 +456,7 @@ sg_status sg_store_list(sg_store *st, const char *user, sg_list **out,
             sgi_unlock(st);
         }
     } else {
-        rc = all_keys(st, &ids, NULL, 1, err);
+        rc = all_keys(st, &ids, NULL, NULL, 1, err);
     }
     sgi_dated *d = NULL;
     size_t n = 0;
@@ -603,7 +617,9 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
         return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only",
                        st->path);
     sg_list *ids;
-    sg_status rc = all_keys(st, &ids, NULL, 1, err);
+    user_walk aliases = { 0 };
+    sg_status rc = all_keys(st, &ids, NULL, st->opt.rotate_grace > 0 ?
+                            &aliases : NULL, 1, err);
     if (rc != SG_OK)
         return rc;
     purge_walk pw = { { SGI_SHARED, purge_find, purge_chunk_end, 0, 0 },
@@ -611,12 +627,24 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
     rc = walk(st, ids, &pw.w, err);
     free(pw.dead.ids);
     sg_list_free(ids);
-    /* Rotation grace aliases whose window has closed. */
-    if (rc == SG_OK && st->opt.rotate_grace > 0 &&
-        sgi_lock(st, SGI_EXCLUSIVE, NULL) == SG_OK) {
-        sgi_alias_purge(st, pw.now);
+    /* Rotation grace aliases whose window has closed, found by the same
+     * key walk (it used to be a walk of every key under the exclusive
+     * lock: seconds on a store of a million sessions), each resolved
+     * again under the exclusive lock, a batch at a time.  Best effort. */
+    for (size_t i = 0; rc == SG_OK && i < aliases.n; ) {
+        if (sgi_lock(st, SGI_EXCLUSIVE, NULL) != SG_OK)
+            break;
+        int64_t t0 = walk_ms();
+        for (size_t k = 0; i < aliases.n && !chunk_over(t0, k); i++, k++) {
+            char id[SG_ID_LEN + 1];
+            const char *key = aliases.users[i];
+            if (sgi_alias_resolve(st, key + sizeof SGI_ALIAS_PREFIX - 1,
+                                  id) != SG_OK)
+                (void)st->be->del(st, key, NULL);
+        }
         sgi_unlock(st);
     }
+    free_users(&aliases);
     if (removed)
         *removed = pw.count;
     return rc;
@@ -652,7 +680,7 @@ sg_status sg_store_stats(sg_store *st, sg_stats *out, sg_error *err)
     memset(out, 0, sizeof *out);
     sg_list *ids;
     user_walk w = { 0 };
-    sg_status rc = all_keys(st, &ids, &w, 1, err);
+    sg_status rc = all_keys(st, &ids, &w, NULL, 1, err);
     if (rc != SG_OK)
         return rc;
     stats_walk sw = { { SGI_SHARED, stats_visit, NULL, 0, 0 }, sgi_now(st), out };
@@ -883,7 +911,7 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
     sg_list *ids = NULL;
     user_walk w = { 0 };
     if (rc == SG_OK)
-        rc = all_keys(st, &ids, repair ? &w : NULL, 0, err);
+        rc = all_keys(st, &ids, repair ? &w : NULL, NULL, 0, err);
     check_walk cw;
     memset(&cw, 0, sizeof cw);
     cw.w = (walker){ SGI_SHARED, check_visit, check_chunk_end, 0, 0 };

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Sessions in each store (fewer under valgrind: SG_VALGRIND=1). */
@@ -201,6 +202,71 @@ static void run(const char *dir, const char *name, int checkpoint)
     sg_store_close(st);
 }
 
+/* Whether key is in the store (a raw fetch). */
+static int has_key(sg_store *st, const char *key)
+{
+    char *v = NULL;
+    size_t len;
+    if (sgi_lock(st, SGI_SHARED, NULL) != SG_OK)
+        return -1;
+    sg_status rc = st->be->fetch(st, key, &v, &len, NULL);
+    sgi_unlock(st);
+    free(v);
+    return rc == SG_OK;
+}
+
+/* A rotation with a grace window leaves alias:OLD; purge drops those
+ * whose window has closed (found by the walk's own key collection now,
+ * not by a walk of every key under the exclusive lock) and keeps the
+ * others. */
+static void aliases(const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/alias.db", dir);
+    sg_options opt;
+    sg_options_init(&opt);
+    opt.rotate_grace = 1;
+    sg_store *st = NULL;
+    sg_error err = { 0 };
+    if (sg_store_open(path, &opt, &st, &err) != SG_OK) {
+        OK(0, "aliases: open: %s", err.text);
+        return;
+    }
+    enum { OLD = 40, NEW = 10 };
+    char old[OLD + NEW][SG_ID_LEN + 1];
+    int bad = 0;
+    for (int i = 0; i < OLD + NEW; i++) {
+        sg_session *s = NULL;
+        if (i == OLD) {
+            struct timespec ts = { 1, 300000000 };   /* past the window */
+            nanosleep(&ts, NULL);
+        }
+        if (sg_session_create(st, NULL, "{}", 0, 0, &s, &err) != SG_OK) {
+            bad++;
+            continue;
+        }
+        memcpy(old[i], sg_session_id(s), SG_ID_LEN + 1);
+        if (sg_session_rotate(st, s, &err) != SG_OK)
+            bad++;
+        sg_session_free(s);
+    }
+    IS(bad, 0, "aliases: %d sessions created and rotated", OLD + NEW);
+    size_t removed = 0;
+    OK(sg_store_purge(st, &removed, &err) == SG_OK, "aliases: purge");
+    int gone = 0, kept = 0;
+    for (int i = 0; i < OLD + NEW; i++) {
+        char key[SG_ID_LEN + sizeof SGI_ALIAS_PREFIX];
+        memcpy(key, SGI_ALIAS_PREFIX, sizeof SGI_ALIAS_PREFIX - 1);
+        memcpy(key + sizeof SGI_ALIAS_PREFIX - 1, old[i], SG_ID_LEN + 1);
+        int h = has_key(st, key);
+        gone += i < OLD && h == 0;
+        kept += i >= OLD && h == 1;
+    }
+    IS(gone, OLD, "aliases: purge removed every alias whose window closed");
+    IS(kept, NEW, "aliases: purge kept every alias still in its window");
+    sg_store_close(st);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -213,6 +279,7 @@ int main(int argc, char **argv)
     srand(19);
     run(argv[1], "ckpt", 1);
     run(argv[1], "logonly", 0);
+    aliases(argv[1]);
     OK(chunked_missed > 0, "the chunked walk (the old one) misses sessions "
        "under the same writes (%ld in all)", chunked_missed);
     return tap_done();
