@@ -90,28 +90,37 @@ static void sgw_raise(const sg_error *e)
  *
  * Why: store.get(sid) and a session's first data access run on every
  * request, and issue #14 measures them against dbm.gnu + json.loads.
- * Through SWIG's generic wrappers a get paid, above the C get, a tuple
- * unpack, a malloc'd copy of the id, a proxy instance with its own
- * __dict__ (and a Python-level call to free it), and for a missing
- * session an exception built by sessgate.errors and caught again.  These
- * two functions are the same C calls with none of that: METH_FASTCALL,
- * the id read from the str's cached UTF-8, the session returned as the
- * bare SWIG object (every session_* wrapper accepts it; the garbage
- * collector frees it with sg_session_free as before), None for "no such
- * session".  Only the Python layer (sessgate/__init__.py) calls them.
+ * Through SWIG's generic wrappers and the layer's Python code a get paid,
+ * above the C get, a tuple unpack, a malloc'd copy of the id, a proxy
+ * instance with its own __dict__ (freed through a Python-level call), a
+ * `with` on the store's mutex, Session.__init__, and for a missing
+ * session an exception built by sessgate.errors and caught again; the
+ * first data access paid two Python frames and a second generic call.
+ * The two functions below (METH_FASTCALL, added to the module at init)
+ * make the same C calls without that.  Only sessgate/__init__.py calls
+ * them:
  *
- *   py_session_get(store, id, flags) -> session | None
- *       sg_session_get; None when the id is malformed (not a 36-char
- *       str without NUL), unknown or expired; every other failure raises
- *       as the generic wrappers do.  TypeError when id is not a str.
- *   py_session_data(session, scan_once) -> (value, text) | (None, text)
- *       the stored data text (sg_session_data_json, no parse in C) and
- *       scan_once(text, 0) -- json's own scanner, passed in by the
- *       layer -- when that consumed the whole text and made a dict;
- *       (None, text) when it did not (the layer then asks json.loads,
- *       which decides); None when out of memory.
+ *   py_store_get(store, id, flags, Session) -> Session | None
+ *       Store.get minus its model check: store._mutex held around
+ *       sg_session_get (GIL released during the C call, as everywhere),
+ *       store._handle() called for a closed store (it raises), the id
+ *       read from the str's cached UTF-8, None when the id is malformed
+ *       (not 36 characters, a NUL or a lone surrogate inside), unknown
+ *       or expired, TypeError when it is not a str, every other failure
+ *       raised as the generic wrappers raise it.  The Session is made
+ *       as Session(store, handle) makes it (its four slots), without
+ *       running Python code; the handle is the bare SWIG object, which
+ *       every session_* wrapper accepts and the garbage collector frees
+ *       with sg_session_free, as before.
+ *   py_session_load(session, scan_once, loads) -> dict
+ *       the stored data text (sg_session_data_json: no parse in C)
+ *       decoded by scan_once(text, 0) -- json's own C scanner, passed in
+ *       by the layer -- when that takes the whole text and makes a dict,
+ *       else by loads(text), which decides (and raises); the dict goes to
+ *       session._data, the text to session._text.
  */
 %{
+/* sg_session_get(args[0], args[1], args[2]) -> bare handle | None. */
 static PyObject *sgw_py_session_get(PyObject *self, PyObject *const *args,
                                     Py_ssize_t nargs)
 {
@@ -125,11 +134,11 @@ static PyObject *sgw_py_session_get(PyObject *self, PyObject *const *args,
 
     (void)self;
     if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "py_session_get(store, id, flags)");
+        PyErr_SetString(PyExc_TypeError, "py_store_get: (store handle, id, flags)");
         return NULL;
     }
     if (!SWIG_IsOK(SWIG_ConvertPtr(args[0], &argp, SWIGTYPE_p_sg_store, 0)) || !argp) {
-        PyErr_SetString(PyExc_TypeError, "py_session_get: not a store handle");
+        PyErr_SetString(PyExc_TypeError, "py_store_get: not a store handle");
         return NULL;
     }
     if (!PyUnicode_Check(args[1])) {
@@ -141,7 +150,7 @@ static PyObject *sgw_py_session_get(PyObject *self, PyObject *const *args,
     if (flags == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
     if (flags > UINT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "py_session_get: flags out of range");
+        PyErr_SetString(PyExc_OverflowError, "py_store_get: flags out of range");
         return NULL;
     }
     /* A session id is 36 ASCII characters: anything else (longer, shorter,
@@ -182,6 +191,9 @@ static PyObject *sgw_zero(void)
     return zero;
 }
 
+/* (value, text) of handle args[0] decoded by scanner args[1]: value is
+ * None when the scanner did not take the whole text as a dict; None when
+ * out of memory. */
 static PyObject *sgw_py_session_data(PyObject *self, PyObject *const *args,
                                      Py_ssize_t nargs)
 {
@@ -191,11 +203,11 @@ static PyObject *sgw_py_session_data(PyObject *self, PyObject *const *args,
 
     (void)self;
     if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "py_session_data(session, scan_once)");
+        PyErr_SetString(PyExc_TypeError, "py_session_load: (session handle, scan_once)");
         return NULL;
     }
     if (!SWIG_IsOK(SWIG_ConvertPtr(args[0], &argp, SWIGTYPE_p_sg_session, 0)) || !argp) {
-        PyErr_SetString(PyExc_TypeError, "py_session_data: not a session handle");
+        PyErr_SetString(PyExc_TypeError, "py_session_load: not a session handle");
         return NULL;
     }
     c_text = sg_session_data_json((const sg_session *)argp);
@@ -239,11 +251,159 @@ static PyObject *sgw_py_session_data(PyObject *self, PyObject *const *args,
     return out;
 }
 
+/* Interned attribute names of the layer's Store and Session (made once). */
+static PyObject *sgw_s_mutex, *sgw_s_st, *sgw_s_handle, *sgw_s_acquire,
+                *sgw_s_release, *sgw_s_store, *sgw_s_raw, *sgw_s_data, *sgw_s_text;
+
+static int sgw_names(void)
+{
+    if (sgw_s_text != NULL)
+        return 0;
+    sgw_s_mutex = PyUnicode_InternFromString("_mutex");
+    sgw_s_st = PyUnicode_InternFromString("_st");
+    sgw_s_handle = PyUnicode_InternFromString("_handle");
+    sgw_s_acquire = PyUnicode_InternFromString("acquire");
+    sgw_s_release = PyUnicode_InternFromString("release");
+    sgw_s_store = PyUnicode_InternFromString("_store");
+    sgw_s_raw = PyUnicode_InternFromString("_raw");
+    sgw_s_data = PyUnicode_InternFromString("_data");
+    sgw_s_text = PyUnicode_InternFromString("_text");
+    return sgw_s_mutex && sgw_s_st && sgw_s_handle && sgw_s_acquire &&
+           sgw_s_release && sgw_s_store && sgw_s_raw && sgw_s_data &&
+           sgw_s_text ? 0 : -1;
+}
+
+/* py_store_get (see the top of this section). */
+static PyObject *sgw_py_store_get(PyObject *self, PyObject *const *args,
+                                  Py_ssize_t nargs)
+{
+    PyObject *store, *mutex, *st, *r, *raw, *call[3], *sess;
+    PyTypeObject *cls;
+    int fail;
+
+    if (nargs != 4 || !PyType_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "py_store_get(store, id, flags, Session)");
+        return NULL;
+    }
+    if (sgw_names() < 0)
+        return NULL;
+    store = args[0];
+    cls = (PyTypeObject *)args[3];
+    mutex = PyObject_GetAttr(store, sgw_s_mutex);
+    if (mutex == NULL)
+        return NULL;
+    r = PyObject_CallMethodNoArgs(mutex, sgw_s_acquire);
+    if (r == NULL) {
+        Py_DECREF(mutex);
+        return NULL;
+    }
+    Py_DECREF(r);
+    st = PyObject_GetAttr(store, sgw_s_st);
+    if (st == Py_None) {
+        Py_DECREF(st);
+        st = PyObject_CallMethodNoArgs(store, sgw_s_handle);  /* raises */
+    }
+    raw = NULL;
+    if (st != NULL) {
+        call[0] = st;
+        call[1] = args[1];
+        call[2] = args[2];
+        raw = sgw_py_session_get(self, call, 3);
+        Py_DECREF(st);
+    }
+    /* Released whatever happened, keeping an exception that stands. */
+    if (raw == NULL) {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        r = PyObject_CallMethodNoArgs(mutex, sgw_s_release);
+        Py_XDECREF(r);
+        if (r == NULL) {
+            Py_XDECREF(et);
+            Py_XDECREF(ev);
+            Py_XDECREF(tb);
+        } else {
+            PyErr_Restore(et, ev, tb);
+        }
+        Py_DECREF(mutex);
+        return NULL;
+    }
+    r = PyObject_CallMethodNoArgs(mutex, sgw_s_release);
+    Py_DECREF(mutex);
+    if (r == NULL) {
+        Py_DECREF(raw);
+        return NULL;
+    }
+    Py_DECREF(r);
+    if (raw == Py_None)
+        return raw;
+    sess = cls->tp_alloc(cls, 0);
+    if (sess == NULL) {
+        Py_DECREF(raw);
+        return NULL;
+    }
+    fail = PyObject_SetAttr(sess, sgw_s_store, store) < 0 ||
+           PyObject_SetAttr(sess, sgw_s_raw, raw) < 0 ||
+           PyObject_SetAttr(sess, sgw_s_data, Py_None) < 0 ||
+           PyObject_SetAttr(sess, sgw_s_text, Py_None) < 0;
+    Py_DECREF(raw);
+    if (fail) {
+        Py_DECREF(sess);
+        return NULL;
+    }
+    return sess;
+}
+
+/* py_session_load (see the top of this section). */
+static PyObject *sgw_py_session_load(PyObject *self, PyObject *const *args,
+                                     Py_ssize_t nargs)
+{
+    PyObject *raw, *pair, *value, *text, *call[2];
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "py_session_load(session, scan_once, loads)");
+        return NULL;
+    }
+    if (sgw_names() < 0)
+        return NULL;
+    raw = PyObject_GetAttr(args[0], sgw_s_raw);
+    if (raw == NULL)
+        return NULL;
+    call[0] = raw;
+    call[1] = args[1];
+    pair = sgw_py_session_data(self, call, 2);
+    Py_DECREF(raw);
+    if (pair == NULL)
+        return NULL;
+    if (pair == Py_None) {
+        sg_error e;
+        sg_error_clear(&e);
+        e.code = SG_ENOMEM;
+        snprintf(e.text, sizeof e.text, "out of memory reading session data");
+        sgw_raise(&e);
+        return NULL;
+    }
+    value = PyTuple_GET_ITEM(pair, 0);
+    text = PyTuple_GET_ITEM(pair, 1);
+    if (value == Py_None) {
+        value = PyObject_Vectorcall(args[2], &text, 1, NULL);
+    } else {
+        Py_INCREF(value);
+    }
+    if (value == NULL || PyObject_SetAttr(args[0], sgw_s_data, value) < 0 ||
+        PyObject_SetAttr(args[0], sgw_s_text, text) < 0) {
+        Py_XDECREF(value);
+        Py_DECREF(pair);
+        return NULL;
+    }
+    Py_DECREF(pair);
+    return value;
+}
+
 static PyMethodDef sgw_lean_methods[] = {
-    { "py_session_get", (PyCFunction)(void (*)(void))sgw_py_session_get,
-      METH_FASTCALL, "sg_session_get; None for no such session" },
-    { "py_session_data", (PyCFunction)(void (*)(void))sgw_py_session_data,
-      METH_FASTCALL, "(value, text) of a session's data" },
+    { "py_store_get", (PyCFunction)(void (*)(void))sgw_py_store_get,
+      METH_FASTCALL, "Store.get without the model check" },
+    { "py_session_load", (PyCFunction)(void (*)(void))sgw_py_session_load,
+      METH_FASTCALL, "Session._load_data" },
     { NULL, NULL, 0, NULL }
 };
 %}

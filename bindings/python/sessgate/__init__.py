@@ -76,11 +76,13 @@ _loads = json.loads
 _scan_once: Optional[Callable[[str, int], Tuple[Any, int]]] = getattr(
     json.decoder.JSONDecoder(), "scan_once", None)
 
-# The lean read path (bindings/python/sessgate_core_python.i): a get that
-# answers None for "no such session" and hands back the bare C handle, and
-# the data text with _scan_once's decode in one call.
-_py_session_get = _c.py_session_get
-_py_session_data = _c.py_session_data
+# The lean read path (bindings/python/sessgate_core_python.i): Store.get
+# in one C call (the store's mutex, the C get, None for "no such session",
+# the Session made without running __init__), and a session's first data
+# access in one more (the stored text decoded by _scan_once, json.loads
+# deciding what it does not take).
+_py_store_get = _c.py_store_get
+_py_session_load = _c.py_session_load
 _session_save = _c.session_save
 _session_set_data = _c.session_set_data
 _session_data_json = _c.session_data_json
@@ -191,7 +193,7 @@ class Session(MutableMapping[str, JSONValue]):
         """The session data as a dict (decoded on first use)."""
         d = self._data
         if d is None:
-            d = self._load_data()
+            d = _py_session_load(self, _scan_once, _loads)
         return d
 
     @data.setter
@@ -202,20 +204,6 @@ class Session(MutableMapping[str, JSONValue]):
         self._data = dict(_data.check(value, self._store.json_default))
         if self._text is None:
             self._text = _session_data_json(self._raw)
-
-    def _load_data(self) -> Dict[str, JSONValue]:
-        # The stored text, decoded once by json's own scanner (in the
-        # same C call); json.loads decides whatever that did not take.
-        pair = _py_session_data(self._raw, _scan_once)
-        if pair is None:
-            raise OutOfMemory("out of memory reading session data",
-                              _c.SG_ENOMEM)
-        d, text = pair
-        if d is None:
-            d = _loads(text)
-        self._data = d
-        self._text = text
-        return d
 
     @property
     def changed(self) -> bool:
@@ -229,7 +217,7 @@ class Session(MutableMapping[str, JSONValue]):
     def __getitem__(self, key: str) -> JSONValue:
         d = self._data
         if d is None:
-            d = self._load_data()
+            d = _py_session_load(self, _scan_once, _loads)
         return d[key]
 
     def __setitem__(self, key: str, value: JSONValue) -> None:
@@ -260,7 +248,7 @@ class Session(MutableMapping[str, JSONValue]):
     def get(self, key: str, default: JSONValue = None) -> JSONValue:
         d = self._data
         if d is None:
-            d = self._load_data()
+            d = _py_session_load(self, _scan_once, _loads)
         return d.get(key, default)
 
     def __repr__(self) -> str:
@@ -539,19 +527,17 @@ class Store:
         """The live session with this id, or None when the id is unknown,
         expired, malformed or None.  ``touch=False`` leaves the idle window
         alone (the read then never writes)."""
-        # The hot path of every request: kept to one lock and one C call,
-        # which answers None for a malformed, unknown or expired id and
-        # raises TypeError for an id that is not a str.
+        # The hot path of every request: one C call (py_store_get in
+        # sessgate_core_python.i) holds self._mutex around the C get,
+        # raises "the store is closed" through _handle(), answers None for
+        # a malformed, unknown or expired id, TypeError for an id that is
+        # not a str, and makes the Session as Session(self, handle) would.
         if sid is None:
             return None
-        with self._mutex:
-            st = self._st
-            if st is None:
-                self._handle()            # raises "the store is closed"
-            raw = _py_session_get(st, sid, 0 if touch else _GET_NOTOUCH)
-        if raw is None:
+        s: Optional[Session] = _py_store_get(self, sid, 0 if touch else _GET_NOTOUCH,
+                                             Session)
+        if s is None:
             return None
-        s = Session(self, raw)
         if self.model is not None and s.data:
             _data.validate(self.model, s.data)    # InvalidData
         return s
