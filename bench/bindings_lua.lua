@@ -16,6 +16,8 @@ sides use the same JSON codec (the module's), so the difference is the
 store: locking, GDBM, the C record parse and the binding.  The baseline
 has no locking, no expiry and no atomicity.  Times are CPU time of this
 process (os.clock), the only clock Lua has; neither side waits for locks.
+Each row runs in interleaved rounds and prints medians (see the loop at
+the end).
 ]]
 
 local sg = require "sessgate"
@@ -79,11 +81,32 @@ local function rate(f, n)
   return n / (os.clock() - t)
 end
 
+local function median(t)
+  table.sort(t)
+  local k = #t
+  if k % 2 == 1 then return t[(k + 1) // 2] end
+  return (t[k // 2] + t[k // 2 + 1]) / 2
+end
+
+-- As bench/bindings_py.py: ROUNDS (env BENCH_LUA_ROUNDS, default 9)
+-- interleaved rounds, base first in odd rounds and ours first in even
+-- ones, each n / ROUNDS operations; medians of the rates and of the
+-- per-round ratios, so a burst of load elsewhere tilts no ratio.
+local rounds = math.max(tonumber(os.getenv("BENCH_LUA_ROUNDS") or "9") or 9, 1)
 for _, row in ipairs(rows) do
   local name, ours, base, n = row[1], row[2], row[3], row[4]
   base(math.min(n, 1000)); ours(math.min(n, 1000))
-  local b = rate(base, n)
-  local o = rate(ours, n)
-  print(("%s %.0f %.0f %.2f"):format(name, o, b, o / b))
+  local per = math.max(n // rounds, 1)
+  local os_, bs, rs = {}, {}, {}
+  for r = 1, rounds do
+    local b, o
+    if r % 2 == 1 then
+      b = rate(base, per); o = rate(ours, per)
+    else
+      o = rate(ours, per); b = rate(base, per)
+    end
+    os_[r], bs[r], rs[r] = o, b, o / b
+  end
+  print(("%s %.0f %.0f %.2f"):format(name, median(os_), median(bs), median(rs)))
 end
 st:close()
