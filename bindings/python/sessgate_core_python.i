@@ -178,8 +178,13 @@ static PyObject *sgw_py_session_get(PyObject *self, PyObject *const *args,
         sgw_raise(&err);
         return NULL;
     }
-    return SWIG_NewPointerObj(s, SWIGTYPE_p_sg_session,
-                              SWIG_POINTER_OWN | SWIG_POINTER_NOSHADOW);
+    {
+        PyObject *handle = SWIG_NewPointerObj(s, SWIGTYPE_p_sg_session,
+                                              SWIG_POINTER_OWN | SWIG_POINTER_NOSHADOW);
+        if (handle == NULL)
+            sg_session_free(s);
+        return handle;
+    }
 }
 
 /* The int 0, made once (scan_once's start index). */
@@ -257,7 +262,8 @@ static PyObject *sgw_s_mutex, *sgw_s_st, *sgw_s_handle, *sgw_s_acquire,
 
 static int sgw_names(void)
 {
-    if (sgw_s_text != NULL)
+    static int ready = 0;
+    if (ready)
         return 0;
     sgw_s_mutex = PyUnicode_InternFromString("_mutex");
     sgw_s_st = PyUnicode_InternFromString("_st");
@@ -268,9 +274,10 @@ static int sgw_names(void)
     sgw_s_raw = PyUnicode_InternFromString("_raw");
     sgw_s_data = PyUnicode_InternFromString("_data");
     sgw_s_text = PyUnicode_InternFromString("_text");
-    return sgw_s_mutex && sgw_s_st && sgw_s_handle && sgw_s_acquire &&
-           sgw_s_release && sgw_s_store && sgw_s_raw && sgw_s_data &&
-           sgw_s_text ? 0 : -1;
+    ready = sgw_s_mutex && sgw_s_st && sgw_s_handle && sgw_s_acquire &&
+            sgw_s_release && sgw_s_store && sgw_s_raw && sgw_s_data &&
+            sgw_s_text;
+    return ready ? 0 : -1;
 }
 
 /* py_store_get (see the top of this section). */

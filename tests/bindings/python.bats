@@ -101,6 +101,46 @@ print("ok")'
   assert_output "ok"
 }
 
+@test "the data decode gives json.loads's value, whatever the scanner does" {
+  run py '
+import json
+data = {"s": "caf\u00e9 \"q\" \\ \n", "i": 42, "f": 0.25, "big": 2**62,
+        "arr": [1, None, True, {}], "obj": {"a": {"b": [False]}}}
+st = sessgate.Store(STORE)
+sid = st.create(data=data).id
+want = json.loads(st.get(sid).to_json())["data"]
+assert want == data
+def check(label):
+    s = st.get(sid)
+    assert s["i"] == 42 and s.data == want and dict(s) == want, label
+    assert not s.changed, label
+    assert type(s.data) is dict and type(s.data["f"]) is float, label
+check("C scanner")
+real = sessgate._scan_once
+sessgate._scan_once = None
+check("no scanner")
+sessgate._scan_once = lambda text, i: (real(text, i)[0], 3)
+check("scanner stops short")
+sessgate._scan_once = lambda text, i: ([1], len(text))
+check("scanner makes a list")
+def refuse(text, i):
+    raise StopIteration(i)
+sessgate._scan_once = refuse
+check("scanner refuses")
+def boom(text, i):
+    raise KeyError("boom")
+sessgate._scan_once = boom
+try:
+    st.get(sid)["i"]
+    print("no error")
+except KeyError as e:
+    print("raised", e)
+sessgate._scan_once = real
+print("ok")'
+  assert_success
+  assert_output $'raised \'boom\'\nok'
+}
+
 @test "expired sessions are invisible to get, count and sessions, and purge removes them" {
   run py '
 st = sessgate.Store(STORE)
