@@ -16,8 +16,8 @@
  * Issue #19: a third duty, checkpoints.  A GDBM writer leaves a big
  * checkpoint due rather than build it inside the user's request it serves
  * (minutes on a large store).  Once a second the master asks the store
- * whether one is due (two stat calls, through a handle it uses for nothing
- * else) and, if so, forks a builder that builds it and exits; the master
+ * whether one is due (two stat calls, through a read-only handle it uses
+ * for nothing else) and, if so, forks a builder that builds it and exits; the master
  * itself never waits for it.  One builder at a time; SIGTERM stops it too
  * (a killed build is crash-safe: it is built beside the store's files).
  *
@@ -244,9 +244,17 @@ static void checkpoint_tick(const gw_config *cfg, pid_t master)
         return;
     ckpt_next = proc_now_ms() + 1000;
     sg_error_clear(&err);
-    if (!ckpt_poll &&
-        sg_store_open(cfg->store_uri, &cfg->store_opt, &ckpt_poll, &err) != SG_OK) {
-        ckpt_poll = NULL;
+    /* Read-only: the master only asks; the first checkpoint of a raw store
+     * or a rebuild is a writer's (a worker's, the builder's) to do, not
+     * something to keep this loop busy with. */
+    if (!ckpt_poll) {
+        sg_options ro = cfg->store_opt;
+
+        ro.readonly = 1;
+        if (sg_store_open(cfg->store_uri, &ro, &ckpt_poll, &err) != SG_OK)
+            ckpt_poll = NULL;
+    }
+    if (!ckpt_poll) {
         ckpt_next = proc_now_ms() + 60000;   /* the workers report it */
         return;
     }
