@@ -2,9 +2,13 @@
  * cmd_rotate.c - `sessgatectl rotate ID`: give a session a new id.
  *
  * Rotation is the defence against session fixation and theft: the data
- * moves to a fresh random id and the old id stops working at once.  The
- * load and the rotation run under one exclusive lock (sg_store_begin), so
- * no writer can slip in between and be lost.
+ * moves to a fresh random id.  The old id resolves to it for --rotate-grace
+ * seconds (the store-option table's default, as the gateway's and the
+ * bindings'), so a browser's requests in flight keep the session; with
+ * --rotate-grace 0 it stops working at once (cutting off a leaked id:
+ * or delete the session).  The load and the rotation run under one
+ * exclusive lock (sg_store_begin), so no writer can slip in between and
+ * be lost.
  */
 #include <stdio.h>
 
@@ -42,7 +46,8 @@ static int rotate_run(struct cli_ctx *ctx, const struct cli_args *a)
 /* The `rotate` entry of the command table. */
 const struct cli_cmd cli_cmd_rotate = {
     "rotate", "ID",
-    "move the session to a new id, print it (the old id stops working)",
+    "move the session to a new id, print it (the old id works for "
+    "--rotate-grace seconds, then dies)",
     NULL,
     { { NULL, 0, CLI_FLAG, 0, 0 } },
     1, 1, "needs exactly one session id", 0,

@@ -16,6 +16,14 @@
  * (now + idle, now + max age, in seconds or in Redis's milliseconds) stays
  * far inside int64_t.  The rotation grace keeps the gateway's 300 s: it
  * is how long a stolen old id keeps working, so it stays short.
+ *
+ * The grace is the one number whose 0 is a setting of its own (no grace)
+ * while its default is not 0 (SG_DEFAULT_ROTATE_GRACE, 10 s as
+ * lua-resty-session's stale_ttl: the requests a page has in flight when
+ * its id is renewed, queued behind a loaded server, keep the session).
+ * Every face passes 0 for "the default", as for the other options, so a
+ * face that says nothing gets the table's default; an explicit 0 goes
+ * through sg_options_set(), which stores SG_ROTATE_GRACE_NONE.
  */
 #include "internal.h"
 
@@ -45,9 +53,9 @@ static const sg_option_info option_table[] = {
       "keep at most N live sessions per user, evicting the oldest", ALL },
     { "max_data", "max-data", "BYTES", 2, SG_MAX_DATA_LIMIT, SG_MAX_DATA, NULL,
       "cap on a session's data JSON", SG_FACE_CLI | SG_FACE_BINDINGS },
-    { "rotate_grace", "rotate-grace", "S", 0, 300, 0, NULL,
-      "after a rotation the old id keeps working S seconds "
-      "(never after a login)", SG_FACE_GATEWAY | SG_FACE_BINDINGS },
+    { "rotate_grace", "rotate-grace", "S", 0, 300, SG_DEFAULT_ROTATE_GRACE,
+      NULL, "after a rotation or renewal the old id keeps working S seconds "
+      "(0: dies at once; never after a login, logout or user change)", ALL },
     { "sync", "sync", NULL, 0, 1, 0, NULL,
       "fsync the store after every write", ALL },
     { "group", "group", NULL, 0, 1, 0, NULL,
@@ -66,6 +74,7 @@ void sg_options_init(sg_options *opt)
     opt->touch_interval = DEFAULT_TOUCH;
     opt->lock_timeout_ms = SG_DEFAULT_LOCK_TIMEOUT;
     opt->max_data = SG_MAX_DATA;
+    opt->rotate_grace = SG_DEFAULT_ROTATE_GRACE;
 }
 
 /* Borrowed: the i-th row, NULL past the last. */
@@ -98,7 +107,7 @@ static int64_t get_field(const sg_options *o, const sg_option_info *r)
     case 3: return o->touch_interval;
     case 4: return o->max_per_user;
     case 5: return (int64_t)o->max_data;
-    case 6: return o->rotate_grace;
+    case 6: return o->rotate_grace == SG_ROTATE_GRACE_NONE ? 0 : o->rotate_grace;
     case 7: return o->sync != 0;
     case 8: return o->group != 0;
     default: return o->readonly != 0;
@@ -114,7 +123,7 @@ static void set_field(sg_options *o, const sg_option_info *r, int64_t v)
     case 3: o->touch_interval = v; break;
     case 4: o->max_per_user = (int)v; break;
     case 5: o->max_data = (size_t)v; break;
-    case 6: o->rotate_grace = v; break;
+    case 6: o->rotate_grace = v ? v : SG_ROTATE_GRACE_NONE; break;
     case 7: o->sync = (int)v; break;
     case 8: o->group = (int)v; break;
     default: o->readonly = (int)v; break;

@@ -46,6 +46,9 @@ extern "C" {
 #define SG_DEFAULT_MAX_AGE       (7 * 86400)   /* seconds */
 #define SG_DEFAULT_LOCK_TIMEOUT  5000          /* milliseconds */
 #define SG_MAX_TOUCH_INTERVAL    60            /* seconds, cap on the default */
+#define SG_DEFAULT_ROTATE_GRACE  10            /* seconds (lua-resty-session's
+                                                * stale_ttl default) */
+#define SG_ROTATE_GRACE_NONE     (-1)          /* rotate_grace: no grace at all */
 
 typedef struct sg_store   sg_store;     /* opaque */
 typedef struct sg_session sg_session;   /* opaque */
@@ -94,7 +97,11 @@ typedef struct sg_options {
     void    *clock_arg;
     int64_t  rotate_grace;     /* s the old id of a rotation (never of a
                                 * login, logout or user change) keeps
-                                * resolving to the session; 0 = none */
+                                * resolving to the session; default
+                                * SG_DEFAULT_ROTATE_GRACE; none:
+                                * SG_ROTATE_GRACE_NONE (sg_options_set
+                                * with 0 stores it; sg_store_options
+                                * reports it as 0) */
 } sg_options;
 
 /* Fill *opt with the defaults (all fields explicit). */
@@ -108,7 +115,8 @@ typedef struct sg_option_info {
     const char *name;      /* sg_options field and bindings keyword */
     const char *flag;      /* command-line option, without the "--" */
     const char *arg;       /* metavariable ("MS", "S"); NULL: an on/off flag */
-    int64_t     min, max;  /* range of a value given (0 also means the default) */
+    int64_t     min, max;  /* range of a value given (0 also means the default,
+                            * but for rotate_grace, where it means none) */
     int64_t     def_value; /* the default */
     const char *def_text;  /* the default in words when it is derived, or NULL */
     const char *help;      /* one line, lower case, no default, no full stop */
@@ -338,9 +346,20 @@ sg_status sg_session_get(sg_store *st, const char *id, unsigned flags,
  * on success the copy's version is the new one. */
 sg_status sg_session_save(sg_store *st, sg_session *s, sg_error *err);
 
-/* Give the session a new id, keeping its data; the old id stops working at
- * once.  s is updated to the new id.  Also checks the version. */
+/* Give the session a new id, keeping its data.  The old id keeps
+ * resolving to the session for the store's rotate_grace (default
+ * SG_DEFAULT_ROTATE_GRACE s: requests in flight keep it), except when the
+ * rotation changes the user (a login or logout: the old id dies at once).
+ * s is updated to the new id.  Also checks the version. */
 sg_status sg_session_rotate(sg_store *st, sg_session *s, sg_error *err);
+
+/* sg_session_rotate with flags: SG_ROTATE_NOW kills the old id at once
+ * whatever the store's grace, for a login the library cannot see (the app
+ * keeps its login in the data, not in the session's user: Flask's
+ * regenerate, a privilege change).  Other bits: SG_EINVAL. */
+#define SG_ROTATE_NOW 1u
+sg_status sg_session_rotate_ex(sg_store *st, sg_session *s, unsigned flags,
+                               sg_error *err);
 
 /* Delete the session with this id.  SG_ENOTFOUND if there is none,
  * SG_EINVAL if the id is malformed. */

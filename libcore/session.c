@@ -121,6 +121,10 @@ static sg_status create_unlocked(sg_store *st, sg_session *s, int *fallback,
                    "repeating ids", st->path);
 }
 
+/* What save_checked does: save, rotate (the old id gets the store's
+ * grace window) or rotate with no grace (sg_session_rotate_ex). */
+enum { SAVE = 0, ROTATE = 1, ROTATE_NOW = 2 };
+
 /* Save (or rotate) s with rec_save: the record write_next writes,
  * conditional on the version and user s was loaded with, in one step.
  * (It takes s->accessed, not the stored one, as the floor for the new
@@ -148,7 +152,7 @@ static sg_status save_unlocked(sg_store *st, sg_session *s, int rotate,
     char alias[SGI_ALIAS_MAX];
     const char *alias_val = NULL;
     int64_t alias_at = 0;
-    if (rotate && !login && st->opt.rotate_grace > 0 &&
+    if (rotate == ROTATE && !login && st->opt.rotate_grace > 0 &&
         sgi_alias_value(st, new_id, alias, &alias_at) > 0)
         alias_val = alias;
     size_t len;
@@ -465,7 +469,7 @@ static int same_user(const char *a, const char *b)
  * the index in step.  Caller holds the exclusive lock; cur is the stored
  * copy. */
 static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
-                            const char *new_id, sg_error *err)
+                            const char *new_id, int grace, sg_error *err)
 {
     sg_session next = *s;
     memcpy(next.id, new_id, SG_ID_LEN + 1);
@@ -513,8 +517,9 @@ static sg_status write_next(sg_store *st, sg_session *s, const sg_session *cur,
         if (rc == SG_ENOTFOUND)
             rc = SG_OK;
         /* Grace for a renewal or rotate only: a login (user change) must
-         * kill the old, possibly fixated, id at once. */
-        if (rc == SG_OK && !login && st->opt.rotate_grace > 0)
+         * kill the old, possibly fixated, id at once, and so must a
+         * rotate the caller asks to be at once (ROTATE_NOW). */
+        if (rc == SG_OK && grace && !login && st->opt.rotate_grace > 0)
             sgi_alias_put(st, s->id, new_id);
     }
     /* Failed after the record was written: undo, best effort, so that an
@@ -575,7 +580,7 @@ static sg_status save_checked(sg_store *st, sg_session *s, int rotate,
             }
         }
         if (rc == SG_OK)
-            rc = write_next(st, s, cur, id, err);
+            rc = write_next(st, s, cur, id, rotate == ROTATE, err);
         sg_session_free(cur);
     }
     sgi_unlock(st);
@@ -585,13 +590,25 @@ static sg_status save_checked(sg_store *st, sg_session *s, int rotate,
 /* Save with a version check. */
 sg_status sg_session_save(sg_store *st, sg_session *s, sg_error *err)
 {
-    return save_checked(st, s, 0, err);
+    return save_checked(st, s, SAVE, err);
 }
 
-/* New id for the same session; the old one stops working at once. */
+/* New id for the same session; the old one resolves to it for the
+ * store's rotate_grace (none after a login). */
 sg_status sg_session_rotate(sg_store *st, sg_session *s, sg_error *err)
 {
-    return save_checked(st, s, 1, err);
+    return save_checked(st, s, ROTATE, err);
+}
+
+/* sg_session_rotate; SG_ROTATE_NOW: the old id dies at once whatever the
+ * store's grace (a login the library cannot see: no user change). */
+sg_status sg_session_rotate_ex(sg_store *st, sg_session *s, unsigned flags,
+                               sg_error *err)
+{
+    if (flags & ~(unsigned)SG_ROTATE_NOW)
+        return sgi_err(err, SG_EINVAL, 0, "rotate: unknown flags %#x", flags);
+    return save_checked(st, s, (flags & SG_ROTATE_NOW) ? ROTATE_NOW : ROTATE,
+                        err);
 }
 
 /* Delete by id. */

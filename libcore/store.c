@@ -47,7 +47,9 @@ static sg_status fill_options(const sg_options *in, sg_options *o,
     o->sync = in->sync;
     o->group = in->group;
     o->readonly = in->readonly;
-    o->rotate_grace = in->rotate_grace;
+    /* 0: the default; SG_ROTATE_GRACE_NONE: no grace (stored as 0). */
+    if (in->rotate_grace)
+        o->rotate_grace = in->rotate_grace < 0 ? 0 : in->rotate_grace;
     o->clock = in->clock;
     o->clock_arg = in->clock_arg;
     return SG_OK;

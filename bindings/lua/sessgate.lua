@@ -150,13 +150,14 @@ end
 
 --- New id for the session (the old one stops working); pending changes
 --- are saved with it.  Returns the new id.
-function Session:rotate()
+function Session:rotate(opts)
   local st, msg, code = store_handle(self._store)
   if not st then return nil, msg, code end
   local ok
   ok, msg, code = push(self)
   if not ok then return nil, msg, code end
-  ok, msg, code = core.session_rotate(st, self._raw)
+  local flags = (opts and opts.grace == false) and core.SG_ROTATE_NOW or 0
+  ok, msg, code = core.session_rotate_ex(st, self._raw, flags)
   if not ok then return nil, msg, code end
   refresh(self)
   return self.id
@@ -253,7 +254,8 @@ for _, o in ipairs(M.store_options()) do
 end
 
 --- Open (or create) the store at path ($SESSGATE_STORE when nil).
---- opts: the names of sg.store_options() (0/nil = default).
+--- opts: the names of sg.store_options() (0/nil = default; but
+--- rotate_grace = 0 is no grace, as sessgate --rotate-grace 0).
 function M.open(path, opts)
   path = path or os.getenv("SESSGATE_STORE")
   if type(path) ~= "string" or path == "" then
@@ -267,6 +269,8 @@ function M.open(path, opts)
       o[k] = v and 1 or 0
     elseif mtype(v) ~= "integer" or v < 0 then
       return nil, "store option " .. k .. " must be a non-negative integer", M.INVALID
+    elseif k == "rotate_grace" and v == 0 then
+      o[k] = core.SG_ROTATE_GRACE_NONE   -- the struct's 0 is the default
     else
       o[k] = v
     end

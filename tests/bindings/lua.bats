@@ -231,21 +231,40 @@ print(b:delete(), st:count())'
   assert_output $'true\ntrue\ttrue\ntrue\ntrue\t0'
 }
 
-@test "rotate and login give a new id, keep the data, and the old id stops working" {
+@test "rotate and login give a new id, keep the data; the old id of a rotate resolves for the default grace, a login's dies at once" {
+  # Issue #12: a plain rotate leaves the default grace window (10 s), a
+  # login (user change) none, nor rotate{grace = false} or rotate_grace = 0.
   run lua_run '
 local st = assert(sg.open(STORE))
 local s = assert(st:create{data = {k = "v"}})
 local old = s.id
 s.data.pending = 1
 local new = assert(s:rotate())
-assert(new ~= old and new == s.id and st:get(old) == nil)
+assert(new ~= old and new == s.id)
+local via_old = assert(st:get(old), "the old id resolves within the grace")
+assert(via_old.id == new)
 local before = s.id
 local id2 = assert(s:login("bob"))
-assert(id2 ~= before and st:get(before) == nil)
+assert(id2 ~= before and st:get(before) == nil, "a login leaves no grace")
 local g = assert(st:get(id2))
-print(g.user, g.data.k, g.data.pending, st:count{user = "bob"})'
+print(g.user, g.data.k, g.data.pending, st:count{user = "bob"})
+local b = assert(st:create{user = "u"})
+local o = b.id
+assert(b:rotate{grace = false})
+print(st:get(o))
+local st0 = assert(sg.open(STORE, {rotate_grace = 0}))
+local c = assert(st0:create{user = "u"})
+o = c.id
+assert(c:rotate())
+print(st0:get(o) == nil, st:get(o) == nil)
+for _, r in ipairs(sg.store_options()) do
+  if r.name == "rotate_grace" then print(r.min, r.max, r.default) end
+end'
   assert_success
-  assert_output "bob	v	1	1"
+  assert_line --index 0 "bob	v	1	1"
+  assert_line --index 1 --regexp "^nil	session .*: not found	1$"
+  assert_line --index 2 "true	true"
+  assert_line --index 3 "0	300	10"
 }
 
 @test "the user field is stored by save and can be cleared" {

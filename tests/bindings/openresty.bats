@@ -92,7 +92,7 @@ req() {
 @test "a deleted or rotated session stops working at once, in every worker" {
   id=$(sessgatectl --store "$STORE" create --user carol)
   for i in 1 2 3 4; do run -0 req /app/x "$id"; assert_output --regexp '^200 '; done
-  new=$(sessgatectl --store "$STORE" rotate "$id")
+  new=$(sessgatectl --store "$STORE" --rotate-grace 0 rotate "$id")
   for i in 1 2 3 4; do run -0 req /app/x "$id"; assert_output --regexp '^401 '; done
   run -0 req /app/x "$new"
   assert_output --regexp '^200 '

@@ -277,7 +277,10 @@ print(st.count())'
   assert_output $'NotFound 1\nInvalidId 4\n0'
 }
 
-@test "rotate gives a new id with the same data and pending changes; the old id stops working" {
+@test "rotate gives a new id with the same data and pending changes; by default the old id resolves to it" {
+  # Issue #12: the default grace (10 s) keeps the old id of a plain
+  # rotate; grace=False and rotate_grace=0 kill it at once; a login never
+  # leaves one.
   run py '
 st = sessgate.Store(STORE)
 s = st.create(user="alice", data={"k": "v"})
@@ -285,11 +288,26 @@ old = s.id
 s["pending"] = 1
 new = s.rotate()
 assert new != old and new == s.id and sessgate.id_valid(new)
-assert st.get(old) is None
+via_old = st.get(old)
+assert via_old is not None and via_old.id == new, via_old
 g = st.get(new)
-print(g.user, json.dumps(g.data, sort_keys=True))'
+print(g.user, json.dumps(g.data, sort_keys=True))
+a = st.create()
+pre = a.id
+a.login("eve")
+print(st.get(pre))
+b = st.create(user="u")
+o = b.id
+b.rotate(grace=False)
+print(st.get(o))
+st0 = sessgate.Store(STORE, rotate_grace=0)
+c = st0.create(user="u")
+o = c.id
+c.rotate()
+print(st0.get(o), st.get(o))
+print([r["default"] for r in sessgate.store_options() if r["name"] == "rotate_grace"])'
   assert_success
-  assert_output 'alice {"k": "v", "pending": 1}'
+  assert_output $'alice {"k": "v", "pending": 1}\nNone\nNone\nNone None\n[10]'
 }
 
 @test "login sets the user, saves and rotates the id" {

@@ -42,7 +42,7 @@ record() {
   assert_output --partial '"user":"carol"'
   ctl2 set "$id" '{"k2":"v2"}'
   [ "$(ctl2 get "$id" | jfield data)" = '{"k":"v","k2":"v2"}' ]
-  new=$(ctl2 rotate "$id")
+  new=$(ctl2 --rotate-grace 0 rotate "$id")
   run -1 ctl2 get "$id"
   run -0 ctl2 count --user carol
   assert_output 1

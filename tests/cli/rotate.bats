@@ -1,5 +1,7 @@
 #!/usr/bin/env bats
-# sessgatectl rotate: same session, new id; the old id dies at once.
+# sessgatectl rotate: same session, new id; the old id resolves to it for
+# the grace window (default 10 s, the store-option table's), with
+# --rotate-grace 0 it dies at once.
 # backends: gdbm redis
 load ../helpers/common
 load cli
@@ -15,9 +17,34 @@ load cli
   [ "$(jfield data <<<"$rec")" = '{"cart":[7]}' ]
 }
 
-@test "the old id stops working at once" {
-  old=$(ctl create --user erin)
+@test "by default the old id resolves to the new one for the grace window, then dies" {
+  old=$(ctl create --user erin --data '{"k":1}')
   new=$(ctl rotate "$old")
+  [ "$new" != "$old" ]
+  run -0 --separate-stderr ctl get "$old"
+  [ "$(jfield id <<<"$output")" = "$new" ]
+  [ "$(jfield data <<<"$output")" = '{"k":1}' ]
+  run -0 ctl count --user erin
+  assert_output 1
+  # the window's end, with a short grace (the default's is 10 s)
+  old=$(ctl create --user erin)
+  new=$(ctl --rotate-grace 1 rotate "$old")
+  run -0 ctl get "$old"
+  sleep 1.1
+  run -1 --separate-stderr ctl get "$old"
+  assert_error_line "session $old: not found"
+  run -0 ctl get "$new"
+}
+
+@test "--help names the grace and its default" {
+  run -0 ctl --help
+  assert_output --partial '--rotate-grace'
+  assert_output --regexp 'rotate-grace S.*default 10'
+}
+
+@test "--rotate-grace 0: the old id stops working at once" {
+  old=$(ctl create --user erin)
+  new=$(ctl --rotate-grace 0 rotate "$old")
   run -1 --separate-stderr ctl get "$old"
   assert_error_line "session $old: not found"
   run -1 ctl rotate "$old"
@@ -28,12 +55,21 @@ load cli
   [ "$(jfield id <<<"$output")" = "$new" ]
 }
 
-@test "rotating twice gives three distinct ids, only the last alive" {
-  a=$(ctl create); b=$(ctl rotate "$a"); c=$(ctl rotate "$b")
+@test "rotating twice gives three distinct ids, only the last alive (--rotate-grace 0)" {
+  a=$(ctl create); b=$(ctl --rotate-grace 0 rotate "$a"); c=$(ctl --rotate-grace 0 rotate "$b")
   [ "$a" != "$b" ] && [ "$b" != "$c" ] && [ "$a" != "$c" ]
   run -1 ctl get "$a"
   run -1 ctl get "$b"
   run -0 ctl get "$c"
+}
+
+@test "rotating twice within the default grace: both old ids resolve to the last" {
+  a=$(ctl create); b=$(ctl rotate "$a"); c=$(ctl rotate "$b")
+  [ "$a" != "$b" ] && [ "$b" != "$c" ] && [ "$a" != "$c" ]
+  run -0 ctl get "$a"
+  [ "$(jfield id <<<"$output")" = "$c" ]
+  run -0 ctl get "$b"
+  [ "$(jfield id <<<"$output")" = "$c" ]
 }
 
 @test "rotate of an unknown, malformed or expired id is not found" {

@@ -185,13 +185,32 @@ req() {
   assert_output --partial '"role":"admin"'
 }
 
-@test "X-Session-Rotate gives a new id and cookie for the same data" {
+# rotate_via_gw OLD: the program answers X-Session-Rotate for session OLD;
+# sets new to the id of the new cookie, which differs from OLD.
+rotate_via_gw() {
+  run -0 req act.cgi -p QUERY_STRING=rotate -p "HTTP_COOKIE=sessgate=$1"
+  new=$(sed -nE 's/^Set-Cookie: sessgate=([^;]*);.*/\1/p' <<<"$output")
+  [ -n "$new" ] && [ "$new" != "$1" ] || fail "no new id: $output"
+}
+
+@test "X-Session-Rotate gives a new id and cookie for the same data; by default the old id resolves to it" {
   old=$(new_session --user bob --data '{"x":1}')
   gw_start --mode cgi --cgi-root "$ROOT"
-  run -0 req act.cgi -p QUERY_STRING=rotate -p "HTTP_COOKIE=sessgate=$old"
-  new=$(sed -nE 's/^Set-Cookie: sessgate=([^;]*);.*/\1/p' <<<"$output")
-  [ -n "$new" ] && [ "$new" != "$old" ]
+  rotate_via_gw "$old"
+  run -0 ctl get "$new"
+  assert_output --partial '"user":"bob"'
+  # issue #12: the default --rotate-grace (10 s) keeps the old id
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$old"
+  assert_line --partial "id=$new user=bob"
+}
+
+@test "X-Session-Rotate with --rotate-grace 0: the old id dies at once" {
+  old=$(new_session --user bob --data '{"x":1}')
+  gw_start --mode cgi --cgi-root "$ROOT" --rotate-grace 0
+  rotate_via_gw "$old"
   run -1 ctl get "$old"
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$old"
+  assert_line --partial "id= user="
   run -0 ctl get "$new"
   assert_output --partial '"user":"bob"'
 }
@@ -403,9 +422,7 @@ SH
 @test "--rotate-grace: after X-Session-Rotate the old id works for the window, then dies; a login gets no grace" {
   old=$(new_session --user bob --data '{"x":1}')
   gw_start --mode cgi --cgi-root "$ROOT" --rotate-grace 2
-  run -0 req act.cgi -p QUERY_STRING=rotate -p "HTTP_COOKIE=sessgate=$old"
-  new=$(sed -nE 's/^Set-Cookie: sessgate=([^;]*);.*/\1/p' <<<"$output")
-  [ -n "$new" ] && [ "$new" != "$old" ]
+  rotate_via_gw "$old"
   # a request still carrying the old id, in flight during the renewal
   run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$old"
   assert_line --partial "id=$new user=bob"
@@ -419,6 +436,28 @@ SH
   run -0 req act.cgi -p QUERY_STRING=login -p "HTTP_COOKIE=sessgate=$pre"
   run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$pre"
   assert_line --partial "id= user="
+}
+
+@test "--renew-interval with the default --rotate-grace: the old id keeps resolving after a renewal; a login leaves none" {
+  # Issue #12: "--rotate-grace S (default a few seconds)"; failed while
+  # the default was 0 (the old id was dead the moment it was renewed).
+  old=$(new_session --user bob)
+  gw_start --mode cgi --cgi-root "$ROOT" --renew-interval 1
+  sleep 1.2                               # the renewal is due
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$old"
+  new=$(sed -nE 's/^Set-Cookie: sessgate=([0-9a-f-]{36});.*/\1/p' <<<"$output")
+  [ -n "$new" ] && [ "$new" != "$old" ] || fail "no renewal: $output"
+  assert_line --partial "id=$new user=bob"
+  # a request of the same page still carrying the old cookie
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$old"
+  assert_line --partial "id=$new user=bob"
+  # a login through the same gateway: the pre-login id dies at once
+  pre=$(new_session --data '{}')
+  run -0 req act.cgi -p QUERY_STRING=login -p "HTTP_COOKIE=sessgate=$pre"
+  assert_line --regexp '^Set-Cookie: sessgate=[0-9a-f-]{36};'
+  run -0 req act.cgi -p "HTTP_COOKIE=sessgate=$pre"
+  assert_line --partial "id= user="
+  run -1 ctl get "$pre"
 }
 
 @test "--renew-interval: 20 concurrent requests racing a renewal all keep the session; the old id dies after the grace" {

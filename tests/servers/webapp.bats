@@ -32,8 +32,9 @@ SH
     --cgi-root "$SRV_RUNDIR/apps" --workers 2 || srv_failed
   srv_gateway gw-auth "unix:$SRV_RUNDIR/gw-auth.sock" --mode auth --policy any --csrf \
     --workers 2 || srv_failed
+  # --renew-interval with the DEFAULT --rotate-grace (10 s, issue #12)
   srv_gateway gw-renew "unix:$SRV_RUNDIR/gw-renew.sock" --mode cgi --renew-interval 1 \
-    --rotate-grace 3 --cgi-root "$SRV_RUNDIR/apps" --workers 4 || srv_failed
+    --cgi-root "$SRV_RUNDIR/apps" --workers 4 || srv_failed
   srv_nginx "$SG_SRCDIR/tests/servers/webapp.conf.in" || srv_failed
   export SRV_RUNDIR SRV_STORE SRV_PORT
 }
@@ -167,7 +168,7 @@ new_app_session() {
   [ "$n" = 1 ] || fail "$n pages showed the message"
 }
 
-@test "nginx --rotate-grace: a login leaves no grace to the pre-login id" {
+@test "nginx, default --rotate-grace: a login leaves no grace to the pre-login id" {
   hit GET "/rcgi/app.cgi?start" ""
   pre=$(sed -n 's/^Set-Cookie: sessgate=\([^;]*\);.*/\1/p' <<<"$HDRS")
   [ -n "$pre" ]
@@ -179,7 +180,7 @@ new_app_session() {
 
 # Issue #12: a page's 20 parallel requests carry the old cookie while one
 # of them renews the id; the grace window must cover every one of them.
-@test "nginx --renew-interval: 20 concurrent requests racing a renewal all keep the session" {
+@test "nginx --renew-interval, default --rotate-grace: 20 concurrent requests racing a renewal all keep the session" {
   hit GET "/rcgi/app.cgi?login=ann" ""
   old=$(sed -n 's/^Set-Cookie: sessgate=\([^;]*\);.*/\1/p' <<<"$HDRS")
   [ -n "$old" ] || fail "login: $HDRS $BODY"

@@ -201,10 +201,11 @@ big() { printf '{"x":"%0*d"}' "$1" 0; }
 # -------------------------------------------------------------- rotate
 
 # rotated_cleanly OLD: after a failed rotate, the old id works, nothing
-# was added, and with room the rotate succeeds: the old id is gone, the
-# new one has its data at the next version.
+# was added, and with room the rotate succeeds: the new id has the data at
+# the next version, the old one resolves to it for the default grace (one
+# more rotate with --rotate-grace 0 leaves a dead id), nothing counts twice.
 rotated_cleanly() {
-  local old=$1 n=${#LIVE[@]} new
+  local old=$1 n=${#LIVE[@]} new newer
   run -0 sessgatectl --store "$S" get "$old"
   run -0 sessgatectl --store "$S" count
   assert_output "$n"
@@ -212,9 +213,17 @@ rotated_cleanly() {
   free_disk   # (nothing to free under a file size limit)
   run -0 sessgatectl --store "$S" rotate "$old"
   new=$output
-  run -1 sessgatectl --store "$S" get "$old"
   run -0 sessgatectl --store "$S" get "$new"
   assert_output --partial '"version":2,'
+  # by default (issue #12) the old id resolves to the new one for a while
+  run -0 sessgatectl --store "$S" get "$old"
+  assert_output --partial "\"id\":\"$new\""
+  # with no grace the id a rotate leaves dies at once
+  run -0 sessgatectl --store "$S" --rotate-grace 0 rotate "$new"
+  newer=$output
+  run -1 sessgatectl --store "$S" get "$new"
+  run -0 sessgatectl --store "$S" get "$newer"
+  assert_output --partial '"version":3,'
   run -0 sessgatectl --store "$S" count
   assert_output "$n"
   passes_check

@@ -78,7 +78,9 @@ UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   run -0 ctl rotate "$id"
   new=$output
   [ "$new" != "$id" ]
-  run -1 ctl get "$id"
+  # the old id resolves to the new one for the default grace (issue #12)
+  run -0 ctl get "$id"
+  assert_output --partial "\"id\":\"$new\""
   run -0 ctl get "$new"
   assert_output --partial '"n":2'
   [ "$(rcli EXISTS "$PREFIX$id")" = 0 ]

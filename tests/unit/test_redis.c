@@ -212,11 +212,18 @@ static void test_semantics(void)
     IS(n, 2, "the cap keeps two");
     IS(sg_session_get(st, id, 0, &g, NULL), SG_ENOTFOUND, "the oldest was evicted");
 
-    /* Rotation: old id gone at once. */
+    /* Rotation: the old id resolves for the default grace, then dies. */
     char old[SG_ID_LEN + 1];
     memcpy(old, sg_session_id(b), sizeof old);
     IS(sg_session_rotate(st, b, &err), SG_OK, "rotate");
-    IS(sg_session_get(st, old, 0, &g, NULL), SG_ENOTFOUND, "the old id is gone");
+    fake_now += SG_DEFAULT_ROTATE_GRACE - 1;
+    IS(sg_session_get(st, old, SG_GET_NOTOUCH, &g, NULL), SG_OK,
+       "the old id resolves within the default grace window");
+    OK(g && strcmp(sg_session_id(g), sg_session_id(b)) == 0, "to the new id");
+    sg_session_free(g);
+    g = NULL;
+    fake_now += 1;
+    IS(sg_session_get(st, old, 0, &g, NULL), SG_ENOTFOUND, "the old id is gone after it");
 
     /* Expiry under the store clock, and purge. */
     sg_session *e = NULL;

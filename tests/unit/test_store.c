@@ -105,11 +105,26 @@ static void test_basics(void)
     sg_session_free(chk);
     sg_session_free(s);
 
-    /* Rotation. */
+    /* Rotation.  Issue #12: with the default options (sg_options_init)
+     * the old id resolves to the session for SG_DEFAULT_ROTATE_GRACE
+     * seconds, then dies. */
     sg_error_clear(&err);
+    IS(sg_store_options(st)->rotate_grace, SG_DEFAULT_ROTATE_GRACE,
+       "the default grace is SG_DEFAULT_ROTATE_GRACE");
+    OK(SG_DEFAULT_ROTATE_GRACE >= 2 && SG_DEFAULT_ROTATE_GRACE <= 30,
+       "the default grace is a few seconds (%d)", SG_DEFAULT_ROTATE_GRACE);
     IS(sg_session_rotate(st, g, &err), SG_OK, "rotate");
     OK(strcmp(sg_session_id(g), id) != 0, "rotate gives a new id");
-    IS(sg_session_get(st, id, 0, &chk, NULL), SG_ENOTFOUND, "the old id stops working at once");
+    int64_t rotated_at = fake_now;
+    fake_now = rotated_at + SG_DEFAULT_ROTATE_GRACE - 1;
+    IS(sg_session_get(st, id, SG_GET_NOTOUCH, &chk, NULL), SG_OK,
+       "by default the old id resolves within the grace window");
+    STR_IS(chk ? sg_session_id(chk) : NULL, sg_session_id(g), "to the rotated session");
+    sg_session_free(chk);
+    chk = NULL;
+    fake_now = rotated_at + SG_DEFAULT_ROTATE_GRACE;
+    IS(sg_session_get(st, id, 0, &chk, NULL), SG_ENOTFOUND, "and stops working at its end");
+    fake_now = rotated_at;
     IS(sg_session_get(st, sg_session_id(g), 0, &chk, NULL), SG_OK, "the new id works");
     d = chk ? sg_session_data_json(chk) : NULL;
     STR_IS(d, "{\"n\":1,\"x\":\"\\u00E9\"}", "rotation keeps the data");
@@ -304,6 +319,26 @@ static void test_expiry(void)
     sg_store_close(st);
 }
 
+/* Rotate s (sg_session_rotate_ex flags), let `later` seconds pass on the
+ * fake clock, and look its old id up: SG_OK while a grace window keeps
+ * it, SG_ENOTFOUND once it is dead. */
+static sg_status rotate_probe(sg_store *st, sg_session *s, unsigned flags,
+                              int64_t later)
+{
+    char old[SG_ID_LEN + 1];
+    sg_session *g = NULL;
+
+    memcpy(old, sg_session_id(s), sizeof old);
+    if (sg_session_rotate_ex(st, s, flags, NULL) != SG_OK)
+        return SG_ESTORE;
+    fake_now += later;
+    sg_status rc = sg_session_get(st, old, SG_GET_NOTOUCH, &g, NULL);
+    if (rc == SG_OK && strcmp(sg_session_id(g), sg_session_id(s)) != 0)
+        rc = SG_EINVAL;                 /* resolved to another session */
+    sg_session_free(g);
+    return rc;
+}
+
 /* Issue #12: with rotate_grace, the old id of a rotate resolves to the
  * session for the window and then dies; a login leaves no grace. */
 static void test_rotate_grace(void)
@@ -339,6 +374,45 @@ static void test_rotate_grace(void)
     size_t removed = 0;
     IS(sg_store_purge(st, &removed, NULL), SG_OK, "purge drops closed grace aliases");
     sg_store_close(st);
+
+    /* The default (a zeroed struct, as every face passes for "the
+     * default", or sg_options_init): a plain rotate keeps the old id for
+     * SG_DEFAULT_ROTATE_GRACE; a login, SG_ROTATE_NOW and a logout to
+     * anonymous leave none. */
+    memset(&o, 0, sizeof o);
+    st = open_store("grace-default.db", &o);
+    IS(sg_store_options(st)->rotate_grace, SG_DEFAULT_ROTATE_GRACE,
+       "a zero rotate_grace is the default");
+    fake_now = 1764000000;
+    IS(sg_session_create(st, "bob", NULL, 0, 0, &s, NULL), SG_OK, "create");
+    IS(rotate_probe(st, s, 0, SG_DEFAULT_ROTATE_GRACE - 1), SG_OK,
+       "the old id resolves for the default window");
+    IS(rotate_probe(st, s, 0, SG_DEFAULT_ROTATE_GRACE), SG_ENOTFOUND,
+       "and dies at its end");
+    IS(rotate_probe(st, s, SG_ROTATE_NOW, 0), SG_ENOTFOUND,
+       "SG_ROTATE_NOW: the old id dies at once");
+    IS(sg_session_rotate_ex(st, s, 2, NULL), SG_EINVAL, "unknown rotate flags are refused");
+    sg_session_set_user(s, NULL, NULL);
+    IS(rotate_probe(st, s, 0, 0), SG_ENOTFOUND, "a logout to anonymous leaves no grace");
+    sg_session_set_user(s, "eve", NULL);
+    IS(rotate_probe(st, s, 0, 0), SG_ENOTFOUND, "a login leaves no grace");
+    sg_session_free(s);
+    sg_store_close(st);
+
+    /* No grace: sg_options_set(0) stores SG_ROTATE_GRACE_NONE, reported
+     * as 0; the old id dies at once. */
+    sg_options_init(&o);
+    IS(sg_options_set(&o, "rotate-grace", 0, NULL), SG_OK, "--rotate-grace 0");
+    IS(o.rotate_grace, SG_ROTATE_GRACE_NONE, "is stored as SG_ROTATE_GRACE_NONE");
+    st = open_store("grace-none.db", &o);
+    IS(sg_store_options(st)->rotate_grace, 0, "and is in effect 0");
+    IS(sg_session_create(st, "bob", NULL, 0, 0, &s, NULL), SG_OK, "create");
+    IS(rotate_probe(st, s, 0, 0), SG_ENOTFOUND, "no grace: the old id dies at once");
+    sg_session_free(s);
+    sg_store_close(st);
+    o.rotate_grace = -2;
+    IS(sg_store_open(path("grace-bad.db"), &o, &st, NULL), SG_EINVAL,
+       "a negative grace other than SG_ROTATE_GRACE_NONE is refused");
 }
 
 /* Issue #12: a CSRF token per session, new at login, kept by rotate;

@@ -306,13 +306,18 @@ class Session(MutableMapping[str, JSONValue]):
         with store._mutex:
             _session_save(store._handle(), self._raw)
 
-    def rotate(self) -> str:
-        """Give the session a new id (the old one stops working at once);
-        pending changes are saved with it.  Returns the new id."""
+    def rotate(self, grace: bool = True) -> str:
+        """Give the session a new id; pending changes are saved with it.
+        The old id keeps resolving to the session for the store's
+        ``rotate_grace`` (requests in flight keep it), unless the rotation
+        changes the user (see :meth:`login`) or ``grace=False`` (the old id
+        dies at once: use it when the app keeps its login in the data).
+        Returns the new id."""
         self._push_data()
         store = self._store
         with store._mutex:
-            _c.session_rotate(store._handle(), self._raw)
+            _c.session_rotate_ex(store._handle(), self._raw,
+                                 0 if grace else _c.SG_ROTATE_NOW)
         return self.id
 
     def login(self, user: str) -> str:
@@ -374,8 +379,9 @@ class Session(MutableMapping[str, JSONValue]):
         return self.changed
 
     def cycle_key(self) -> str:
-        """Django's name for :meth:`rotate`: new id, same data."""
-        return self.rotate()
+        """Django's name for :meth:`rotate`: new id, same data.  Django's
+        login() calls it, so the old id dies at once (no grace window)."""
+        return self.rotate(grace=False)
 
     def flush(self) -> None:
         """Delete the session from the store (if still there) and empty
@@ -420,7 +426,9 @@ class Session(MutableMapping[str, JSONValue]):
 class Store:
     """An open session store (a GDBM file shared with every other process).
 
-    Keyword options are those of the C ``sg_options``; 0 means the default.
+    Keyword options are those of the C ``sg_options``; 0 means the default,
+    but for ``rotate_grace``, whose default is None and whose 0 means no
+    grace (the old id of a rotation dies at once), as ``--rotate-grace 0``.
     Their ranges and defaults come from libsessgate's option table, the
     one the gateway and ``sessgatectl`` use too (see :func:`store_options`):
 
@@ -437,7 +445,7 @@ class Store:
                  touch_interval: int = 0, lock_timeout_ms: int = 0,
                  max_per_user: int = 0, max_data: int = 0,
                  sync: bool = False, group: bool = False,
-                 readonly: bool = False, rotate_grace: int = 0,
+                 readonly: bool = False, rotate_grace: Optional[int] = None,
                  json_default: Optional[Callable[[Any], Any]] = None,
                  model: Optional[type] = None) -> None:
         if path is None:
@@ -461,7 +469,7 @@ class Store:
                    "touch_interval": touch_interval,
                    "lock_timeout_ms": lock_timeout_ms,
                    "max_per_user": max_per_user, "max_data": max_data,
-                   "rotate_grace": rotate_grace}
+                   "rotate_grace": 0 if rotate_grace is None else rotate_grace}
         for name, value in numbers.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidArgument(f"store option {name} must be an int >= 0,"
@@ -469,6 +477,8 @@ class Store:
         opt = _c.options()
         for name, value in numbers.items():
             setattr(opt, name, value)
+        if rotate_grace == 0:       # explicit: none (the struct's 0 is the default)
+            opt.rotate_grace = _c.SG_ROTATE_GRACE_NONE
         opt.sync = int(bool(sync))
         opt.group = int(bool(group))
         opt.readonly = int(bool(readonly))

@@ -144,7 +144,9 @@ class SessgateSessionInterface(SessionInterface):
             if s is None:
                 s = store.create(data=data, idle_timeout=lifetime)
             if session._regenerate:
-                s.rotate()
+                # A login Flask keeps in the data: the pre-login id must
+                # die at once, with no grace window.
+                s.rotate(grace=False)
                 session._regenerate = False
             session.sid = s.id
         if session.sid != old or self.should_set_cookie(app, session):
