@@ -51,6 +51,15 @@ body_var() { printf '%s\n' "$BODY" | sed -n "s/^$1=//p" | head -n 1; }
 # new_session [sessgatectl create args]: create a session, print its id.
 new_session() { sessgatectl --store "$SRV_STORE" create "$@"; }
 
+# req_session URL [sessgatectl create args]: create a session and request
+# URL with its cookie (req); SID is its id.
+req_session() {
+  local url=$1
+  shift
+  SID=$(new_session "$@") || fail "sessgatectl create $*"
+  req "$(srv_url "$url")" -H "Cookie: sessgate=$SID"
+}
+
 # expect_status CODE: fail with the response when STATUS differs.
 expect_status() {
   [ "$STATUS" = "$1" ] && return 0
@@ -193,15 +202,76 @@ chk_strict_user() {
 
 # chk_auth_session URL: the auth-mode backend sees the stored session.
 chk_auth_session() {
-  local id
-  id=$(new_session --user alice --data '{"k":"a b","q":"say \"hi\""}')
-  req "$(srv_url "$1")" -H "Cookie: sessgate=$id"
+  req_session "$1" --user alice --data '{"k":"a b","q":"say \"hi\""}'
   expect_status 200
   printf '%s\n' "$BODY" | grep -q '^whoami' || fail "not the backend: $BODY"
-  [ "$(body_var SESSION_ID)" = "$id" ] || fail "SESSION_ID: $BODY"
+  [ "$(body_var SESSION_ID)" = "$SID" ] || fail "SESSION_ID: $BODY"
   [ "$(body_var SESSION_USER)" = alice ] || fail "SESSION_USER: $BODY"
   [ "$(body_var SESSION_DATA)" = '{"k":"a b","q":"say \"hi\""}' ] || fail "SESSION_DATA: $BODY"
   expect_no_leak
+}
+
+# chk_user_reaches URL: a logged-in user's session passes a location that
+# requires a user, and the backend sees that user.
+chk_user_reaches() {
+  req_session "$1" --user alice
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
+# chk_login_redirect URL LOGIN_PATH: an anonymous session on a location that
+# requires a user gets a 302 to LOGIN_PATH with next= the URL as sent
+# (path and query, percent-encoding kept), and the backend never runs.
+chk_login_redirect() {
+  local anon
+  anon=$(new_session)
+  req "$(srv_url "$1")" -H "Cookie: sessgate=$anon"
+  expect_status 302
+  expect_login_location "$2" "$1"
+  if printf '%s\n' "$BODY" | grep -q '^whoami'; then fail "backend ran"; fi
+}
+
+# chk_user_401 PREFIX: a location requiring a user answers 401 (with the
+# gateway's WWW-Authenticate) to every id no gateway may adopt and to no
+# cookie at all (PREFIX and PREFIX"x"), and lets a logged-in user through.
+chk_user_401() {
+  chk_strict_user "$1" 401
+  req "$(srv_url "${1}x")"
+  expect_status 401
+  header WWW-Authenticate | grep -q '^SessGate realm="sessgate"' || fail "$HDRS"
+  local id
+  id=$(new_session --user alice)
+  req "$(srv_url "${1}x")" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+}
+
+# chk_http_headers URL: an HTTP (proxied) backend gets the session as the
+# X-Session-Id, -User and -Data request headers.
+chk_http_headers() {
+  req_session "$1" --user alice --data '{"k":"v"}'
+  expect_status 200
+  printf '%s\n' "$BODY" | grep -qx "X-Session-Id: $SID" || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -qx "X-Session-User: alice" || fail "$BODY"
+  printf '%s\n' "$BODY" | grep -qx 'X-Session-Data: {"k":"v"}' || fail "$BODY"
+}
+
+# chk_anon_session URL ATTRS: a request without a cookie gets a new
+# anonymous session: its cookie is exactly "sessgate=ID" ATTRS and the
+# backend sees it as new; the next request with that cookie is the same
+# session, no longer new, and gets no second cookie.
+chk_anon_session() {
+  local id
+  req "$(srv_url "$1")"
+  expect_status 200
+  id=$(set_cookie_id)
+  [[ $id =~ ^$ID_RE$ ]] || fail "no cookie: $HDRS"
+  header Set-Cookie | grep -qxF "sessgate=$id$2" || fail "cookie attributes: $(header Set-Cookie)"
+  [ "$(body_var SESSION_ID)" = "$id" ] && [ "$(body_var SESSION_NEW)" = 1 ] || fail "$BODY"
+  req "$(srv_url "$1")" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [ "$(body_var SESSION_ID)" = "$id" ] && [ -z "$(body_var SESSION_NEW)" ] || fail "$BODY"
+  [ -z "$(set_cookie_id)" ] || fail "a second cookie for a live session: $HDRS"
 }
 
 # chk_auth_none URL: without a cookie the backend gets no session at all.
@@ -246,6 +316,16 @@ chk_spoof() {
   [ -n "${2:-}" ] && cookie=(-H "Cookie: sessgate=$2")
   req "$(srv_url "$1")" "${SPOOF[@]}" "${cookie[@]}"
   expect_spoof_harmless "${2:-}"
+}
+
+# chk_spoof_each CHECK "URL..." "URL...": CHECK (chk_spoof or
+# chk_spoof_folded) on each URL of the first list without a session, then
+# on each URL of the second list with a logged-in user's real session.
+chk_spoof_each() {
+  local check=$1 url id
+  for url in $2; do "$check" "$url"; done
+  id=$(new_session --user alice)
+  for url in $3; do "$check" "$url" "$id"; done
 }
 
 # The names a client could imitate, as a browser would spell them.
@@ -299,6 +379,15 @@ chk_cookie_copies() {
   req "$url" -H "Cookie: sessgate=$id; x=1; sessgate=$id"
   expect_status 200
   [ "$(body_var SESSION_ID)" = "$id" ] || fail "two copies of the same id: $BODY"
+}
+
+# chk_cookie_copies_each URL...: chk_cookie_copies on each URL with two
+# fresh sessions of two users.
+chk_cookie_copies_each() {
+  local url a b
+  a=$(new_session --user alice)
+  b=$(new_session --user mallory)
+  for url in "$@"; do chk_cookie_copies "$url" "$a" "$b"; done
 }
 
 # chk_hostile_values URL: CR, LF, NUL and non-ASCII in the stored data and a
@@ -418,4 +507,16 @@ chk_logs_clean() {
 expect_closed() {
   [ "$STATUS" != 200 ] || fail "HTTP 200 with the gateway down: $BODY"
   if printf '%s\n' "$BODY" | grep -q '^whoami'; then fail "the backend ran without the gateway"; fi
+}
+
+# chk_closed URL...: a logged-in user's request to each URL, whose gateway
+# is down, fails closed: no 200, neither the CGI nor the HTTP backend ran.
+chk_closed() {
+  local url id
+  id=$(new_session --user alice)
+  for url in "$@"; do
+    req "$(srv_url "$url")" -H "Cookie: sessgate=$id"
+    expect_closed
+    if printf '%s\n' "$BODY" | grep -q '^echo'; then fail "HTTP backend ran: $url"; fi
+  done
 }

@@ -155,23 +155,25 @@ srv_stop_all() {
 # bounded waits (30 s by default: a loaded 2-CPU machine can start Apache
 # slowly); with PID, give up at once when that process has died.
 srv_wait_socket() {
-  local i
-  for i in $(seq $(( ${2:-30} * 20 ))); do
-    [ -S "$1" ] && return 0
-    if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then break; fi
-    sleep 0.05
-  done
-  echo "socket $1 did not appear" | tee -a "${SRV_RUNDIR:-/tmp}/start.log" >&2
-  return 1
+  srv_wait_until "socket $1 did not appear" "${2:-30}" "${3:-}" test -S "$1"
 }
 srv_wait_port() {
-  local i
-  for i in $(seq $(( ${2:-30} * 20 ))); do
-    (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then break; fi
+  srv_wait_until "port $1 did not open" "${2:-30}" "${3:-}" srv_port_open "$1"
+}
+srv_port_open() { (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# srv_wait_until MESSAGE SECONDS PID CMD...: run CMD every 50 ms until it
+# succeeds (0), for at most SECONDS, or until process PID (when not empty)
+# has died; then log MESSAGE and return 1.
+srv_wait_until() {
+  local msg=$1 secs=$2 pid=$3 i
+  shift 3
+  for i in $(seq $(( secs * 20 ))); do
+    "$@" && return 0
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then break; fi
     sleep 0.05
   done
-  echo "port $1 did not open" | tee -a "${SRV_RUNDIR:-/tmp}/start.log" >&2
+  echo "$msg" | tee -a "${SRV_RUNDIR:-/tmp}/start.log" >&2
   return 1
 }
 

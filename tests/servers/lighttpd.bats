@@ -53,20 +53,11 @@ teardown_file() {
 }
 
 @test "lighttpd authorizer: a logged-in user reaches /private/" {
-  local id
-  id=$(new_session --user alice)
-  req "$(srv_url /private/whoami.cgi)" -H "Cookie: sessgate=$id"
-  expect_status 200
-  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+  chk_user_reaches /private/whoami.cgi
 }
 
 @test "lighttpd authorizer: no user on /private/ gets the gateway's 302 to the login page" {
-  local anon
-  anon=$(new_session)
-  req "$(srv_url '/private/whoami.cgi?q=1&r=a%20b')" -H "Cookie: sessgate=$anon"
-  expect_status 302
-  expect_login_location /cgi/counter.sh '/private/whoami.cgi?q=1&r=a%20b'
-  if printf '%s\n' "$BODY" | grep -q '^whoami'; then fail "backend ran"; fi
+  chk_login_redirect '/private/whoami.cgi?q=1&r=a%20b' /cgi/counter.sh
 }
 
 @test "lighttpd authorizer: forged, malformed, unknown and expired ids never pass /private/" {
@@ -78,31 +69,17 @@ teardown_file() {
 }
 
 @test "lighttpd: a session header spelled with any separator byte never reaches a backend (issue #17)" {
-  local id
-  id=$(new_session --user alice)
-  chk_spoof_folded /app/whoami.cgi
-  chk_spoof_folded /app/whoami.cgi "$id"
-  chk_spoof_folded /private/whoami.cgi "$id"
-  chk_spoof_folded /cgi/whoami.cgi
-  chk_spoof_folded /cgi/whoami.cgi "$id"
+  chk_spoof_each chk_spoof_folded "/app/whoami.cgi /cgi/whoami.cgi" \
+    "/app/whoami.cgi /private/whoami.cgi /cgi/whoami.cgi"
 }
 
 @test "lighttpd: the spoof set never reaches the CGI backend in either mode" {
-  local id
-  id=$(new_session --user alice)
-  chk_spoof /app/whoami.cgi
-  chk_spoof /app/whoami.cgi "$id"
-  chk_spoof /private/whoami.cgi "$id"
-  chk_spoof /cgi/whoami.cgi
-  chk_spoof /cgi/whoami.cgi "$id"
+  chk_spoof_each chk_spoof "/app/whoami.cgi /cgi/whoami.cgi" \
+    "/app/whoami.cgi /private/whoami.cgi /cgi/whoami.cgi"
 }
 
 @test "lighttpd: duplicate and comma-joined session cookies never choose a session" {
-  local a b
-  a=$(new_session --user alice)
-  b=$(new_session --user mallory)
-  chk_cookie_copies /app/whoami.cgi "$a" "$b"
-  chk_cookie_copies /cgi/whoami.cgi "$a" "$b"
+  chk_cookie_copies_each /app/whoami.cgi /cgi/whoami.cgi
 }
 
 @test "lighttpd: CR, LF, NUL and non-ASCII in session values never break a header" {
@@ -145,10 +122,7 @@ teardown_file() {
 }
 
 @test "lighttpd: an authorizer whose gateway is not running fails closed (503)" {
-  local id
-  id=$(new_session --user alice)
-  req "$(srv_url /down/whoami.cgi)" -H "Cookie: sessgate=$id"
-  expect_closed
+  chk_closed /down/whoami.cgi
   expect_status 503
 }
 

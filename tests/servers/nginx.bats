@@ -77,13 +77,7 @@ teardown_file() {
 }
 
 @test "nginx auth_request: the HTTP backend gets the gateway's X-Session-* headers" {
-  local id
-  id=$(new_session --user alice --data '{"k":"v"}')
-  req "$(srv_url /papp/x)" -H "Cookie: sessgate=$id"
-  expect_status 200
-  printf '%s\n' "$BODY" | grep -qx "X-Session-Id: $id" || fail "$BODY"
-  printf '%s\n' "$BODY" | grep -qx "X-Session-User: alice" || fail "$BODY"
-  printf '%s\n' "$BODY" | grep -qx 'X-Session-Data: {"k":"v"}' || fail "$BODY"
+  chk_http_headers /papp/x
 }
 
 # flash_and_token ID MESSAGE: queue a flash message for session ID and
@@ -124,37 +118,15 @@ print(s.csrf_token)'
 }
 
 @test "nginx auth_request: an anonymous session is created and its cookie sent via add_header" {
-  local id
-  req "$(srv_url /anon/)"
-  expect_status 200
-  id=$(set_cookie_id)
-  [[ $id =~ ^$ID_RE$ ]] || fail "no cookie: $HDRS"
-  header Set-Cookie | grep -qx "sessgate=$id; Path=/; HttpOnly; SameSite=Lax" ||
-    fail "cookie attributes: $(header Set-Cookie)"
-  [ "$(body_var SESSION_ID)" = "$id" ] || fail "$BODY"
-  [ "$(body_var SESSION_NEW)" = 1 ] || fail "$BODY"
-  req "$(srv_url /anon/)" -H "Cookie: sessgate=$id"
-  expect_status 200
-  [ "$(body_var SESSION_ID)" = "$id" ] || fail "$BODY"
-  [ -z "$(body_var SESSION_NEW)" ] || fail "$BODY"
-  [ -z "$(set_cookie_id)" ] || fail "a second cookie for a live session: $HDRS"
+  chk_anon_session /anon/ '; Path=/; HttpOnly; SameSite=Lax'
 }
 
 @test "nginx auth_request: a logged-in user reaches /private/" {
-  local id
-  id=$(new_session --user alice)
-  req "$(srv_url /private/)" -H "Cookie: sessgate=$id"
-  expect_status 200
-  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+  chk_user_reaches /private/
 }
 
 @test "nginx auth_request: no user on /private/ redirects to the login URL with next=" {
-  local anon
-  anon=$(new_session)
-  req "$(srv_url '/private/a%20b?q=1&r=2')" -H "Cookie: sessgate=$anon"
-  expect_status 302
-  expect_login_location /cgi/counter.sh '/private/a%20b?q=1&r=2'
-  if printf '%s\n' "$BODY" | grep -q '^whoami'; then fail "backend ran"; fi
+  chk_login_redirect '/private/a%20b?q=1&r=2' /cgi/counter.sh
   req "$(srv_url /private-http/x)"
   expect_status 302
 }
@@ -164,15 +136,7 @@ print(s.csrf_token)'
 }
 
 @test "nginx auth_request: without a user /api/ answers 401 with the gateway's WWW-Authenticate" {
-  chk_strict_user /api/ 401
-  req "$(srv_url /api/x)"
-  expect_status 401
-  header WWW-Authenticate | grep -q '^SessGate realm="sessgate"' || fail "$HDRS"
-  local id
-  id=$(new_session --user alice)
-  req "$(srv_url /api/x)" -H "Cookie: sessgate=$id"
-  expect_status 200
-  [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+  chk_user_401 /api/
 }
 
 @test "nginx auth_request: forged ids are not adopted as anonymous sessions either" {
@@ -190,35 +154,16 @@ print(s.csrf_token)'
 }
 
 @test "nginx: a session header spelled with any separator byte never reaches a backend (issue #17)" {
-  local id
-  id=$(new_session --user alice)
-  chk_spoof_folded /app/
-  chk_spoof_folded /app/ "$id"
-  chk_spoof_folded /private/ "$id"
-  chk_spoof_folded /papp/x "$id"
-  chk_spoof_folded /cgi/whoami.cgi "$id"
+  chk_spoof_each chk_spoof_folded /app/ "/app/ /private/ /papp/x /cgi/whoami.cgi"
 }
 
 @test "nginx: the spoof set never reaches the FastCGI, HTTP or cgi-mode backends" {
-  local id
-  id=$(new_session --user alice)
-  chk_spoof /app/
-  chk_spoof /app/ "$id"
-  chk_spoof /anon/
-  chk_spoof /private/ "$id"
-  chk_spoof /papp/x
-  chk_spoof /papp/x "$id"
-  chk_spoof /private-http/x "$id"
-  chk_spoof /cgi/whoami.cgi
-  chk_spoof /cgi/whoami.cgi "$id"
+  chk_spoof_each chk_spoof "/app/ /anon/ /papp/x /cgi/whoami.cgi" \
+    "/app/ /private/ /papp/x /private-http/x /cgi/whoami.cgi"
 }
 
 @test "nginx: duplicate and comma-joined session cookies never choose a session" {
-  local a b
-  a=$(new_session --user alice)
-  b=$(new_session --user mallory)
-  chk_cookie_copies /app/ "$a" "$b"
-  chk_cookie_copies /cgi/whoami.cgi "$a" "$b"
+  chk_cookie_copies_each /app/ /cgi/whoami.cgi
 }
 
 @test "nginx: CR, LF, NUL and non-ASCII in session values never break a header" {
@@ -243,17 +188,9 @@ print(s.csrf_token)'
 
 # Keep these last: they stop gateways of the shared nginx.
 @test "nginx: with the auth gateway down, nginx fails closed" {
-  local id
-  id=$(new_session --user alice)
   srv_stop gw-any
   srv_stop gw-user
-  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
-  expect_closed
-  req "$(srv_url /papp/x)" -H "Cookie: sessgate=$id"
-  expect_closed
-  if printf '%s\n' "$BODY" | grep -q '^echo'; then fail "HTTP backend ran"; fi
-  req "$(srv_url /private/)" -H "Cookie: sessgate=$id"
-  expect_closed
+  chk_closed /app/ /papp/x /private/
 }
 
 @test "nginx: with the cgi-mode gateway down, nginx answers 502" {
