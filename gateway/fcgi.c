@@ -61,6 +61,7 @@ struct gw_fcgi {
     char          *env;             /* "NAME=VALUE\0" blocks */
     size_t         env_cap;
     int            begun;
+    int            linger;          /* a request was answered: close gently */
     const char    *why;             /* why the last head failed */
 };
 
@@ -476,6 +477,7 @@ static void streams_reset(gw_fcgi *c)
 
 /* ------------------------------------------------------------- the API */
 
+/* A connection object without a connection; see gateway.h. */
 gw_fcgi *fcgi_new(void)
 {
     gw_fcgi *c = calloc(1, sizeof *c);
@@ -494,6 +496,7 @@ gw_fcgi *fcgi_new(void)
     return c;
 }
 
+/* Free c, closing its connection at once (the worker is leaving). */
 void fcgi_free(gw_fcgi *c)
 {
     if (!c)
@@ -515,8 +518,10 @@ void fcgi_free(gw_fcgi *c)
  * until the peer closes, so bytes it still sends (the rest of a body, the
  * end of FCGI_STDIN) neither fail its writes (EPIPE: cgi-fcgi exits 32)
  * nor make a TCP stack answer with a reset that throws our reply away.
- * libfcgi waited 2 s per read, without end while bytes kept coming; this
- * waits FC_LINGER_MS in all.
+ * libfcgi waited 2 s per read, without end while bytes kept coming, and
+ * on every close; this waits FC_LINGER_MS in all, and only after a reply
+ * (a head that failed or an idle kept connection is simply closed: there
+ * is no reply to protect, and a slow client would hold the worker longer).
  */
 static void fc_linger_close(int fd)
 {
@@ -535,11 +540,15 @@ static void fc_linger_close(int fd)
     close(fd);
 }
 
+/* Close the connection, lingering as libfcgi did; see gateway.h. */
 void fcgi_close(gw_fcgi *c)
 {
-    if (c->req.ipcFd >= 0)
+    if (c->req.ipcFd >= 0 && c->linger)
         fc_linger_close(c->req.ipcFd);
+    else if (c->req.ipcFd >= 0)
+        close(c->req.ipcFd);
     c->req.ipcFd = -1;
+    c->linger = 0;
     c->rpos = c->rend = c->clen = c->plen = 0;
     c->begun = 0;
     c->req.in = c->req.out = c->req.err = NULL;
@@ -547,33 +556,39 @@ void fcgi_close(gw_fcgi *c)
     c->nparams = 0;
 }
 
+/* Take over an accepted descriptor; see gateway.h. */
 void fcgi_attach(gw_fcgi *c, int fd)
 {
     fcgi_close(c);
     c->req.ipcFd = fd;
 }
 
+/* The connection's descriptor or -1. */
 int fcgi_fd(const gw_fcgi *c)
 {
     return c->req.ipcFd;
 }
 
+/* The current request's public fields and streams; see gateway.h. */
 struct FCGX_Request *fcgi_request(gw_fcgi *c)
 {
     return &c->req;
 }
 
+/* The current request's params with their lengths. */
 const gw_param *fcgi_params(const gw_fcgi *c, size_t *n)
 {
     *n = c->nparams;
     return c->params;
 }
 
+/* Why the last head failed (static text). */
 const char *fcgi_why(const gw_fcgi *c)
 {
     return c->why ? c->why : "-";
 }
 
+/* Whether read bytes wait in the buffer. */
 int fcgi_pending(const gw_fcgi *c)
 {
     return c->req.ipcFd >= 0 && c->rend > c->rpos;
@@ -669,6 +684,7 @@ int fcgi_accept(gw_fcgi *c)
     c->req.in = &c->in;
     c->req.out = &c->out;
     c->req.envp = c->envp;
+    c->linger = 1;
     return 0;
 fail:
     fcgi_close(c);
@@ -699,4 +715,5 @@ void fcgi_finish(gw_fcgi *c)
     c->begun = 0;
     if (!keep)
         fcgi_close(c);
+    c->linger = 0;                      /* kept: the peer heard the end */
 }
