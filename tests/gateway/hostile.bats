@@ -16,6 +16,16 @@ setup() {
 teardown() { gw_teardown; }
 
 workers_of() { ps -o pid= --ppid "$1" | tr -d ' ' | sort -n; }
+# first_worker: the gateway's worker, once forked (slow under ASan)
+first_worker() {
+  local i w
+  for i in $(seq 100); do
+    w=$(workers_of "$GW_PID" | head -1)
+    [ -n "$w" ] && { echo "$w"; return 0; }
+    sleep 0.05
+  done
+  return 1
+}
 
 # slow_client MODE: a raw FastCGI client on $GW_SOCK in the background.
 #   stall  BEGIN_REQUEST and two bytes of a PARAMS header, then nothing
@@ -281,7 +291,7 @@ print(out(records()))"
 
 @test "a PARAMS length near 2^31 drops the connection, never the worker (was: libfcgi assert, SIGABRT)" {
   gw_start --workers 1
-  worker=$(workers_of "$GW_PID" | head -1)
+  worker=$(first_worker)
   run -0 raw_fcgi "
 huge = struct.pack('>II', 0xffffff00, 0xffffff00) + b'AB'
 s.sendall(begin() + rec(4, huge) + rec(4, b'') + rec(5, b''))
@@ -301,7 +311,7 @@ print(records()[-1][0])"
 
 @test "management records: GET_VALUES answered, unknown types answered and nothing leaks (was: 48 bytes each)" {
   gw_start --workers 1
-  worker=$(workers_of "$GW_PID" | head -1)
+  worker=$(first_worker)
   run -0 raw_fcgi "
 s.sendall(rec(9, nv(b'FCGI_MPXS_CONNS', b'') + nv(b'FCGI_MAX_CONNS', b'') + nv(b'OTHER', b''), 0)
           + rec(42, b'', 0))
