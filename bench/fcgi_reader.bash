@@ -121,7 +121,7 @@ for mode in kept fresh; do
     if [ $((r % 2)) = 1 ]; then o=$(run old "$w_old" "$mode"); n=$(run new "$w_new" "$mode")
     else n=$(run new "$w_new" "$mode"); o=$(run old "$w_old" "$mode"); fi
     olds+=("$o") news+=("$n")
-    ratios+=("$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')")
+    ratios+=("$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
   done
   printf '%-8s %14s %14s %10s   %s\n' "$mode" \
     "$(printf '%s\n' "${olds[@]}" | median)" "$(printf '%s\n' "${news[@]}" | median)" \
