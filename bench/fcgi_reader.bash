@@ -50,7 +50,9 @@ if ! (cd "$tmp/src" && ./configure >"$tmp/build.log" 2>&1 &&
 fi
 gw_old=$tmp/src/gateway/sessgate
 
-# start NAME BINARY: a gateway on $tmp/NAME.sock; prints its worker's PID
+# start NAME BINARY VAR: a gateway on $tmp/NAME.sock; its worker's PID in
+# VAR (not printed: a $(...) would run this in a subshell, and the PID
+# list the exit trap stops would lose the gateway)
 start() {
   local sock=$tmp/$1.sock i w
   setsid "$2" --store "$tmp/sessions.db" --listen "unix:$sock" --mode auth --workers 1 \
@@ -58,15 +60,15 @@ start() {
   pids+=($!)
   for i in $(seq 200); do
     w=$(ps -o pid= --ppid "$!" | tr -d ' ' | head -1)
-    [ -S "$sock" ] && [ -n "$w" ] && { echo "$w"; return 0; }
+    if [ -S "$sock" ] && [ -n "$w" ]; then printf -v "$3" '%s' "$w"; return 0; fi
     sleep 0.05
   done
   echo "fcgi_reader: $1 did not start" >&2; exit 1
 }
 "$ctl" --store "$tmp/sessions.db" create --user bench > "$tmp/id"
 id=$(cat "$tmp/id")
-w_old=$(start old "$gw_old")
-w_new=$(start new "$gw_new")
+start old "$gw_old" w_old
+start new "$gw_new" w_new
 
 cat > "$tmp/client.py" <<'PY'
 import socket, struct, sys
