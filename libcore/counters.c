@@ -739,6 +739,21 @@ sg_status sgi_counters_rebuild(sg_store *st, sg_error *err)
     return rebuild(st, &c, err);
 }
 
+/* The figures by reading every record, as sg_store_stats does: for a
+ * store that keeps none, or whose kept ones are not right. */
+static sg_status walked_counters(sg_store *st, sg_counters *out, sg_error *err)
+{
+    sg_stats s;
+    sg_status rc = sg_store_stats(st, &s, err);
+
+    out->sessions = s.sessions;
+    out->anonymous = s.anonymous;
+    out->users = s.users;
+    out->writes = s.writes;
+    out->file_bytes = s.file_bytes;
+    return rc;
+}
+
 /* The figures a backend keeps itself (Redis: its write scripts move them,
  * backend_redis.c "figures").  Not right (a store written before they
  * existed, a recount cut short, an older writer): a handle that may write
@@ -769,14 +784,7 @@ static sg_status backend_counters(sg_store *st, sg_counters *out, sg_error *err)
         out->kept = 1;
         return SG_OK;
     }
-    sg_stats s;
-
-    rc = sg_store_stats(st, &s, err);
-    out->sessions = s.sessions;
-    out->anonymous = s.anonymous;
-    out->users = s.users;
-    out->writes = s.writes;
-    out->file_bytes = s.file_bytes;
+    rc = walked_counters(st, out, err);
     out->expired_removed = c.expired;
     return rc;
 }
@@ -790,18 +798,8 @@ sg_status sg_store_counters(sg_store *st, sg_counters *out, sg_error *err)
     memset(out, 0, sizeof *out);
     if (st->be->counts)
         return backend_counters(st, out, err);
-    if (!st->be->figures) {
-        /* No figures kept: read every record, as sg_store_stats does. */
-        sg_stats s;
-
-        rc = sg_store_stats(st, &s, err);
-        out->sessions = s.sessions;
-        out->anonymous = s.anonymous;
-        out->users = s.users;
-        out->writes = s.writes;
-        out->file_bytes = s.file_bytes;
-        return rc;
-    }
+    if (!st->be->figures)
+        return walked_counters(st, out, err);    /* no figures kept */
     rc = sgi_lock(st, SGI_SHARED, err);
     if (rc != SG_OK)
         return rc;
