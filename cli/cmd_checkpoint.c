@@ -25,6 +25,8 @@ static int checkpoint_run(struct cli_ctx *ctx, const struct cli_args *a)
     if (rc == SG_OK)
         rc = sg_store_checkpoint(ctx->st, force ? SG_CHECKPOINT_FORCE : 0,
                                  &built, &err);
+    else if (rc == SG_ENOTSUP)
+        rc = SG_OK;                     /* Redis: nothing to do, not an error */
     if (rc != SG_OK)
         return cli_fail(&err, rc);
     printf("store: %s\n", sg_store_path(ctx->st));

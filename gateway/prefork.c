@@ -18,7 +18,9 @@
  * (minutes on a large store).  Once a second the master asks the store
  * whether one is due (two stat calls, through a read-only handle it uses
  * for nothing else) and, if so, forks a builder that builds it and exits; the master
- * itself never waits for it.  One builder at a time; SIGTERM stops it too
+ * itself never waits for it.  A store without checkpoints (Redis) answers
+ * the first question SG_ENOTSUP: the master closes that handle (its Redis
+ * connection) and never asks again.  One builder at a time; SIGTERM stops it too
  * (a killed build is crash-safe: it is built beside the store's files).
  *
  * Issue #17, two more duties, both fed by a small shared table (one slot
@@ -61,6 +63,7 @@ static volatile sig_atomic_t master_stop, master_child;
 static sg_store *ckpt_poll;
 static pid_t ckpt_builder;
 static int64_t ckpt_next;
+static int ckpt_none;           /* the store has no checkpoints: stop asking */
 
 /* One slot per worker, shared with it (MAP_SHARED, made before the forks). */
 typedef struct worker_slot {
@@ -236,11 +239,10 @@ static void checkpoint_tick(const gw_config *cfg, pid_t master)
     sigset_t none;
     int due = 0;
     pid_t pid;
+    sg_status rc;
 
-    /* Only GDBM stores have checkpoints, and every other kind is named by
-     * a scheme://: no handle (no Redis connection) for nothing. */
-    if (ckpt_builder > 0 || proc_now_ms() < ckpt_next || !cfg->store_uri ||
-        strstr(cfg->store_uri, "://"))
+    if (ckpt_none || ckpt_builder > 0 || proc_now_ms() < ckpt_next ||
+        !cfg->store_uri)
         return;
     ckpt_next = proc_now_ms() + 1000;
     sg_error_clear(&err);
@@ -258,8 +260,17 @@ static void checkpoint_tick(const gw_config *cfg, pid_t master)
         ckpt_next = proc_now_ms() + 60000;   /* the workers report it */
         return;
     }
-    if (sg_store_checkpoint(ckpt_poll, SG_CHECKPOINT_QUERY, &due, &err) != SG_OK ||
-        !due)
+    rc = sg_store_checkpoint(ckpt_poll, SG_CHECKPOINT_QUERY, &due, &err);
+    if (rc == SG_ENOTSUP) {
+        /* The library says this store (Redis) has none: no handle, no
+         * Redis connection held, no question asked once a second, for
+         * nothing.  The URI is not ours to parse. */
+        sg_store_close(ckpt_poll);
+        ckpt_poll = NULL;
+        ckpt_none = 1;
+        return;
+    }
+    if (rc != SG_OK || !due)
         return;
     pid = fork();
     if (pid < 0) {

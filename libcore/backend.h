@@ -145,7 +145,8 @@ typedef struct sgi_backend {
      * the store does not use back to the disk; fill *rep.  Caller holds
      * no lock (the backend takes what it needs) or SGI_EXCLUSIVE. */
     sg_status (*compact)(sg_store *st, sg_compact_report *rep, sg_error *err);
-    /* Optional (NULL: no checkpoints, as on Redis).  With
+    /* Optional (NULL: no checkpoints, as on Redis; sg_store_checkpoint
+     * answers SG_ENOTSUP).  With
      * SG_CHECKPOINT_QUERY set *built to whether a checkpoint is due,
      * cheaply and taking no lock; else build one if due (or with
      * SG_CHECKPOINT_FORCE, anyway) and set *built to whether this call

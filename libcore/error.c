@@ -21,6 +21,7 @@ static const char *const status_names[] = {
     [SG_ESTORE] = "store error",
     [SG_ENOMEM] = "out of memory",
     [SG_ETOOBIG] = "too big",
+    [SG_ENOTSUP] = "not supported",
 };
 
 /* Borrowed: static name of a status. */

@@ -64,7 +64,9 @@ typedef enum sg_status {
     SG_ELOCKTIMEOUT,   /* the store lock was not obtained in time */
     SG_ESTORE,         /* I/O or database error; sys_errno says more */
     SG_ENOMEM,         /* out of memory */
-    SG_ETOOBIG         /* data over the store's size cap */
+    SG_ETOOBIG,        /* data over the store's size cap */
+    SG_ENOTSUP         /* the store has no such thing (a checkpoint on
+                        * Redis) */
 } sg_status;
 
 #define SG_ERROR_TEXT 256   /* room for a long store path and its fix */
@@ -288,7 +290,10 @@ sg_status sg_store_compact(sg_store *st, sg_compact_report *out,
  * builds it once the log reaches 4 times the size that made it due (see
  * README).  Takes no lock for long: writers and readers go on.  Waits for
  * a build running in another process.  *built (may be NULL): whether this
- * call built one.  On Redis, nothing to do: SG_OK, *built 0. */
+ * call built one.  A store without checkpoints (Redis) answers every call,
+ * the query too, SG_ENOTSUP with *built 0: a caller that polls (the
+ * gateway's master) stops and closes its handle instead of asking again
+ * once a second. */
 sg_status sg_store_checkpoint(sg_store *st, int flags, int *built,
                               sg_error *err);
 

@@ -207,13 +207,20 @@ sg_status sg_store_checkpoint(sg_store *st, int flags, int *built,
 {
     int done = 0;
     sg_status rc = SG_OK;
-    if (!(flags & SG_CHECKPOINT_QUERY) && st->opt.readonly)
+    if (!st->be->checkpoint) {
+        /* Masked: a Redis URI may hold a password. */
+        char *shown = sgi_uri_masked(st->path);
+        rc = sgi_err(err, SG_ENOTSUP, 0, "store %s: keeps no checkpoints "
+                     "(only GDBM stores do); nothing to build",
+                     shown ? shown : "");
+        free(shown);
+    } else if (!(flags & SG_CHECKPOINT_QUERY) && st->opt.readonly)
         rc = sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only; cannot "
                      "build a checkpoint", st->path);
     else if (!(flags & SG_CHECKPOINT_QUERY) && st->lock_mode != SGI_UNLOCKED)
         rc = sgi_err(err, SG_EINVAL, 0, "store %s: a checkpoint cannot be "
                      "built inside sg_store_begin", st->path);
-    else if (st->be->checkpoint)
+    else
         rc = st->be->checkpoint(st, flags, &done, err);
     if (built)
         *built = rc == SG_OK && done;

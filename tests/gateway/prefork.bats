@@ -103,3 +103,42 @@ wakeups_of() { awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$1/status"; 
   wait "$pid" || rc=$?
   [ "$rc" = 0 ]
 }
+
+# The master asks the store once a second whether a checkpoint is due.  A
+# store without checkpoints (Redis) answers SG_ENOTSUP and the master closes
+# that handle and stops asking: it used to skip only URIs with "://", so on
+# redis+unix:/SOCKET it held a Redis connection for good and asked once a
+# second for a checkpoint Redis never has.
+@test "on a redis+unix: store the master asks once, then holds no Redis connection" {
+  on_redis || skip "only Redis stores have no checkpoints"
+  require_tool redis-cli
+  # redis+unix:/SOCKET, the form without "://" (the default user: same password)
+  STORE="redis+unix:$SG_TEST_REDIS_SOCK?password_file=$SG_TEST_REDIS_PWFILE&prefix=${STORE##*prefix=}"
+  received() {
+    redis-cli -s "$SG_TEST_REDIS_SOCK" INFO stats |
+      sed -n 's/^total_connections_received://p' | tr -d '\r'
+  }
+  sockets_of() {
+    local fd
+    for fd in /proc/"$1"/fd/*; do
+      [[ "$(readlink "$fd")" == socket:* ]] && echo "${fd##*/}"
+    done
+  }
+  local t0 before
+  t0=$(date +%s%N)
+  gw_start --workers 1
+  id=$(new_session --user ivy)
+  run -0 gw_req -p "HTTP_COOKIE=sessgate=$id"
+  assert_line "X-Session-User: ivy"
+  # The master's first question comes a second after it starts (its tick).
+  sleep "$("$SG_PYTHON" -c "print(max(0, 1.5 - ($(date +%s%N) - $t0) / 1e9))")"
+  # Only the listening socket: no connection to Redis kept by the master.
+  run sockets_of "$GW_PID"
+  [ "${#lines[@]}" = 1 ] || fail "the master holds ${#lines[@]} sockets: $(ls -l /proc/"$GW_PID"/fd)"
+  clients=$(redis-cli -s "$SG_TEST_REDIS_SOCK" CLIENT LIST | grep -v 'cmd=client')
+  [ "$(wc -l <<<"$clients")" = 1 ] || fail "clients of the server (the worker only): $clients"
+  # and it asks no more: the only new connection is redis-cli's own
+  before=$(received)
+  sleep 1.1
+  [ "$(( $(received) - before ))" = 1 ] || fail "$(( $(received) - before - 1 )) new connections in 1.1 s"
+}

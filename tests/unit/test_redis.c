@@ -287,6 +287,17 @@ static void test_semantics(void)
     IS(sg_store_open(uri, &o, &ro, &err), SG_OK, "a read-only handle opens");
     IS(ro ? sg_session_create(ro, NULL, NULL, 0, 0, &x, NULL) : SG_OK, SG_EINVAL,
        "and refuses to create");
+    /* No checkpoints on Redis: said as such, so a poller (the gateway's
+     * master) stops asking instead of holding a connection for nothing. */
+    int due = 1;
+    sg_error_clear(&err);
+    IS(ro ? sg_store_checkpoint(ro, SG_CHECKPOINT_QUERY, &due, &err) : SG_OK,
+       SG_ENOTSUP, "the checkpoint query answers not supported");
+    OK(due == 0, "and nothing due");
+    OK(strstr(err.text, "keeps no checkpoints") != NULL, "the text says why: %s",
+       err.text);
+    IS(sg_store_checkpoint(st, SG_CHECKPOINT_FORCE, &due, NULL), SG_ENOTSUP,
+       "so does a forced build");
     sg_store_close(ro);
     sg_store_close(st2);
     sg_store_close(st);
