@@ -315,6 +315,18 @@ sg_status sg_session_create(sg_store *st, const char *user,
                             const char *data_json, int64_t idle_timeout,
                             int64_t max_age, sg_session **out, sg_error *err);
 
+/* sg_session_create with flags.  SG_CREATE_NOWAIT (the bit of
+ * SG_GET_NOWAIT): never wait for the store's lock (GDBM; no effect on
+ * Redis); when another process holds it the call returns SG_ELOCKTIMEOUT
+ * at once with err->sys_errno EWOULDBLOCK, having stored nothing, and the
+ * caller tries again later (the nginx module does, from a timer).  Other
+ * bits: SG_EINVAL. */
+#define SG_CREATE_NOWAIT 4u
+sg_status sg_session_create_ex(sg_store *st, const char *user,
+                               const char *data_json, int64_t idle_timeout,
+                               int64_t max_age, unsigned flags,
+                               sg_session **out, sg_error *err);
+
 #define SG_GET_NOTOUCH  1u   /* do not extend the idle window */
 /* A record that cannot be parsed reads as absent: SG_ENOTFOUND with
  * err->sys_errno set to EBADMSG (so the caller can log and count it), not
@@ -361,8 +373,10 @@ sg_status sg_session_rotate(sg_store *st, sg_session *s, sg_error *err);
 /* sg_session_rotate with flags: SG_ROTATE_NOW kills the old id at once
  * whatever the store's grace, for a login the library cannot see (the app
  * keeps its login in the data, not in the session's user: Flask's
- * regenerate, a privilege change).  Other bits: SG_EINVAL. */
+ * regenerate, a privilege change).  SG_ROTATE_NOWAIT: as SG_CREATE_NOWAIT
+ * (s keeps its id when the lock was busy).  Other bits: SG_EINVAL. */
 #define SG_ROTATE_NOW 1u
+#define SG_ROTATE_NOWAIT 4u
 sg_status sg_session_rotate_ex(sg_store *st, sg_session *s, unsigned flags,
                                sg_error *err);
 
@@ -431,6 +445,12 @@ int sg_session_has_flash(const sg_session *s);
  * JSON array ("[]" when none), free() it. */
 sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
                                sg_error *err);
+
+/* sg_session_flash_pop with flags.  SG_FLASH_NOWAIT: as SG_CREATE_NOWAIT
+ * (nothing is taken when the lock was busy).  Other bits: SG_EINVAL. */
+#define SG_FLASH_NOWAIT 4u
+sg_status sg_session_flash_pop_ex(sg_store *st, sg_session *s, unsigned flags,
+                                  char **json_out, sg_error *err);
 
 /* New: the data as compact ASCII JSON ("{}" when empty); free() it.
  * NULL only when out of memory. */

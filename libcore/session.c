@@ -231,9 +231,50 @@ static int touch_unlocked(sg_store *st, sg_session *s)
 }
 
 /* Create and store a new session.  New: *out. */
+static sg_status create_session(sg_store *st, const char *user,
+                                const char *data_json, int64_t idle_timeout,
+                                int64_t max_age, sg_session **out,
+                                sg_error *err);
+
 sg_status sg_session_create(sg_store *st, const char *user,
                             const char *data_json, int64_t idle_timeout,
                             int64_t max_age, sg_session **out, sg_error *err)
+{
+    return sg_session_create_ex(st, user, data_json, idle_timeout, max_age,
+                                0, out, err);
+}
+
+/* The no-wait flag is the handle's for one call, as in sg_session_get:
+ * only the outermost lock waits, so inside sg_store_begin it changes
+ * nothing.  Why the write calls have it too: the nginx module creates
+ * and renews sessions from a worker's event loop (issue #14), where a
+ * wait in flock() would stall every connection of the worker. */
+#define WITH_NOWAIT(st, flag, call) do { \
+        int was_ = (st)->nowait; \
+        (st)->nowait = (flag) != 0; \
+        rc = (call); \
+        (st)->nowait = was_; \
+    } while (0)
+
+sg_status sg_session_create_ex(sg_store *st, const char *user,
+                               const char *data_json, int64_t idle_timeout,
+                               int64_t max_age, unsigned flags,
+                               sg_session **out, sg_error *err)
+{
+    sg_status rc;
+    *out = NULL;
+    if (flags & ~(unsigned)SG_CREATE_NOWAIT)
+        return sgi_err(err, SG_EINVAL, 0, "create: unknown flags %#x", flags);
+    WITH_NOWAIT(st, flags & SG_CREATE_NOWAIT,
+                create_session(st, user, data_json, idle_timeout, max_age,
+                               out, err));
+    return rc;
+}
+
+static sg_status create_session(sg_store *st, const char *user,
+                                const char *data_json, int64_t idle_timeout,
+                                int64_t max_age, sg_session **out,
+                                sg_error *err)
 {
     *out = NULL;
     if (st->opt.readonly)
@@ -605,10 +646,13 @@ sg_status sg_session_rotate(sg_store *st, sg_session *s, sg_error *err)
 sg_status sg_session_rotate_ex(sg_store *st, sg_session *s, unsigned flags,
                                sg_error *err)
 {
-    if (flags & ~(unsigned)SG_ROTATE_NOW)
+    sg_status rc;
+    if (flags & ~(unsigned)(SG_ROTATE_NOW | SG_ROTATE_NOWAIT))
         return sgi_err(err, SG_EINVAL, 0, "rotate: unknown flags %#x", flags);
-    return save_checked(st, s, (flags & SG_ROTATE_NOW) ? ROTATE_NOW : ROTATE,
-                        err);
+    WITH_NOWAIT(st, flags & SG_ROTATE_NOWAIT,
+                save_checked(st, s, (flags & SG_ROTATE_NOW) ? ROTATE_NOW
+                                                            : ROTATE, err));
+    return rc;
 }
 
 /* Delete by id. */
@@ -753,8 +797,29 @@ static sg_status flash_pop_unlocked(sg_store *st, sg_session *s,
 }
 
 /* Take and remove the pending flash messages of id, atomically. */
+static sg_status flash_pop(sg_store *st, sg_session *s, char **json_out,
+                           sg_error *err);
+
 sg_status sg_session_flash_pop(sg_store *st, sg_session *s, char **json_out,
                                sg_error *err)
+{
+    return sg_session_flash_pop_ex(st, s, 0, json_out, err);
+}
+
+sg_status sg_session_flash_pop_ex(sg_store *st, sg_session *s, unsigned flags,
+                                  char **json_out, sg_error *err)
+{
+    sg_status rc;
+    *json_out = NULL;
+    if (flags & ~(unsigned)SG_FLASH_NOWAIT)
+        return sgi_err(err, SG_EINVAL, 0, "flash pop: unknown flags %#x",
+                       flags);
+    WITH_NOWAIT(st, flags & SG_FLASH_NOWAIT, flash_pop(st, s, json_out, err));
+    return rc;
+}
+
+static sg_status flash_pop(sg_store *st, sg_session *s, char **json_out,
+                           sg_error *err)
 {
     const char *id = s->id;
     *json_out = NULL;

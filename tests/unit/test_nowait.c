@@ -1,7 +1,9 @@
 /*
- * test_nowait.c - sg_session_get with SG_GET_NOWAIT never waits for the
- * store's lock: the nginx module calls it from a worker's event loop and
- * retries from a timer instead (nginx/ngx_http_sessgate_module.c).
+ * test_nowait.c - sg_session_get with SG_GET_NOWAIT, and the writes the
+ * nginx module makes (create, rotate, flash pop) with their _NOWAIT flags,
+ * never wait for the store's lock: the module calls them from a worker's
+ * event loop and retries from a timer instead
+ * (nginx/ngx_http_sessgate_module.c).  A busy write stores nothing.
  *
  * Two handles on one store in one process hold separate flocks, so one
  * handle's sg_store_begin is "another process" for the other.
@@ -13,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -112,6 +116,99 @@ static void writer_queued(const char *path, sg_store *b, const char *id)
     close(pipefd[1]);
 }
 
+/* The write calls under a lock another handle holds: each answers
+ * "busy" at once and changes nothing; once free, each does its work. */
+static void writes(sg_store *a, sg_store *b)
+{
+    sg_session *s = NULL, *got = NULL, *made = NULL;
+    sg_error err = { 0 };
+    char old[SG_ID_LEN + 1], *flash = NULL;
+    size_t n0 = 0, n1 = 0;
+    int64_t t0, dt;
+
+    IS(sg_session_create(a, NULL, NULL, 0, 0, &s, &err), SG_OK, "create (writes)");
+    if (!s)
+        return;
+    IS(sg_session_flash_add(s, "{\"message\":\"hi\"}", &err), SG_OK, "flash add");
+    IS(sg_session_save(a, s, &err), SG_OK, "save the flash: %s", err.text);
+    sg_error_clear(&err);
+    IS(sg_session_get(b, sg_session_id(s), SG_GET_NOTOUCH, &got, &err), SG_OK,
+       "b loads the session");
+    if (!got)
+        return;
+    snprintf(old, sizeof old, "%s", sg_session_id(got));
+    IS(sg_store_count(a, NULL, &n0, &err), SG_OK, "count");
+
+    IS(sg_store_begin(a, &err), SG_OK, "a takes the exclusive lock (writes)");
+    t0 = now_ms();
+    sg_error_clear(&err);
+    IS(sg_session_create_ex(b, NULL, NULL, 0, 0, SG_CREATE_NOWAIT, &made, &err),
+       SG_ELOCKTIMEOUT, "no-wait create under a held lock: SG_ELOCKTIMEOUT");
+    IS(err.sys_errno, EWOULDBLOCK, "... EWOULDBLOCK");
+    OK(made == NULL, "... and no session");
+    sg_error_clear(&err);
+    IS(sg_session_rotate_ex(b, got, SG_ROTATE_NOWAIT, &err), SG_ELOCKTIMEOUT,
+       "no-wait rotate under a held lock: SG_ELOCKTIMEOUT");
+    IS(err.sys_errno, EWOULDBLOCK, "... EWOULDBLOCK");
+    STR_IS(sg_session_id(got), old, "... the copy keeps its id");
+    sg_error_clear(&err);
+    IS(sg_session_flash_pop_ex(b, got, SG_FLASH_NOWAIT, &flash, &err),
+       SG_ELOCKTIMEOUT, "no-wait flash pop under a held lock: SG_ELOCKTIMEOUT");
+    IS(err.sys_errno, EWOULDBLOCK, "... EWOULDBLOCK");
+    OK(flash == NULL && sg_session_has_flash(got), "... nothing taken");
+    dt = now_ms() - t0;
+    OK(dt < 150, "... all three at once (%lld ms, lock timeout 300 ms)",
+       (long long)dt);
+    sg_store_end(a);
+
+    IS(sg_store_count(a, NULL, &n1, &err), SG_OK, "count again");
+    IS(n1, n0, "the busy create stored nothing");
+    sg_error_clear(&err);
+    IS(sg_session_get(a, old, SG_GET_NOTOUCH, &made, &err), SG_OK,
+       "the busy rotate left the id working");
+    OK(made && sg_session_has_flash(made), "... and the flash in the store");
+    sg_session_free(made);
+    made = NULL;
+
+    /* Free: each no-wait write does what its plain call does. */
+    sg_error_clear(&err);
+    IS(sg_session_flash_pop_ex(b, got, SG_FLASH_NOWAIT, &flash, &err), SG_OK,
+       "no-wait flash pop on a free store: %s", err.text);
+    OK(flash && strstr(flash, "\"hi\""), "... takes the message: %s",
+       flash ? flash : "(null)");
+    free(flash);
+    sg_error_clear(&err);
+    IS(sg_session_rotate_ex(b, got, SG_ROTATE_NOWAIT, &err), SG_OK,
+       "no-wait rotate on a free store: %s", err.text);
+    OK(strcmp(sg_session_id(got), old) != 0, "... a new id");
+    sg_error_clear(&err);
+    IS(sg_session_get(a, old, SG_GET_NOTOUCH, &made, &err), SG_OK,
+       "the old id resolves in the grace window");
+    STR_IS(made ? sg_session_id(made) : NULL, sg_session_id(got),
+           "... to the renewed session");
+    sg_session_free(made);
+    made = NULL;
+    sg_error_clear(&err);
+    IS(sg_session_create_ex(b, NULL, NULL, 0, 0, SG_CREATE_NOWAIT, &made, &err),
+       SG_OK, "no-wait create on a free store: %s", err.text);
+    OK(made && sg_session_is_new(made), "... a new session");
+    sg_session_free(made);
+    made = NULL;
+
+    /* Unknown flags are refused, not ignored. */
+    sg_error_clear(&err);
+    IS(sg_session_create_ex(b, NULL, NULL, 0, 0, 1u, &made, &err), SG_EINVAL,
+       "create_ex: unknown flag refused");
+    sg_error_clear(&err);
+    IS(sg_session_flash_pop_ex(b, got, 2u, &flash, &err), SG_EINVAL,
+       "flash_pop_ex: unknown flag refused");
+    sg_error_clear(&err);
+    IS(sg_session_rotate_ex(b, got, 8u, &err), SG_EINVAL,
+       "rotate_ex: unknown flag refused");
+    sg_session_free(got);
+    sg_session_free(s);
+}
+
 int main(int argc, char **argv)
 {
     char path[600];
@@ -183,6 +280,7 @@ int main(int argc, char **argv)
     sg_session_free(got);
 
     writer_queued(path, b, sg_session_id(s));
+    writes(a, b);
 
     sg_session_free(s);
     sg_store_close(a);

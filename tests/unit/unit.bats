@@ -55,7 +55,7 @@ run_unit() {
   run_unit test_log
 }
 
-@test "test_nowait: a get with SG_GET_NOWAIT never waits for the store's lock" {
+@test "test_nowait: a get, create, rotate or flash pop with its NOWAIT flag never waits for the store's lock" {
   run_unit test_nowait
 }
 
