@@ -8,7 +8,14 @@
  * ids are never adopted; a use touches the idle window), applies the
  * policy (any | session | user), redirects to the login URL or answers 401,
  * and publishes the session in variables ($sessgate_id, $sessgate_user,
- * $sessgate_data, ...) for fastcgi_param / proxy_set_header.  Client
+ * $sessgate_data, ...) for fastcgi_param / proxy_set_header.  Where the
+ * gateway writes, so does the module, with the gateway's rules: an
+ * anonymous session when there is none (sessgate_anonymous, the gateway's
+ * --anonymous in the responder role), a new id every sessgate_renew_interval
+ * (renew.c: only on an allowed request, the old id kept for the store's
+ * rotation grace), the flash messages taken once (sessgate_flash), and
+ * Set-Cookie with the new id, or expiring a cookie that named no live
+ * session (mode_auth.c; attributes from sessgate_cookie).  Client
  * request headers that imitate the injected names (X-Session-*,
  * Session-*, Variable-*, any separator byte) are removed from the request
  * before any backend can see them: only this module speaks for the
@@ -22,7 +29,10 @@
  * connection's write event, as ngx_http_limit_req_module delays) with a
  * backoff of 1 to 16 ms, and the phase runs again.  A lock still held
  * after sessgate_lock_timeout is 503, as the gateway answers its
- * SG_ELOCKTIMEOUT.
+ * SG_ELOCKTIMEOUT.  The writes do the same with their no-wait flags
+ * (SG_CREATE_NOWAIT, SG_ROTATE_NOWAIT, SG_FLASH_NOWAIT): a create still
+ * busy at the timeout is 503 as the gateway's; a renewal or a flash pop is
+ * best effort there as in the gateway, skipped for this request.
  *
  * GDBM only.  A Redis store would mean a blocking network round trip
  * inside the event loop (hiredis's synchronous API, which libsessgate
@@ -61,6 +71,19 @@
 #define SESSGATE_RETRY_MIN_MS      1
 #define SESSGATE_RETRY_MAX_MS      16
 
+#define SESSGATE_SECURE_AUTO       0       /* Secure on an https request */
+#define SESSGATE_SECURE_ON         1
+#define SESSGATE_SECURE_OFF        2
+
+/* What a request has done so far: a busy store lock parks the request
+ * and the phase runs again from the stage it stopped at. */
+#define SESSGATE_STAGE_LOOKUP      0
+#define SESSGATE_STAGE_CHECK       1       /* CSRF (no store access) */
+#define SESSGATE_STAGE_CREATE      2
+#define SESSGATE_STAGE_RENEW       3
+#define SESSGATE_STAGE_FLASH       4
+#define SESSGATE_STAGE_DONE        5
+
 /* One store, shared by every location naming the same path. */
 typedef struct {
     ngx_str_t   path;           /* full path, NUL-terminated */
@@ -71,27 +94,46 @@ typedef struct {
     ngx_array_t stores;         /* of ngx_http_sessgate_store_t * */
 } ngx_http_sessgate_main_conf_t;
 
+/* The session cookie: its name and the attributes of the Set-Cookie the
+ * module sends (the gateway's --cookie-* options). */
+typedef struct {
+    ngx_str_t   name;           /* NULL data: not set at this level */
+    ngx_str_t   path;
+    ngx_str_t   domain;         /* empty: no Domain attribute */
+    ngx_uint_t  secure;         /* SESSGATE_SECURE_* */
+    ngx_uint_t  samesite;       /* index into ngx_http_sessgate_samesite */
+    time_t      max_age;        /* 0: a session cookie */
+} ngx_http_sessgate_cookie_t;
+
 typedef struct {
     ngx_http_sessgate_store_t *store;   /* NULL: off */
     ngx_uint_t  policy;
-    ngx_str_t   cookie;
+    ngx_http_sessgate_cookie_t  cookie;
     ngx_str_t   login_url;
     ngx_msec_t  lock_timeout;
     size_t      inject_max;
     ngx_flag_t  csrf;           /* refuse unsafe methods without proof */
+    ngx_flag_t  anonymous;      /* create a session when there is none */
+    time_t      renew_interval; /* s; 0: never renew */
+    ngx_flag_t  flash;          /* take the flash messages ($sessgate_flash) */
 } ngx_http_sessgate_loc_conf_t;
 
 typedef struct {
-    ngx_uint_t  done;           /* the lookup is over */
+    ngx_uint_t  stage;          /* SESSGATE_STAGE_* */
+    ngx_uint_t  done;           /* every stage is over: variables valid */
     cookie_result cookie;
-    ngx_msec_t  start;          /* first try, for sessgate_lock_timeout */
+    ngx_msec_t  start;          /* the stage's first try, for
+                                 * sessgate_lock_timeout */
     ngx_msec_t  backoff;        /* next retry delay */
     ngx_uint_t  retries;
-    ngx_uint_t  have;           /* a live session was found */
+    ngx_uint_t  have;           /* a live session was found or made */
+    ngx_uint_t  ok;             /* the policy lets the request through */
+    ngx_uint_t  created;        /* made by this request */
+    ngx_uint_t  renewed;        /* given a new id by this request */
     char        cookie_id[SG_ID_LEN + 1];
     sg_session *session;        /* Owned (pool cleanup): the live session */
     size_t      inject_max;
-    ngx_str_t   id, user, data, csrf, login_url;
+    ngx_str_t   id, user, data, csrf, login_url, flash;
     ngx_uint_t  data_done;      /* data and truncated computed (lazily) */
     ngx_uint_t  truncated;
     ngx_uint_t  has_user;
@@ -109,8 +151,8 @@ static char *ngx_http_sessgate_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_sessgate_store(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_sessgate_cookie_name(ngx_conf_t *cf, void *post,
-    void *data);
+static char *ngx_http_sessgate_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_sessgate_init_process(ngx_cycle_t *cycle);
 static void ngx_http_sessgate_exit_process(ngx_cycle_t *cycle);
 
@@ -122,8 +164,10 @@ static ngx_conf_enum_t ngx_http_sessgate_policies[] = {
     { ngx_null_string, 0 }
 };
 
-static ngx_conf_post_handler_pt ngx_http_sessgate_cookie_post =
-    ngx_http_sessgate_cookie_name;
+/* SameSite values, in the order of the gateway's --cookie-samesite. */
+static ngx_str_t ngx_http_sessgate_samesite[] = {
+    ngx_string("Lax"), ngx_string("Strict"), ngx_string("None")
+};
 
 static ngx_command_t ngx_http_sessgate_commands[] = {
 
@@ -142,11 +186,32 @@ static ngx_command_t ngx_http_sessgate_commands[] = {
       &ngx_http_sessgate_policies },
 
     { ngx_string("sessgate_cookie"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_sessgate_cookie,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_sessgate_loc_conf_t, cookie),
-      &ngx_http_sessgate_cookie_post },
+      0,
+      NULL },
+
+    { ngx_string("sessgate_anonymous"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sessgate_loc_conf_t, anonymous),
+      NULL },
+
+    { ngx_string("sessgate_renew_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sessgate_loc_conf_t, renew_interval),
+      NULL },
+
+    { ngx_string("sessgate_flash"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_sessgate_loc_conf_t, flash),
+      NULL },
 
     { ngx_string("sessgate_login_url"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -207,7 +272,8 @@ ngx_module_t ngx_http_sessgate_module = {
 
 /* The variables, named after the gateway's injected SESSION_* values. */
 enum {
-    VAR_ID, VAR_USER, VAR_DATA, VAR_NEW, VAR_TRUNCATED, VAR_CSRF, VAR_LOGIN
+    VAR_ID, VAR_USER, VAR_DATA, VAR_NEW, VAR_TRUNCATED, VAR_CSRF, VAR_LOGIN,
+    VAR_FLASH
 };
 
 static ngx_http_variable_t ngx_http_sessgate_vars[] = {
@@ -225,6 +291,8 @@ static ngx_http_variable_t ngx_http_sessgate_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
     { ngx_string("sessgate_login_url"), NULL, ngx_http_sessgate_variable,
       VAR_LOGIN, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("sessgate_flash"), NULL, ngx_http_sessgate_variable,
+      VAR_FLASH, NGX_HTTP_VAR_NOCACHEABLE, 0 },
       ngx_http_null_variable
 };
 
@@ -341,10 +409,37 @@ ngx_http_sessgate_pool_copy(ngx_pool_t *pool, char *text, ngx_str_t *out)
     return out->data ? NGX_OK : NGX_ERROR;
 }
 
+/* The request's pool cleanup: frees the session, and finds the context
+ * again after an internal redirect (which clears every module's context:
+ * ngx_http_realip_module's way), so a request that an index, try_files
+ * or error_page sends to another location is not looked up, created or
+ * renewed twice. */
 static void
-ngx_http_sessgate_free_session(void *data)
+ngx_http_sessgate_cleanup(void *data)
 {
-    sg_session_free(data);
+    ngx_http_sessgate_ctx_t  *ctx = data;
+
+    sg_session_free(ctx->session);
+    ctx->session = NULL;
+}
+
+static ngx_http_sessgate_ctx_t *
+ngx_http_sessgate_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_sessgate_ctx_t  *ctx;
+    ngx_pool_cleanup_t       *cln;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_sessgate_module);
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_sessgate_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_sessgate_module);
+                break;
+            }
+        }
+    }
+    return ctx;
 }
 
 /* The data JSON, made when a variable first asks for it: a location that
@@ -384,31 +479,34 @@ ngx_http_sessgate_need_data(ngx_http_request_t *r,
     return ngx_http_sessgate_pool_copy(r->pool, data, &ctx->data);
 }
 
-/* Keep the session (freed with the request's pool) and the values every
- * use needs as pool copies in ctx. */
+/* A pool copy of the session's id in ctx->id (again after a renewal). */
 static ngx_int_t
-ngx_http_sessgate_keep(ngx_http_request_t *r, sg_session *s,
-    ngx_http_sessgate_loc_conf_t *lcf, ngx_http_sessgate_ctx_t *ctx)
+ngx_http_sessgate_copy_id(ngx_http_request_t *r, ngx_http_sessgate_ctx_t *ctx)
 {
-    const char          *user, *csrf;
-    ngx_pool_cleanup_t  *cln;
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        sg_session_free(s);
-        return NGX_ERROR;
-    }
-    cln->handler = ngx_http_sessgate_free_session;
-    cln->data = s;
-    ctx->session = s;
-    ctx->inject_max = lcf->inject_max;
-    ctx->have = 1;
     ctx->id.len = SG_ID_LEN;
     ctx->id.data = ngx_pnalloc(r->pool, SG_ID_LEN);
     if (ctx->id.data == NULL) {
         return NGX_ERROR;
     }
-    ngx_memcpy(ctx->id.data, sg_session_id(s), SG_ID_LEN);
+    ngx_memcpy(ctx->id.data, sg_session_id(ctx->session), SG_ID_LEN);
+    return NGX_OK;
+}
+
+/* Keep the session (ctx owns it; freed by the pool cleanup) and the
+ * values every use needs as pool copies in ctx. */
+static ngx_int_t
+ngx_http_sessgate_keep(ngx_http_request_t *r, sg_session *s,
+    ngx_http_sessgate_loc_conf_t *lcf, ngx_http_sessgate_ctx_t *ctx)
+{
+    const char  *user, *csrf;
+
+    sg_session_free(ctx->session);
+    ctx->session = s;
+    ctx->inject_max = lcf->inject_max;
+    ctx->have = 1;
+    if (ngx_http_sessgate_copy_id(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
     user = sg_session_user(s);
     if (user && *user) {
         ctx->has_user = 1;
@@ -534,6 +632,193 @@ ngx_http_sessgate_retry(ngx_http_request_t *r)
     r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
+}
+
+/* Whether a write's answer was the no-wait "busy" (retry later). */
+static ngx_uint_t
+ngx_http_sessgate_busy(sg_status rc, sg_error *err)
+{
+    return rc == SG_ELOCKTIMEOUT && err->sys_errno == EWOULDBLOCK;
+}
+
+/* The store handle of this location, opened if need be, or NULL. */
+static sg_store *
+ngx_http_sessgate_handle(ngx_http_request_t *r,
+    ngx_http_sessgate_loc_conf_t *lcf)
+{
+    if (lcf->store->st == NULL
+        && ngx_http_sessgate_open(lcf->store, r->connection->log) != NGX_OK)
+    {
+        return NULL;
+    }
+    return lcf->store->st;
+}
+
+/* One try at an anonymous session (the gateway's --anonymous:
+ * request_create_session): NGX_OK (ctx has it), NGX_AGAIN (busy),
+ * NGX_ERROR (the store failed: 503). */
+static ngx_int_t
+ngx_http_sessgate_create(ngx_http_request_t *r,
+    ngx_http_sessgate_loc_conf_t *lcf, ngx_http_sessgate_ctx_t *ctx)
+{
+    sg_store    *st = ngx_http_sessgate_handle(r, lcf);
+    sg_session  *s = NULL;
+    sg_status    rc;
+    sg_error     err;
+
+    if (st == NULL) {
+        return NGX_ERROR;
+    }
+    sg_error_clear(&err);
+    rc = sg_session_create_ex(st, NULL, NULL, 0, 0, SG_CREATE_NOWAIT, &s,
+                              &err);
+    if (rc == SG_OK) {
+        ctx->created = 1;
+        return ngx_http_sessgate_keep(r, s, lcf, ctx);   /* takes s */
+    }
+    if (ngx_http_sessgate_busy(rc, &err)) {
+        return NGX_AGAIN;
+    }
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, err.sys_errno,
+                  "sessgate: %s", err.text);
+    return NGX_ERROR;
+}
+
+/* One try at a renewal (renew.c's renew_maybe, the interval already
+ * judged): NGX_AGAIN when busy, else NGX_OK, renewed or not: a renewal
+ * that fails (another request renewed first, a logout) is skipped, as in
+ * the gateway. */
+static ngx_int_t
+ngx_http_sessgate_renew(ngx_http_request_t *r,
+    ngx_http_sessgate_loc_conf_t *lcf, ngx_http_sessgate_ctx_t *ctx)
+{
+    sg_store   *st = ngx_http_sessgate_handle(r, lcf);
+    sg_status   rc;
+    sg_error    err;
+
+    if (st == NULL) {
+        return NGX_OK;
+    }
+    sg_error_clear(&err);
+    rc = sg_session_rotate_ex(st, ctx->session, SG_ROTATE_NOWAIT, &err);
+    if (rc == SG_OK) {
+        ctx->renewed = 1;
+        return ngx_http_sessgate_copy_id(r, ctx) == NGX_OK ? NGX_OK
+                                                            : NGX_ERROR;
+    }
+    if (ngx_http_sessgate_busy(rc, &err)) {
+        return NGX_AGAIN;
+    }
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "sessgate: the session was not renewed: %s",
+                  sg_strerror(rc));
+    return NGX_OK;
+}
+
+/* One try at taking the flash messages (inject_session.c): NGX_AGAIN when
+ * busy, else NGX_OK with ctx->flash set when there were any.  A failure
+ * leaves them in the store and is logged, as in the gateway. */
+static ngx_int_t
+ngx_http_sessgate_flash(ngx_http_request_t *r,
+    ngx_http_sessgate_loc_conf_t *lcf, ngx_http_sessgate_ctx_t *ctx)
+{
+    sg_store   *st = ngx_http_sessgate_handle(r, lcf);
+    sg_status   rc;
+    sg_error    err;
+    char       *json = NULL;
+
+    if (st == NULL) {
+        return NGX_OK;
+    }
+    sg_error_clear(&err);
+    rc = sg_session_flash_pop_ex(st, ctx->session, SG_FLASH_NOWAIT, &json,
+                                 &err);
+    if (ngx_http_sessgate_busy(rc, &err)) {
+        return NGX_AGAIN;
+    }
+    if (rc != SG_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "sessgate: flash messages not delivered: %s",
+                      sg_strerror(rc));
+        return NGX_OK;
+    }
+    if (ngx_strcmp(json, "[]") == 0) {
+        free(json);
+        return NGX_OK;
+    }
+    return ngx_http_sessgate_pool_copy(r->pool, json, &ctx->flash);
+}
+
+/* ------------------------------------------------------------- the cookie */
+
+static ngx_int_t
+ngx_http_sessgate_add_header(ngx_http_request_t *r, const char *key,
+    u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h = ngx_list_push(&r->headers_out.headers);
+
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = value;
+    h->value.len = len;
+    return NGX_OK;
+}
+
+/* Set-Cookie with id, or expiring the cookie (id NULL), exactly as the
+ * gateway's respond_cookie (gateway/respond.c): with no-store, so no
+ * shared cache hands the session to the next client, and Vary: Cookie.
+ * Pushed now, in the access phase: the upstream's or the static file's
+ * headers are added to these, and an error page keeps them. */
+static ngx_int_t
+ngx_http_sessgate_set_cookie(ngx_http_request_t *r,
+    ngx_http_sessgate_loc_conf_t *lcf, const char *id)
+{
+    ngx_http_sessgate_cookie_t  *c = &lcf->cookie;
+    ngx_uint_t                   secure = c->secure == SESSGATE_SECURE_ON;
+    size_t                       len;
+    u_char                      *p, *v;
+
+#if (NGX_HTTP_SSL)
+    if (c->secure == SESSGATE_SECURE_AUTO && r->connection->ssl) {
+        secure = 1;
+    }
+#endif
+    len = c->name.len + 1 + SG_ID_LEN + sizeof("; Path=") - 1 + c->path.len
+          + sizeof("; HttpOnly; SameSite=Strict") - 1
+          + sizeof("; Secure") - 1
+          + sizeof("; Max-Age=") - 1 + NGX_TIME_T_LEN
+          + sizeof("; Domain=") - 1 + c->domain.len;
+    v = ngx_pnalloc(r->pool, len);
+    if (v == NULL) {
+        return NGX_ERROR;
+    }
+    p = ngx_sprintf(v, "%V=%s; Path=%V; HttpOnly; SameSite=%V", &c->name,
+                    id ? id : "", &c->path,
+                    &ngx_http_sessgate_samesite[c->samesite]);
+    if (secure) {
+        p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+    }
+    if (id == NULL) {
+        p = ngx_cpymem(p, "; Max-Age=0", sizeof("; Max-Age=0") - 1);
+    } else if (c->max_age > 0) {
+        p = ngx_sprintf(p, "; Max-Age=%T", c->max_age);
+    }
+    if (c->domain.len) {
+        p = ngx_sprintf(p, "; Domain=%V", &c->domain);
+    }
+    if (ngx_http_sessgate_add_header(r, "Set-Cookie", v, p - v) != NGX_OK
+        || ngx_http_sessgate_add_header(r, "Cache-Control",
+                                        (u_char *) "no-store", 8) != NGX_OK
+        || ngx_http_sessgate_add_header(r, "Vary", (u_char *) "Cookie", 6)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+    return NGX_OK;
 }
 
 /* ----------------------------------------------------------------- CSRF */
@@ -666,24 +951,28 @@ ngx_http_sessgate_login(ngx_http_request_t *r, ngx_str_t *login,
     return NGX_OK;
 }
 
+/* Whether the policy lets the request through. */
+static ngx_uint_t
+ngx_http_sessgate_allowed(ngx_http_sessgate_loc_conf_t *lcf,
+    ngx_http_sessgate_ctx_t *ctx)
+{
+    switch (lcf->policy) {
+    case SESSGATE_POLICY_SESSION:
+        return ctx->have;
+    case SESSGATE_POLICY_USER:
+        return ctx->have && ctx->has_user;
+    default:
+        return 1;
+    }
+}
+
 static ngx_int_t
 ngx_http_sessgate_decide(ngx_http_request_t *r,
     ngx_http_sessgate_loc_conf_t *lcf, ngx_http_sessgate_ctx_t *ctx)
 {
-    ngx_uint_t        ok;
     ngx_table_elt_t  *h;
 
-    switch (lcf->policy) {
-    case SESSGATE_POLICY_SESSION:
-        ok = ctx->have;
-        break;
-    case SESSGATE_POLICY_USER:
-        ok = ctx->have && ctx->has_user;
-        break;
-    default:
-        ok = 1;
-    }
-    if (ok) {
+    if (ngx_http_sessgate_allowed(lcf, ctx)) {
         return NGX_OK;
     }
     if (lcf->login_url.len) {
@@ -714,62 +1003,169 @@ ngx_http_sessgate_decide(ngx_http_request_t *r,
     return NGX_HTTP_UNAUTHORIZED;
 }
 
+/* The next stage: its lock wait starts afresh. */
+static void
+ngx_http_sessgate_stage(ngx_http_sessgate_ctx_t *ctx, ngx_uint_t stage)
+{
+    ctx->stage = stage;
+    ctx->start = ngx_current_msec;
+    ctx->backoff = SESSGATE_RETRY_MIN_MS;
+}
+
+/* A stage found the lock busy: NGX_AGAIN (parked until the timer runs
+ * the phase again) while sessgate_lock_timeout lasts, else NGX_DECLINED
+ * (logged). */
+static ngx_int_t
+ngx_http_sessgate_wait(ngx_http_request_t *r,
+    ngx_http_sessgate_loc_conf_t *lcf, ngx_http_sessgate_ctx_t *ctx,
+    const char *then)
+{
+    if (ngx_current_msec - ctx->start < lcf->lock_timeout) {
+        return ngx_http_sessgate_park(r, ctx);
+    }
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "sessgate: store %V: the lock was held by another "
+                  "process for %M ms (%ui tries); %s "
+                  "(raise sessgate_lock_timeout?)",
+                  &lcf->store->path, lcf->lock_timeout, ctx->retries, then);
+    return NGX_DECLINED;
+}
+
 static ngx_int_t
 ngx_http_sessgate_handler(ngx_http_request_t *r)
 {
     ngx_http_sessgate_loc_conf_t  *lcf;
     ngx_http_sessgate_ctx_t       *ctx;
+    ngx_pool_cleanup_t            *cln;
     ngx_int_t                      rc;
+    const char                    *why;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_sessgate_module);
     if (lcf->policy == SESSGATE_POLICY_OFF || lcf->store == NULL) {
         return NGX_DECLINED;
     }
-    ctx = ngx_http_get_module_ctx(r, ngx_http_sessgate_module);
+    ctx = ngx_http_sessgate_get_ctx(r);
     if (ctx == NULL) {
         ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_sessgate_ctx_t));
-        if (ctx == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (ctx == NULL || cln == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+        cln->handler = ngx_http_sessgate_cleanup;
+        cln->data = ctx;
         ngx_http_set_ctx(r, ctx, ngx_http_sessgate_module);
         if (ngx_http_sessgate_strip(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (ngx_http_sessgate_find_cookie(r, &lcf->cookie, ctx) != NGX_OK) {
+        if (ngx_http_sessgate_find_cookie(r, &lcf->cookie.name, ctx)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        ctx->start = ngx_current_msec;
-        ctx->backoff = SESSGATE_RETRY_MIN_MS;
+        ngx_http_sessgate_stage(ctx, SESSGATE_STAGE_LOOKUP);
     }
-    if (!ctx->done && ctx->cookie == COOKIE_ONE) {
-        rc = ngx_http_sessgate_lookup(r, lcf, ctx);
-        if (rc == NGX_AGAIN) {
-            if (ngx_current_msec - ctx->start < lcf->lock_timeout) {
-                return ngx_http_sessgate_park(r, ctx);
-            }
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "sessgate: store %V: the lock was held by another "
-                          "process for %M ms (%ui tries); answering 503 "
-                          "(raise sessgate_lock_timeout?)",
-                          &lcf->store->path, lcf->lock_timeout, ctx->retries);
-            ctx->done = 1;
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-        if (rc != NGX_OK) {
-            ctx->done = 1;
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-    }
-    ctx->done = 1;
-    if (lcf->csrf) {
-        const char  *why = ngx_http_sessgate_csrf(r, ctx);
 
-        if (why != NULL) {
+    /* The order of mode_auth.c: lookup, CSRF, create, policy, renewal
+     * (allowed requests only), the flash messages (inject_session). */
+    if (ctx->stage == SESSGATE_STAGE_LOOKUP) {
+        if (ctx->cookie == COOKIE_ONE) {
+            rc = ngx_http_sessgate_lookup(r, lcf, ctx);
+            if (rc == NGX_AGAIN) {
+                rc = ngx_http_sessgate_wait(r, lcf, ctx, "answering 503");
+                if (rc == NGX_AGAIN) {
+                    return NGX_AGAIN;
+                }
+            }
+            if (rc != NGX_OK) {
+                ctx->stage = SESSGATE_STAGE_DONE;
+                ctx->done = 1;
+                return NGX_HTTP_SERVICE_UNAVAILABLE;
+            }
+        }
+        ngx_http_sessgate_stage(ctx, SESSGATE_STAGE_CHECK);
+    }
+    if (ctx->stage == SESSGATE_STAGE_CHECK) {
+        if (lcf->csrf && (why = ngx_http_sessgate_csrf(r, ctx)) != NULL) {
             /* as the gateway: checked before the policy, logged, 403 */
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "sessgate: unsafe request without same-origin "
                           "proof (%s); 403", why);
+            ctx->stage = SESSGATE_STAGE_DONE;
+            ctx->done = 1;
             return NGX_HTTP_FORBIDDEN;
+        }
+        ngx_http_sessgate_stage(ctx, SESSGATE_STAGE_CREATE);
+    }
+    if (ctx->stage == SESSGATE_STAGE_CREATE) {
+        if (!ctx->have && lcf->anonymous) {
+            rc = ngx_http_sessgate_create(r, lcf, ctx);
+            if (rc == NGX_AGAIN) {
+                rc = ngx_http_sessgate_wait(r, lcf, ctx, "answering 503");
+                if (rc == NGX_AGAIN) {
+                    return NGX_AGAIN;
+                }
+            }
+            if (rc != NGX_OK) {
+                ctx->stage = SESSGATE_STAGE_DONE;
+                ctx->done = 1;
+                return NGX_HTTP_SERVICE_UNAVAILABLE;
+            }
+        }
+        /* Only an allowed request renews or takes messages: a 401 or 302
+         * does not reach the app, and a renewal's cookie on it would
+         * strand the browser (mode_auth.c). */
+        ctx->ok = ngx_http_sessgate_allowed(lcf, ctx);
+        ngx_http_sessgate_stage(ctx, SESSGATE_STAGE_RENEW);
+    }
+    if (ctx->stage == SESSGATE_STAGE_RENEW) {
+        if (ctx->ok && ctx->have && !ctx->created && lcf->renew_interval
+            && (int64_t) ngx_time() - sg_session_rotated(ctx->session)
+               >= (int64_t) lcf->renew_interval)
+        {
+            rc = ngx_http_sessgate_renew(r, lcf, ctx);
+            if (rc == NGX_AGAIN
+                && ngx_http_sessgate_wait(r, lcf, ctx,
+                                          "not renewing the session this "
+                                          "time") == NGX_AGAIN)
+            {
+                return NGX_AGAIN;
+            }
+            if (rc == NGX_ERROR) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        ngx_http_sessgate_stage(ctx, SESSGATE_STAGE_FLASH);
+    }
+    if (ctx->stage == SESSGATE_STAGE_FLASH) {
+        if (ctx->ok && ctx->have && lcf->flash
+            && sg_session_has_flash(ctx->session))
+        {
+            rc = ngx_http_sessgate_flash(r, lcf, ctx);
+            if (rc == NGX_AGAIN
+                && ngx_http_sessgate_wait(r, lcf, ctx,
+                                          "leaving the flash messages for a "
+                                          "later request") == NGX_AGAIN)
+            {
+                return NGX_AGAIN;
+            }
+            if (rc == NGX_ERROR) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        ctx->stage = SESSGATE_STAGE_DONE;
+        ctx->done = 1;
+        /* The browser learns a new id, or forgets one that named no live
+         * session (mode_auth.c's allow and deny). */
+        if (ctx->created || ctx->renewed) {
+            rc = ngx_http_sessgate_set_cookie(r, lcf,
+                                              sg_session_id(ctx->session));
+        } else if (!ctx->have && ctx->cookie != COOKIE_NONE) {
+            rc = ngx_http_sessgate_set_cookie(r, lcf, NULL);
+        } else {
+            rc = NGX_OK;
+        }
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
     return ngx_http_sessgate_decide(r, lcf, ctx);
@@ -784,7 +1180,7 @@ ngx_http_sessgate_variable(ngx_http_request_t *r,
     ngx_http_sessgate_ctx_t  *ctx;
     ngx_str_t                 val = ngx_null_string;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_sessgate_module);
+    ctx = ngx_http_sessgate_get_ctx(r->main);
     if (ctx != NULL && ctx->done) {
         if ((data == VAR_DATA || data == VAR_TRUNCATED)
             && ngx_http_sessgate_need_data(r->main, ctx) != NGX_OK)
@@ -812,7 +1208,13 @@ ngx_http_sessgate_variable(ngx_http_request_t *r,
         case VAR_LOGIN:
             val = ctx->login_url;
             break;
-        default:            /* VAR_NEW: this module never creates one */
+        case VAR_FLASH:
+            val = ctx->flash;
+            break;
+        default:            /* VAR_NEW */
+            if (ctx->created) {
+                ngx_str_set(&val, "1");
+            }
             break;
         }
     }
@@ -916,25 +1318,149 @@ ngx_http_sessgate_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return NGX_CONF_OK;
 }
 
-/* A cookie name is an RFC 6265 token: compared byte for byte, it must not
- * hold a separator the parser splits on. */
-static char *
-ngx_http_sessgate_cookie_name(ngx_conf_t *cf, void *post, void *data)
+/* Whether every byte of v is printable ASCII outside the separators sep
+ * (alnum: letters, digits and sep only). */
+static ngx_uint_t
+ngx_http_sessgate_chars_ok(ngx_str_t *v, const char *sep, ngx_uint_t alnum)
 {
-    ngx_str_t   *name = data;
-    ngx_uint_t   i;
-    u_char       c;
+    ngx_uint_t  i;
+    u_char      c;
 
-    (void) cf;
-    (void) post;
-    if (name->len == 0) {
-        return "is empty";
-    }
-    for (i = 0; i < name->len; i++) {
-        c = name->data[i];
-        if (c <= 0x20 || c >= 0x7f || ngx_strchr("()<>@,;:\\\"/[]?={}", c)) {
-            return "is not a valid cookie name";
+    for (i = 0; i < v->len; i++) {
+        c = v->data[i];
+        if (alnum) {
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                  || (c >= '0' && c <= '9') || ngx_strchr(sep, c)))
+            {
+                return 0;
+            }
+        } else if (c <= 0x20 || c >= 0x7f || ngx_strchr(sep, c)) {
+            return 0;
         }
+    }
+    return 1;
+}
+
+/* sessgate_cookie NAME [path=P] [domain=D] [secure=auto|on|off]
+ * [samesite=lax|strict|none] [max_age=TIME]: the gateway's --cookie-*
+ * options, checked by the same rules (gateway/config.c).  A level that
+ * names the cookie gives all its attributes (the rest are defaults). */
+static char *
+ngx_http_sessgate_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_sessgate_loc_conf_t  *lcf = conf;
+    ngx_http_sessgate_cookie_t    *c = &lcf->cookie;
+    ngx_str_t                     *value, v;
+    ngx_uint_t                     i, k;
+    time_t                         t;
+
+    (void) cmd;
+    if (c->name.data != NULL) {
+        return "is duplicate";
+    }
+    value = cf->args->elts;
+    c->name = value[1];
+    ngx_str_set(&c->path, "/");
+    ngx_str_null(&c->domain);
+    c->secure = SESSGATE_SECURE_AUTO;
+    c->samesite = 0;
+    c->max_age = 0;
+    /* An RFC 6265 token: compared byte for byte, it must not hold a
+     * separator the parser splits on. */
+    if (c->name.len == 0 || c->name.len > 128
+        || !ngx_http_sessgate_chars_ok(&c->name, "()<>@,;:\\\"/[]?={}", 0))
+    {
+        return "is not a valid cookie name";
+    }
+    for (i = 2; i < cf->args->nelts; i++) {
+        v = value[i];
+        if (v.len > 5 && ngx_strncmp(v.data, "path=", 5) == 0) {
+            v.data += 5;
+            v.len -= 5;
+            if (v.data[0] != '/' || v.len > 1024
+                || !ngx_http_sessgate_chars_ok(&v, ";,", 0))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "sessgate_cookie "
+                                   "\"%V\": must start with / and hold no "
+                                   "blank, ';' or ','", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+            c->path = v;
+        } else if (v.len > 7 && ngx_strncmp(v.data, "domain=", 7) == 0) {
+            v.data += 7;
+            v.len -= 7;
+            if (v.len > 253 || !ngx_http_sessgate_chars_ok(&v, ".-", 1)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "sessgate_cookie "
+                                   "\"%V\": not a domain name", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+            c->domain = v;
+        } else if (ngx_strcmp(v.data, "secure=auto") == 0) {
+            c->secure = SESSGATE_SECURE_AUTO;
+        } else if (ngx_strcmp(v.data, "secure=on") == 0) {
+            c->secure = SESSGATE_SECURE_ON;
+        } else if (ngx_strcmp(v.data, "secure=off") == 0) {
+            c->secure = SESSGATE_SECURE_OFF;
+        } else if (v.len > 9 && ngx_strncmp(v.data, "samesite=", 9) == 0) {
+            v.data += 9;
+            v.len -= 9;
+            for (k = 0; k < 3; k++) {
+                if (v.len == ngx_http_sessgate_samesite[k].len
+                    && ngx_strncasecmp(v.data,
+                                       ngx_http_sessgate_samesite[k].data,
+                                       v.len) == 0)
+                {
+                    break;
+                }
+            }
+            if (k == 3) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "sessgate_cookie "
+                                   "\"%V\": lax, strict or none", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+            c->samesite = k;
+        } else if (v.len > 8 && ngx_strncmp(v.data, "max_age=", 8) == 0) {
+            v.data += 8;
+            v.len -= 8;
+            t = ngx_parse_time(&v, 1);
+            if (t == (time_t) NGX_ERROR || t > 315360000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "sessgate_cookie "
+                                   "\"%V\": a time up to 3650d", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+            c->max_age = t;
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "sessgate_cookie: "
+                               "unknown parameter \"%V\" (path=, domain=, "
+                               "secure=, samesite=, max_age=)", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+    /* Browsers drop a SameSite=None cookie without Secure, and the
+     * __Host- and __Secure- prefixes bind the attributes: a cookie that
+     * breaks them would be lost silently (gateway/config.c). */
+    if (c->samesite == 2 && c->secure != SESSGATE_SECURE_ON) {
+        return "samesite=none needs secure=on (browsers drop SameSite=None "
+               "cookies without Secure)";
+    }
+    if (c->name.len >= 7 && ngx_strncasecmp(c->name.data,
+                                            (u_char *) "__Host-", 7) == 0)
+    {
+        if (c->secure == SESSGATE_SECURE_OFF || c->domain.len
+            || c->path.len != 1)
+        {
+            return "a __Host- cookie is always Secure, has path=/ and no "
+                   "domain";
+        }
+        c->secure = SESSGATE_SECURE_ON;
+    } else if (c->name.len >= 9
+               && ngx_strncasecmp(c->name.data, (u_char *) "__Secure-", 9)
+                  == 0)
+    {
+        if (c->secure == SESSGATE_SECURE_OFF) {
+            return "a __Secure- cookie is always Secure";
+        }
+        c->secure = SESSGATE_SECURE_ON;
     }
     return NGX_CONF_OK;
 }
@@ -965,12 +1491,16 @@ ngx_http_sessgate_create_loc_conf(ngx_conf_t *cf)
     if (conf == NULL) {
         return NULL;
     }
-    /* set by ngx_pcalloc(): cookie, login_url = { 0, NULL } */
+    /* set by ngx_pcalloc(): cookie (name.data NULL: unset),
+     * login_url = { 0, NULL } */
     conf->store = NGX_CONF_UNSET_PTR;
     conf->policy = NGX_CONF_UNSET_UINT;
     conf->lock_timeout = NGX_CONF_UNSET_MSEC;
     conf->inject_max = NGX_CONF_UNSET_SIZE;
     conf->csrf = NGX_CONF_UNSET;
+    conf->anonymous = NGX_CONF_UNSET;
+    conf->renew_interval = NGX_CONF_UNSET;
+    conf->flash = NGX_CONF_UNSET;
     return conf;
 }
 
@@ -982,13 +1512,22 @@ ngx_http_sessgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->store, prev->store, NULL);
     ngx_conf_merge_uint_value(conf->policy, prev->policy, SESSGATE_POLICY_OFF);
-    ngx_conf_merge_str_value(conf->cookie, prev->cookie, "sessgate");
+    if (conf->cookie.name.data == NULL) {
+        if (prev->cookie.name.data == NULL) {
+            ngx_str_set(&prev->cookie.name, "sessgate");
+            ngx_str_set(&prev->cookie.path, "/");
+        }
+        conf->cookie = prev->cookie;
+    }
     ngx_conf_merge_str_value(conf->login_url, prev->login_url, "");
     ngx_conf_merge_msec_value(conf->lock_timeout, prev->lock_timeout,
                               SG_DEFAULT_LOCK_TIMEOUT);
     ngx_conf_merge_size_value(conf->inject_max, prev->inject_max,
                               SESSGATE_DEFAULT_INJECT);
     ngx_conf_merge_value(conf->csrf, prev->csrf, 0);
+    ngx_conf_merge_value(conf->anonymous, prev->anonymous, 0);
+    ngx_conf_merge_sec_value(conf->renew_interval, prev->renew_interval, 0);
+    ngx_conf_merge_value(conf->flash, prev->flash, 0);
     if (conf->policy != SESSGATE_POLICY_OFF && conf->store == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "sessgate_policy is set but no sessgate_store");

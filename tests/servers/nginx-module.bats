@@ -4,9 +4,14 @@
 # examples/nginx-module/nginx.conf.in: the session is checked inside nginx,
 # with no gateway.  The nginx suite's auth-mode cases (live, absent,
 # forged/malformed/unknown/expired, the spoof set, policy, login redirect)
-# run against it, asserting on what the backends print, plus the module's
-# own promise: a store lock held by another process never blocks the worker
-# (it serves other requests meanwhile) and gives 503 past the timeout.
+# run against it, asserting on what the backends print, and so do the
+# gateway's writes (tests/servers/nginx.bats, tests/gateway/auth.bats): an
+# anonymous session and its cookie, the cookie's attributes, the expiring
+# cookie for an id that names no live session, renewal with its grace and
+# never on a denial, flash messages taken once.  Plus the module's own
+# promise: a store lock held by another process never blocks the worker
+# (it serves other requests meanwhile) and gives 503 past the timeout, for
+# a create as for a lookup; a renewal then is skipped, not a 503.
 #
 # As production runs: as root, nginx's master binds and its worker runs as
 # an unprivileged user of this run, in the group that shares the store
@@ -15,6 +20,8 @@
 load ../helpers/common
 load ../helpers/servers
 load ../helpers/server_checks
+# Python queues flash messages (sets the module paths, ASan preload).
+load ../bindings/bindings
 
 MODULE=$SG_BUILDDIR/nginx/ngx_http_sessgate_module.so
 
@@ -382,6 +389,190 @@ teardown() {
   run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
   assert_failure
   assert_output --partial 'not a valid cookie name'
+}
+
+# The gateway's writes (issue #14): nginx.bats and auth.bats cases.
+
+@test "nginx module: an anonymous session is created and its cookie sent (sessgate_anonymous)" {
+  chk_anon_session /anon/ '; Path=/; HttpOnly; SameSite=Lax'
+  req "$(srv_url /anon/)"
+  header Cache-Control | grep -qx 'no-store' || fail "no Cache-Control: no-store: $HDRS"
+  header Vary | grep -qx 'Cookie' || fail "no Vary: Cookie: $HDRS"
+  # without sessgate_anonymous nothing is created
+  req "$(srv_url /app/)"
+  [ -z "$(set_cookie_id)" ] && [ -z "$(body_var SESSION_ID)" ] || fail "created on /app/: $HDRS $BODY"
+}
+
+@test "nginx module: forged ids are not adopted as anonymous sessions either" {
+  local label val id
+  while read -r label val; do
+    req "$(srv_url /anon/)" -H "Cookie: sessgate=$val"
+    expect_status 200
+    id=$(set_cookie_id)
+    [ "$id" != "$val" ] || fail "$label id sent back"
+    [[ $id =~ ^$ID_RE$ ]] || fail "$label: no new session cookie: $HDRS"
+    [ "$(body_var SESSION_ID)" = "$id" ] && [ "$(body_var SESSION_NEW)" = 1 ] ||
+      fail "$label: $BODY"
+  done < <(strict_ids)
+}
+
+@test "nginx module: sessgate_cookie attributes shape the Set-Cookie of a new session" {
+  local id
+  req "$(srv_url /attrs/)"
+  expect_status 200
+  id=$(header Set-Cookie | sed -n 's/^sid=\([^;]*\);.*/\1/p')
+  [[ $id =~ ^$ID_RE$ ]] || fail "no cookie: $HDRS"
+  header Set-Cookie | grep -qxF "sid=$id; Path=/attrs; HttpOnly; SameSite=Lax; Secure; Max-Age=600; Domain=example.org" ||
+    fail "attributes: $(header Set-Cookie)"
+  req "$(srv_url /attrs/)" -H "Cookie: sid=$id"
+  [ "$(body_var SESSION_ID)" = "$id" ] || fail "$BODY"
+  [ -z "$(header Set-Cookie)" ] || fail "a second cookie: $HDRS"
+}
+
+@test "nginx module: a cookie naming no live session is expired, allowed or denied" {
+  local label val
+  while read -r label val; do
+    [ "$label" = malformed ] || [ "$label" = unknown ] || [ "$label" = expired ] || continue
+    req "$(srv_url /app/)" -H "Cookie: sessgate=$val"
+    expect_status 200
+    header Set-Cookie | grep -qxF 'sessgate=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0' ||
+      fail "$label: not expired on a 200: $HDRS"
+    req "$(srv_url /sess/)" -H "Cookie: sessgate=$val"
+    expect_status 401
+    header Set-Cookie | grep -q '^sessgate=; .*Max-Age=0' || fail "$label: not expired on a 401: $HDRS"
+    req "$(srv_url /private/x)" -H "Cookie: sessgate=$val"
+    expect_status 302
+    header Set-Cookie | grep -q '^sessgate=; .*Max-Age=0' || fail "$label: not expired on a 302: $HDRS"
+  done < <(strict_ids)
+  # a live session, or no cookie at all: no Set-Cookie
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$(new_session)"
+  [ -z "$(header Set-Cookie)" ] || fail "live: $HDRS"
+  req "$(srv_url /app/)"
+  [ -z "$(header Set-Cookie)" ] || fail "none: $HDRS"
+}
+
+@test "nginx module: sessgate_renew_interval gives a new id and cookie; the old id keeps the grace" {
+  local id new anon
+  id=$(new_session --user alice)
+  anon=$(new_session)
+  req "$(srv_url /renew/)" -H "Cookie: sessgate=$id"
+  [ -z "$(set_cookie_id)" ] || fail "renewed a brand-new session: $HDRS"
+  sleep 1.1
+  req "$(srv_url /renew/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  new=$(set_cookie_id)
+  [[ $new =~ ^$ID_RE$ ]] && [ "$new" != "$id" ] || fail "no renewal cookie: $HDRS"
+  [ "$(body_var SESSION_ID)" = "$new" ] && [ "$(body_var SESSION_USER)" = alice ] || fail "$BODY"
+  sessgatectl --store "$SRV_STORE" get "$new" > /dev/null || fail "the new id is not stored"
+  # a request in flight with the old cookie still has the session
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
+  [ "$(body_var SESSION_USER)" = alice ] || fail "old id lost its grace: $BODY"
+  # a denied request never renews (its 302 would strand the browser)
+  req "$(srv_url /renew-user/)" -H "Cookie: sessgate=$anon"
+  expect_status 302
+  if header Set-Cookie | grep -q '^sessgate=[0-9a-f]'; then fail "renewed on a denial: $HDRS"; fi
+  run sessgatectl --store "$SRV_STORE" get "$anon"
+  assert_success
+  assert_output --partial "\"id\":\"$anon\""
+}
+
+# flash_queue ID MESSAGE: queue a flash message for session ID.
+flash_queue() {
+  ID=$1 MSG=$2 "$SG_PYTHON" -c 'import os, sessgate
+st = sessgate.Store(os.environ["SRV_STORE"])
+s = st.get(os.environ["ID"])
+s.flash(os.environ["MSG"])
+s.save()'
+}
+
+@test "nginx module: sessgate_flash hands the FastCGI and HTTP backends the flash messages once" {
+  local id
+  id=$(new_session --user alice)
+  flash_queue "$id" first
+  # a location without sessgate_flash leaves them in the store
+  req "$(srv_url /sess/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  [[ "$(body_var SESSION_FLASH)" == *'"message":"first"'* ]] || fail "$BODY"
+  # consumed: the next page has none
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id"
+  [ -z "$(body_var SESSION_FLASH)" ] || fail "shown twice: $BODY"
+  flash_queue "$id" second
+  req "$(srv_url /papp/x)" -H "Cookie: sessgate=$id"
+  expect_status 200
+  printf '%s\n' "$BODY" | grep -q '^X-Session-Flash: .*"message":"second"' || fail "$BODY"
+  # a client's look-alike never reaches the backend as the flash
+  req "$(srv_url /app/)" -H "Cookie: sessgate=$id" -H "X-Session-Flash: forged"
+  expect_status 200
+  [ -z "$(body_var SESSION_FLASH)" ] && [ -z "$(body_var HTTP_X_SESSION_FLASH)" ] || fail "$BODY"
+}
+
+@test "nginx module: a create under a held lock waits on a timer, 503 past the timeout" {
+  local t0 ms pid out=$BATS_TEST_TMPDIR/held.out
+  STORE=$SRV_STORE hold_store_lock -x 6
+  curl -s -o "$out" -D "$out.hdrs" -w '%{http_code}\n' --max-time 20 \
+    "$(srv_url /anon-short/)" > "$out.status" 3>&- &
+  pid=$!
+  sleep 0.2
+  req "$(srv_url /plain/)"        # the worker is not asleep in flock()
+  expect_status 200
+  wait "$pid"
+  [ "$(cat "$out.status")" = 503 ] || fail "held lock: HTTP $(cat "$out.status"), want 503"
+  if grep -qi '^Set-Cookie' "$out.hdrs"; then fail "a cookie with the 503"; fi
+  stop_pid "$HOLDER"
+  # released before the timeout: the waiting request gets its session
+  STORE=$SRV_STORE hold_store_lock -x 30
+  ( sleep 0.5; kill "$HOLDER" ) 3>&- &
+  t0=$(date +%s%N)
+  req "$(srv_url /anon/)"
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  wait
+  expect_status 200
+  [[ $(set_cookie_id) =~ ^$ID_RE$ ]] || fail "no cookie: $HDRS"
+  [ "$(body_var SESSION_NEW)" = 1 ] || fail "$BODY"
+  [ "$ms" -ge 300 ] || fail "served in $ms ms: the lock was not waited for"
+}
+
+@test "nginx module: a renewal under a lock held past the timeout is skipped, not a 503" {
+  local id t0 ms
+  id=$(new_session --user alice)
+  sleep 1.1
+  # Another reader's shared lock: the lookup reads, the renewal (a write)
+  # finds the lock busy until the timeout, then the request goes on as is.
+  STORE=$SRV_STORE hold_store_lock -s 6
+  t0=$(date +%s%N)
+  req "$(srv_url /renew-short/)" -H "Cookie: sessgate=$id"
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  stop_pid "$HOLDER"
+  expect_status 200
+  [ "$(body_var SESSION_ID)" = "$id" ] || fail "$BODY"
+  [ -z "$(header Set-Cookie)" ] || fail "a cookie without a renewal: $HDRS"
+  [ "$ms" -ge 900 ] || fail "answered in $ms ms: the renewal did not wait"
+  grep -q 'not renewing the session this time' "$SRV_RUNDIR/error.log" || fail "no log line"
+  # free again: the next request renews
+  req "$(srv_url /renew-short/)" -H "Cookie: sessgate=$id"
+  [[ $(set_cookie_id) =~ ^$ID_RE$ ]] || fail "no renewal once free: $HDRS"
+}
+
+@test "nginx module: bad sessgate_cookie attributes are refused at start" {
+  local conf=$BATS_TEST_TMPDIR/t.conf
+  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie s samesite=none; }\n' "$MODULE" > "$conf"
+  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  assert_failure
+  assert_output --partial 'needs secure=on'
+  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie __Host-s domain=example.org; }\n' "$MODULE" > "$conf"
+  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  assert_failure
+  assert_output --partial '__Host-'
+  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie s path=nope; }\n' "$MODULE" > "$conf"
+  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  assert_failure
+  assert_output --partial 'must start with /'
+  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie s colour=blue; }\n' "$MODULE" > "$conf"
+  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  assert_failure
+  assert_output --partial 'unknown parameter'
 }
 
 # Last.
