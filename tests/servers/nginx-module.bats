@@ -42,6 +42,16 @@ nm_pre() {
 }
 nm_nginx() { nm_pre; "${NM_PRE[@]}" nginx "$@"; }
 
+# nm_refused 'HTTP BLOCK' TEXT: nginx -t refuses a configuration that loads
+# the module with that http block, saying TEXT.
+nm_refused() {
+  local conf=$BATS_TEST_TMPDIR/t.conf
+  printf 'load_module %s;\nevents {}\nhttp { %s }\n' "$MODULE" "$1" > "$conf"
+  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
+  assert_failure
+  assert_output --partial "$2"
+}
+
 setup_file() {
   require_tool nginx fcgiwrap curl
   [ -f "$MODULE" ] || skip "the nginx module is not built (needs nginx-dev)"
@@ -376,19 +386,9 @@ teardown() {
 }
 
 @test "nginx module: a Redis store or a policy without a store is refused at start" {
-  local conf=$BATS_TEST_TMPDIR/t.conf
-  printf 'load_module %s;\nevents {}\nhttp { sessgate_store redis://127.0.0.1:6379/0; }\n' "$MODULE" > "$conf"
-  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
-  assert_failure
-  assert_output --partial 'GDBM stores only'
-  printf 'load_module %s;\nevents {}\nhttp { server { location / { sessgate_policy user; } } }\n' "$MODULE" > "$conf"
-  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
-  assert_failure
-  assert_output --partial 'no sessgate_store'
-  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie "a;b"; }\n' "$MODULE" > "$conf"
-  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
-  assert_failure
-  assert_output --partial 'not a valid cookie name'
+  nm_refused 'sessgate_store redis://127.0.0.1:6379/0;' 'GDBM stores only'
+  nm_refused 'server { location / { sessgate_policy user; } }' 'no sessgate_store'
+  nm_refused 'sessgate_cookie "a;b";' 'not a valid cookie name'
 }
 
 # The gateway's writes (issue #14): nginx.bats and auth.bats cases.
@@ -414,6 +414,18 @@ teardown() {
     [ "$(body_var SESSION_ID)" = "$id" ] && [ "$(body_var SESSION_NEW)" = 1 ] ||
       fail "$label: $BODY"
   done < <(strict_ids)
+}
+
+@test "nginx module: a request sent on to another location (try_files) gets one session, one cookie" {
+  local n0 n1
+  n0=$(sessgatectl --store "$SRV_STORE" count)
+  req "$(srv_url /anon-redir/)"
+  expect_status 200
+  [ "$(header Set-Cookie | grep -c '^sessgate=')" = 1 ] || fail "$HDRS"
+  [ "$(body_var SESSION_ID)" = "$(set_cookie_id)" ] && [ "$(body_var SESSION_NEW)" = 1 ] ||
+    fail "$HDRS $BODY"
+  n1=$(sessgatectl --store "$SRV_STORE" count)
+  [ "$n1" = $((n0 + 1)) ] || fail "$n0 -> $n1 sessions"
 }
 
 @test "nginx module: sessgate_cookie attributes shape the Set-Cookie of a new session" {
@@ -556,23 +568,10 @@ s.save()'
 }
 
 @test "nginx module: bad sessgate_cookie attributes are refused at start" {
-  local conf=$BATS_TEST_TMPDIR/t.conf
-  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie s samesite=none; }\n' "$MODULE" > "$conf"
-  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
-  assert_failure
-  assert_output --partial 'needs secure=on'
-  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie __Host-s domain=example.org; }\n' "$MODULE" > "$conf"
-  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
-  assert_failure
-  assert_output --partial '__Host-'
-  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie s path=nope; }\n' "$MODULE" > "$conf"
-  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
-  assert_failure
-  assert_output --partial 'must start with /'
-  printf 'load_module %s;\nevents {}\nhttp { sessgate_cookie s colour=blue; }\n' "$MODULE" > "$conf"
-  run nm_nginx -t -q -g "pid $BATS_TEST_TMPDIR/p; error_log stderr;" -c "$conf"
-  assert_failure
-  assert_output --partial 'unknown parameter'
+  nm_refused 'sessgate_cookie s samesite=none;' 'needs secure=on'
+  nm_refused 'sessgate_cookie __Host-s domain=example.org;' '__Host-'
+  nm_refused 'sessgate_cookie s path=nope;' 'must start with /'
+  nm_refused 'sessgate_cookie s colour=blue;' 'unknown parameter'
 }
 
 # Last.
