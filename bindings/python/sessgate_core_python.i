@@ -112,13 +112,17 @@ static void sgw_raise(const sg_error *e)
  *       running Python code; the handle is the bare SWIG object, which
  *       every session_* wrapper accepts and the garbage collector frees
  *       with sg_session_free, as before.
- *   py_session_load(session, scan_once, loads) -> dict
+ *   py_session_load(session, loads) -> dict
  *       the stored data text (sg_session_data_json: no parse in C)
- *       decoded by scan_once(text, 0) -- json's own C scanner, passed in
- *       by the layer -- when that takes the whole text and makes a dict,
- *       else by loads(text), which decides (and raises); the dict goes to
- *       session._data, the text to session._text.
+ *       decoded by sgw_json_decode (python/sgw_json.h: the stored,
+ *       compact ASCII form only, the same values json.loads makes, at
+ *       about a third of json's C scanner's cost), else by loads(text),
+ *       which decides (and raises); the dict goes to session._data, the
+ *       text to session._text.
  */
+%{
+#include "sgw_json.h"      /* the data decoder: -I bindings/python */
+%}
 %{
 /* sg_session_get(args[0], args[1], args[2]) -> bare handle | None. */
 static PyObject *sgw_py_session_get(PyObject *self, PyObject *const *args,
@@ -185,75 +189,6 @@ static PyObject *sgw_py_session_get(PyObject *self, PyObject *const *args,
             sg_session_free(s);
         return handle;
     }
-}
-
-/* The int 0, made once (scan_once's start index). */
-static PyObject *sgw_zero(void)
-{
-    static PyObject *zero = NULL;
-    if (zero == NULL)
-        zero = PyLong_FromLong(0);
-    return zero;
-}
-
-/* (value, text) of handle args[0] decoded by scanner args[1]: value is
- * None when the scanner did not take the whole text as a dict; None when
- * out of memory. */
-static PyObject *sgw_py_session_data(PyObject *self, PyObject *const *args,
-                                     Py_ssize_t nargs)
-{
-    void *argp = NULL;
-    char *c_text;
-    PyObject *text, *call[2], *scanned, *value, *end, *out;
-
-    (void)self;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "py_session_load: (session handle, scan_once)");
-        return NULL;
-    }
-    if (!SWIG_IsOK(SWIG_ConvertPtr(args[0], &argp, SWIGTYPE_p_sg_session, 0)) || !argp) {
-        PyErr_SetString(PyExc_TypeError, "py_session_load: not a session handle");
-        return NULL;
-    }
-    c_text = sg_session_data_json((const sg_session *)argp);
-    if (c_text == NULL)
-        Py_RETURN_NONE;                 /* the layer raises OutOfMemory */
-    text = PyUnicode_FromString(c_text);
-    free(c_text);
-    if (text == NULL)
-        return NULL;
-    value = Py_None;
-    if (args[1] != Py_None) {
-        call[0] = text;
-        call[1] = sgw_zero();
-        scanned = call[1] ? PyObject_Vectorcall(args[1], call, 2, NULL) : NULL;
-        if (scanned == NULL) {
-            /* What the scanner refuses, json.loads decides (and raises). */
-            if (!PyErr_ExceptionMatches(PyExc_StopIteration) &&
-                !PyErr_ExceptionMatches(PyExc_ValueError)) {
-                Py_DECREF(text);
-                return NULL;
-            }
-            PyErr_Clear();
-        } else {
-            if (PyTuple_CheckExact(scanned) && PyTuple_GET_SIZE(scanned) == 2 &&
-                PyDict_CheckExact(PyTuple_GET_ITEM(scanned, 0))) {
-                end = PyTuple_GET_ITEM(scanned, 1);
-                if (PyLong_CheckExact(end) &&
-                    PyLong_AsSsize_t(end) == PyUnicode_GET_LENGTH(text))
-                    value = PyTuple_GET_ITEM(scanned, 0);
-                else if (PyErr_Occurred())
-                    PyErr_Clear();
-            }
-            out = PyTuple_Pack(2, value, text);
-            Py_DECREF(scanned);
-            Py_DECREF(text);
-            return out;
-        }
-    }
-    out = PyTuple_Pack(2, value, text);
-    Py_DECREF(text);
-    return out;
 }
 
 /* Interned attribute names of the layer's Store and Session (made once). */
@@ -364,10 +299,14 @@ static PyObject *sgw_py_store_get(PyObject *self, PyObject *const *args,
 static PyObject *sgw_py_session_load(PyObject *self, PyObject *const *args,
                                      Py_ssize_t nargs)
 {
-    PyObject *raw, *pair, *value, *text, *call[2];
+    PyObject *raw, *value, *text;
+    void *argp = NULL;
+    char *c_text;
+    size_t len;
 
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "py_session_load(session, scan_once, loads)");
+    (void)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "py_session_load(session, loads)");
         return NULL;
     }
     if (sgw_names() < 0)
@@ -375,13 +314,14 @@ static PyObject *sgw_py_session_load(PyObject *self, PyObject *const *args,
     raw = PyObject_GetAttr(args[0], sgw_s_raw);
     if (raw == NULL)
         return NULL;
-    call[0] = raw;
-    call[1] = args[1];
-    pair = sgw_py_session_data(self, call, 2);
-    Py_DECREF(raw);
-    if (pair == NULL)
+    if (!SWIG_IsOK(SWIG_ConvertPtr(raw, &argp, SWIGTYPE_p_sg_session, 0)) || !argp) {
+        Py_DECREF(raw);
+        PyErr_SetString(PyExc_TypeError, "py_session_load: not a session handle");
         return NULL;
-    if (pair == Py_None) {
+    }
+    c_text = sg_session_data_json((const sg_session *)argp);
+    Py_DECREF(raw);
+    if (c_text == NULL) {
         sg_error e;
         sg_error_clear(&e);
         e.code = SG_ENOMEM;
@@ -389,20 +329,30 @@ static PyObject *sgw_py_session_load(PyObject *self, PyObject *const *args,
         sgw_raise(&e);
         return NULL;
     }
-    value = PyTuple_GET_ITEM(pair, 0);
-    text = PyTuple_GET_ITEM(pair, 1);
-    if (value == Py_None) {
-        value = PyObject_Vectorcall(args[2], &text, 1, NULL);
-    } else {
-        Py_INCREF(value);
+    len = strlen(c_text);
+    /* The stored text decoded by sgw_json.h; what it does not take,
+     * json.loads decides (and raises). */
+    value = sgw_json_decode(c_text, len);
+    if (value == NULL && PyErr_Occurred()) {
+        free(c_text);
+        return NULL;
     }
+    text = value != NULL ? sgw_jascii(c_text, len)    /* all ASCII: decoded */
+                         : PyUnicode_FromStringAndSize(c_text, (Py_ssize_t)len);
+    free(c_text);
+    if (text == NULL) {
+        Py_XDECREF(value);
+        return NULL;
+    }
+    if (value == NULL)
+        value = PyObject_Vectorcall(args[1], &text, 1, NULL);
     if (value == NULL || PyObject_SetAttr(args[0], sgw_s_data, value) < 0 ||
         PyObject_SetAttr(args[0], sgw_s_text, text) < 0) {
         Py_XDECREF(value);
-        Py_DECREF(pair);
+        Py_DECREF(text);
         return NULL;
     }
-    Py_DECREF(pair);
+    Py_DECREF(text);
     return value;
 }
 

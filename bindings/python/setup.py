@@ -124,7 +124,7 @@ setup(
     ext_modules=[Extension(
         "sessgate._sessgate_core",
         sources=[],         # BuildExt fills in the wrapper (and libcore)
-        include_dirs=INCS,
+        include_dirs=INCS + [HERE],     # HERE: sgw_json.h
         library_dirs=LIBDIRS,
         libraries=LIBS,
         define_macros=[("_GNU_SOURCE", None)],

@@ -67,20 +67,14 @@ _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True,
                             allow_nan=False)
 _dumps = _encoder.encode
 _loads = json.loads
-# Why not json.loads for the data of a session read: the text is the
-# store's own compact JSON (checked when it was written), and for a small
-# object json.loads spends more in its Python wrapper than its C scanner
-# spends decoding.  This is that same scanner (the same values come out);
-# anything it does not consume whole goes to json.loads, which decides.
-# It runs inside _py_session_data (Session._load_data).
-_scan_once: Optional[Callable[[str, int], Tuple[Any, int]]] = getattr(
-    json.decoder.JSONDecoder(), "scan_once", None)
-
+# The data of a session read is decoded in C (bindings/python/sgw_json.h,
+# the stored compact ASCII form only, the values json.loads makes); any
+# text that decoder does not take goes to json.loads, which decides.
 # The lean read path (bindings/python/sessgate_core_python.i): Store.get
 # in one C call (the store's mutex, the C get, None for "no such session",
 # the Session made without running __init__), and a session's first data
-# access in one more (the stored text decoded by _scan_once, json.loads
-# deciding what it does not take).
+# access in one more (the stored text decoded in C, json.loads deciding
+# what that decoder does not take).
 _py_store_get = _c.py_store_get
 _py_session_load = _c.py_session_load
 _session_save = _c.session_save
@@ -193,7 +187,7 @@ class Session(MutableMapping[str, JSONValue]):
         """The session data as a dict (decoded on first use)."""
         d = self._data
         if d is None:
-            d = _py_session_load(self, _scan_once, _loads)
+            d = _py_session_load(self, _loads)
         return d
 
     @data.setter
@@ -217,7 +211,7 @@ class Session(MutableMapping[str, JSONValue]):
     def __getitem__(self, key: str) -> JSONValue:
         d = self._data
         if d is None:
-            d = _py_session_load(self, _scan_once, _loads)
+            d = _py_session_load(self, _loads)
         return d[key]
 
     def __setitem__(self, key: str, value: JSONValue) -> None:
@@ -248,7 +242,7 @@ class Session(MutableMapping[str, JSONValue]):
     def get(self, key: str, default: JSONValue = None) -> JSONValue:
         d = self._data
         if d is None:
-            d = _py_session_load(self, _scan_once, _loads)
+            d = _py_session_load(self, _loads)
         return d.get(key, default)
 
     def __repr__(self) -> str:
