@@ -274,6 +274,22 @@ chk_anon_session() {
   [ -z "$(set_cookie_id)" ] || fail "a second cookie for a live session: $HDRS"
 }
 
+# chk_anon_strict URL: with anonymous sessions on, a forged, malformed,
+# unknown or expired id is never adopted nor sent back: a new session is
+# made instead, its cookie sent and the backend told it is new.
+chk_anon_strict() {
+  local label val id
+  while read -r label val; do
+    req "$(srv_url "$1")" -H "Cookie: sessgate=$val"
+    expect_status 200
+    id=$(set_cookie_id)
+    [ "$id" != "$val" ] && [ "$(body_var SESSION_ID)" != "$val" ] || fail "$label id adopted"
+    [[ $id =~ ^$ID_RE$ ]] || fail "$label: no new session cookie: $HDRS"
+    [ "$(body_var SESSION_ID)" = "$id" ] && [ "$(body_var SESSION_NEW)" = 1 ] ||
+      fail "$label: $BODY"
+  done < <(strict_ids)
+}
+
 # chk_auth_none URL: without a cookie the backend gets no session at all.
 chk_auth_none() {
   req "$(srv_url "$1")"
