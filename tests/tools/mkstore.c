@@ -4,6 +4,7 @@
  *
  *   mkstore STORE N [USERS [EXPIRED_EVERY]]
  *   mkstore --raw FILE N [USERS [EXPIRED_EVERY]]
+ *   mkstore --raw-json FILE N [USERS [EXPIRED_EVERY]]
  *   mkstore --single STORE N [USERS [EXPIRED_EVERY]]
  *
  * Creates N sessions through the library, a batch of them under each
@@ -20,13 +21,19 @@
  *
  * --raw writes a new GDBM FILE directly (200,000 sessions in a second or
  * two instead of a minute), with the records and the per-user index keys
- * exactly as libsessgate writes them (store.c), and no log or checkpoint:
- * a store as a version without them, or a restored backup, leaves it.
+ * exactly as libsessgate writes them (store.c: records in the current
+ * format, record.c sgi_record_dump, each with a CSRF token), and no log or
+ * checkpoint: a store as a version without them, or a restored backup,
+ * leaves it.  --raw-json writes the records in the old format 1 (JSON)
+ * instead, as a store from before format 2 holds them (check --repair
+ * converts them).  Before --raw wrote format 1 too, so the 1M bench store
+ * was not what a real store looks like: every record read took the JSON
+ * path.
  * Expired sessions ended ten seconds ago; the others live for a week, idle
  * or not (an idle timeout of 30 minutes made a store kept for the next
  * bench run, BENCH_WALK_STORE, all expired half an hour later).
  */
-#include "sessgate.h"
+#include "internal.h"
 
 #include <fcntl.h>
 #include <gdbm.h>
@@ -56,7 +63,8 @@ static void put(GDBM_FILE db, const char *k, const char *v)
     }
 }
 
-static int raw_fill(const char *file, long n, long users, long every)
+static int raw_fill(const char *file, long n, long users, long every,
+                    int json)
 {
     GDBM_FILE db = gdbm_open(file, 0, GDBM_NEWDB | GDBM_NOLOCK, 0600, NULL);
     if (!db) {
@@ -86,11 +94,36 @@ static int raw_fill(const char *file, long n, long users, long every)
             snprintf(user, sizeof user, "\"u%ld\"", u);
         else
             strcpy(user, "null");
-        snprintf(rec, sizeof rec, "{\"id\":\"%s\",\"user\":%s,\"created\":%ld,"
-                 "\"accessed\":%ld,\"expires\":%ld,\"idle\":604800,\"version\":1,"
-                 "\"data\":{\"cart\":[1,2,3],\"theme\":\"dark\"}}", id, user,
-                 created, created, expired ? now - 10 : now + 604800);
-        put(db, id, rec);
+        if (json) {
+            snprintf(rec, sizeof rec, "{\"id\":\"%s\",\"user\":%s,\"created\":%ld,"
+                     "\"accessed\":%ld,\"expires\":%ld,\"idle\":604800,\"version\":1,"
+                     "\"data\":{\"cart\":[1,2,3],\"theme\":\"dark\"}}", id, user,
+                     created, created, expired ? now - 10 : now + 604800);
+            put(db, id, rec);
+        } else {
+            static char data[] = "{\"cart\":[1,2,3],\"theme\":\"dark\"}";
+            char uname[40];
+            sg_session s;
+            memset(&s, 0, sizeof s);
+            memcpy(s.id, id, sizeof s.id);
+            if (u >= 0) {
+                snprintf(uname, sizeof uname, "u%ld", u);
+                s.user = uname;
+            }
+            s.created = s.accessed = created;
+            s.expires = expired ? now - 10 : now + 604800;
+            s.idle = 604800;
+            s.version = 1;
+            s.data_text = data;
+            s.data_len = sizeof data - 1;
+            if (sgi_token_new(s.csrf, NULL) != SG_OK)
+                return 1;
+            char *v2 = sgi_record_dump(&s, NULL);
+            if (!v2)
+                return 1;
+            put(db, id, v2);
+            free(v2);
+        }
         if (u >= 0) {   /* the index as store.c keeps it: slot n, gen 0 */
             snprintf(k, sizeof k, "us:0:%ld:u%ld", count[u], u);
             put(db, k, id);
@@ -109,7 +142,8 @@ int main(int argc, char **argv)
     sg_status rc;
     long n, users = 0, every = 0, i;
     struct timespec t0, t1;
-    int raw = argc > 1 && strcmp(argv[1], "--raw") == 0;
+    int json = argc > 1 && strcmp(argv[1], "--raw-json") == 0;
+    int raw = json || (argc > 1 && strcmp(argv[1], "--raw") == 0);
     int single = argc > 1 && strcmp(argv[1], "--single") == 0;
     long batch = single ? 1 : BATCH;
 
@@ -125,7 +159,7 @@ int main(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (raw) {
-        if (raw_fill(argv[1], n, users, every) != 0)
+        if (raw_fill(argv[1], n, users, every, json) != 0)
             return 1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) +
