@@ -286,6 +286,17 @@ static sg_status slots_read(sg_store *st, const char *user, size_t gen,
     return rc;
 }
 
+void (*sgi_test_index_pause)(sg_store *st, const char *user);
+
+/* Count k items of compaction work (slot reads, ownership checks, slot
+ * writes and deletes) done inside the current lock hold. */
+static void work(sg_store *st, size_t k)
+{
+    st->index_work += k;
+    if (st->index_work > st->index_work_max)
+        st->index_work_max = st->index_work;
+}
+
 /* Replace user's array (generation gen, n slots) by the ids of l, as the
  * next generation: written whole, switched to, then the old slots
  * deleted.  Caller holds the exclusive lock. */
@@ -293,6 +304,7 @@ static sg_status array_rewrite(sg_store *st, const char *user, size_t gen,
                                size_t n, const sg_list *l, sg_error *err)
 {
     sg_status rc = SG_OK;
+    work(st, l->n + n);
     for (size_t i = 0; rc == SG_OK && i < l->n; i++)
         rc = slot_put(st, user, gen + 1, i, l->ids[i], err);
     if (rc == SG_OK && l->n == 0) {
@@ -348,6 +360,7 @@ static sg_status array_compact(sg_store *st, const char *user, size_t gen,
 {
     sg_list l = { 0, 0, NULL }, live = { 0, 0, NULL };
     sg_status rc = slots_read(st, user, gen, n, &l, err);
+    work(st, 2 * n);                /* each slot read, each id checked */
     sgi_list_sort_unique(&l);
     for (size_t i = 0; rc == SG_OK && keep && i < keep->n; i++)
         if (sgi_list_push(&live, keep->ids[i]) < 0)
@@ -367,6 +380,216 @@ static sg_status array_compact(sg_store *st, const char *user, size_t gen,
     return rc;
 }
 
+/* ------------------------------------------------ compaction in slices */
+
+/*
+ * Why slices: a compaction is O(user's sessions) (a fetch and a parse per
+ * slot to check its owner, a put per live id, a delete per old slot), and
+ * a purge (and check --repair's index rebuild) ran it inside one exclusive
+ * hold: a user with 100,000 sessions kept every writer and gateway read
+ * out for a second or more.  In slices the same work is done at most
+ * about COMPACT_SLICE items per lock hold:
+ *   1. copy: the next slots of generation G (and, for a rebuild, the ids
+ *      it wants, first), checked, written as slots of G+1 (not in use);
+ *   2. switch, in the hold that copies the last slot there is (slots added
+ *      between holds included): "ugen:NAME" names G+1, with the removes
+ *      counted since the start;
+ *   3. delete G's slots, a slice per hold (then "ugen:NAME" itself when
+ *      G+1 is empty).
+ * Between holds writers add to G (copied by a later slice) and count
+ * removes.  Each copy slice first checks that G is still the array in use
+ * and the same one (its slot 0 holds the id it held at the start: a
+ * generation number comes back only after the array was emptied, and a
+ * compaction deletes slot 0 first).  If another compaction came first (a
+ * writer's own, of a small array), this one stops; what it wrote of G+1
+ * then lies in or after that one's slots: stale or duplicate entries,
+ * which readers verify and drop.  A delete slice deletes only while G is
+ * not in use.  A crash leaves what a cut array_compact leaves: G or G+1 in
+ * use, both supersets, maybe dead keys.
+ */
+#define COMPACT_SLICE 128   /* work items per lock hold */
+
+typedef struct slicer {
+    const char *user;
+    const sg_list *keep;    /* ids written unchecked, first; or NULL */
+    size_t gen;             /* G */
+    int has_first;
+    char first[SG_ID_LEN + 1];  /* slot 0 of G at the start */
+    size_t removed0;        /* G's remove count at the start */
+    size_t next;            /* the next source: keep's ids, then G's slots */
+    size_t m;               /* slots of G+1 written */
+    size_t nold;            /* G's slots when switched */
+    sg_list seen;           /* ids written; sorted up to `sorted` */
+    size_t sorted;
+} slicer;
+
+/* Whether id was written already. */
+static int slicer_seen(const slicer *c, const char *id)
+{
+    sg_list view = { c->sorted, c->sorted, c->seen.ids };
+    if (c->sorted && sgi_list_has(&view, id))
+        return 1;
+    for (size_t i = c->sorted; i < c->seen.n; i++)
+        if (memcmp(c->seen.ids[i], id, SG_ID_LEN + 1) == 0)
+            return 1;
+    return 0;
+}
+
+/* Under the lock: whether G is still the array in use, the same one. */
+static sg_status slicer_current(sg_store *st, const slicer *c, int *same,
+                                sg_error *err)
+{
+    size_t gen, removed;
+    char id[SG_ID_LEN + 1];
+    int ex = 0;
+    *same = 0;
+    sg_status rc = meta_get(st, c->user, &gen, &removed, err);
+    if (rc != SG_OK || gen != c->gen)
+        return rc;
+    rc = slot_get(st, c->user, gen, 0, id, &ex, err);
+    *same = rc == SG_OK && ex == c->has_first &&
+            (!ex || strcmp(id, c->first) == 0);
+    return rc;
+}
+
+/* One copy slice, under the exclusive lock; *done once G+1 is in use. */
+static sg_status slicer_copy(sg_store *st, slicer *c, int *done,
+                             sg_error *err)
+{
+    size_t kn = c->keep ? c->keep->n : 0, n, did = 0;
+    sg_status rc = slot_count(st, c->user, c->gen, &n, err);
+    while (rc == SG_OK && c->next < kn + n && did < COMPACT_SLICE) {
+        char id[SG_ID_LEN + 1];
+        int ex, mine = 1;
+        if (c->next < kn) {
+            memcpy(id, c->keep->ids[c->next], SG_ID_LEN + 1);
+            did++;
+        } else {
+            rc = slot_get(st, c->user, c->gen, c->next - kn, id, &ex, err);
+            if (rc == SG_OK && id[0] && !slicer_seen(c, id))
+                rc = owned_by(st, id, c->user, &mine, err);
+            else
+                mine = 0;
+            did += 2;
+        }
+        if (rc == SG_OK && mine && !slicer_seen(c, id)) {
+            rc = slot_put(st, c->user, c->gen + 1, c->m, id, err);
+            if (rc == SG_OK) {
+                c->m++;
+                did++;
+                if (sgi_list_push(&c->seen, id) < 0)
+                    rc = sgi_oom(err, "store", st->path);
+            }
+        }
+        if (rc == SG_OK)
+            c->next++;
+    }
+    work(st, did);
+    sgi_list_sort_unique(&c->seen);
+    c->sorted = c->seen.n;
+    if (rc != SG_OK || c->next < kn + n)
+        return rc;
+    size_t gen, removed;
+    rc = meta_get(st, c->user, &gen, &removed, err);
+    if (rc == SG_OK)
+        rc = meta_put(st, c->user, c->gen + 1,
+                      removed > c->removed0 ? removed - c->removed0 : 0, err);
+    if (rc == SG_OK) {
+        hint_set(st, c->user, c->gen + 1, c->m);
+        c->nold = n;
+        *done = 1;
+    }
+    return rc;
+}
+
+/* One delete slice of G's slots from *d, under the exclusive lock; *stop
+ * when G is in use again (emptied and started again) or all are gone. */
+static sg_status slicer_delete(sg_store *st, slicer *c, size_t *d, int *stop,
+                               sg_error *err)
+{
+    size_t gen, removed;
+    sg_status rc = meta_get(st, c->user, &gen, &removed, err);
+    if (rc != SG_OK || gen == c->gen) {
+        *stop = 1;
+        return rc;
+    }
+    size_t did = 0;
+    for (; rc == SG_OK && *d < c->nold && did < COMPACT_SLICE; did++) {
+        char *key = keyf("us:%zu:%zu:%s", c->gen, *d, c->user);
+        rc = key ? del_quiet(st, key, err) : sgi_oom(err, "store", st->path);
+        free(key);
+        if (rc == SG_OK)
+            ++*d;
+    }
+    work(st, did);
+    if (rc != SG_OK || *d < c->nold)
+        return rc;
+    *stop = 1;
+    /* A user with no session left leaves no key behind (array_rewrite). */
+    size_t n = 1;
+    if (gen == c->gen + 1)
+        rc = slot_count(st, c->user, gen, &n, err);
+    if (rc == SG_OK && n == 0) {
+        char *key = keyf(SGI_GEN_PREFIX "%s", c->user);
+        rc = key ? del_quiet(st, key, err) : sgi_oom(err, "store", st->path);
+        free(key);
+        if (rc == SG_OK)
+            hint_set(st, c->user, 0, 0);
+    }
+    return rc;
+}
+
+/* Compact user's array in slices (see above): when due (if_due: half of
+ * it or more removed), or to keep's ids plus the user's others (a
+ * rebuild).  Small arrays in one hold.  *lost (may be NULL) 1 when another
+ * compaction came first and this one stopped. */
+static sg_status compact_sliced(sg_store *st, const char *user,
+                                const sg_list *keep, int if_due, int *lost,
+                                sg_error *err)
+{
+    slicer c;
+    memset(&c, 0, sizeof c);
+    c.user = user;
+    c.keep = keep && keep->n > 0 ? keep : NULL;
+    size_t kn = c.keep ? c.keep->n : 0, n = 0;
+    if (lost)
+        *lost = 0;
+    sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK)
+        return rc;
+    rc = meta_get(st, user, &c.gen, &c.removed0, err);
+    if (rc == SG_OK)
+        rc = slot_count(st, user, c.gen, &n, err);
+    int want = if_due ? n > 0 && 2 * c.removed0 >= n : n > 0 || kn > 0;
+    if (rc == SG_OK && want && n + kn <= COMPACT_SLICE)
+        rc = array_compact(st, user, c.gen, n, keep, err);
+    else if (rc == SG_OK && want)
+        rc = slot_get(st, user, c.gen, 0, c.first, &c.has_first, err);
+    sgi_unlock(st);
+    if (rc != SG_OK || !want || n + kn <= COMPACT_SLICE)
+        return rc;
+    int done = 0, same = 1;
+    while (rc == SG_OK && same && !done &&
+           (!sgi_test_index_pause || (sgi_test_index_pause(st, user), 1)) &&
+           (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
+        rc = slicer_current(st, &c, &same, err);
+        if (rc == SG_OK && same)
+            rc = slicer_copy(st, &c, &done, err);
+        sgi_unlock(st);
+    }
+    if (lost && rc == SG_OK && !same)
+        *lost = 1;
+    size_t d = 0;
+    int stop = 0;
+    while (rc == SG_OK && done && !stop &&
+           (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
+        rc = slicer_delete(st, &c, &d, &stop, err);
+        sgi_unlock(st);
+    }
+    free(c.seen.ids);
+    return rc;
+}
+
 /* Add id to user's array: one put. */
 static sg_status array_add(sg_store *st, const char *user, const char *id,
                            sg_error *err)
@@ -383,11 +606,11 @@ static sg_status array_add(sg_store *st, const char *user, const char *id,
 }
 
 /* Count a remove from user's array, compacting when half of it or more is
- * stale (so a user's last delete leaves no key behind). */
-static sg_status array_remove(sg_store *st, const char *user, const char *id,
-                              sg_error *err)
+ * stale (so a user's last delete leaves no key behind); with later (due
+ * not NULL), a big array's compaction is only noted in *due. */
+static sg_status array_remove_ex(sg_store *st, const char *user, int *due,
+                                 sg_error *err)
 {
-    (void)id;               /* stays as a stale entry until compacted */
     size_t gen, removed, n;
     sg_status rc = meta_get(st, user, &gen, &removed, err);
     if (rc == SG_OK)
@@ -396,9 +619,18 @@ static sg_status array_remove(sg_store *st, const char *user, const char *id,
         return rc;
     if (n == 0)
         return SG_ENOTFOUND;
-    if (2 * (removed + 1) >= n)
+    if (2 * (removed + 1) >= n && !(due && n > COMPACT_SLICE))
         return array_compact(st, user, gen, n, NULL, err);
+    if (due)
+        *due = 2 * (removed + 1) >= n;
     return meta_put(st, user, gen, removed + 1, err);
+}
+
+static sg_status array_remove(sg_store *st, const char *user, const char *id,
+                              sg_error *err)
+{
+    (void)id;               /* stays as a stale entry until compacted */
+    return array_remove_ex(st, user, NULL, err);
 }
 
 /* Append the ids of user's array to l. */
@@ -558,6 +790,26 @@ sg_status sgi_index_remove(sg_store *st, const char *user, const char *id,
     return rc == SG_OK ? set_remove(st, user, id, err) : rc;
 }
 
+/* See internal.h. */
+sg_status sgi_index_remove_later(sg_store *st, const char *user,
+                                 const char *id, int *due, sg_error *err)
+{
+    *due = 0;
+    if (st->be->set_remove)
+        return sgi_index_remove(st, user, id, err);
+    sg_status rc = legacy_convert(st, user, err);
+    if (rc == SG_OK)
+        rc = array_remove_ex(st, user, due, err);
+    return rc == SG_ENOTFOUND ? SG_OK : rc;
+}
+
+/* See internal.h. */
+sg_status sgi_index_compact(sg_store *st, const char *user, sg_error *err)
+{
+    return st->be->set_add ? SG_OK
+                           : compact_sliced(st, user, NULL, 1, NULL, err);
+}
+
 /* Evict the user's oldest live sessions beyond the cap, never `keep` (the
  * session being created or logged in: timestamps are whole seconds, so it
  * may tie with older ones), and drop dead ids from the index.  Caller holds
@@ -612,27 +864,53 @@ sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
     return rc;
 }
 
+static sg_status set_rebuild(sg_store *st, const char *user,
+                             const sg_list *want, sg_error *err);
+
 /* Make user's index hold exactly the ids of `want` (sorted, unique) plus
  * any session of the user's that a concurrent write added meanwhile: an id
  * outside `want` goes only when its record is gone or not the user's.
- * Adds first, removals after: a superset throughout.  Caller holds the
- * exclusive lock. */
+ * Adds first, removals after: a superset throughout.  On GDBM the array is
+ * compacted in slices, each under an exclusive lock of its own (or nested
+ * in a caller's hold); with sets, under one exclusive lock. */
 sg_status sgi_index_rebuild(sg_store *st, const char *user,
                             const sg_list *want, sg_error *err)
 {
-    sg_status rc = legacy_convert(st, user, err);
+    sg_status rc = sgi_lock(st, SGI_EXCLUSIVE, err);
+    if (rc != SG_OK)
+        return rc;
+    rc = legacy_convert(st, user, err);
     if (rc == SG_OK && !st->be->set_add) {
-        /* The array: one compaction to want plus the user's others. */
+        sgi_unlock(st);
+        /* The array: one compaction to want plus the user's others, in
+         * slices.  Another compaction coming first does not keep want's
+         * ids: start again, and after three such, in one hold. */
+        int lost = 1;
+        for (int i = 0; rc == SG_OK && lost && i < 3; i++)
+            rc = compact_sliced(st, user, want, 0, &lost, err);
+        if (rc != SG_OK || !lost)
+            return rc;
+        if ((rc = sgi_lock(st, SGI_EXCLUSIVE, err)) != SG_OK)
+            return rc;
         size_t gen, removed, n;
         rc = meta_get(st, user, &gen, &removed, err);
         if (rc == SG_OK)
             rc = slot_count(st, user, gen, &n, err);
         if (rc == SG_OK && (n > 0 || want->n > 0))
             rc = array_compact(st, user, gen, n, want, err);
-        if (rc == SG_OK && n == 0 && want->n == 0)
-            rc = SG_OK;
+        sgi_unlock(st);
         return rc;
     }
+    rc = rc == SG_OK ? set_rebuild(st, user, want, err) : rc;
+    sgi_unlock(st);
+    return rc;
+}
+
+/* sgi_index_rebuild on a backend with sets, under the exclusive lock. */
+static sg_status set_rebuild(sg_store *st, const char *user,
+                             const sg_list *want, sg_error *err)
+{
+    sg_status rc = SG_OK;
     for (size_t i = 0; rc == SG_OK && i < want->n; i++)
         rc = set_add(st, user, want->ids[i], err);
     sg_list *have = NULL;

@@ -49,6 +49,9 @@ struct sg_store {
      * where to look first, checked on every use. */
     char *hint_user;          /* Owned; NULL when none */
     size_t hint_gen, hint_n;
+    size_t index_work;        /* index compaction work in this lock hold */
+    size_t index_work_max;    /* the most in one hold (index.c; read by
+                               * tests/unit/test_walk.c) */
     int touch_explicit;       /* opt.touch_interval was given, not derived */
     sg_lock_counters locks;   /* lock waits of this handle (sg_store_lock_counters) */
     struct timespec held_since; /* when the outermost lock was taken */
@@ -192,9 +195,22 @@ sg_status sgi_index_ids(sg_store *st, const char *user, sg_list **out,
 sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
                           sg_error *err);
 /* Make user's index hold the ids of want (sorted, unique) plus any
- * session of the user's added meanwhile.  Caller holds SGI_EXCLUSIVE. */
+ * session of the user's added meanwhile.  Takes the locks it needs, each
+ * for a bounded slice of the work (or nests in a caller's). */
 sg_status sgi_index_rebuild(sg_store *st, const char *user,
                             const sg_list *want, sg_error *err);
+/* As sgi_index_remove, but a compaction of a big array that the remove
+ * makes due is left to sgi_index_compact (*due set), to be run with the
+ * lock released: purge's exclusive steps stay bounded.  Caller holds the
+ * exclusive lock. */
+sg_status sgi_index_remove_later(sg_store *st, const char *user,
+                                 const char *id, int *due, sg_error *err);
+/* Compact user's index if it is due, a slice at a time, each under an
+ * exclusive lock of its own (or nested in a caller's). */
+sg_status sgi_index_compact(sg_store *st, const char *user, sg_error *err);
+/* Called (when set) with no lock held before each copy slice of a
+ * compaction in slices: tests/unit/test_walk.c writes there. */
+extern void (*sgi_test_index_pause)(sg_store *st, const char *user);
 
 /* walk.c: the live sessions among ids, belonging to user (NULL: any),
  * oldest first.  New: *out (n entries).  Takes a shared lock per chunk. */

@@ -164,6 +164,7 @@ sg_status sgi_lock(sg_store *st, int mode, sg_error *err)
     st->lock_mode = mode;
     st->lock_depth = 1;
     st->held_since = t1;
+    st->index_work = 0;
     if (mode == SGI_EXCLUSIVE)
         sgi_counters_begin(st);     /* counters.c: figures follow the hold */
     return SG_OK;

@@ -557,6 +557,7 @@ typedef struct purge_walk {
     int64_t now;            /* one reading for the whole purge */
     sg_list dead;           /* the chunk's expired ids */
     size_t count;
+    user_walk due;          /* users whose index compaction is due */
 } purge_walk;
 
 /* Under the shared lock: note the expired. */
@@ -587,8 +588,11 @@ static sg_status purge_delete(walker *w, sg_store *st, const char *id,
     sg_status rc = st->be->del(st, (*s)->id, err);
     if (rc == SG_ENOTFOUND)
         rc = SG_OK;
+    int due = 0;
     if (rc == SG_OK && (*s)->user)
-        rc = sgi_index_remove(st, (*s)->user, (*s)->id, err);
+        rc = sgi_index_remove_later(st, (*s)->user, (*s)->id, &due, err);
+    if (rc == SG_OK && due && name_push(&pw->due, (*s)->user) < 0)
+        rc = sgi_oom(err, "store", st->path);
     if (rc == SG_OK)
         pw->count++;
     return rc;
@@ -603,6 +607,15 @@ static sg_status purge_chunk_end(walker *w, sg_store *st, sg_error *err)
     purge_del del = { { SGI_EXCLUSIVE, purge_delete, NULL, 0, 0 }, pw };
     sg_status rc = walk(st, &pw->dead, &del.w, err);
     pw->dead.n = 0;
+    /* A big index's compaction, which a delete above made due, in slices
+     * of its own (index.c): inside the delete's exclusive step it kept
+     * everyone out for O(the user's sessions). */
+    for (size_t i = 0; i < pw->due.n; i++) {
+        if (rc == SG_OK)
+            rc = sgi_index_compact(st, pw->due.users[i], err);
+        free(pw->due.users[i]);
+    }
+    pw->due.n = 0;
     return rc;
 }
 
@@ -623,9 +636,10 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
     if (rc != SG_OK)
         return rc;
     purge_walk pw = { { SGI_SHARED, purge_find, purge_chunk_end, 0, 0 },
-                      sgi_now(st), { 0, 0, NULL }, 0 };
+                      sgi_now(st), { 0, 0, NULL }, 0, { 0 } };
     rc = walk(st, ids, &pw.w, err);
     free(pw.dead.ids);
+    free_users(&pw.due);
     sg_list_free(ids);
     /* Rotation grace aliases whose window has closed, found by the same
      * key walk (it used to be a walk of every key under the exclusive
@@ -841,8 +855,8 @@ static sg_status check_chunk_end(walker *w, sg_store *st, sg_error *err)
     return rc;
 }
 
-/* Each user's index rebuilt from the records' owners (own, nown), under a
- * lock of its own: the owners in order of name, then the users of
+/* Each user's index rebuilt from the records' owners (own, nown), each
+ * under locks of its own (a big one in slices): the owners in order of name, then the users of
  * indexed (names of every index, sorted) that have no session. */
 static sg_status rebuild_indexes(sg_store *st, owned *own, size_t nown,
                                  const user_walk *indexed, sg_error *err)
@@ -860,10 +874,9 @@ static sg_status rebuild_indexes(sg_store *st, owned *own, size_t nown,
                 rc = sgi_oom(err, "store", st->path);
                 break;
             }
-        if (rc == SG_OK && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
+        if (rc == SG_OK) {      /* (it takes the locks it needs) */
             sgi_list_sort_unique(&want);
             rc = sgi_index_rebuild(st, own[i].user, &want, err);
-            sgi_unlock(st);
         }
         i = j;
     }
@@ -883,10 +896,7 @@ static sg_status rebuild_indexes(sg_store *st, owned *own, size_t nown,
         if (lo < nown && strcmp(own[lo].user, key.user) == 0)
             continue;
         sg_list empty = { 0, 0, NULL };   /* a user with no session */
-        if ((rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
-            rc = sgi_index_rebuild(st, w.users[i], &empty, err);
-            sgi_unlock(st);
-        }
+        rc = sgi_index_rebuild(st, w.users[i], &empty, err);
     }
     return rc;
 }

@@ -267,6 +267,148 @@ static void aliases(const char *dir)
     sg_store_close(st);
 }
 
+/* ------------------------------------------ the index compacted in slices */
+
+/* A purge used to compact a big per-user index (index.c) inside one of
+ * its exclusive steps, and check --repair rebuilt each user's index under
+ * one exclusive hold: O(the user's sessions) with everyone kept out.  Now
+ * both work in slices: the most compaction work inside one lock hold
+ * (st->index_work_max) stays bounded, whatever the user's session
+ * count, and a second handle writing between the slices (adding sessions
+ * to the array being compacted, or compacting it itself first) loses no
+ * session from the index. */
+static int64_t fake_now;
+static int64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return fake_now;
+}
+
+static sg_store *other;         /* writes in the index pauses */
+static sg_list *other_made, *busy_live;
+static int other_compacts;      /* delete one of busy's in pause 2 */
+static unsigned long index_pauses;
+
+static void index_pause(sg_store *st, const char *user)
+{
+    (void)st;
+    sg_error err = { 0 };
+    index_pauses++;
+    for (int i = 0; i < 3; i++) {
+        sg_session *s = NULL;
+        if (sg_session_create(other, user, "{}", 1000000, 1000000, &s, &err) != SG_OK ||
+            sgi_list_push(other_made, sg_session_id(s)) < 0)
+            failures++;
+        sg_session_free(s);
+    }
+    /* A writer's remove compacts a due array itself, in its own hold (of
+     * the other handle: not counted in st's figure): the compaction in
+     * slices must notice and stop. */
+    if (other_compacts && index_pauses == 2 && busy_live->n > 0) {
+        if (sg_session_delete(other, busy_live->ids[busy_live->n - 1], &err) != SG_OK)
+            failures++;
+        busy_live->n--;
+    }
+}
+
+/* Whether every id of want is in user's index. */
+static size_t index_missing(sg_store *st, const char *user, const sg_list *want)
+{
+    sg_list *have = NULL;
+    size_t missing = want->n;
+    if (sgi_lock(st, SGI_SHARED, NULL) != SG_OK)
+        return missing;
+    if (sgi_index_ids(st, user, &have, NULL) == SG_OK) {
+        missing = 0;
+        for (size_t i = 0; i < want->n; i++)
+            missing += !sgi_list_has(have, want->ids[i]);
+    }
+    sgi_unlock(st);
+    sg_list_free(have);
+    return missing;
+}
+
+static void sliced(const char *dir, int compacts)
+{
+    enum { BUSY = 1500 };       /* a third live, the rest expired */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/sliced%d.db", dir, compacts);
+    sg_options opt;
+    sg_options_init(&opt);
+    opt.clock = fake_clock;
+    fake_now = 2000000000;
+    sg_store *st = NULL;
+    sg_error err = { 0 };
+    if (sg_store_open(path, &opt, &st, &err) != SG_OK ||
+        sg_store_open(path, &opt, &other, &err) != SG_OK) {
+        OK(0, "sliced: open: %s", err.text);
+        sg_store_close(st);
+        return;
+    }
+    busy_live = sgi_list_new();
+    other_made = sgi_list_new();
+    other_compacts = compacts;
+    index_pauses = 0;
+    int bad = sg_store_begin(st, &err) != SG_OK;
+    for (int i = 0; i < BUSY; i++) {
+        sg_session *s = NULL;
+        int live = i % 3 == 0;
+        if (sg_session_create(st, "busy", "{}", 1000000, live ? 1000000 : 10,
+                              &s, &err) != SG_OK)
+            bad++;
+        else if (live && sgi_list_push(busy_live, sg_session_id(s)) < 0)
+            bad++;
+        sg_session_free(s);
+    }
+    sg_store_end(st);
+    IS(bad, 0, "sliced %d: %d sessions of one user created", compacts, BUSY);
+    fake_now += 100;
+    sgi_test_index_pause = index_pause;
+    st->index_work_max = 0;
+    size_t removed = 0;
+    sg_status prc = sg_store_purge(st, &removed, &err);
+    OK(prc == SG_OK, "sliced %d: purge", compacts);
+    IS(removed, BUSY - BUSY / 3, "sliced %d: purge removed the expired", compacts);
+    OK(index_pauses >= 2, "sliced %d: the purge compacted the index in slices "
+       "(%lu pauses)", compacts, index_pauses);
+    OK(st->index_work_max <= 4 * 128, "sliced %d: at most %d items of "
+       "compaction work in one lock hold during the purge (%zu)", compacts,
+       4 * 128, st->index_work_max);
+    for (size_t i = 0; i < other_made->n; i++)
+        if (sgi_list_push(busy_live, other_made->ids[i]) < 0)
+            failures++;
+    sgi_list_sort_unique(busy_live);
+    IS(index_missing(st, "busy", busy_live), 0, "sliced %d: the index holds "
+       "each of the user's %zu live sessions, also those written between "
+       "slices", compacts, busy_live->n);
+    size_t n = 0;
+    OK(sg_store_count(st, "busy", &n, &err) == SG_OK && n == busy_live->n,
+       "sliced %d: count --user %zu = %zu", compacts, n, busy_live->n);
+
+    /* check --repair's rebuild of the index, in slices too. */
+    st->index_work_max = 0;
+    size_t before = other_made->n;
+    sg_check_report rep;
+    prc = sg_store_check(st, 1, &rep, &err);
+    OK(prc == SG_OK, "sliced %d: check --repair", compacts);
+    OK(st->index_work_max <= 4 * 128, "sliced %d: at most %d items of "
+       "index work in one lock hold during check --repair (%zu)", compacts,
+       4 * 128, st->index_work_max);
+    for (size_t i = before; i < other_made->n; i++)
+        if (sgi_list_push(busy_live, other_made->ids[i]) < 0)
+            failures++;
+    sgi_list_sort_unique(busy_live);
+    IS(index_missing(st, "busy", busy_live), 0, "sliced %d: after the "
+       "repair the index holds each of the user's %zu live sessions",
+       compacts, busy_live->n);
+    sgi_test_index_pause = NULL;
+    IS(failures, 0, "sliced %d: every write in the pauses succeeded", compacts);
+    sg_list_free(busy_live);
+    sg_list_free(other_made);
+    sg_store_close(other);
+    sg_store_close(st);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -280,6 +422,8 @@ int main(int argc, char **argv)
     run(argv[1], "ckpt", 1);
     run(argv[1], "logonly", 0);
     aliases(argv[1]);
+    sliced(argv[1], 0);
+    sliced(argv[1], 1);
     OK(chunked_missed > 0, "the chunked walk (the old one) misses sessions "
        "under the same writes (%ld in all)", chunked_missed);
     return tap_done();
