@@ -116,7 +116,8 @@ typedef struct sgi_backend {
      * Caller holds no lock. */
     sg_status (*keys_snapshot)(sg_store *st, sgi_key_fn fn, void *arg,
                                sg_error *err);
-    /* Structural check and repair (caller holds SGI_EXCLUSIVE). */
+    /* Structural check and repair (caller holds no lock, or SGI_EXCLUSIVE:
+     * the backend takes what it needs). */
     sg_status (*check)(sg_store *st, int repair, sg_check_report *rep,
                        sg_error *err);
     /* File size and write counter, for stats. */

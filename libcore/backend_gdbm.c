@@ -430,12 +430,9 @@ static sg_status salvage(gdbm_be *b, sg_check_report *rep, sg_error *err)
 
 /* Repair: rebuild from checkpoint + log (which also compacts the file),
  * then take a fresh checkpoint.  Caller holds the exclusive lock. */
-static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
-                         sg_error *err)
+static sg_status repair_locked(gdbm_be *b, sg_check_report *rep,
+                               sg_error *err)
 {
-    gdbm_be *b = be_of(st);
-    if (!repair)
-        return SG_OK;
     sg_status rc;
     if (sgi_gdbm_has_history(b)) {
         /* A rebuild starts from the checkpoint, a copy of PATH as it
@@ -448,6 +445,29 @@ static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
     }
     if (rc == SG_OK)
         rc = sgi_gdbm_checkpoint(b, err);
+    return rc;
+}
+
+/* Caller holds no lock (then a store with a checkpoint is repaired behind
+ * the lock, writers and readers going on: gdbm_fuzzy.c), or the exclusive
+ * one (sg_store_begin). */
+static sg_status g_check(sg_store *st, int repair, sg_check_report *rep,
+                         sg_error *err)
+{
+    gdbm_be *b = be_of(st);
+    if (!repair)
+        return SG_OK;
+    sg_status rc;
+    if (st->lock_mode == SGI_UNLOCKED) {
+        int done = 0;
+        rc = sgi_gdbm_repair_behind(b, rep, &done, err);
+        if (rc != SG_OK || done)
+            return rc;
+    }
+    if ((rc = sgi_lock(st, SGI_EXCLUSIVE, err)) != SG_OK)
+        return rc;
+    rc = repair_locked(b, rep, err);
+    sgi_unlock(st);
     return rc;
 }
 

@@ -42,8 +42,8 @@
  * log and a read of every record: 31 s on a store of 60,000 sessions at
  * load 19, minutes at 1M.  Built by the writer whose write made it due,
  * that was the time of one user's request (issue 19).  So a writer builds
- * only a small one (checkpoint plus log at most CKPT_INLINE_MAX: 145-180
- * ms at load 17 here), and otherwise leaves it due: sgi_gdbm_checkpoint_now() builds it
+ * only a small one (checkpoint plus log at most CKPT_INLINE_MAX, 1 MiB;
+ * at 2 MiB that took 145-180 ms at load 17 here), and otherwise leaves it due: sgi_gdbm_checkpoint_now() builds it
  * for whoever is not serving a request (the gateway's master forks a
  * builder for it, sessgatectl checkpoint from a timer).  Should nobody
  * run one, the log still stays bounded: once it reaches CKPT_CAP_RATIO
@@ -51,8 +51,9 @@
  * builds it after all, as every writer used to.  The first checkpoint of
  * a store that predates its log is a copy of PATH under the shared lock
  * (sgi_gdbm_first_checkpoint: there is no history to build from; readers
- * go on, writers wait); check --repair still copies PATH under the
- * exclusive lock (gdbm_checkpoint.c).
+ * go on, writers wait); check --repair of a store with a checkpoint is a
+ * build like the others (sgi_gdbm_repair_behind), without one it rebuilds
+ * under the exclusive lock (gdbm_wal.c, gdbm_checkpoint.c).
  */
 #include "gdbm_be.h"
 
@@ -475,6 +476,45 @@ sg_status sgi_gdbm_compact_behind(gdbm_be *b, size_t *records,
     builder_unlock(b);
     *records = k.records;
     *live = k.live;
+    return rc;
+}
+
+/* check --repair behind the lock: PATH rebuilt from the checkpoint and the
+ * log as a build that compacts (run: PATH.new and PATH.ckpt.new made from
+ * PATH.ckpt plus the log with no lock held, the log written meanwhile
+ * replayed in rounds, and only the last of it, at most SWAP_TAIL_MAX,
+ * replayed under the exclusive lock before the renames).  That is what a
+ * rebuild under the exclusive lock (sgi_gdbm_rebuild, then a compacting
+ * checkpoint) leaves too, but writers and readers go on meanwhile: the
+ * rebuild used to keep them out for all of it (issue 19).  PATH is never
+ * read, so a damaged one is replaced like any other.  *done 0 when there
+ * is no checkpoint to build from or a rebuild is due (a writer died
+ * mid-change): then nothing was done, for the caller's old way.  Caller
+ * holds no lock. */
+sg_status sgi_gdbm_repair_behind(gdbm_be *b, sg_check_report *rep, int *done,
+                                 sg_error *err)
+{
+    build k = { .basefd = -1 };
+    *done = 0;
+    if (!builder_lock(b, 1))
+        return sgi_gdbm_sys_fail(b, err, "cannot lock", b->lockpath, errno);
+    sg_status rc = sgi_gdbm_take(b, SGI_SHARED, err);
+    int ready = 0;
+    if (rc == SG_OK) {
+        ready = note_start(b, &k) && k.basefd >= 0;
+        sgi_gdbm_unlock_fd(b);
+    }
+    if (rc == SG_OK && ready) {
+        *done = 1;
+        rc = run(b, &k, 1, err);
+        if (rc == SG_OK) {
+            b->st->recoveries++;
+            rep->recovered = 1;
+            rep->recovered_keys += k.records;
+        }
+    }
+    build_end(b, &k);
+    builder_unlock(b);
     return rc;
 }
 

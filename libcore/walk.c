@@ -913,11 +913,9 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
     if (repair && st->opt.readonly)
         return sgi_err(err, SG_EINVAL, 0, "store %s: opened read-only; "
                        "cannot repair", st->path);
-    sg_status rc = SG_OK;
-    if (repair && (rc = sgi_lock(st, SGI_EXCLUSIVE, err)) == SG_OK) {
-        rc = st->be->check(st, 1, &rep, err);
-        sgi_unlock(st);
-    }
+    /* The backend takes the locks it needs (GDBM rebuilds the file behind
+     * the lock when it can, writers going on). */
+    sg_status rc = repair ? st->be->check(st, 1, &rep, err) : SG_OK;
     sg_list *ids = NULL;
     user_walk w = { 0 };
     if (rc == SG_OK)
