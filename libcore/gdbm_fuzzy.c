@@ -443,6 +443,26 @@ void sgi_gdbm_checkpoint_behind(gdbm_be *b)
     builder_unlock(b);
 }
 
+/* Take the builder lock (waiting for a build running elsewhere) and note
+ * where a build behind the lock starts, under the shared lock; *ready 0
+ * when there is no checkpoint to build from or a rebuild is due.  On
+ * SG_OK the caller holds the builder lock (builder_unlock after
+ * build_end). */
+static sg_status behind_start(gdbm_be *b, build *k, int *ready, sg_error *err)
+{
+    *ready = 0;
+    if (!builder_lock(b, 1))
+        return sgi_gdbm_sys_fail(b, err, "cannot lock", b->lockpath, errno);
+    sg_status rc = sgi_gdbm_take(b, SGI_SHARED, err);
+    if (rc != SG_OK) {
+        builder_unlock(b);
+        return rc;
+    }
+    *ready = note_start(b, k) && k->basefd >= 0;
+    sgi_gdbm_unlock_fd(b);
+    return SG_OK;
+}
+
 /* sessgatectl compact: a checkpoint behind the lock that compacts
  * whatever the waste.  Caller holds no lock.  *records and *live get what
  * the verify walk counted. */
@@ -450,15 +470,11 @@ sg_status sgi_gdbm_compact_behind(gdbm_be *b, size_t *records,
                                   uint64_t *live, sg_error *err)
 {
     build k = { .basefd = -1 };
-    if (!builder_lock(b, 1))
-        return sgi_gdbm_sys_fail(b, err, "cannot lock", b->lockpath, errno);
-    sg_status rc = sgi_gdbm_take(b, SGI_SHARED, err);
     int ready = 0;
-    if (rc == SG_OK) {
-        ready = note_start(b, &k) && k.basefd >= 0;
-        sgi_gdbm_unlock_fd(b);
-    }
-    if (rc == SG_OK && !ready) {
+    sg_status rc = behind_start(b, &k, &ready, err);
+    if (rc != SG_OK)
+        return rc;
+    if (!ready) {
         /* No checkpoint to build from, or a rebuild due: the old way,
          * under the exclusive lock (which also rebuilds first). */
         build_end(b, &k);
@@ -469,7 +485,7 @@ sg_status sgi_gdbm_compact_behind(gdbm_be *b, size_t *records,
             k.live = b->verified ? b->verified_live : 0;
             sgi_unlock(b->st);
         }
-    } else if (rc == SG_OK) {
+    } else {
         rc = run(b, &k, 1, err);
     }
     build_end(b, &k);
@@ -495,16 +511,12 @@ sg_status sgi_gdbm_repair_behind(gdbm_be *b, sg_check_report *rep, int *done,
                                  sg_error *err)
 {
     build k = { .basefd = -1 };
-    *done = 0;
-    if (!builder_lock(b, 1))
-        return sgi_gdbm_sys_fail(b, err, "cannot lock", b->lockpath, errno);
-    sg_status rc = sgi_gdbm_take(b, SGI_SHARED, err);
     int ready = 0;
-    if (rc == SG_OK) {
-        ready = note_start(b, &k) && k.basefd >= 0;
-        sgi_gdbm_unlock_fd(b);
-    }
-    if (rc == SG_OK && ready) {
+    *done = 0;
+    sg_status rc = behind_start(b, &k, &ready, err);
+    if (rc != SG_OK)
+        return rc;
+    if (ready) {
         *done = 1;
         rc = run(b, &k, 1, err);
         if (rc == SG_OK) {
