@@ -11,6 +11,7 @@
  * against the resolved names.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stddef.h>
@@ -271,6 +272,57 @@ static int check_chars(const char *s, const char *extra_ok, int alnum)
     return 0;
 }
 
+/* FCGI_WEB_SERVER_ADDRS (a comma- or blank-separated list of IPv4 and
+ * IPv6 addresses, libfcgi's variable) into cfg->peers, once: the workers
+ * compare each TCP peer with it (request.c) without reading the
+ * environment or parsing text per connection.  An entry that is not an
+ * address used to match no peer, silently; now it stops the start.
+ * Returns -1 to go on, or an exit status. */
+static int config_peers(gw_config *cfg)
+{
+    const char *list = getenv("FCGI_WEB_SERVER_ADDRS");
+    size_t cap = 0;
+
+    if (!list || !*list)
+        return -1;
+    while (*list) {
+        char one[INET6_ADDRSTRLEN + 1];
+        gw_peer_addr *pa;
+        size_t k;
+
+        list += strspn(list, " ,");
+        k = strcspn(list, " ,");
+        if (!k)
+            break;
+        if (k >= sizeof one)
+            return usage_error("FCGI_WEB_SERVER_ADDRS: %.60s...: not an IPv4 or IPv6 "
+                               "address%s", list, "");
+        memcpy(one, list, k);
+        one[k] = '\0';
+        list += k;
+        if (cfg->npeers == cap) {
+            gw_peer_addr *grown = realloc(cfg->peers, (cap = cap ? cap * 2 : 4) * sizeof *grown);
+            if (!grown)
+                return usage_error("FCGI_WEB_SERVER_ADDRS: out of memory%s%s", "", "");
+            cfg->peers = grown;
+        }
+        pa = &cfg->peers[cfg->npeers];
+        memset(pa, 0, sizeof *pa);
+        if (inet_pton(AF_INET, one, pa->a) == 1)
+            pa->family = AF_INET;
+        else if (inet_pton(AF_INET6, one, pa->a) == 1)
+            pa->family = AF_INET6;
+        else
+            return usage_error("FCGI_WEB_SERVER_ADDRS: %s: not an IPv4 or IPv6 address "
+                               "(names are not looked up)%s", one, "");
+        cfg->npeers++;
+    }
+    if (!cfg->npeers)
+        return usage_error("FCGI_WEB_SERVER_ADDRS lists no address: unset it to "
+                           "accept any peer%s%s", "", "");
+    return -1;
+}
+
 /* Validate what getopt could not and resolve paths.  The store options
  * are already in cfg->store_opt: zero fields are the store's defaults (a
  * zero touch interval lets the library derive it from the idle timeout of
@@ -367,7 +419,7 @@ static int config_check(gw_config *cfg)
                            "(systemd sets a passed socket's owner: SocketUser=, SocketMode=)%s%s",
                            "", "");
 
-    return -1;
+    return config_peers(cfg);
 }
 
 /* Parse argv into *cfg; see gateway.h. */
@@ -437,4 +489,7 @@ void config_free(gw_config *cfg)
     free(cfg->cgi_root);
     free(cfg->cgi_program);
     cfg->cgi_root = cfg->cgi_program = NULL;
+    free(cfg->peers);
+    cfg->peers = NULL;
+    cfg->npeers = 0;
 }

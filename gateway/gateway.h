@@ -255,6 +255,12 @@ typedef struct gw_ids {
     char  name[256];         /* the user's name, "" for a bare uid */
 } gw_ids;
 
+/* One address of FCGI_WEB_SERVER_ADDRS, parsed (AF_INET: a[0..3]). */
+typedef struct gw_peer_addr {
+    int           family;        /* AF_INET or AF_INET6 */
+    unsigned char a[16];
+} gw_peer_addr;
+
 typedef struct gw_config {
     long        mode;            /* gw_mode */
     const char *store_uri;
@@ -291,6 +297,10 @@ typedef struct gw_config {
     long        access_log;
     const char *metrics_listen;
     sg_options  store_opt;
+    /* FCGI_WEB_SERVER_ADDRS, read and parsed once at start-up: the only
+     * peers a TCP connection may come from; npeers 0: any.  Owned. */
+    gw_peer_addr *peers;
+    size_t      npeers;
 } gw_config;
 
 /* Parse argv into *cfg.  Returns -1 to go on, or an exit status (0 after

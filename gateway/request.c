@@ -391,43 +391,62 @@ static int request_accept_setup(int listen_fd)
  * hold them back), and with FCGI_WEB_SERVER_ADDRS set (a comma-separated
  * list of addresses) a TCP connection from any other address is closed
  * unread.  libfcgi checked IPv4 peers only; an IPv6 peer must be listed
- * too.  Unix sockets are left to their file mode.  1 keep it, 0 not.
+ * too (an IPv4 peer on an IPv6 socket, ::ffff:A.B.C.D, matches A.B.C.D).
+ * Unix sockets are left to their file mode.
+ *
+ * Nothing of it is asked per connection that can be known before: the
+ * list was read and parsed at start-up (cfg->peers), the listening
+ * socket's family is looked up once per worker, and TCP_NODELAY is set on
+ * the listening socket once, which Linux hands to every connection it
+ * accepts.  A connection costs one getpeername(), and only with a list.
  */
-static int request_peer_ok(int fd)
+static int listen_inet;         /* the listening socket is TCP (per worker) */
+
+/* Once per worker, on the listening socket: see above. */
+static void request_listen_setup(int listen_fd)
 {
-    const char *list = getenv("FCGI_WEB_SERVER_ADDRS");
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    char addr[INET6_ADDRSTRLEN];
-    const void *a;
-    size_t n;
     int one = 1;
 
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return 0;
-    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+    listen_inet = getsockname(listen_fd, (struct sockaddr *)&ss, &len) == 0 &&
+                  (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+    if (listen_inet)
+        setsockopt(listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* Whether the peer of the new connection fd may talk to us: 1 keep it,
+ * 0 not. */
+static int request_peer_ok(const gw_config *cfg, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    const unsigned char *a;
+    char addr[INET6_ADDRSTRLEN];
+    int family;
+    size_t i;
+
+    if (!listen_inet || !cfg->npeers)
         return 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (!list || !*list)
-        return 1;
-    len = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
         return 0;
-    a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-                                : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
-    if (!inet_ntop(ss.ss_family, a, addr, sizeof addr))
+    family = ss.ss_family;
+    if (family == AF_INET) {
+        a = (const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr;
+    } else if (family == AF_INET6) {
+        a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) {
+            family = AF_INET;
+            a += 12;
+        }
+    } else {
         return 0;
-    n = strlen(addr);
-    while (*list) {
-        size_t k;
-
-        list += strspn(list, " ,");
-        k = strcspn(list, " ,");
-        if (k == n && memcmp(list, addr, n) == 0)
-            return 1;
-        list += k;
     }
-    if (log_limit(LOG_RL_MALFORMED))
+    for (i = 0; i < cfg->npeers; i++)
+        if (cfg->peers[i].family == family &&
+            memcmp(cfg->peers[i].a, a, family == AF_INET ? 4 : 16) == 0)
+            return 1;
+    if (log_limit(LOG_RL_MALFORMED) && inet_ntop(family, a, addr, sizeof addr))
         log_event(LOG_WARN, "peer_refused", "a connection from an address not in "
                   "FCGI_WEB_SERVER_ADDRS was closed", "peer", addr, (const char *)NULL);
     return 0;
@@ -464,7 +483,7 @@ static int request_accept(const gw_config *cfg, int epfd, int listen_fd)
                 continue;               /* another worker got it, or it left */
             return -1;
         }
-        if (!request_peer_ok(fd)) {
+        if (!request_peer_ok(cfg, fd)) {
             close(fd);
             continue;
         }
@@ -501,6 +520,7 @@ int request_loop(const gw_config *cfg, int listen_fd)
     if (fl >= 0)
         fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
     epfd = request_accept_setup(listen_fd);
+    request_listen_setup(listen_fd);
     store_handle(cfg, &st);
     while (!prefork_stop) {
         int rc, fd;

@@ -367,3 +367,51 @@ print(seen[0])"
   run -0 "$FCGI_CLIENT" -s "127.0.0.1:$port" -t 10 -p REQUEST_URI=/
   assert_line --partial "Status: 200 OK"
 }
+
+# The list is read and parsed once, at start-up (not per connection): an
+# entry that is not an address stops the start (it used to match no peer,
+# silently), and addresses compare as addresses, not text: a non-canonical
+# IPv6 spelling matches, and an IPv4 peer on an IPv6 socket (dual stack,
+# ::ffff:127.0.0.1) matches its IPv4 entry.  The socket comes from
+# systemd-socket-activate, which binds [::] as PID 1 would.
+# bats test_tags=gdbm-only
+@test "FCGI_WEB_SERVER_ADDRS is parsed at start: a bad entry is a usage error; IPv6 and mapped IPv4 peers match by address" {
+  local port
+  run -2 timeout 10 env FCGI_WEB_SERVER_ADDRS="127.0.0.1, localhost" "$SG_GATEWAY" --store "$STORE" \
+    --listen "127.0.0.1:$(free_port)"
+  assert_output --partial "FCGI_WEB_SERVER_ADDRS: localhost: not an IPv4 or IPv6 address"
+  run -2 timeout 10 env FCGI_WEB_SERVER_ADDRS=" , " "$SG_GATEWAY" --store "$STORE" --listen "127.0.0.1:$(free_port)"
+  assert_output --partial "FCGI_WEB_SERVER_ADDRS lists no address"
+  require_tool systemd-socket-activate
+  [ -e /proc/net/if_inet6 ] || skip "no IPv6 on this machine"
+  port=$(free_port)
+  # listening on [::]:PORT (state 0A in /proc/net/tcp6), no probe connection
+  listening6() {
+    local i
+    for i in $(seq 100); do
+      grep -qE "^ *[0-9]+: 0{32}:$(printf %04X "$1") 0{32}:0000 0A" /proc/net/tcp6 && return 0
+      sleep 0.05
+    done
+    fail "nothing listens on [::]:$1"
+  }
+  start_bg systemd-socket-activate -l "[::]:$port" \
+    -E FCGI_WEB_SERVER_ADDRS="0:0:0:0:0:0:0:1,127.0.0.1" \
+    "$SG_GATEWAY" --store "$STORE" 2>>"$GW_ERR" > "$BATS_TEST_TMPDIR/gw.pid"
+  listening6 "$port"
+  # it execs the gateway on the first connection
+  run -0 "$FCGI_CLIENT" -s "::1:$port" -t 10 -p REQUEST_URI=/
+  assert_line --partial "Status: 200 OK"
+  run -0 "$FCGI_CLIENT" -s "127.0.0.1:$port" -t 10 -p REQUEST_URI=/
+  assert_line --partial "Status: 200 OK"
+  ! grep -q "peer_refused" "$GW_ERR" || fail "refused: $(cat "$GW_ERR")"
+  stop_all
+  port=$(free_port)
+  start_bg systemd-socket-activate -l "[::]:$port" -E FCGI_WEB_SERVER_ADDRS="::2, 127.0.0.2" \
+    "$SG_GATEWAY" --store "$STORE" 2>>"$GW_ERR" > "$BATS_TEST_TMPDIR/gw.pid"
+  listening6 "$port"
+  run "$FCGI_CLIENT" -s "::1:$port" -t 10 -p REQUEST_URI=/
+  [ "$status" -eq 4 ] || fail "::1 not closed unread (exit $status): $output"
+  run "$FCGI_CLIENT" -s "127.0.0.1:$port" -t 10 -p REQUEST_URI=/
+  [ "$status" -eq 4 ] || fail "127.0.0.1 not closed unread (exit $status): $output"
+  grep -q "peer_refused.*peer=::1" "$GW_ERR" || fail "$(cat "$GW_ERR")"
+}
