@@ -40,26 +40,11 @@ bench_need() {
   done
 }
 
-# bench_stop_all: srv_stop_all, then the children the recorded processes
-# left behind (fcgiwrap -c N's workers outlive their master's TERM).
-bench_stop_all() {
-  local kids='' pid name
-  if [ -n "${SRV_RUNDIR:-}" ] && [ -f "$SRV_RUNDIR/pids" ]; then
-    while read -r pid name; do
-      kids="$kids $(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ')"
-    done < "$SRV_RUNDIR/pids"
-  fi
-  srv_stop_all
-  for pid in $kids; do
-    kill -TERM "$pid" 2>/dev/null
-  done
-}
-
 # bench_scratch: a scratch directory in $tmp, removed with every server
 # started through tests/helpers/servers.bash when the script ends.
 bench_scratch() {
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/sg-bench-$BENCH_NAME.XXXXXX")
-  trap 'bench_stop_all; rm -rf "$tmp"' EXIT
+  trap 'srv_stop_all; rm -rf "$tmp"' EXIT
   trap 'exit 1' INT TERM
 }
 

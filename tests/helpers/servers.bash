@@ -23,7 +23,8 @@
 #                              itself (mod_magnet; SRV_MAGNET_USER: drop to it)
 #     srv_apache_stack         gateways + echo backend + Apache httpd
 #   srv_failed                 print the logs (setup_file: `srv_start x || srv_failed`)
-#   srv_stop NAME / srv_stop_all   stop one helper / everything, newest first
+#   srv_stop NAME / srv_stop_all   stop one helper / everything, newest first,
+#                              with every process they started (by PID)
 #   srv_url PATH               http://127.0.0.1:$SRV_PORT/PATH
 : "${SG_SRCDIR:?SG_SRCDIR must name the source tree}"
 : "${SG_BUILDDIR:=$SG_SRCDIR}"
@@ -119,30 +120,66 @@ srv_bg() {
 }
 
 # srv_stop_pid PID: TERM, wait up to 5 s, then KILL.  (Like common.bash's
-# stop_pid, repeated because examples/demo sources this file alone.)
+# stop_pid, repeated because examples/demo sources this file alone.)  A
+# zombie is gone: an orphan (fcgiwrap's worker) waits for init to reap it,
+# which here took 1.5 s.
 srv_stop_pid() {
   local pid=$1 i
   kill -TERM "$pid" 2>/dev/null || return 0
   for i in $(seq 50); do
     kill -0 "$pid" 2>/dev/null || return 0
+    [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" != Z ] || return 0
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-# srv_stop NAME: stop the process(es) recorded under NAME.
+# srv_tree PID: "PID START" for each descendant of PID now (children
+# first), START its start time (field 22 of /proc/PID/stat), so a PID
+# reused later is not taken for it.
+srv_tree() {
+  local kid st
+  for kid in $(pgrep -P "$1" 2>/dev/null); do
+    st=$(sed 's/.*) //' "/proc/$kid/stat" 2>/dev/null | cut -d' ' -f20)
+    if [ -n "$st" ]; then printf '%s %s\n' "$kid" "$st"; fi
+    srv_tree "$kid"
+  done
+  return 0
+}
+
+# srv_stop_tree PID: srv_stop_pid PID, then, by PID, every process that
+# was its descendant when the stop began and still is that process.  Why:
+# fcgiwrap -c N's workers (and a CGI program fcgiwrap still runs) outlive
+# their master's TERM, reparented to init, and stopping the recorded PID
+# alone left them running after every run (bench/gateway.bash: d6d8224).
+srv_stop_tree() {
+  local kids kid st
+  kids=$(srv_tree "$1")
+  srv_stop_pid "$1"
+  while read -r kid st; do
+    [ -n "$kid" ] || continue
+    if [ "$(sed 's/.*) //' "/proc/$kid/stat" 2>/dev/null | cut -d' ' -f20)" = "$st" ]; then
+      srv_stop_pid "$kid"
+    fi
+  done <<<"$kids"
+  return 0
+}
+
+# srv_stop NAME: stop the process(es) recorded under NAME, and what they
+# started (srv_stop_tree).
 srv_stop() {
   local pid name
   while read -r pid name; do
-    if [ "$name" = "$1" ]; then srv_stop_pid "$pid"; fi
+    if [ "$name" = "$1" ]; then srv_stop_tree "$pid"; fi
   done < "$SRV_RUNDIR/pids"
 }
 
-# srv_stop_all: stop everything srv_bg started, newest first.
+# srv_stop_all: stop everything srv_bg started, newest first, and what it
+# started (srv_stop_tree).
 srv_stop_all() {
   [ -n "${SRV_RUNDIR:-}" ] && [ -f "$SRV_RUNDIR/pids" ] || return 0
   local pid name
-  while read -r pid name; do srv_stop_pid "$pid"; done < <(tac "$SRV_RUNDIR/pids")
+  while read -r pid name; do srv_stop_tree "$pid"; done < <(tac "$SRV_RUNDIR/pids")
   : > "$SRV_RUNDIR/pids"
   # The gateways' logs go to tests/run's check for session ids.
   if [ -f "$SRV_RUNDIR/gwlogs" ] && declare -F sg_log_keep > /dev/null; then

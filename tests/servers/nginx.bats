@@ -24,6 +24,31 @@ teardown_file() {
   srv_stop_all
 }
 
+# The helpers' stop: fcgiwrap -c N's workers outlive their master's TERM;
+# srv_stop_all stops them too, by PID (it used to leave them running).
+# bats test_tags=gdbm-only
+@test "srv_stop_all stops fcgiwrap -c 2 and its workers, by PID" {
+  local kids kid state left=''
+  kids=$(
+    srv_init "$BATS_TEST_TMPDIR/fw" "$BATS_TEST_TMPDIR/fw/s.db"
+    srv_fcgiwrap 2 >&2 || exit 1
+    master=$(awk '$2 == "fcgiwrap" { print $1 }' "$SRV_RUNDIR/pids")
+    for i in $(seq 100); do
+      [ "$(pgrep -c -P "$master")" -ge 2 ] && break
+      sleep 0.05
+    done
+    pgrep -P "$master"
+    srv_stop_all
+  ) || fail "fcgiwrap did not start"
+  [ "$(wc -w <<<"$kids")" -ge 2 ] || fail "workers: $kids"
+  for kid in $kids; do
+    # (a zombie has stopped: init reaps orphans when it gets to them)
+    state=$(sed 's/.*) //' "/proc/$kid/stat" 2>/dev/null | cut -d' ' -f1)
+    [ -n "$state" ] && [ "$state" != Z ] && left="$left $kid" && kill -KILL "$kid"
+  done
+  [ -z "$left" ] || fail "fcgiwrap workers left running:$left"
+}
+
 @test "nginx cgi mode: ?login= sets a session cookie and the next request carries the user" {
   chk_cgi_login /cgi/counter.sh
 }
