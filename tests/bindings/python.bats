@@ -156,6 +156,36 @@ print("ok")'
   assert_output $'raised \'boom\'\nok'
 }
 
+@test "get(memo=True) sees another process's save, logout and delete at once" {
+  run py '
+import subprocess, sys
+st = sessgate.Store(STORE)
+a = st.create(user="alice", data={"n": 1}).id
+b = st.create(user="bob", data={"n": 1}).id
+def other(code):
+    subprocess.run([sys.executable, "-c", os.environ["SG_PY_PRELUDE"] + code], check=True)
+for _ in range(3):                      # kept copies now, if the backend keeps any
+    assert st.get(a, memo=True)["n"] == 1 and st.get(b, memo=True)["n"] == 1
+other("""
+s = sessgate.Store(STORE).get(%r)
+s["n"] = 2
+s.save()""" % a)
+assert st.get(a, memo=True)["n"] == 2, "a save by another process"
+assert st.get(b, memo=True)["n"] == 1
+other("sessgate.Store(STORE).delete_user(\"bob\")")
+assert st.get(b, memo=True) is None, "a logout everywhere by another process"
+other("sessgate.Store(STORE).delete(%r)" % a)
+assert st.get(a, memo=True) is None, "a delete by another process"
+c = st.create(data={"n": 5}).id
+assert st.get(c, memo=True)["n"] == 5
+with sessgate.Store(STORE).update(c) as s:   # another handle of this process
+    s["n"] = 6
+assert st.get(c, memo=True)["n"] == 6
+print("ok")' 
+  assert_success
+  assert_output "ok"
+}
+
 @test "expired sessions are invisible to get, count and sessions, and purge removes them" {
   run py '
 st = sessgate.Store(STORE)

@@ -59,6 +59,7 @@ __version__: str = _c.version()
 JSONValue = Any
 _T = TypeVar("_T")
 _GET_NOTOUCH: int = _c.SG_GET_NOTOUCH
+_GET_MEMO: int = _c.SG_GET_MEMO
 #: Deepest nesting of session data a save accepts (the data dict is level
 #: 1); the C library's SG_MAX_DEPTH, the same for every language.
 MAX_DEPTH: int = _c.SG_MAX_DEPTH
@@ -527,10 +528,20 @@ class Store:
                                     int(idle_timeout), int(max_age))
         return Session(self, raw)
 
-    def get(self, sid: Optional[str], *, touch: bool = True) -> Optional[Session]:
+    def get(self, sid: Optional[str], *, touch: bool = True,
+            memo: bool = False) -> Optional[Session]:
         """The live session with this id, or None when the id is unknown,
         expired, malformed or None.  ``touch=False`` leaves the idle window
-        alone (the read then never writes)."""
+        alone (the read then never writes).
+
+        ``memo=True`` (opt-in, GDBM only): a session this Store read while
+        nobody has written to the store since, under a second ago, is
+        parsed from the handle's kept copy, with no lock and no syscall
+        (SG_GET_MEMO, as the nginx module and Lua's ``{memo = true}``).
+        Any write by any process, to any session, retires every kept copy,
+        so the answer is the one a locked read would give; a store file
+        replaced behind the library's back (a restored backup) is noticed
+        within that second."""
         # The hot path of every request: one C call (py_store_get in
         # sessgate_core_python.i) holds self._mutex around the C get,
         # raises "the store is closed" through _handle(), answers None for
@@ -538,8 +549,8 @@ class Store:
         # not a str, and makes the Session as Session(self, handle) would.
         if sid is None:
             return None
-        s: Optional[Session] = _py_store_get(self, sid, 0 if touch else _GET_NOTOUCH,
-                                             Session)
+        flags = (0 if touch else _GET_NOTOUCH) | (_GET_MEMO if memo else 0)
+        s: Optional[Session] = _py_store_get(self, sid, flags, Session)
         if s is None:
             return None
         if self.model is not None and s.data:
