@@ -9,7 +9,8 @@
 #    (a 2 GB file and a 2 GB log).
 # 2. The longest single write and read (tests/tools/walkload: 1 writer doing
 #    create + delete with a 0.5 ms pause, 1 reader doing get in a tight
-#    loop) while export, list, count, check and purge walk a store of
+#    loop) while export, list, count, check, purge and check --repair
+#    (its file rebuild, then its walk) go over a store of
 #    BENCH_WALK_SESSIONS sessions (default 1,000,000, written with mkstore
 #    --raw; a tenth expired, so purge has work); and the longest write of
 #    1 writer against 8 readers in tight loops.  Target: <= 100 ms, no
@@ -90,12 +91,13 @@ row() {
 floor_s=${BENCH_WALK_FLOOR_SECONDS:-20}
 L=$("$tools/walkload" "$S" "$dir/never" "$floor_s" 1 1 500 2>"$dir/load.err")
 row none "$floor_s" "$L"
-for cmd in export list count stats check purge; do
+for cmd in export list count stats check purge repair; do
   rm -f "$dir/stop"
   "$tools/walkload" "$S" "$dir/stop" 3600 1 1 500 >"$dir/load" 2>"$dir/load.err" &
   load=$!
   for _ in $(seq 200); do grep -q ready "$dir/load.err" 2>/dev/null && break; sleep 0.05; done
   [ "$cmd" = stats ] && cmd="stats --walk"
+  [ "$cmd" = repair ] && cmd="check --repair"
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086
   "$ctl" --store "$S" $cmd >/dev/null 2>"$dir/cmd.err" || { echo "$cmd failed: $(cat "$dir/cmd.err")"; rc=1; }
@@ -103,7 +105,8 @@ for cmd in export list count stats check purge; do
   touch "$dir/stop"
   wait "$load"
   L=$(cat "$dir/load")
-  row "${cmd%% *}" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$L"
+  label=${cmd%% *}; [ "$cmd" = "check --repair" ] && label=repair
+  row "$label" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$L"
   [ "$cmd" = export ] && export_line=$L
 done
 awk -v n="$n" -v w="$(field write_max_ms "$export_line")" -v l="$(field write_lock_wait_max_ms "$export_line")" 'BEGIN {
