@@ -604,7 +604,8 @@ static const char REC_SAVE_SCRIPT[] = RD_LUA_FIG RD_LUA_CAP
     "bump(ARGV[1], KEYS[2], w) "
     "return {0}";
 
-/* KEYS: lock, writes, key.  ARGV: prefix, id. */
+/* KEYS: lock, writes, key.  ARGV: prefix, id (and now, unused: the
+ * same call as REC_END_SCRIPT's, rec_remove). */
 static const char REC_DELETE_SCRIPT[] = RD_LUA_FIG
     "if redis.call('exists', KEYS[1]) == 1 then return {5} end "
     "local t = redis.call('type', KEYS[3])['ok'] "
@@ -919,7 +920,10 @@ static sg_status r_rec_save(sg_store *st, sgi_rec *r, sg_error *err)
     return rc;
 }
 
-static sg_status r_rec_delete(sg_store *st, sgi_rec *r, sg_error *err)
+/* rec_delete and rec_end: one call, script sc (RD_SC_DELETE or
+ * RD_SC_END) on KEYS lock, writes, key and ARGV prefix, id, now (the
+ * delete script has no use for now). */
+static sg_status rec_remove(sg_store *st, int sc, sgi_rec *r, sg_error *err)
 {
     redis_be *b = be_of(st);
     sg_status rc = rec_prep(st, b, r, err);
@@ -928,26 +932,21 @@ static sg_status r_rec_delete(sg_store *st, sgi_rec *r, sg_error *err)
     char *k = key_of(b, r->id);
     if (!k)
         return sgi_oom(err, "store", b->uri);
-    redisReply *rep = rec_eval(b, RD_SC_DELETE, err, "3 %s %s %s %s %s",
-                               b->lock_key, b->writes_key, k, b->prefix, r->id);
-    free(k);
-    return rep ? rec_result(b, rep, r, err) : b->last ? b->last : SG_ESTORE;
-}
-
-static sg_status r_rec_end(sg_store *st, sgi_rec *r, sg_error *err)
-{
-    redis_be *b = be_of(st);
-    sg_status rc = rec_prep(st, b, r, err);
-    if (rc != SG_OK)
-        return rc;
-    char *k = key_of(b, r->id);
-    if (!k)
-        return sgi_oom(err, "store", b->uri);
-    redisReply *rep = rec_eval(b, RD_SC_END, err, "3 %s %s %s %s %s %lld",
+    redisReply *rep = rec_eval(b, sc, err, "3 %s %s %s %s %s %lld",
                                b->lock_key, b->writes_key, k, b->prefix, r->id,
                                (long long)r->now);
     free(k);
     return rep ? rec_result(b, rep, r, err) : b->last ? b->last : SG_ESTORE;
+}
+
+static sg_status r_rec_delete(sg_store *st, sgi_rec *r, sg_error *err)
+{
+    return rec_remove(st, RD_SC_DELETE, r, err);
+}
+
+static sg_status r_rec_end(sg_store *st, sgi_rec *r, sg_error *err)
+{
+    return rec_remove(st, RD_SC_END, r, err);
 }
 
 /* put with the record's fields, under the lease (store.c's locked path). */
