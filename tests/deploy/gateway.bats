@@ -169,3 +169,43 @@ PY
   run cat "$DDIR/gw.err"
   assert_output --partial "drop --listen"
 }
+
+# The master's checkpoint builder (tests/store/checkpoint.bats runs the
+# gateway as root) as a service runs it: the gateway as its own user, the
+# store shared with the application through their group.  The app's writes
+# make a checkpoint due that is too big to build inline (100 sessions of
+# 8 KB: checkpoint plus log over 1 MiB), the builder (a child of the master,
+# as the gateway's user) builds it; every file keeps the group and 0660 and
+# the app still reads and writes.  About 2 s.
+@test "running as its user, the gateway's checkpoint builder builds the app's due checkpoint; files keep group and mode" {
+  cp "$SG_BUILDDIR/tests/tools/duewrite" "$SG_CTL" "$DDIR/tools/"
+  start_bg "$DDIR/tools/sessgate" --store "$STORE" --group --workers 1 \
+    --listen "unix:$SOCK" --user "$DU_GW" --socket-owner "$DU_GW:www-data" \
+    2>"$DDIR/gw.err" > "$DDIR/gw.pid"
+  wait_for_socket "$SOCK" 5 || fail "$(cat "$DDIR/gw.err")"
+  # a first write makes PATH.ckpt and PATH.wal, the app's own for now
+  run -0 as "$DU_APP" "$DDIR/tools/sessgatectl" --store "$STORE" create --user ann
+  # past the first due checkpoint (small: the writer builds it) to the
+  # second (checkpoint and log both over 1 MB), 200 writes on
+  run -0 as "$DU_APP" "$DDIR/tools/duewrite" "$STORE" 8000 200 3000
+  local W=$output line i
+  for ((i = 0; i < 100; i++)); do
+    line=$(grep 'checkpoint_built' "$DDIR/gw.err" | head -n1)
+    [ -n "$line" ] && break
+    sleep 0.1
+  done
+  [ -n "$line" ] || fail "no checkpoint built by the gateway in 10 s (writer: $W): $(cat "$DDIR/gw.err")"
+  ! grep -Ei 'error|denied|cannot' "$DDIR/gw.err" || fail "$(cat "$DDIR/gw.err")"
+  [ "$(stat -c %s "$STORE.wal")" -lt "$(stat -c %s "$STORE")" ] || fail "the log is still due"
+  [ "$(stat -c %U "$STORE.ckpt")" = "$DU_GW" ] || fail "PATH.ckpt not the builder's: $(file_stat "$STORE.ckpt")"
+  run file_stat "$STORE" "$STORE.ckpt" "$STORE.wal" "$STORE.lock"
+  for f in "$STORE" "$STORE.ckpt" "$STORE.wal" "$STORE.lock"; do
+    assert_line --regexp "^[^:]+:$DG_STORE 660 $f\$"
+  done
+  # the other members of the group go on reading and writing
+  run -0 as "$DU_APP" "$DDIR/tools/sessgatectl" --store "$STORE" count
+  assert_output 101
+  run -0 as "$DU_CTL" "$DDIR/tools/sessgatectl" --store "$STORE" create --user bob
+  run -0 as "$DU_APP" "$DDIR/tools/sessgatectl" --store "$STORE" count
+  assert_output 102
+}
