@@ -867,6 +867,36 @@ sg_status sgi_enforce_cap(sg_store *st, const char *user, const char *keep,
 static sg_status set_rebuild(sg_store *st, const char *user,
                              const sg_list *want, sg_error *err);
 
+/* Whether user's array already holds exactly the ids of want (sorted,
+ * unique), each once: then a rebuild has nothing to do.  Read under the
+ * shared lock, only for an array small enough to read in one hold (check
+ * --repair of a sound store used to rewrite every user's index: a put and
+ * a delete per session, a log that grew by the store's size, and the
+ * checkpoint builds that followed, all under writers' feet). */
+static sg_status array_is(sg_store *st, const char *user, const sg_list *want,
+                          int *same, sg_error *err)
+{
+    *same = 0;
+    size_t gen, removed, n;
+    sg_status rc = sgi_lock(st, SGI_SHARED, err);
+    if (rc != SG_OK)
+        return rc;
+    rc = meta_get(st, user, &gen, &removed, err);
+    if (rc == SG_OK)
+        rc = slot_count(st, user, gen, &n, err);
+    sg_list l = { 0, 0, NULL };
+    if (rc == SG_OK && n == want->n && n > 0 && n <= 4 * COMPACT_SLICE) {
+        rc = slots_read(st, user, gen, n, &l, err);
+        sgi_list_sort_unique(&l);
+        *same = rc == SG_OK && l.n == n;
+        for (size_t i = 0; *same && i < n; i++)
+            *same = memcmp(l.ids[i], want->ids[i], SG_ID_LEN + 1) == 0;
+    }
+    sgi_unlock(st);
+    free(l.ids);
+    return rc;
+}
+
 /* Make user's index hold exactly the ids of `want` (sorted, unique) plus
  * any session of the user's that a concurrent write added meanwhile: an id
  * outside `want` goes only when its record is gone or not the user's.
@@ -882,6 +912,9 @@ sg_status sgi_index_rebuild(sg_store *st, const char *user,
     rc = legacy_convert(st, user, err);
     if (rc == SG_OK && !st->be->set_add) {
         sgi_unlock(st);
+        int same = 0;
+        if ((rc = array_is(st, user, want, &same, err)) != SG_OK || same)
+            return rc;
         /* The array: one compaction to want plus the user's others, in
          * slices.  Another compaction coming first does not keep want's
          * ids: start again, and after three such, in one hold. */
