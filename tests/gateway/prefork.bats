@@ -110,7 +110,7 @@ wakeups_of() { awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$1/status"; 
 # redis+unix:/SOCKET it held a Redis connection for good and asked once a
 # second for a checkpoint Redis never has.
 @test "on a redis+unix: store the master asks once, then holds no Redis connection" {
-  on_redis || skip "only Redis stores have no checkpoints"
+  on_redis || skip "n/a on GDBM: only Redis stores have no checkpoints"
   require_tool redis-cli
   # redis+unix:/SOCKET, the form without "://" (the default user: same password)
   STORE="redis+unix:$SG_TEST_REDIS_SOCK?password_file=$SG_TEST_REDIS_PWFILE&prefix=${STORE##*prefix=}"
