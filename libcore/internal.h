@@ -228,6 +228,13 @@ extern void (*sgi_test_walk_pause)(sg_store *st);
 extern int sgi_test_walk_chunked;
 extern size_t sgi_test_walk_keys;
 
+/* gdbm_fuzzy.c: called (when set) in the swap of a checkpoint or
+ * compaction built behind the lock, under the exclusive lock just before
+ * the renames, with the new files' descriptors (db_fd -1 unless
+ * compacting): tests/unit/test_walk.c counts what is left for the renames
+ * to write back. */
+extern void (*sgi_test_swap_hook)(sg_store *st, int ck_fd, int db_fd);
+
 /* counters.c: wrap the backend's put/del (at open), and bracket every
  * exclusive hold (sgi_lock/sgi_unlock); recount in chunks and write the
  * figures back if no write overtook the count (check --repair; no lock
