@@ -202,6 +202,11 @@ typedef struct sgi_backend {
      * BEFORE it changes anything, read without a lock or a syscall; 0
      * when it cannot be read now.  Makes SG_GET_MEMO possible (memo.c). */
     int (*stamp)(sg_store *st, uint64_t *out);
+    /* Optional (NULL: nothing to wait for).  Called with no lock held by a
+     * whole-store walk about to take the exclusive lock again (store.c
+     * walk_gap): let a writer already waiting for the lock go first, for a
+     * bounded time. */
+    void (*lock_yield)(sg_store *st);
 } sgi_backend;
 
 extern const sgi_backend sgi_backend_gdbm;

@@ -678,4 +678,5 @@ const sgi_backend sgi_backend_gdbm = {
     .checkpoint = g_checkpoint,
     .figures = g_figures,
     .stamp = g_stamp,
+    .lock_yield = sgi_gdbm_lock_yield,
 };

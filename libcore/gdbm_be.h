@@ -174,6 +174,7 @@ sg_status sgi_gdbm_take(gdbm_be *b, int mode, sg_error *err);
 /* gdbm_refresh.c */
 sg_status sgi_gdbm_lock(sg_store *st, int mode, sg_error *err);
 void sgi_gdbm_unlock(sg_store *st);
+void sgi_gdbm_lock_yield(sg_store *st);
 
 /* gdbm_wal.c */
 sg_status sgi_gdbm_wal_append(gdbm_be *b, const char *key, const char *val,

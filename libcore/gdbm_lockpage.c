@@ -164,6 +164,17 @@ static int defer_to_writers(gdbm_be *b)
     }
 }
 
+/* The backend's lock_yield (a whole-store walk about to take the exclusive
+ * lock again, store.c walk_gap): stand back for a writer already waiting,
+ * as a reader does, at most READER_DEFER_MAX_MS.  A walk that announced
+ * itself cleared its own deadline once it had the lock. */
+void sgi_gdbm_lock_yield(sg_store *st)
+{
+    gdbm_be *b = be_of(st);
+    if (b)
+        (void)defer_to_writers(b);
+}
+
 /* A writer stops waiting: the last one out clears the deadline. */
 static void writer_done_waiting(gdbm_be *b)
 {

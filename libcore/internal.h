@@ -62,7 +62,21 @@ struct sg_store {
     struct sgi_memo *memo;    /* Owned, or NULL: records kept by gets with
                                * SG_GET_MEMO (memo.c) */
     int memo_fill;            /* nonzero: sgi_load_ex keeps what it reads */
+    /* Chains of exclusive holds (store.c walk_gap): */
+    int walking;              /* inside a whole-store walk (purge, check) */
+    struct timespec lock_asked; /* when the outermost lock was asked for */
+    struct timespec ex_released; /* when the last exclusive hold ended */
+    uint64_t ex_chain_us;     /* exclusive time since the last gap */
+    uint64_t ex_chain_max_us; /* the longest chain, and the longest hold */
+    uint64_t ex_hold_max_us;  /* in it (read by tests/unit/test_walk.c) */
 };
+
+/* A whole-store walk holds the exclusive lock in a chain of short holds;
+ * once a chain reaches WALK_CHAIN_US, it leaves the lock alone for
+ * WALK_GAP_US before the next (store.c walk_gap).  Holds less than
+ * WALK_GAP_US apart are one chain. */
+#define WALK_CHAIN_US 10000
+#define WALK_GAP_US    3000
 
 struct sg_session {
     char id[SG_ID_LEN + 1];

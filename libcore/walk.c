@@ -637,6 +637,7 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
         return rc;
     purge_walk pw = { { SGI_SHARED, purge_find, purge_chunk_end, 0, 0 },
                       sgi_now(st), { 0, 0, NULL }, 0, { 0 } };
+    st->walking++;          /* its exclusive holds leave gaps (store.c) */
     rc = walk(st, ids, &pw.w, err);
     free(pw.dead.ids);
     free_users(&pw.due);
@@ -658,6 +659,7 @@ sg_status sg_store_purge(sg_store *st, size_t *removed, sg_error *err)
         }
         sgi_unlock(st);
     }
+    st->walking--;
     free_users(&aliases);
     if (removed)
         *removed = pw.count;
@@ -916,6 +918,7 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
     /* The backend takes the locks it needs (GDBM rebuilds the file behind
      * the lock when it can, writers going on). */
     sg_status rc = repair ? st->be->check(st, 1, &rep, err) : SG_OK;
+    st->walking++;          /* its exclusive holds leave gaps (store.c) */
     sg_list *ids = NULL;
     user_walk w = { 0 };
     if (rc == SG_OK)
@@ -939,6 +942,7 @@ sg_status sg_store_check(sg_store *st, int repair, sg_check_report *out,
      * walks above. */
     if (rc == SG_OK && repair)
         rc = sgi_counters_rebuild(st, err);
+    st->walking--;
     if (out)
         *out = rep;
     if (rc == SG_OK && rep.bad_records && !repair)

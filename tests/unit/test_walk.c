@@ -16,7 +16,8 @@
  * log is cut (a compaction swaps a new checkpoint in) while the snapshot
  * is read.  Then the same file's other lock holds: the purge's index
  * compaction in slices (sliced), and the swap of a build behind the lock,
- * which must find the new files written back (swap_writeback).
+ * which must find the new files written back (swap_writeback), and the
+ * gaps a purge leaves between its exclusive holds (gaps).
  *
  * Usage: test_walk DIR   (a scratch directory)
  */
@@ -498,16 +499,16 @@ static void swap_writeback(const char *dir)
         sg_session_free(s);
     }
     sgi_test_swap_hook = swap_hook;
-    OK(sg_store_compact(st, NULL, &err) == SG_OK, "swap: compact behind "
-       "the lock");
+    sg_status rc = sg_store_compact(st, NULL, &err);
+    OK(rc == SG_OK, "swap: compact behind the lock");
     for (int i = 0; i < 50; i++) {
         sg_session *s = NULL;
         sg_session_create(st, NULL, data, 0, 0, &s, &err);
         sg_session_free(s);
     }
     int built = 0;
-    OK(sg_store_checkpoint(st, SG_CHECKPOINT_FORCE, &built, &err) == SG_OK &&
-       built, "swap: a checkpoint behind the lock");
+    rc = sg_store_checkpoint(st, SG_CHECKPOINT_FORCE, &built, &err);
+    OK(rc == SG_OK && built, "swap: a checkpoint behind the lock");
     sgi_test_swap_hook = NULL;
     OK(swaps >= 2 && swap_compacts >= 1, "swap: the compaction and the "
        "checkpoint swapped under the hook (%d swaps, %d compacting)", swaps,
@@ -519,6 +520,53 @@ static void swap_writeback(const char *dir)
         OK(swap_dirty >= 0 && swap_dirty <= 4, "swap: the renames under the "
            "exclusive lock find the new files written back (%ld pages left "
            "dirty at most)", swap_dirty);
+    sg_store_close(st);
+}
+
+/* A purge's exclusive holds are short, but it took each one again
+ * microseconds after releasing the last, and flock() is not fair: a
+ * waiting writer or reader nearly never got in between, and waited through
+ * the whole chain (170 ms at 200,000 sessions, in holds of at most 19 ms).
+ * Every session here expired, so each of the walk's chunks has a long run
+ * of deletes and index compactions to do under the exclusive lock: no
+ * chain of holds (holds less than WALK_GAP_US apart) may pass WALK_CHAIN_US
+ * by more than its last hold. */
+static void gaps(const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/gaps.db", dir);
+    sg_options opt;
+    sg_options_init(&opt);
+    opt.clock = fake_clock;
+    fake_now = 2000000000;
+    sg_store *st = NULL;
+    sg_error err = { 0 };
+    if (sg_store_open(path, &opt, &st, &err) != SG_OK) {
+        OK(0, "gaps: open: %s", err.text);
+        return;
+    }
+    int bad = sg_store_begin(st, &err) != SG_OK;
+    for (int i = 0; !bad && i < kept_n; i++) {
+        sg_session *s = NULL;
+        char user[16];
+        snprintf(user, sizeof user, "g%d", i % 4);
+        bad += sg_session_create(st, i % 2 ? NULL : user, "{\"k\":1}", 1000,
+                                 10, &s, &err) != SG_OK;
+        sg_session_free(s);
+    }
+    sg_store_end(st);
+    IS(bad, 0, "gaps: %d sessions created", kept_n);
+    fake_now += 100;
+    st->ex_chain_max_us = st->ex_hold_max_us = 0;
+    size_t removed = 0;
+    sg_status rc = sg_store_purge(st, &removed, &err);
+    OK(rc == SG_OK && removed == (size_t)kept_n, "gaps: the purge removed "
+       "all %zu", removed);
+    OK(st->ex_chain_max_us <= WALK_CHAIN_US + st->ex_hold_max_us, "gaps: the "
+       "purge's exclusive holds came in chains of at most %d us plus a hold "
+       "(longest chain %llu us, longest hold %llu us)", WALK_CHAIN_US,
+       (unsigned long long)st->ex_chain_max_us,
+       (unsigned long long)st->ex_hold_max_us);
     sg_store_close(st);
 }
 
@@ -538,6 +586,7 @@ int main(int argc, char **argv)
     sliced(argv[1], 0);
     sliced(argv[1], 1);
     swap_writeback(argv[1]);
+    gaps(argv[1]);
     OK(chunked_missed > 0, "the chunked walk (the old one) misses sessions "
        "under the same writes (%ld in all)", chunked_missed);
     return tap_done();
