@@ -289,6 +289,16 @@ static int64_t fake_clock(void *arg)
     return fake_now;
 }
 
+/* Open path with the fake clock, set to its start. */
+static sg_status open_fake(const char *path, sg_store **st, sg_error *err)
+{
+    sg_options opt;
+    sg_options_init(&opt);
+    opt.clock = fake_clock;
+    fake_now = 2000000000;
+    return sg_store_open(path, &opt, st, err);
+}
+
 static sg_store *other;         /* writes in the index pauses */
 static sg_list *other_made, *busy_live;
 static int other_compacts;      /* delete one of busy's in pause 2 */
@@ -338,14 +348,10 @@ static void sliced(const char *dir, int compacts)
     enum { BUSY = 1500 };       /* a third live, the rest expired */
     char path[1024];
     snprintf(path, sizeof path, "%s/sliced%d.db", dir, compacts);
-    sg_options opt;
-    sg_options_init(&opt);
-    opt.clock = fake_clock;
-    fake_now = 2000000000;
     sg_store *st = NULL;
     sg_error err = { 0 };
-    if (sg_store_open(path, &opt, &st, &err) != SG_OK ||
-        sg_store_open(path, &opt, &other, &err) != SG_OK) {
+    if (open_fake(path, &st, &err) != SG_OK ||
+        open_fake(path, &other, &err) != SG_OK) {
         OK(0, "sliced: open: %s", err.text);
         sg_store_close(st);
         return;
@@ -535,13 +541,9 @@ static void gaps(const char *dir)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/gaps.db", dir);
-    sg_options opt;
-    sg_options_init(&opt);
-    opt.clock = fake_clock;
-    fake_now = 2000000000;
     sg_store *st = NULL;
     sg_error err = { 0 };
-    if (sg_store_open(path, &opt, &st, &err) != SG_OK) {
+    if (open_fake(path, &st, &err) != SG_OK) {
         OK(0, "gaps: open: %s", err.text);
         return;
     }
