@@ -24,9 +24,11 @@
 #include "internal.h"
 #include "tap.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -505,8 +507,17 @@ static void swap_writeback(const char *dir)
         sg_session_free(s);
     }
     sgi_test_swap_hook = swap_hook;
+    int oldfd = open(path, O_RDONLY);   /* as another process's handle */
     sg_status rc = sg_store_compact(st, NULL, &err);
     OK(rc == SG_OK, "swap: compact behind the lock");
+    /* The PATH it replaced: whoever closed it last freed it, under its
+     * next lock (30 ms for 100 MB); the builder gives it back first. */
+    struct stat old;
+    OK(oldfd >= 0 && fstat(oldfd, &old) == 0 && old.st_nlink == 0 &&
+       old.st_blocks == 0, "swap: the compaction gave the file it replaced "
+       "back to the disk itself (%lld blocks left)", (long long)old.st_blocks);
+    if (oldfd >= 0)
+        close(oldfd);
     for (int i = 0; i < 50; i++) {
         sg_session *s = NULL;
         sg_session_create(st, NULL, data, 0, 0, &s, &err);
